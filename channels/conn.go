@@ -1,0 +1,331 @@
+package channels
+
+import (
+	"bytes"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// Conn is the hub's record of one connection: its subscriptions, its signed-in user and its
+// client-event budget. The server calls Subscribe, Unsubscribe, ClientEvent, SignIn and
+// finally Disconnect from the connection's one reader goroutine, never concurrently.
+type Conn struct {
+	app      *appState
+	sub      Subscriber
+	socketID string
+
+	// channels maps each subscribed channel to the presence user id held there ("" off
+	// presence). Only the reader goroutine touches it.
+	channels map[string]string
+	rlStart  time.Time // client-event rate window start (reader goroutine only)
+	rlCount  int
+
+	mu         sync.Mutex
+	user       string // signed-in user id
+	authorized bool   // signed in or holds an authorized subscription
+	gone       bool
+	authTimer  *time.Timer
+}
+
+// ErrAppNotFound is returned by Connect for an unknown app.
+var ErrAppNotFound = &protocol.Error{Code: protocol.CodeAppNotFound, Message: "App not found"}
+
+// Connect registers a new connection of the app with this key. It refuses unknown keys
+// (4001), disabled apps (4003) and apps over their connection quota (4004).
+func (h *Hub) Connect(appKey string, sub Subscriber) (*Conn, *protocol.Error) {
+	app, ok := h.byKey[appKey]
+	if !ok {
+		return nil, protocol.Errorf(protocol.CodeAppNotFound, "App key %s does not exist", truncate(appKey, 64))
+	}
+	if !app.cfg.IsEnabled() {
+		return nil, &protocol.Error{Code: protocol.CodeAppDisabled, Message: "Application is disabled"}
+	}
+	if n := app.conns.Add(1); app.cfg.MaxConnections > 0 && n > int64(app.cfg.MaxConnections) {
+		app.conns.Add(-1)
+		return nil, &protocol.Error{Code: protocol.CodeOverQuota, Message: "Application is over its connection quota"}
+	}
+	c := &Conn{app: app, sub: sub, socketID: sub.SocketID(), channels: map[string]string{}}
+	if t := app.cfg.UserAuthenticationTimeout.D(); t > 0 {
+		c.authTimer = time.AfterFunc(t, c.authTimeout)
+	}
+	return c, nil
+}
+
+// App returns the connection's app id.
+func (c *Conn) App() string { return c.app.cfg.ID }
+
+func (c *Conn) authTimeout() {
+	c.mu.Lock()
+	ok := c.authorized || c.gone
+	c.mu.Unlock()
+	if !ok {
+		c.sub.Close(&protocol.Error{Code: protocol.CodeUnauthorized, Message: "Connection not authorized within timeout."})
+	}
+}
+
+func (c *Conn) markAuthorized() {
+	c.mu.Lock()
+	c.authorized = true
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
+	c.mu.Unlock()
+}
+
+// SubscribeRequest is the data of a pusher:subscribe frame.
+type SubscribeRequest struct {
+	Channel     string
+	Auth        string
+	ChannelData string
+}
+
+// ParseSubscribe reads the data of a subscribe frame (an object or a JSON string holding one).
+func ParseSubscribe(data json.RawMessage) (SubscribeRequest, *protocol.Error) {
+	var w struct {
+		Channel     json.RawMessage `json:"channel"`
+		Auth        json.RawMessage `json:"auth"`
+		ChannelData json.RawMessage `json:"channel_data"`
+	}
+	if err := protocol.DecodeData(data, &w); err != nil {
+		return SubscribeRequest{}, protocol.Errorf(protocol.CodeGeneric, "Invalid subscribe data: %v", err)
+	}
+	var r SubscribeRequest
+	if json.Unmarshal(w.Channel, &r.Channel) != nil || r.Channel == "" {
+		return r, &protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid subscribe data: channel must be a non-empty string"}
+	}
+	if len(w.Auth) > 0 && string(w.Auth) != "null" && json.Unmarshal(w.Auth, &r.Auth) != nil {
+		return r, &protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid subscribe data: auth must be a string"}
+	}
+	r.ChannelData, _ = protocol.StringOrRaw(w.ChannelData)
+	return r, nil
+}
+
+// Subscribe authorizes and performs a subscription, sending the acknowledgement (and, for
+// presence, member_added to the others first; for cache channels, the cached event or
+// cache_miss after). A returned error means nothing changed; the caller reports it.
+func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
+	app := c.app
+	name := req.Channel
+	if err := protocol.ValidateChannelName(name, app.cfg.MaxChannelNameLength); err != nil {
+		return err
+	}
+	class := protocol.Classify(name)
+	v := c.sub.Version()
+	var userID string
+	var info json.RawMessage
+	switch class.Type {
+	case protocol.User:
+		if !app.cfg.UserAuthentication() {
+			return &protocol.Error{Code: protocol.CodeUnauthorized, Message: "User authentication is disabled for this app"}
+		}
+		id, _ := protocol.UserChannelID(name)
+		c.mu.Lock()
+		me := c.user
+		c.mu.Unlock()
+		if me == "" || me != id {
+			return &protocol.Error{Code: protocol.CodeUnauthorized, Message: "Authentication error: " + name + " is only for the signed-in user " + truncate(id, 64)}
+		}
+	case protocol.Private, protocol.Presence, protocol.Encrypted:
+		presence := class.Type == protocol.Presence
+		if req.Auth == "" {
+			return &protocol.Error{Code: protocol.CodeUnauthorized, Message: "Authentication error: Channel requires authentication"}
+		}
+		if !protocol.VerifyAuth(app.cfg.Key, app.cfg.Secret, req.Auth, protocol.ChannelStringToSign(c.socketID, name, req.ChannelData, presence)) {
+			return &protocol.Error{Code: protocol.CodeUnauthorized, Message: "Invalid signature: expected HMAC SHA256 hex digest of " + describeSigned(presence)}
+		}
+		if presence {
+			var err *protocol.Error
+			if userID, info, err = parseChannelData(req.ChannelData, app.cfg.MaxPresenceMemberSizeKB); err != nil {
+				return err
+			}
+		}
+	}
+
+	s := app.shardFor(name)
+	s.mu.Lock()
+	ch := s.channels[name]
+	if ch == nil {
+		ch = newChannel(name, class)
+		s.channels[name] = ch
+	}
+	ch.mu.Lock()
+	if _, already := ch.subs[c]; already {
+		// Re-subscribing: acknowledge again with the current state, change nothing.
+		c.sub.Send(ackFrame(v, ch))
+		ch.mu.Unlock()
+		s.mu.Unlock()
+		return nil
+	}
+	if class.Type == protocol.Presence {
+		m := ch.members[userID]
+		if m == nil {
+			if len(ch.members) >= app.cfg.MaxPresenceMembersPerChannel {
+				dropIfEmpty(s, ch)
+				ch.mu.Unlock()
+				s.mu.Unlock()
+				return protocol.Errorf(protocol.CodeOverCapacity, "Presence channel %s is full (%d members)", truncate(name, 64), app.cfg.MaxPresenceMembersPerChannel)
+			}
+			m = &member{info: info}
+			ch.members[userID] = m
+			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberAdded(v, name, userID, info) }, nil)
+		}
+		m.conns++
+	}
+	ch.subs[c] = userID
+	c.channels[name] = userID
+	c.sub.Send(ackFrame(v, ch))
+	if class.Cache {
+		if ev, ok := app.cachedFrame(name); ok {
+			c.sub.Send(ev)
+		} else {
+			c.sub.Send(protocol.CacheMiss(v, name))
+		}
+	}
+	ch.mu.Unlock()
+	s.mu.Unlock()
+	if userID != "" {
+		app.addUserConn(userID, c)
+	}
+	if class.NeedsAuth() {
+		c.markAuthorized()
+	}
+	return nil
+}
+
+func describeSigned(presence bool) string {
+	if presence {
+		return "socket_id:channel_name:channel_data"
+	}
+	return "socket_id:channel_name"
+}
+
+func ackFrame(v protocol.Version, ch *channel) []byte {
+	data := []byte("{}")
+	if ch.class.Type == protocol.Presence {
+		data = ch.presenceData()
+	}
+	return protocol.SubscriptionSucceeded(v, ch.name, data)
+}
+
+// parseChannelData reads presence channel_data: user_id (string, or a number kept as its
+// JSON text) and optional user_info, at most maxKB kilobytes.
+func parseChannelData(s string, maxKB int) (string, json.RawMessage, *protocol.Error) {
+	var d struct {
+		UserID   json.RawMessage `json:"user_id"`
+		UserInfo json.RawMessage `json:"user_info"`
+	}
+	if s == "" {
+		return "", nil, &protocol.Error{Code: protocol.CodeUnauthorized, Message: "Authentication error: presence channels require channel_data"}
+	}
+	if err := json.Unmarshal([]byte(s), &d); err != nil {
+		return "", nil, &protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid channel_data: not a JSON object"}
+	}
+	var id string
+	raw := bytes.TrimSpace(d.UserID)
+	switch {
+	case len(raw) > 0 && raw[0] == '"':
+		_ = json.Unmarshal(raw, &id)
+	case len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')):
+		id = string(raw)
+	}
+	if id == "" {
+		return "", nil, &protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid channel_data: user_id must be a non-empty string"}
+	}
+	info := bytes.TrimSpace(d.UserInfo)
+	if len(info) == 0 || string(info) == "null" {
+		info = []byte("{}")
+	}
+	if len(info) > maxKB*1024 {
+		return "", nil, protocol.Errorf(protocol.CodeChannelError, "Presence user_info is larger than %d KB", maxKB)
+	}
+	if len(id) > 256 {
+		return "", nil, &protocol.Error{Code: protocol.CodeChannelError, Message: "Presence user_id is longer than 256 bytes"}
+	}
+	return id, json.RawMessage(info), nil
+}
+
+// Unsubscribe leaves a channel; unknown channels are ignored (Pusher sends no reply).
+func (c *Conn) Unsubscribe(name string) {
+	_, ok := c.channels[name]
+	delete(c.channels, name)
+	if ok {
+		c.leave(name)
+	}
+}
+
+func (c *Conn) leave(name string) {
+	app := c.app
+	s := app.shardFor(name)
+	s.mu.Lock()
+	ch := s.channels[name]
+	if ch == nil {
+		s.mu.Unlock()
+		return
+	}
+	ch.mu.Lock()
+	userID := ch.removeLocked(c)
+	dropIfEmpty(s, ch)
+	ch.mu.Unlock()
+	s.mu.Unlock()
+	if userID != "" {
+		app.removeUserConn(userID, c)
+	}
+}
+
+// removeLocked removes c from the channel (ch.mu held), announcing member_removed when it
+// was the user's last connection, and returns the presence user id it held.
+func (ch *channel) removeLocked(c *Conn) string {
+	userID, ok := ch.subs[c]
+	if !ok {
+		return ""
+	}
+	delete(ch.subs, c)
+	if m := ch.members[userID]; m != nil {
+		if m.conns--; m.conns <= 0 {
+			delete(ch.members, userID)
+			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberRemoved(v, ch.name, userID) }, nil)
+		}
+	}
+	return userID
+}
+
+// dropIfEmpty deletes an empty channel from its shard. Callers hold s.mu (write) and ch.mu.
+func dropIfEmpty(s *shard, ch *channel) {
+	if len(ch.subs) == 0 && s.channels[ch.name] == ch {
+		delete(s.channels, ch.name)
+	}
+}
+
+// Disconnect removes the connection from every channel and index. Call it once, when the
+// connection has ended.
+func (c *Conn) Disconnect() {
+	c.mu.Lock()
+	if c.gone {
+		c.mu.Unlock()
+		return
+	}
+	c.gone = true
+	user := c.user
+	if c.authTimer != nil {
+		c.authTimer.Stop()
+	}
+	c.mu.Unlock()
+	for n := range c.channels {
+		c.leave(n)
+	}
+	clear(c.channels)
+	if user != "" {
+		c.app.signOut(user, c)
+	}
+	c.app.conns.Add(-1)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

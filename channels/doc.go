@@ -1,0 +1,12 @@
+// Package channels is the core of pushwire: the per-app channel registry, subscriptions and
+// their authorization, presence membership, cache channels, client-event rules, user sign-in
+// with the per-user channel and watchlists, and the publish pipeline that encodes each wire
+// form once and fans it out to local subscribers.
+//
+// It does no network I/O. It talks to connections only through the Subscriber interface,
+// whose Send never blocks: a subscriber that cannot keep up closes itself (4100), so a
+// publish never waits on a socket.
+//
+// Lock order: appState.usersMu may be taken alone; shard.mu is taken before channel.mu;
+// Conn.mu is never held while taking a shard or channel lock.
+package channels

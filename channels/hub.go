@@ -1,0 +1,143 @@
+package channels
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// Subscriber is one client connection as the hub sees it. The server implements it.
+type Subscriber interface {
+	// SocketID is the connection's socket id ("123.456").
+	SocketID() string
+	// Version is the wire dialect the connection negotiated.
+	Version() protocol.Version
+	// Send queues one encoded frame for the client without blocking. A subscriber whose
+	// queue is full closes itself with 4100; the frame is then dropped.
+	Send(frame []byte)
+	// Close sends an error frame and closes the connection with err's code. It must not
+	// block and may be called from any goroutine, more than once.
+	Close(err *protocol.Error)
+}
+
+// Options tune a Hub. The zero value works.
+type Options struct {
+	// Logger receives the hub's logs. Default: no logging.
+	Logger *zap.Logger
+	// Now is the clock used for rate limits and cache expiry. Default time.Now.
+	Now func() time.Time
+}
+
+// Hub holds the state of every app served by this node.
+type Hub struct {
+	byID  map[string]*appState
+	byKey map[string]*appState
+	log   *zap.Logger
+	now   func() time.Time
+	seed  maphash.Seed
+}
+
+// New builds a hub serving apps (defaults already applied).
+func New(apps []config.App, opts Options) *Hub {
+	h := &Hub{
+		byID:  make(map[string]*appState, len(apps)),
+		byKey: make(map[string]*appState, len(apps)),
+		log:   opts.Logger,
+		now:   opts.Now,
+		seed:  maphash.MakeSeed(),
+	}
+	if h.log == nil {
+		h.log = zap.NewNop()
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	for _, a := range apps {
+		st := newAppState(h, a)
+		h.byID[a.ID] = st
+		h.byKey[a.Key] = st
+	}
+	return h
+}
+
+// AppByKey returns the app with this key.
+func (h *Hub) AppByKey(key string) (config.App, bool) {
+	st, ok := h.byKey[key]
+	if !ok {
+		return config.App{}, false
+	}
+	return st.cfg, true
+}
+
+// AppByID returns the app with this id.
+func (h *Hub) AppByID(id string) (config.App, bool) {
+	st, ok := h.byID[id]
+	if !ok {
+		return config.App{}, false
+	}
+	return st.cfg, true
+}
+
+const shardCount = 64
+
+type shard struct {
+	mu       sync.RWMutex
+	channels map[string]*channel
+}
+
+// appState is the live state of one app.
+type appState struct {
+	hub    *Hub
+	cfg    config.App
+	shards [shardCount]shard
+	conns  atomic.Int64
+
+	usersMu sync.Mutex
+	// users indexes every connection of a user id, whether it signed in or joined a presence
+	// channel with that id (terminate_connections targets both); the value counts the reasons.
+	users map[string]map[*Conn]int
+	// signedIn indexes connections that signed in, by user id (watchlist online state).
+	signedIn map[string]map[*Conn]struct{}
+	// watchers maps a watched user id to the signed-in users watching it.
+	watchers map[string]map[string]struct{}
+	// watchlists holds each signed-in user's watchlist.
+	watchlists map[string][]string
+
+	cacheMu sync.Mutex
+	cache   map[string]cacheEntry
+}
+
+func newAppState(h *Hub, cfg config.App) *appState {
+	st := &appState{
+		hub:        h,
+		cfg:        cfg,
+		users:      map[string]map[*Conn]int{},
+		signedIn:   map[string]map[*Conn]struct{}{},
+		watchers:   map[string]map[string]struct{}{},
+		watchlists: map[string][]string{},
+		cache:      map[string]cacheEntry{},
+	}
+	for i := range st.shards {
+		st.shards[i].channels = map[string]*channel{}
+	}
+	return st
+}
+
+func (a *appState) shardFor(name string) *shard {
+	return &a.shards[maphash.String(a.hub.seed, name)%shardCount]
+}
+
+// lookup returns the channel if it exists.
+func (a *appState) lookup(name string) *channel {
+	s := a.shardFor(name)
+	s.mu.RLock()
+	ch := s.channels[name]
+	s.mu.RUnlock()
+	return ch
+}

@@ -1,0 +1,306 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of one pushwire node.
+type Config struct {
+	// Host is the interface the WebSocket and REST listener binds. Default 127.0.0.1.
+	Host string `yaml:"host"`
+	// Port is the WebSocket and REST port. Default 6001.
+	Port int `yaml:"port"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is console or json. Default console.
+	LogFormat string `yaml:"log_format"`
+
+	// MaxConnections caps open WebSocket connections on this node; a connection over it is
+	// refused with 4100. 0 means unlimited.
+	MaxConnections int `yaml:"max_connections"`
+	// ActivityTimeout is announced in connection_established; after this much silence from a
+	// client the server sends pusher:ping. Default 120s.
+	ActivityTimeout Duration `yaml:"activity_timeout"`
+	// PongTimeout is how long the server waits for any frame after its ping before closing
+	// with 4201. Default 30s.
+	PongTimeout Duration `yaml:"pong_timeout"`
+	// MaxMessageKB caps one inbound WebSocket message; a larger one gets a 4000 error frame
+	// (and the connection is closed with 1009 past 16 times the cap). Default 64.
+	MaxMessageKB int `yaml:"max_message_kb"`
+	// WriteQueueMessages caps the frames queued for one connection. Default 1024.
+	WriteQueueMessages int `yaml:"write_queue_messages"`
+	// WriteQueueKB caps the bytes queued for one connection; a client that falls further
+	// behind is closed with 4100. Default 8192.
+	WriteQueueKB int `yaml:"write_queue_kb"`
+	// WriteTimeout bounds one socket write; a client that cannot take a frame in this time
+	// is disconnected. Default 10s.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// ShutdownTimeout bounds the graceful shutdown (close 4200 to every client, drain HTTP).
+	// Default 10s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// MaxRequestBodyKB caps an HTTP API request body (413 over it). Default 10240.
+	MaxRequestBodyKB int `yaml:"max_request_body_kb"`
+
+	// Apps are the applications this node serves. Default: the single development app
+	// app-id / app-key / app-secret with every feature on.
+	Apps []App `yaml:"apps"`
+}
+
+// App is one application: its credentials, features and limits.
+type App struct {
+	ID      string `yaml:"id"`
+	Key     string `yaml:"key"`
+	Secret  string `yaml:"secret"`
+	Enabled *bool  `yaml:"enabled"` // default true; a disabled app refuses sockets with 4003
+
+	// EnableClientMessages allows client- events on private and presence channels. Default true.
+	EnableClientMessages *bool `yaml:"enable_client_messages"`
+	// EnableUserAuthentication allows pusher:signin and the #server-to-user-{id} channel. Default true.
+	EnableUserAuthentication *bool `yaml:"enable_user_authentication"`
+	// EnableWatchlistEvents sends online/offline watchlist events to signed-in users. Default true.
+	EnableWatchlistEvents *bool `yaml:"enable_watchlist_events"`
+	// UserAuthenticationTimeout closes (4009) a connection that neither signs in nor
+	// subscribes to an authorized channel within this time. 0 (default) never closes.
+	UserAuthenticationTimeout Duration `yaml:"user_authentication_timeout"`
+	// AllowedOrigins, when non-empty, refuses sockets whose Origin header is not listed
+	// (4009). "*" allows any. Default empty: every origin is allowed.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+
+	// MaxConnections caps this app's open sockets on the node (4004 over it). 0 = unlimited.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxClientEventsPerSecond is the per-connection client-event rate. Default 10.
+	MaxClientEventsPerSecond int `yaml:"max_client_events_per_second"`
+	// TerminateOnClientEventLimit closes the connection (4301) instead of only refusing the
+	// event when the client-event rate is exceeded. Default false.
+	TerminateOnClientEventLimit bool `yaml:"terminate_on_client_event_limit"`
+	// MaxPresenceMembersPerChannel caps distinct users in one presence channel. Default 100.
+	MaxPresenceMembersPerChannel int `yaml:"max_presence_members_per_channel"`
+	// MaxPresenceMemberSizeKB caps one member's user_info JSON. Default 2.
+	MaxPresenceMemberSizeKB int `yaml:"max_presence_member_size_kb"`
+	// MaxChannelNameLength caps channel names in bytes. Default 200.
+	MaxChannelNameLength int `yaml:"max_channel_name_length"`
+	// MaxEventNameLength caps event names in bytes. Default 200.
+	MaxEventNameLength int `yaml:"max_event_name_length"`
+	// MaxEventPayloadKB caps one event's data (HTTP publish and client events). Default 100.
+	MaxEventPayloadKB int `yaml:"max_event_payload_kb"`
+	// MaxEventChannelsAtOnce caps the channels of one HTTP publish. Default 100.
+	MaxEventChannelsAtOnce int `yaml:"max_event_channels_at_once"`
+	// MaxEventBatchSize caps the events of one batch_events request. Default 10.
+	MaxEventBatchSize int `yaml:"max_event_batch_size"`
+	// CacheTTL is how long a cache channel keeps its last event. Default 30m.
+	CacheTTL Duration `yaml:"cache_ttl"`
+}
+
+// Feature accessors resolve the optional booleans to their defaults.
+
+// IsEnabled reports whether the app accepts connections (default true).
+func (a *App) IsEnabled() bool { return a.Enabled == nil || *a.Enabled }
+
+// ClientMessages reports whether client events are enabled (default true).
+func (a *App) ClientMessages() bool { return a.EnableClientMessages == nil || *a.EnableClientMessages }
+
+// UserAuthentication reports whether sign-in is enabled (default true).
+func (a *App) UserAuthentication() bool {
+	return a.EnableUserAuthentication == nil || *a.EnableUserAuthentication
+}
+
+// WatchlistEvents reports whether watchlist events are enabled (default true).
+func (a *App) WatchlistEvents() bool {
+	return a.EnableWatchlistEvents == nil || *a.EnableWatchlistEvents
+}
+
+// OriginAllowed reports whether a socket with this Origin header may connect.
+func (a *App) OriginAllowed(origin string) bool {
+	if len(a.AllowedOrigins) == 0 {
+		return true
+	}
+	for _, o := range a.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// Defaults of the server settings and of every app.
+const (
+	DefaultHost                         = "127.0.0.1"
+	DefaultPort                         = 6001
+	DefaultActivityTimeout              = 120 * time.Second
+	DefaultPongTimeout                  = 30 * time.Second
+	DefaultMaxMessageKB                 = 64
+	DefaultWriteQueueMessages           = 1024
+	DefaultWriteQueueKB                 = 8192
+	DefaultWriteTimeout                 = 10 * time.Second
+	DefaultShutdownTimeout              = 10 * time.Second
+	DefaultMaxRequestBodyKB             = 10240
+	DefaultMaxClientEventsPerSecond     = 10
+	DefaultMaxPresenceMembersPerChannel = 100
+	DefaultMaxPresenceMemberSizeKB      = 2
+	DefaultMaxChannelNameLength         = 200
+	DefaultMaxEventNameLength           = 200
+	DefaultMaxEventPayloadKB            = 100
+	DefaultMaxEventChannelsAtOnce       = 100
+	DefaultMaxEventBatchSize            = 10
+	DefaultCacheTTL                     = 30 * time.Minute
+)
+
+// DefaultApp is the embedded development app: app-id / app-key / app-secret, everything on.
+func DefaultApp() App {
+	return App{ID: "app-id", Key: "app-key", Secret: "app-secret"}
+}
+
+// ApplyDefaults fills every zero field with its documented default.
+func (c *Config) ApplyDefaults() {
+	setStr(&c.Host, DefaultHost)
+	setInt(&c.Port, DefaultPort)
+	setStr(&c.LogLevel, "info")
+	setStr(&c.LogFormat, "console")
+	setDur(&c.ActivityTimeout, DefaultActivityTimeout)
+	setDur(&c.PongTimeout, DefaultPongTimeout)
+	setInt(&c.MaxMessageKB, DefaultMaxMessageKB)
+	setInt(&c.WriteQueueMessages, DefaultWriteQueueMessages)
+	setInt(&c.WriteQueueKB, DefaultWriteQueueKB)
+	setDur(&c.WriteTimeout, DefaultWriteTimeout)
+	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	setInt(&c.MaxRequestBodyKB, DefaultMaxRequestBodyKB)
+	if len(c.Apps) == 0 {
+		c.Apps = []App{DefaultApp()}
+	}
+	for i := range c.Apps {
+		c.Apps[i].ApplyDefaults()
+	}
+}
+
+// ApplyDefaults fills every zero limit of the app with its documented default.
+func (a *App) ApplyDefaults() {
+	setInt(&a.MaxClientEventsPerSecond, DefaultMaxClientEventsPerSecond)
+	setInt(&a.MaxPresenceMembersPerChannel, DefaultMaxPresenceMembersPerChannel)
+	setInt(&a.MaxPresenceMemberSizeKB, DefaultMaxPresenceMemberSizeKB)
+	setInt(&a.MaxChannelNameLength, DefaultMaxChannelNameLength)
+	setInt(&a.MaxEventNameLength, DefaultMaxEventNameLength)
+	setInt(&a.MaxEventPayloadKB, DefaultMaxEventPayloadKB)
+	setInt(&a.MaxEventChannelsAtOnce, DefaultMaxEventChannelsAtOnce)
+	setInt(&a.MaxEventBatchSize, DefaultMaxEventBatchSize)
+	setDur(&a.CacheTTL, DefaultCacheTTL)
+}
+
+// Validate checks the configuration after defaults were applied; the error names the field,
+// e.g. "apps[1].key: duplicate of apps[0].key".
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, field+": "+fmt.Sprintf(format, args...))
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		bad("port", "must be between 1 and 65535, got %d", c.Port)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "console", "json":
+	default:
+		bad("log_format", "must be console or json, got %q", c.LogFormat)
+	}
+	nonNeg := map[string]int{"max_connections": c.MaxConnections}
+	for f, v := range nonNeg {
+		if v < 0 {
+			bad(f, "must not be negative, got %d", v)
+		}
+	}
+	positive := []struct {
+		field string
+		v     int
+	}{
+		{"max_message_kb", c.MaxMessageKB}, {"write_queue_messages", c.WriteQueueMessages},
+		{"write_queue_kb", c.WriteQueueKB}, {"max_request_body_kb", c.MaxRequestBodyKB},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			bad(p.field, "must be positive, got %d", p.v)
+		}
+	}
+	if c.ActivityTimeout.D() < time.Second {
+		bad("activity_timeout", "must be at least 1s, got %s", c.ActivityTimeout.D())
+	}
+	if c.PongTimeout.D() <= 0 {
+		bad("pong_timeout", "must be positive, got %s", c.PongTimeout.D())
+	}
+	ids, keys := map[string]int{}, map[string]int{}
+	for i, a := range c.Apps {
+		p := fmt.Sprintf("apps[%d]", i)
+		if a.ID == "" {
+			bad(p+".id", "is required")
+		}
+		if a.Key == "" {
+			bad(p+".key", "is required")
+		}
+		if a.Secret == "" {
+			bad(p+".secret", "is required")
+		}
+		if strings.ContainsAny(a.Key, ":/?# ") {
+			bad(p+".key", "must not contain ':', '/', '?', '#' or spaces")
+		}
+		if j, dup := ids[a.ID]; dup && a.ID != "" {
+			bad(p+".id", "duplicate of apps[%d].id %q", j, a.ID)
+		}
+		if j, dup := keys[a.Key]; dup && a.Key != "" {
+			bad(p+".key", "duplicate of apps[%d].key %q", j, a.Key)
+		}
+		ids[a.ID], keys[a.Key] = i, i
+		limits := []struct {
+			field string
+			v     int
+		}{
+			{"max_client_events_per_second", a.MaxClientEventsPerSecond},
+			{"max_presence_members_per_channel", a.MaxPresenceMembersPerChannel},
+			{"max_presence_member_size_kb", a.MaxPresenceMemberSizeKB},
+			{"max_channel_name_length", a.MaxChannelNameLength},
+			{"max_event_name_length", a.MaxEventNameLength},
+			{"max_event_payload_kb", a.MaxEventPayloadKB},
+			{"max_event_channels_at_once", a.MaxEventChannelsAtOnce},
+			{"max_event_batch_size", a.MaxEventBatchSize},
+		}
+		for _, l := range limits {
+			if l.v <= 0 {
+				bad(p+"."+l.field, "must be positive, got %d", l.v)
+			}
+		}
+		if a.MaxConnections < 0 {
+			bad(p+".max_connections", "must not be negative, got %d", a.MaxConnections)
+		}
+		if a.CacheTTL.D() <= 0 {
+			bad(p+".cache_ttl", "must be positive")
+		}
+		if a.UserAuthenticationTimeout.D() < 0 {
+			bad(p+".user_authentication_timeout", "must not be negative")
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func setStr(p *string, d string) {
+	if *p == "" {
+		*p = d
+	}
+}
+
+func setInt(p *int, d int) {
+	if *p == 0 {
+		*p = d
+	}
+}
+
+func setDur(p *Duration, d time.Duration) {
+	if *p == 0 {
+		*p = Duration(d)
+	}
+}
