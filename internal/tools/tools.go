@@ -1,0 +1,13 @@
+//go:build tools
+
+// Package tools pins modules that pushwire's tests and later packages use, so that go.mod
+// keeps them while the code that imports them is being written.
+package tools
+
+import (
+	_ "github.com/coder/websocket"
+	_ "github.com/go-chi/chi/v5"
+	_ "github.com/pusher/pusher-http-go/v5"
+	_ "golang.org/x/crypto/nacl/secretbox"
+	_ "gopkg.in/yaml.v3"
+)
