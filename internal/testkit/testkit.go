@@ -1,0 +1,267 @@
+package testkit
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// DefaultPort is the port the Pusher-compatible test suites expect the server on.
+const DefaultPort = 6001
+
+// App credentials of the embedded default app.
+const (
+	AppID     = "app-id"
+	AppKey    = "app-key"
+	AppSecret = "app-secret"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// RepoRoot returns the repository root (the directory holding go.mod).
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Binary builds cmd/pushwire once per test process (with -race when the tests run with it)
+// and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pushwire-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "pushwire")
+		args := []string{"build", "-o", binPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "./cmd/pushwire")
+		cmd := exec.Command("go", args...)
+		cmd.Dir = RepoRoot()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("testkit: %v", buildErr)
+	}
+	return binPath
+}
+
+// Options say how to start a server. The zero value runs the default app on 127.0.0.1:6001.
+type Options struct {
+	// Port to listen on: 0 means DefaultPort (6001), -1 means a free port.
+	Port int
+	// Args are extra command-line flags, e.g. "--activity-timeout=1s".
+	Args []string
+	// Env are extra KEY=VALUE environment variables.
+	Env []string
+	// Config, when set, is written to a YAML file passed with --config.
+	Config string
+}
+
+// Server is a running pushwire process.
+type Server struct {
+	// Addr is host:port, e.g. "127.0.0.1:6001".
+	Addr string
+	// Port is the TCP port.
+	Port int
+
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	unlock func()
+	done   chan struct{}
+	t      testing.TB
+}
+
+// WSURL returns the WebSocket URL of an app key with Pusher's query string.
+func (s *Server) WSURL(key string) string {
+	return "ws://" + s.Addr + "/app/" + key + "?protocol=7&client=js&version=8.6.0&flash=false"
+}
+
+// HTTPURL returns the base URL of the REST API.
+func (s *Server) HTTPURL() string { return "http://" + s.Addr }
+
+// Output returns everything the server wrote to stdout and stderr so far.
+func (s *Server) Output() string { return s.out.String() }
+
+// Start runs a pushwire server and stops it when the test ends.
+func Start(t testing.TB, o Options) *Server {
+	t.Helper()
+	bin := Binary(t)
+	port := o.Port
+	unlock := func() {}
+	switch port {
+	case 0:
+		port = DefaultPort
+		unlock = lockPort(t, port)
+	case -1:
+		port = freePort(t)
+	}
+	args := []string{"--host=127.0.0.1", "--port=" + strconv.Itoa(port), "--log-level=debug"}
+	if o.Config != "" {
+		f := filepath.Join(t.TempDir(), "pushwire.yaml")
+		if err := os.WriteFile(f, []byte(o.Config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config="+f)
+	}
+	args = append(args, o.Args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), o.Env...)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		unlock()
+		t.Fatalf("testkit: start pushwire: %v", err)
+	}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, cmd: cmd, out: out, unlock: unlock, done: make(chan struct{}), t: t}
+	go func() {
+		_ = cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(s.Stop)
+	s.waitReady(t)
+	return s
+}
+
+func (s *Server) waitReady(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			t.Fatalf("testkit: pushwire exited during start-up:\n%s", s.Output())
+		default:
+		}
+		resp, err := http.Get(s.HTTPURL() + "/up")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("testkit: pushwire not ready on %s after 30s:\n%s", s.Addr, s.Output())
+}
+
+// Stop sends SIGTERM, waits for a graceful exit and fails the test on a data race, a panic
+// or a hang. It is safe to call more than once.
+func (s *Server) Stop() {
+	if s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.done:
+	default:
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(20 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.done
+			s.t.Errorf("testkit: pushwire did not stop within 20s of SIGTERM:\n%s", s.Output())
+		}
+	}
+	s.unlock()
+	s.unlock = func() {}
+	out := s.Output()
+	if strings.Contains(out, "WARNING: DATA RACE") || strings.Contains(out, "panic:") {
+		s.t.Errorf("testkit: pushwire reported a data race or panic:\n%s", out)
+	}
+}
+
+// lockPort serialises use of a fixed port across test processes (go test runs packages in
+// parallel) with an exclusive flock on a file in the temp dir.
+func lockPort(t testing.TB, port int) func() {
+	t.Helper()
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("pushwire-test-port-%d.lock", port))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatalf("testkit: lock %s: %v", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("testkit: flock %s: %v", path, err)
+	}
+	// The lock is ours; if something else (e.g. `make run`) holds the port, say so.
+	if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err != nil {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+		t.Fatalf("testkit: port %d is in use by another process (stop `make run`?): %v", port, err)
+	} else {
+		ln.Close()
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// WaitFor polls cond every 10ms until it returns true or timeout passes, then fails.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("testkit: timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Context returns a context that ends with the test or after timeout.
+func Context(t testing.TB, timeout time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}

@@ -1,0 +1,374 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// oversizeFactor: a message up to this many times the limit is read, dropped and answered
+// with an error frame; a larger one closes the connection with 1009.
+const oversizeFactor = 16
+
+// CloseReason says why a connection ended. It is the log field "reason".
+type CloseReason string
+
+// Close reasons.
+const (
+	reasonClient          CloseReason = "client_closed"
+	reasonSlowConsumer    CloseReason = "slow_consumer"
+	reasonActivityTimeout CloseReason = "activity_timeout"
+	reasonAuthFailed      CloseReason = "auth_failed"
+	reasonShutdown        CloseReason = "shutdown"
+	reasonAppRefused      CloseReason = "app_refused"
+	reasonOverCapacity    CloseReason = "over_capacity"
+	reasonServer          CloseReason = "server_closed"
+	reasonTooBig          CloseReason = "message_too_big"
+	reasonPanic           CloseReason = "internal_error"
+	reasonWriteFailed     CloseReason = "write_failed"
+)
+
+// conn is one WebSocket connection. The reader goroutine (serve) owns hc's state; the
+// writer goroutine owns the socket's write side; Send and closeWith are safe from anywhere.
+type conn struct {
+	srv      *Server
+	ws       *websocket.Conn
+	hc       *channels.Conn
+	log      *zap.Logger
+	version  protocol.Version
+	socketID string
+
+	lastRead atomic.Int64 // unix nanos of the last inbound frame or ping
+
+	mu       sync.Mutex
+	queue    [][]byte
+	queued   int // bytes in queue
+	closeErr *protocol.Error
+	reason   CloseReason
+	closed   bool
+	wake     chan struct{}
+}
+
+func (c *conn) init() {
+	c.wake = make(chan struct{}, 1)
+	c.touch()
+}
+
+func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }
+
+// SocketID implements channels.Subscriber.
+func (c *conn) SocketID() string { return c.socketID }
+
+// Version implements channels.Subscriber.
+func (c *conn) Version() protocol.Version { return c.version }
+
+// Send implements channels.Subscriber: it queues frame without blocking. A connection over
+// its queue bounds is closed with 4100 and the frame dropped.
+func (c *conn) Send(frame []byte) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	o := &c.srv.opts
+	if len(c.queue) >= o.WriteQueueMessages || c.queued+len(frame) > o.WriteQueueBytes {
+		c.mu.Unlock()
+		c.closeWith(&protocol.Error{Code: protocol.CodeOverCapacity, Message: "Client is too slow: write queue full"}, reasonSlowConsumer)
+		return
+	}
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close implements channels.Subscriber.
+func (c *conn) Close(err *protocol.Error) {
+	reason := reasonServer
+	if err != nil && err.Code == protocol.CodeUnauthorized {
+		reason = reasonAuthFailed
+	}
+	c.closeWith(err, reason)
+}
+
+// closeWith asks the writer to send err as an error frame (queued frames are dropped) and
+// close the socket with err's code. It never blocks; only the first call counts.
+func (c *conn) closeWith(err *protocol.Error, reason CloseReason) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed, c.closeErr, c.reason = true, err, reason
+	c.queue, c.queued = nil, 0
+	c.mu.Unlock()
+	c.signal()
+}
+
+// refuse ends a connection before the handshake: error frame, then close with its code.
+func (c *conn) refuse(err *protocol.Error, reason CloseReason) {
+	c.log.Info("connection refused", zap.Int("code", err.Code), zap.String("reason", string(reason)), zap.String("message", err.Message))
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
+	defer cancel()
+	_ = c.ws.Write(ctx, websocket.MessageText, protocol.ErrorFrame(c.version, err))
+	_ = c.ws.Close(websocket.StatusCode(err.Code), closeText(err.Message))
+}
+
+// closeText trims a close reason to the 123 bytes a close frame allows.
+func closeText(s string) string {
+	if len(s) > 123 {
+		return s[:123]
+	}
+	return s
+}
+
+// serve runs the connection: handshake, writer goroutine, read loop, cleanup.
+func (c *conn) serve(ctx context.Context) {
+	start := time.Now()
+	c.log.Debug("connected", zap.Stringer("protocol", versionName(c.version)))
+	c.Send(protocol.ConnectionEstablished(c.version, c.socketID, c.srv.activity))
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	err := c.readLoop(ctx)
+	// The read side is over: make sure the writer finishes and the socket is closed.
+	c.closeWith(nil, reasonClient)
+	<-writerDone
+	c.hc.Disconnect()
+	c.mu.Lock()
+	reason := c.reason
+	c.mu.Unlock()
+	fields := []zap.Field{zap.String("reason", string(reason)), zap.Duration("duration", time.Since(start))}
+	if err != nil && websocket.CloseStatus(err) == -1 && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
+		fields = append(fields, zap.Error(err))
+	}
+	c.log.Debug("disconnected", fields...)
+}
+
+type versionName protocol.Version
+
+func (v versionName) String() string { return fmt.Sprintf("%d", uint8(v)) }
+
+// writeLoop drains the queue to the socket and runs the heartbeat: after ActivityTimeout of
+// silence it pings, and closes with 4201 when PongTimeout passes with no reply.
+func (c *conn) writeLoop() {
+	o := &c.srv.opts
+	timer := time.NewTimer(o.ActivityTimeout)
+	defer timer.Stop()
+	var pingAt int64 // unix nanos of our outstanding ping, 0 if none
+	for {
+		select {
+		case <-c.wake:
+		case <-timer.C:
+			now := time.Now().UnixNano()
+			last := c.lastRead.Load()
+			switch {
+			case pingAt != 0 && last > pingAt:
+				pingAt = 0 // the client answered; fall through to re-arm below
+			case pingAt != 0:
+				c.closeWith(&protocol.Error{Code: protocol.CodePongTimeout, Message: "Pong reply not received in time"}, reasonActivityTimeout)
+				continue
+			}
+			if pingAt == 0 {
+				idle := time.Duration(now - last)
+				if idle >= o.ActivityTimeout {
+					pingAt = now
+					c.Send(protocol.Ping(c.version))
+					timer.Reset(o.PongTimeout)
+				} else {
+					timer.Reset(o.ActivityTimeout - idle)
+				}
+			}
+			continue
+		}
+		c.mu.Lock()
+		batch := c.queue
+		c.queue, c.queued = nil, 0
+		closing, closeErr, reason := c.closed, c.closeErr, c.reason
+		c.mu.Unlock()
+		if closing {
+			c.finish(closeErr, reason)
+			return
+		}
+		for _, frame := range batch {
+			if err := c.write(frame); err != nil {
+				c.closeWith(nil, reasonWriteFailed)
+				c.log.Debug("write failed", zap.Error(err))
+				break
+			}
+		}
+	}
+}
+
+func (c *conn) write(frame []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, frame)
+}
+
+// finish writes the closing error frame (if any) and closes the socket.
+func (c *conn) finish(err *protocol.Error, reason CloseReason) {
+	if err == nil {
+		_ = c.ws.Close(websocket.StatusNormalClosure, "")
+		return
+	}
+	if reason != reasonWriteFailed {
+		_ = c.write(protocol.ErrorFrame(c.version, err))
+	}
+	c.log.Debug("closing", zap.Int("code", err.Code), zap.String("reason", string(reason)))
+	_ = c.ws.Close(websocket.StatusCode(err.Code), closeText(err.Message))
+}
+
+// readLoop reads and dispatches frames until the connection ends.
+func (c *conn) readLoop(ctx context.Context) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("panic while serving connection", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			c.closeWith(&protocol.Error{Code: protocol.CodeReconnect, Message: "Internal server error"}, reasonPanic)
+			err = fmt.Errorf("server: panic: %v", p)
+		}
+	}()
+	limit := c.srv.opts.MaxMessageBytes
+	buf := bytes.NewBuffer(make([]byte, 0, 1024))
+	for {
+		typ, r, err := c.ws.Reader(ctx)
+		if err != nil {
+			return err
+		}
+		c.touch()
+		buf.Reset()
+		n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
+		if err != nil {
+			return err
+		}
+		if n > int64(limit) {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				c.closeWith(nil, reasonTooBig)
+				return err
+			}
+			c.sendError(protocol.Errorf(protocol.CodeGeneric, "Message too large: the limit is %d bytes", limit))
+			continue
+		}
+		if typ != websocket.MessageText {
+			c.sendError(&protocol.Error{Code: protocol.CodeGeneric, Message: "Binary frames are not supported: send JSON text frames"})
+			continue
+		}
+		c.dispatch(buf.Bytes())
+		if buf.Cap() > 64<<10 {
+			buf = bytes.NewBuffer(make([]byte, 0, 1024)) // don't pin a large buffer per idle connection
+		}
+	}
+}
+
+func (c *conn) sendError(err *protocol.Error) {
+	c.Send(protocol.ErrorFrame(c.version, err))
+}
+
+// dispatch handles one inbound frame. Protocol errors are answered with an error frame and
+// the connection stays open.
+func (c *conn) dispatch(msg []byte) {
+	f, perr := protocol.ParseFrame(msg)
+	if perr != nil {
+		c.sendError(perr)
+		return
+	}
+	name, system := protocol.Canonical(f.Event)
+	if !system {
+		if len(f.Event) > len(protocol.PrefixClient) && f.Event[:len(protocol.PrefixClient)] == protocol.PrefixClient {
+			if err := c.hc.ClientEvent(f); err != nil {
+				c.sendError(err)
+			}
+			return
+		}
+		c.sendError(protocol.Errorf(protocol.CodeGeneric, "Unknown event %q: clients may only send pusher: events and client- events", truncate(f.Event, 64)))
+		return
+	}
+	switch name {
+	case "ping":
+		c.Send(protocol.Pong(c.version))
+	case "pong":
+		// Liveness only; touch() already ran.
+	case "subscribe":
+		req, err := channels.ParseSubscribe(f.Data)
+		if err != nil {
+			c.sendError(err)
+			return
+		}
+		if err := c.hc.Subscribe(req); err != nil {
+			c.subscriptionFailed(req.Channel, err)
+		}
+	case "unsubscribe":
+		ch, ok := unsubscribeChannel(f.Data)
+		if !ok {
+			c.sendError(&protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid unsubscribe data: expected {\"channel\":\"name\"}"})
+			return
+		}
+		c.hc.Unsubscribe(ch)
+	case "signin":
+		if err := c.hc.SignIn(f.Data); err != nil {
+			c.sendError(err)
+		}
+	default:
+		c.sendError(protocol.Errorf(protocol.CodeGeneric, "Unknown event %q", truncate(f.Event, 64)))
+	}
+}
+
+// subscriptionFailed reports a refused subscription twice: a connection-level error frame
+// (what Pusher sends) and a pusher:subscription_error on the channel, which pusher-js and
+// laravel-echo surface on the channel object. The connection stays open.
+func (c *conn) subscriptionFailed(channel string, err *protocol.Error) {
+	typ, status := "SubscriptionError", 400
+	switch err.Code {
+	case protocol.CodeUnauthorized:
+		typ, status = "AuthError", 401
+	case protocol.CodeOverCapacity:
+		typ, status = "LimitReached", 403
+	}
+	c.sendError(err)
+	if len(channel) <= 256 {
+		c.Send(protocol.SubscriptionError(c.version, channel, typ, status, err))
+	}
+}
+
+// unsubscribeChannel reads {"channel":"x"}, its string-encoded form, or a bare "x".
+func unsubscribeChannel(data json.RawMessage) (string, bool) {
+	var w struct {
+		Channel string `json:"channel"`
+	}
+	if protocol.DecodeData(data, &w) == nil && w.Channel != "" {
+		return w.Channel, true
+	}
+	if s, ok := protocol.StringOrRaw(data); ok && len(data) > 0 && data[0] == '"' && s != "" && s[0] != '{' {
+		return s, true
+	}
+	return "", false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,193 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// Options tune a Server. The zero value gives the documented defaults.
+type Options struct {
+	// Logger receives connection logs. Default: no logging.
+	Logger *zap.Logger
+	// ActivityTimeout is announced to clients and is the silence after which the server
+	// pings. Default 120s.
+	ActivityTimeout time.Duration
+	// PongTimeout is how long the server waits for any frame after its ping. Default 30s.
+	PongTimeout time.Duration
+	// MaxMessageBytes caps one inbound message (error frame over it). Default 64 KiB.
+	MaxMessageBytes int
+	// WriteQueueMessages caps the frames queued for one connection. Default 1024.
+	WriteQueueMessages int
+	// WriteQueueBytes caps the bytes queued for one connection. Default 8 MiB.
+	WriteQueueBytes int
+	// WriteTimeout bounds one socket write. Default 10s.
+	WriteTimeout time.Duration
+	// MaxConnections caps this node's connections (4100 over it); 0 is unlimited.
+	MaxConnections int
+}
+
+func (o *Options) applyDefaults() {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.ActivityTimeout <= 0 {
+		o.ActivityTimeout = 120 * time.Second
+	}
+	if o.PongTimeout <= 0 {
+		o.PongTimeout = 30 * time.Second
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 64 << 10
+	}
+	if o.WriteQueueMessages <= 0 {
+		o.WriteQueueMessages = 1024
+	}
+	if o.WriteQueueBytes <= 0 {
+		o.WriteQueueBytes = 8 << 20
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+}
+
+// Server accepts WebSocket connections and serves them against a channels hub.
+type Server struct {
+	hub  *channels.Hub
+	opts Options
+	log  *zap.Logger
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	closing  bool
+	count    atomic.Int64
+	wg       sync.WaitGroup
+	activity int // activity timeout in whole seconds, as announced
+}
+
+// New builds a server for hub.
+func New(hub *channels.Hub, opts Options) *Server {
+	opts.applyDefaults()
+	secs := int(opts.ActivityTimeout / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return &Server{hub: hub, opts: opts, log: opts.Logger, conns: map[*conn]struct{}{}, activity: secs}
+}
+
+// Connections returns the number of open WebSocket connections.
+func (s *Server) Connections() int { return int(s.count.Load()) }
+
+// ServeHTTP handles GET /app/{key}: it upgrades the request and serves the connection until
+// it ends. It is meant to be mounted at /app/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key, ok := strings.CutPrefix(r.URL.Path, "/app/")
+	if !ok || key == "" || strings.Contains(key, "/") {
+		http.Error(w, "pushwire: WebSocket endpoint is /app/{app_key}", http.StatusNotFound)
+		return
+	}
+	if r.Method != http.MethodGet || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		http.Error(w, "pushwire: /app/{app_key} expects a WebSocket upgrade (Pusher protocol 7)", http.StatusBadRequest)
+		return
+	}
+	c := &conn{srv: s, version: protocol.ParseVersion(r.URL.Query().Get("protocol")), socketID: protocol.NewSocketID()}
+	c.init()
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // origins are checked per app below, with a Pusher error code
+		OnPingReceived: func(context.Context, []byte) bool {
+			c.touch()
+			return true
+		},
+	})
+	if err != nil {
+		s.log.Debug("websocket upgrade failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
+		return
+	}
+	ws.SetReadLimit(int64(s.opts.MaxMessageBytes) * oversizeFactor)
+	c.ws = ws
+	c.log = s.log.With(zap.String("socket_id", c.socketID), zap.String("remote", r.RemoteAddr))
+
+	if !s.register(c) {
+		c.refuse(&protocol.Error{Code: protocol.CodeReconnect, Message: "Server is shutting down"}, reasonShutdown)
+		return
+	}
+	defer s.unregister(c)
+	if s.opts.MaxConnections > 0 && s.count.Load() > int64(s.opts.MaxConnections) {
+		c.refuse(&protocol.Error{Code: protocol.CodeOverCapacity, Message: "Over capacity"}, reasonOverCapacity)
+		return
+	}
+	if app, ok := s.hub.AppByKey(key); ok && !app.OriginAllowed(r.Header.Get("Origin")) {
+		c.refuse(&protocol.Error{Code: protocol.CodeUnauthorized, Message: "Origin not allowed"}, reasonAppRefused)
+		return
+	}
+	hc, perr := s.hub.Connect(key, c)
+	if perr != nil {
+		c.refuse(perr, reasonAppRefused)
+		return
+	}
+	c.hc = hc
+	c.log = c.log.With(zap.String("app_id", hc.App()))
+	c.serve(r.Context())
+}
+
+// register records a connection unless the server is shutting down.
+func (s *Server) register(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.count.Add(1)
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) unregister(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.count.Add(-1)
+	s.wg.Done()
+}
+
+// Shutdown refuses new connections, closes every open one with 4200 so clients reconnect
+// (to another node), and waits for their goroutines until ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(&protocol.Error{Code: protocol.CodeReconnect, Message: "Server is shutting down"}, reasonShutdown)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			_ = c.ws.CloseNow()
+		}
+		s.mu.Unlock()
+		return errors.Join(errors.New("server: shutdown: connections still open"), ctx.Err())
+	}
+}
