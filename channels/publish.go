@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pushwire/pushwire/protocol"
 )
@@ -81,7 +82,7 @@ func (a *appState) deliver(name string, frame []byte, exceptSocketID string) {
 func (c *Conn) ClientEvent(f protocol.Frame) *protocol.Error {
 	app := c.app
 	now := app.hub.now()
-	if now.Sub(c.rlStart) >= 1e9 {
+	if now.Sub(c.rlStart) >= time.Second {
 		c.rlStart, c.rlCount = now, 0
 	}
 	c.rlCount++
