@@ -50,10 +50,14 @@ type Config struct {
 
 // App is one application: its credentials, features and limits.
 type App struct {
-	ID      string `yaml:"id"`
-	Key     string `yaml:"key"`
-	Secret  string `yaml:"secret"`
-	Enabled *bool  `yaml:"enabled"` // default true; a disabled app refuses sockets with 4003
+	// ID is the app id used in REST paths (/apps/{id}/...). Required, unique.
+	ID string `yaml:"id"`
+	// Key is the public key clients connect with (/app/{key}). Required, unique.
+	Key string `yaml:"key"`
+	// Secret signs REST requests and channel authorizations. Required.
+	Secret string `yaml:"secret"`
+	// Enabled turns the app on or off. Default true; a disabled app refuses sockets with 4003.
+	Enabled *bool `yaml:"enabled"`
 
 	// EnableClientMessages allows client- events on private and presence channels. Default true.
 	EnableClientMessages *bool `yaml:"enable_client_messages"`
@@ -190,6 +194,14 @@ func (a *App) ApplyDefaults() {
 // Validate checks the configuration after defaults were applied; the error names the field,
 // e.g. "apps[1].key: duplicate of apps[0].key".
 func (c *Config) Validate() error {
+	if errs := c.problems(); len(errs) > 0 {
+		return fmt.Errorf("config: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// problems lists every validation failure as "field: reason", in field order.
+func (c *Config) problems() []string {
 	var errs []string
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, field+": "+fmt.Sprintf(format, args...))
@@ -230,6 +242,12 @@ func (c *Config) Validate() error {
 	}
 	if c.PongTimeout.D() <= 0 {
 		bad("pong_timeout", "must be positive, got %s", c.PongTimeout.D())
+	}
+	if c.WriteTimeout.D() <= 0 {
+		bad("write_timeout", "must be positive, got %s", c.WriteTimeout.D())
+	}
+	if c.ShutdownTimeout.D() <= 0 {
+		bad("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout.D())
 	}
 	ids, keys := map[string]int{}, map[string]int{}
 	for i, a := range c.Apps {
@@ -281,10 +299,7 @@ func (c *Config) Validate() error {
 			bad(p+".user_authentication_timeout", "must not be negative")
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("config: %s", strings.Join(errs, "; "))
-	}
-	return nil
+	return errs
 }
 
 func setStr(p *string, d string) {

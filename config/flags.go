@@ -1,0 +1,213 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// usages is the one-line help of every top-level setting, keyed by YAML key, each with its
+// default. A test checks that every setting has a line and that the defaults are true.
+var usages = map[string]string{
+	"host":                 "interface the WebSocket and REST listener binds (default 127.0.0.1)",
+	"port":                 "WebSocket and REST port (default 6001)",
+	"log_level":            "log level: debug, info, warn or error (default info)",
+	"log_format":           "log format: console or json (default console)",
+	"max_connections":      "max open WebSocket connections on this node, 0 = unlimited (default 0)",
+	"activity_timeout":     "client silence before the server sends pusher:ping (default 120s)",
+	"pong_timeout":         "wait for any frame after a ping before closing with 4201 (default 30s)",
+	"max_message_kb":       "max inbound WebSocket message size in KB (default 64)",
+	"write_queue_messages": "max frames queued for one connection (default 1024)",
+	"write_queue_kb":       "max KB queued for one connection before closing it with 4100 (default 8192)",
+	"write_timeout":        "max time for one socket write before disconnecting the client (default 10s)",
+	"shutdown_timeout":     "max time for a graceful shutdown (default 10s)",
+	"max_request_body_kb":  "max HTTP API request body in KB, 413 over it (default 10240)",
+}
+
+// appUsages is the one-line help of the app fields settable as PUSHWIRE_APP_* variables.
+var appUsages = map[string]string{
+	"id":                               "app id (required with key and secret)",
+	"key":                              "app key (required with id and secret)",
+	"secret":                           "app secret (required with id and key)",
+	"enabled":                          "accept connections (default true)",
+	"enable_client_messages":           "allow client- events (default true)",
+	"enable_user_authentication":       "allow pusher:signin (default true)",
+	"enable_watchlist_events":          "send watchlist events (default true)",
+	"user_authentication_timeout":      "close unauthenticated sockets after this, 0 = never (default 0)",
+	"allowed_origins":                  "comma-separated allowed Origin values, empty = any (default empty)",
+	"max_connections":                  "max open sockets of the app, 0 = unlimited (default 0)",
+	"max_client_events_per_second":     "client events per second per connection (default 10)",
+	"terminate_on_client_event_limit":  "close with 4301 over the client-event rate (default false)",
+	"max_presence_members_per_channel": "max users in one presence channel (default 100)",
+	"max_presence_member_size_kb":      "max user_info size in KB (default 2)",
+	"max_channel_name_length":          "max channel name length in bytes (default 200)",
+	"max_event_name_length":            "max event name length in bytes (default 200)",
+	"max_event_payload_kb":             "max event data size in KB (default 100)",
+	"max_event_channels_at_once":       "max channels of one HTTP publish (default 100)",
+	"max_event_batch_size":             "max events of one batch_events request (default 10)",
+	"cache_ttl":                        "how long a cache channel keeps its last event (default 30m)",
+}
+
+// Flags holds the command-line options registered by BindFlags.
+type Flags struct {
+	fs         *flag.FlagSet
+	configPath string
+	settings   []*settingFlag          // in Config field order
+	byName     map[string]*settingFlag // by flag name
+}
+
+// settingFlag is the flag.Value of one top-level setting. It keeps the raw text; Set
+// checks it parses so that a bad value fails fs.Parse with the flag's name.
+type settingFlag struct {
+	opt option
+	raw string
+}
+
+// String returns the text given on the command line ("" when unset).
+func (s *settingFlag) String() string {
+	if s == nil {
+		return ""
+	}
+	return s.raw
+}
+
+// Set checks and stores the flag's text.
+func (s *settingFlag) Set(v string) error {
+	if _, err := parseValue(s.opt.typ, v); err != nil {
+		return err
+	}
+	s.raw = v
+	return nil
+}
+
+// IsBoolFlag lets a boolean setting be given as a bare --flag.
+func (s *settingFlag) IsBoolFlag() bool {
+	return s != nil && s.opt.typ != nil && s.opt.typ.Kind() == reflect.Bool
+}
+
+// typeName names the flag's argument in --help.
+func (s *settingFlag) typeName() string {
+	switch {
+	case s.opt.typ == durationType:
+		return "duration"
+	case s.opt.typ.Kind() == reflect.Bool:
+		return ""
+	case s.opt.typ.Kind() == reflect.Slice:
+		return "list"
+	default:
+		return s.opt.typ.Kind().String()
+	}
+}
+
+// flagName is the flag of a YAML key: max_connections becomes max-connections.
+func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+
+// BindFlags registers --config and one flag per top-level setting of Config (named after
+// its YAML key with dashes: --max-connections) on fs, and sets fs.Usage to a help text that
+// lists every flag with its default and environment variable.
+func BindFlags(fs *flag.FlagSet) *Flags {
+	f := &Flags{fs: fs, byName: map[string]*settingFlag{}}
+	fs.StringVar(&f.configPath, "config", "",
+		"YAML configuration file; ${VAR} and ${VAR:-default} in it are expanded from the environment")
+	for _, o := range configOptions {
+		s := &settingFlag{opt: o}
+		name := flagName(o.key)
+		usage, ok := usages[o.key]
+		if !ok {
+			usage = "see the " + o.key + " setting"
+		}
+		fs.Var(s, name, usage+"; env "+envName(o.key))
+		f.settings = append(f.settings, s)
+		f.byName[name] = s
+	}
+	fs.Usage = f.usage
+	return f
+}
+
+// usage prints the --help text to the flag set's output.
+func (f *Flags) usage() {
+	w := f.fs.Output()
+	name := f.fs.Name()
+	fmt.Fprintf(w, "Usage: %s [flags]\n\n", name)
+	fmt.Fprintf(w, "Settings come from, lowest precedence first: built-in defaults, the YAML file\n")
+	fmt.Fprintf(w, "given by --config, %s* environment variables, then these flags.\n\n", EnvPrefix)
+	fmt.Fprintf(w, "Flags:\n")
+	printFlag := func(fl *flag.Flag, typ string) {
+		fmt.Fprintf(w, "  --%s", fl.Name)
+		if typ != "" {
+			fmt.Fprintf(w, " %s", typ)
+		}
+		fmt.Fprintf(w, "\n    \t%s\n", fl.Usage)
+	}
+	if fl := f.fs.Lookup("config"); fl != nil {
+		printFlag(fl, "path")
+	}
+	for _, s := range f.settings {
+		if fl := f.fs.Lookup(flagName(s.opt.key)); fl != nil {
+			printFlag(fl, s.typeName())
+		}
+	}
+	fmt.Fprintf(w, "\nApps are listed in the YAML file. Setting %sID, %sKEY and %sSECRET\n",
+		appEnvPrefix, appEnvPrefix, appEnvPrefix)
+	fmt.Fprintf(w, "(all three) replaces them with one app, whose other fields come from:\n")
+	width := 0
+	for _, o := range appOptions {
+		width = max(width, len(appEnvName(o.key)))
+	}
+	for _, o := range appOptions {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, appEnvName(o.key), appUsages[o.key])
+	}
+}
+
+// ConfigPath returns the --config value ("" when not given).
+func (f *Flags) ConfigPath() string {
+	if f == nil {
+		return ""
+	}
+	return f.configPath
+}
+
+// Apply sets on c only the settings whose flags were given on the command line, so a flag
+// overrides the file and the environment while an absent flag changes nothing.
+func (f *Flags) Apply(c *Config) error {
+	if f == nil || f.fs == nil {
+		return nil
+	}
+	cv := reflect.ValueOf(c).Elem()
+	var errs []string
+	f.fs.Visit(func(fl *flag.Flag) {
+		s, ok := f.byName[fl.Name]
+		if !ok {
+			return
+		}
+		v, err := parseValue(s.opt.typ, s.raw)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("--%s: %v", fl.Name, err))
+			return
+		}
+		cv.FieldByIndex(s.opt.index).Set(v)
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// LoadWithFlags loads the file named by --config and the environment like Load, then applies
+// the flags given on the command line, then ApplyDefaults and Validate. A nil f means no
+// flags; a nil lookupEnv means no environment.
+func LoadWithFlags(f *Flags, lookupEnv func(string) (string, bool)) (*Config, error) {
+	path := f.ConfigPath()
+	c, err := loadSources(LoadOptions{Path: path, LookupEnv: lookupEnv})
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Apply(c); err != nil {
+		return nil, err
+	}
+	if err := finish(c, path); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
