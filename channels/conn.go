@@ -48,7 +48,7 @@ func (h *Hub) Connect(appKey string, sub Subscriber) (*Conn, *protocol.Error) {
 		return nil, &protocol.Error{Code: protocol.CodeOverQuota, Message: "Application is over its connection quota"}
 	}
 	c := &Conn{app: app, sub: sub, socketID: sub.SocketID(), channels: map[string]string{}}
-	if t := app.cfg.UserAuthenticationTimeout.D(); t > 0 {
+	if t := app.cfg.UserAuthenticationTimeout.D(); t > 0 && app.cfg.UserAuthentication() {
 		c.authTimer = time.AfterFunc(t, c.authTimeout)
 	}
 	return c, nil

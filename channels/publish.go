@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pushwire/pushwire/protocol"
@@ -96,6 +97,9 @@ func (c *Conn) ClientEvent(f protocol.Frame) *protocol.Error {
 	}
 	if !app.cfg.ClientMessages() {
 		return &protocol.Error{Code: protocol.CodeClientEventRefused, Message: "Client events are not enabled for this app"}
+	}
+	if len(f.Event) <= len(protocol.PrefixClient) || !strings.HasPrefix(f.Event, protocol.PrefixClient) {
+		return &protocol.Error{Code: protocol.CodeClientEventRefused, Message: "Client event names must start with client-"}
 	}
 	if len(f.Event) > app.cfg.MaxEventNameLength {
 		return protocol.Errorf(protocol.CodeClientEventRefused, "Client event name is longer than %d bytes", app.cfg.MaxEventNameLength)

@@ -93,7 +93,13 @@ func (c *Conn) SignIn(data json.RawMessage) *protocol.Error {
 	if prev == id {
 		return nil
 	}
-	app.signIn(id, c, u.Watchlist)
+	watchlist := u.Watchlist[:0:0]
+	for _, w := range u.Watchlist {
+		if w != id && w != "" { // watching yourself is meaningless and would double-notify
+			watchlist = append(watchlist, w)
+		}
+	}
+	app.signIn(id, c, watchlist)
 	return nil
 }
 

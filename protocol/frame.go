@@ -106,7 +106,7 @@ type OutFrame struct {
 	Event   string
 	Channel string
 	// Data is the data member as raw JSON; use Str to send a string (double-encoded JSON).
-	// Nil omits the member.
+	// Nil (or empty) omits the member.
 	Data   []byte
 	UserID string
 }
@@ -119,7 +119,7 @@ func (f OutFrame) Append(dst []byte) []byte {
 		dst = append(dst, `,"channel":`...)
 		dst = AppendJSONString(dst, f.Channel)
 	}
-	if f.Data != nil {
+	if len(f.Data) > 0 {
 		dst = append(dst, `,"data":`...)
 		dst = append(dst, f.Data...)
 	}
@@ -136,7 +136,7 @@ func (f OutFrame) Bytes() []byte {
 }
 
 // Str returns s encoded as a JSON string value.
-func Str(s string) []byte { return AppendJSONString(make([]byte, 0, len(s)+2), s) }
+func Str(s string) []byte { return AppendJSONString(make([]byte, 0, len(s)+len(s)/8+8), s) }
 
 const hexDigits = "0123456789abcdef"
 
@@ -259,9 +259,17 @@ type WatchlistEvent struct {
 
 // WatchlistEvents is {"event":"pusher_internal:watchlist_events","data":{"events":[...]}}.
 func WatchlistEvents(v Version, events []WatchlistEvent) []byte {
+	// Nil slices would marshal as null, and pusher-js calls data.events.forEach.
+	evs := make([]WatchlistEvent, len(events))
+	for i, e := range events {
+		if e.UserIDs == nil {
+			e.UserIDs = []string{}
+		}
+		evs[i] = e
+	}
 	d, _ := json.Marshal(struct {
 		Events []WatchlistEvent `json:"events"`
-	}{events})
+	}{evs})
 	return OutFrame{Event: v.EventName(EventWatchlistEvents), Data: d}.Bytes()
 }
 

@@ -1,0 +1,182 @@
+package channels_test
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/channels/channelstest"
+	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/protocol"
+)
+
+const (
+	appID  = "app-id"
+	appKey = "app-key"
+	secret = "app-secret"
+)
+
+// waitTimeout bounds every wait for something asynchronous (timers).
+const waitTimeout = 5 * time.Second
+
+// fakeClock is the hub's Options.Now under test control.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// newHub builds a hub serving the default app (defaults applied, then edit applied) with a
+// fake clock.
+func newHub(t testing.TB, edit func(*config.App)) (*channels.Hub, *fakeClock) {
+	t.Helper()
+	app := config.DefaultApp()
+	app.ApplyDefaults()
+	if edit != nil {
+		edit(&app)
+	}
+	clk := newFakeClock()
+	return channels.New([]config.App{app}, channels.Options{Now: clk.Now}), clk
+}
+
+var socketSeq atomic.Int64
+
+// nextSocketID returns a fresh valid socket id.
+func nextSocketID() string {
+	n := socketSeq.Add(1)
+	return strconv.FormatInt(1000+n, 10) + "." + strconv.FormatInt(5000+n, 10)
+}
+
+// connect opens a V1 connection of the default app backed by a fresh fake.
+func connect(t testing.TB, h *channels.Hub) (*channels.Conn, *channelstest.Sub) {
+	t.Helper()
+	return connectSub(t, h, channelstest.New(nextSocketID()))
+}
+
+func connectSub(t testing.TB, h *channels.Hub, s *channelstest.Sub) (*channels.Conn, *channelstest.Sub) {
+	t.Helper()
+	c, err := h.Connect(appKey, s)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	return c, s
+}
+
+// channelAuth signs a private/encrypted (channelData "") or presence subscription.
+func channelAuth(socketID, channel, channelData string) string {
+	presence := protocol.Classify(channel).Type == protocol.Presence
+	return protocol.AuthToken(appKey, secret, protocol.ChannelStringToSign(socketID, channel, channelData, presence))
+}
+
+// subReq is a correctly signed subscription request for the connection's socket.
+func subReq(s *channelstest.Sub, channel, channelData string) channels.SubscribeRequest {
+	req := channels.SubscribeRequest{Channel: channel, ChannelData: channelData}
+	if protocol.Classify(channel).NeedsAuth() {
+		req.Auth = channelAuth(s.SocketID(), channel, channelData)
+	}
+	return req
+}
+
+func mustSubscribe(t testing.TB, c *channels.Conn, s *channelstest.Sub, channel, channelData string) {
+	t.Helper()
+	if err := c.Subscribe(subReq(s, channel, channelData)); err != nil {
+		t.Fatalf("Subscribe(%s): %v", channel, err)
+	}
+}
+
+// member is presence channel_data for a user with optional info.
+func member(id, info string) string {
+	if info == "" {
+		return `{"user_id":` + strconv.Quote(id) + `}`
+	}
+	return `{"user_id":` + strconv.Quote(id) + `,"user_info":` + info + `}`
+}
+
+// signinData is the data of a correctly signed pusher:signin frame.
+func signinData(socketID, userData string) json.RawMessage {
+	auth := protocol.AuthToken(appKey, secret, protocol.UserStringToSign(socketID, userData))
+	b, _ := json.Marshal(map[string]string{"auth": auth, "user_data": userData})
+	return b
+}
+
+func mustSignIn(t testing.TB, c *channels.Conn, s *channelstest.Sub, userData string) {
+	t.Helper()
+	if err := c.SignIn(signinData(s.SocketID(), userData)); err != nil {
+		t.Fatalf("SignIn(%s): %v", userData, err)
+	}
+}
+
+// wantFrames compares the frames a fake received (and forgets them) with want, exactly.
+func wantFrames(t testing.TB, who string, s *channelstest.Sub, want ...string) {
+	t.Helper()
+	got := s.Take()
+	if len(want) == 0 {
+		want = []string{}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%s received\n  %q\nwant\n  %q", who, got, want)
+	}
+}
+
+// wantCode checks that err is a protocol error with this code.
+func wantCode(t testing.TB, what string, err *protocol.Error, code int) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: no error, want %d", what, code)
+	}
+	if err.Code != code {
+		t.Fatalf("%s: error %d %q, want code %d", what, err.Code, err.Message, code)
+	}
+}
+
+// ack is the exact subscription_succeeded frame of a non-presence channel.
+func ack(channel string) string {
+	return `{"event":"pusher_internal:subscription_succeeded","channel":"` + channel + `","data":"{}"}`
+}
+
+func occupied(t testing.TB, h *channels.Hub) []string {
+	t.Helper()
+	list, err := h.Channels(appID, "")
+	if err != nil {
+		t.Fatalf("Channels: %v", err)
+	}
+	names := []string{}
+	for _, ci := range list {
+		names = append(names, ci.Name)
+	}
+	return names
+}
+
+func users(t testing.TB, h *channels.Hub, channel string) []string {
+	t.Helper()
+	ids, err := h.Users(appID, channel)
+	if err != nil {
+		t.Fatalf("Users: %v", err)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids
+}
+
+func boolPtr(b bool) *bool { return &b }
