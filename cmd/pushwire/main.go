@@ -1,0 +1,128 @@
+// Command pushwire runs a Pusher Channels protocol 7 compatible realtime server: WebSocket
+// connections on /app/{key} and the signed REST API on /apps/{id}/..., on one port.
+//
+// Run `pushwire --help` for every option; options also come from a YAML file (--config)
+// and PUSHWIRE_* environment variables.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/httpapi"
+	"github.com/pushwire/pushwire/server"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+}
+
+// run parses options, serves until ctx ends, shuts down gracefully and returns the exit code.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pushwire", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := config.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg, err := config.LoadWithFlags(flags, os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(stderr, "pushwire:", err)
+		return 1
+	}
+	log, err := newLogger(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "pushwire:", err)
+		return 1
+	}
+	defer func() { _ = log.Sync() }()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("pushwire stopped", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+// serve wires the hub, the WebSocket gateway and the REST API on one listener.
+func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	hub := channels.New(cfg.Apps, channels.Options{Logger: log.Named("channels")})
+	ws := server.New(hub, server.Options{
+		Logger:             log.Named("ws"),
+		ActivityTimeout:    cfg.ActivityTimeout.D(),
+		PongTimeout:        cfg.PongTimeout.D(),
+		MaxMessageBytes:    cfg.MaxMessageKB << 10,
+		WriteQueueMessages: cfg.WriteQueueMessages,
+		WriteQueueBytes:    cfg.WriteQueueKB << 10,
+		WriteTimeout:       cfg.WriteTimeout.D(),
+		MaxConnections:     cfg.MaxConnections,
+	})
+	api := httpapi.New(hub, httpapi.Options{Logger: log.Named("http"), MaxBodyBytes: int64(cfg.MaxRequestBodyKB) << 10})
+	mux := http.NewServeMux()
+	mux.Handle("/app/", ws)
+	mux.Handle("/", api)
+
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log.Named("http"))}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	for _, a := range cfg.Apps {
+		log.Info("app", zap.String("id", a.ID), zap.String("key", a.Key), zap.Bool("enabled", a.IsEnabled()))
+	}
+	log.Info("pushwire listening", zap.String("addr", ln.Addr().String()),
+		zap.String("websocket", "ws://"+ln.Addr().String()+"/app/{key}"))
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", zap.Duration("timeout", cfg.ShutdownTimeout.D()))
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
+	defer cancel()
+	wsErr := ws.Shutdown(sctx)
+	httpErr := srv.Shutdown(sctx)
+	if err := errors.Join(wsErr, httpErr); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(cfg *config.Config) (*zap.Logger, error) {
+	var level zapcore.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log_level: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	if cfg.LogFormat == "console" {
+		zc = zap.NewDevelopmentConfig()
+		zc.DisableStacktrace = true
+	}
+	zc.Level = zap.NewAtomicLevelAt(level)
+	zc.Sampling = nil
+	return zc.Build()
+}
