@@ -38,7 +38,7 @@ var ErrAppNotFound = &protocol.Error{Code: protocol.CodeAppNotFound, Message: "A
 func (h *Hub) Connect(appKey string, sub Subscriber) (*Conn, *protocol.Error) {
 	app, ok := h.byKey[appKey]
 	if !ok {
-		return nil, protocol.Errorf(protocol.CodeAppNotFound, "App key %s does not exist", truncate(appKey, 64))
+		return nil, protocol.Errorf(protocol.CodeAppNotFound, "App key %s does not exist", protocol.Truncate(appKey, 64))
 	}
 	if !app.cfg.IsEnabled() {
 		return nil, &protocol.Error{Code: protocol.CodeAppDisabled, Message: "Application is disabled"}
@@ -126,7 +126,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		me := c.user
 		c.mu.Unlock()
 		if me == "" || me != id {
-			return &protocol.Error{Code: protocol.CodeUnauthorized, Message: "Authentication error: " + name + " is only for the signed-in user " + truncate(id, 64)}
+			return &protocol.Error{Code: protocol.CodeUnauthorized, Message: "Authentication error: " + name + " is only for the signed-in user " + protocol.Truncate(id, 64)}
 		}
 	case protocol.Private, protocol.Presence, protocol.Encrypted:
 		presence := class.Type == protocol.Presence
@@ -166,7 +166,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 				dropIfEmpty(s, ch)
 				ch.mu.Unlock()
 				s.mu.Unlock()
-				return protocol.Errorf(protocol.CodeOverCapacity, "Presence channel %s is full (%d members)", truncate(name, 64), app.cfg.MaxPresenceMembersPerChannel)
+				return protocol.Errorf(protocol.CodeOverCapacity, "Presence channel %s is full (%d members)", protocol.Truncate(name, 64), app.cfg.MaxPresenceMembersPerChannel)
 			}
 			m = &member{info: info}
 			ch.members[userID] = m
@@ -321,11 +321,4 @@ func (c *Conn) Disconnect() {
 		c.app.signOut(user, c)
 	}
 	c.app.conns.Add(-1)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

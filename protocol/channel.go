@@ -114,7 +114,7 @@ func ValidateChannelName(name string, maxLen int) *Error {
 	}
 	for i := 0; i < len(body); i++ {
 		if !isChannelNameByte(body[i]) {
-			return Errorf(CodeChannelError, "Invalid channel name %q: character %q is not allowed", truncate(name, 64), body[i])
+			return Errorf(CodeChannelError, "Invalid channel name %q: character %q is not allowed", Truncate(name, 64), body[i])
 		}
 	}
 	return nil
@@ -147,12 +147,13 @@ func ValidateEventName(name string, maxLen int) *Error {
 	case len(name) > maxLen:
 		return Errorf(CodeGeneric, "Event name is longer than %d bytes", maxLen)
 	case IsReservedEventName(name):
-		return Errorf(CodeGeneric, "Event name %q uses a reserved prefix", truncate(name, 64))
+		return Errorf(CodeGeneric, "Event name %q uses a reserved prefix", Truncate(name, 64))
 	}
 	return nil
 }
 
-func truncate(s string, n int) string {
+// Truncate shortens s to n bytes plus "..." for quoting client input in error messages.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

@@ -302,7 +302,7 @@ func (c *conn) dispatch(msg []byte) {
 			}
 			return
 		}
-		c.sendError(protocol.Errorf(protocol.CodeGeneric, "Unknown event %q: clients may only send pusher: events and client- events", truncate(f.Event, 64)))
+		c.sendError(protocol.Errorf(protocol.CodeGeneric, "Unknown event %q: clients may only send pusher: events and client- events", protocol.Truncate(f.Event, 64)))
 		return
 	}
 	switch name {
@@ -331,7 +331,7 @@ func (c *conn) dispatch(msg []byte) {
 			c.sendError(err)
 		}
 	default:
-		c.sendError(protocol.Errorf(protocol.CodeGeneric, "Unknown event %q", truncate(f.Event, 64)))
+		c.sendError(protocol.Errorf(protocol.CodeGeneric, "Unknown event %q", protocol.Truncate(f.Event, 64)))
 	}
 }
 
@@ -364,11 +364,4 @@ func unsubscribeChannel(data json.RawMessage) (string, bool) {
 		return s, true
 	}
 	return "", false
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
