@@ -19,6 +19,8 @@ type channel struct {
 	subs map[*Conn]string
 	// members holds presence members by user id (presence channels only).
 	members map[string]*member
+	// countPending is set while a coalesced subscription_count send is scheduled.
+	countPending bool
 }
 
 type member struct {

@@ -147,7 +147,8 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	s := app.shardFor(name)
 	s.mu.Lock()
 	ch := s.channels[name]
-	if ch == nil {
+	created := ch == nil
+	if created {
 		ch = newChannel(name, class)
 		s.channels[name] = ch
 	}
@@ -159,6 +160,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		s.mu.Unlock()
 		return nil
 	}
+	memberAdded := false
 	if class.Type == protocol.Presence {
 		m := ch.members[userID]
 		if m == nil {
@@ -170,6 +172,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			}
 			m = &member{info: info}
 			ch.members[userID] = m
+			memberAdded = true
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberAdded(v, name, userID, info) }, nil)
 		}
 		m.conns++
@@ -177,13 +180,17 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	ch.subs[c] = userID
 	c.channels[name] = userID
 	c.sub.Send(ackFrame(v, ch))
+	cacheMiss := false
 	if class.Cache {
 		if ev, ok := app.cachedFrame(name); ok {
 			c.sub.Send(ev)
 		} else {
+			cacheMiss = true
 			c.sub.Send(protocol.CacheMiss(v, name))
 		}
 	}
+	count := len(ch.subs)
+	app.subscriptionCountChanged(ch)
 	ch.mu.Unlock()
 	s.mu.Unlock()
 	if userID != "" {
@@ -191,6 +198,21 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	}
 	if class.NeedsAuth() {
 		c.markAuthorized()
+	}
+	if obs := app.hub.obs; obs != nil {
+		id := app.cfg.ID
+		if created {
+			obs.ChannelOccupied(id, name)
+		}
+		if memberAdded {
+			obs.MemberAdded(id, name, userID)
+		}
+		if class.Type != protocol.Presence {
+			obs.SubscriptionCount(id, name, count)
+		}
+		if cacheMiss {
+			obs.CacheMiss(id, name)
+		}
 	}
 	return nil
 }
@@ -266,37 +288,58 @@ func (c *Conn) leave(name string) {
 		return
 	}
 	ch.mu.Lock()
-	userID := ch.removeLocked(c)
-	dropIfEmpty(s, ch)
+	userID, memberRemoved := ch.removeLocked(c)
+	vacated := dropIfEmpty(s, ch)
+	count := len(ch.subs)
+	if !vacated {
+		app.subscriptionCountChanged(ch)
+	}
 	ch.mu.Unlock()
 	s.mu.Unlock()
 	if userID != "" {
 		app.removeUserConn(userID, c)
 	}
+	if obs := app.hub.obs; obs != nil {
+		id := app.cfg.ID
+		if memberRemoved {
+			obs.MemberRemoved(id, name, userID)
+		}
+		if ch.class.Type != protocol.Presence {
+			obs.SubscriptionCount(id, name, count)
+		}
+		if vacated {
+			obs.ChannelVacated(id, name)
+		}
+	}
 }
 
 // removeLocked removes c from the channel (ch.mu held), announcing member_removed when it
-// was the user's last connection, and returns the presence user id it held.
-func (ch *channel) removeLocked(c *Conn) string {
+// was the user's last connection. It returns the presence user id it held and whether that
+// member left.
+func (ch *channel) removeLocked(c *Conn) (userID string, memberRemoved bool) {
 	userID, ok := ch.subs[c]
 	if !ok {
-		return ""
+		return "", false
 	}
 	delete(ch.subs, c)
 	if m := ch.members[userID]; m != nil {
 		if m.conns--; m.conns <= 0 {
 			delete(ch.members, userID)
+			memberRemoved = true
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberRemoved(v, ch.name, userID) }, nil)
 		}
 	}
-	return userID
+	return userID, memberRemoved
 }
 
-// dropIfEmpty deletes an empty channel from its shard. Callers hold s.mu (write) and ch.mu.
-func dropIfEmpty(s *shard, ch *channel) {
+// dropIfEmpty deletes an empty channel from its shard and reports whether it did. Callers
+// hold s.mu (write) and ch.mu.
+func dropIfEmpty(s *shard, ch *channel) bool {
 	if len(ch.subs) == 0 && s.channels[ch.name] == ch {
 		delete(s.channels, ch.name)
+		return true
 	}
+	return false
 }
 
 // Disconnect removes the connection from every channel and index. Call it once, when the

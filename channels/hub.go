@@ -32,6 +32,8 @@ type Options struct {
 	Logger *zap.Logger
 	// Now is the clock used for rate limits and cache expiry. Default time.Now.
 	Now func() time.Time
+	// Observer, when set, is told about channel lifecycle events.
+	Observer Observer
 }
 
 // Hub holds the state of every app served by this node.
@@ -41,6 +43,7 @@ type Hub struct {
 	log   *zap.Logger
 	now   func() time.Time
 	seed  maphash.Seed
+	obs   Observer
 }
 
 // New builds a hub serving apps (defaults already applied).
@@ -51,6 +54,7 @@ func New(apps []config.App, opts Options) *Hub {
 		log:   opts.Logger,
 		now:   opts.Now,
 		seed:  maphash.MakeSeed(),
+		obs:   opts.Observer,
 	}
 	if h.log == nil {
 		h.log = zap.NewNop()

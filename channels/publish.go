@@ -140,5 +140,8 @@ func (c *Conn) ClientEvent(f protocol.Frame) *protocol.Error {
 		ch.fanout(frame, c, "")
 		ch.mu.RUnlock()
 	}
+	if obs := app.hub.obs; obs != nil {
+		obs.ClientEvent(app.cfg.ID, f.Channel, f.Event, data, c.socketID, userID)
+	}
 	return nil
 }

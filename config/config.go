@@ -68,6 +68,11 @@ type App struct {
 	// UserAuthenticationTimeout closes (4009) a connection that neither signs in nor
 	// subscribes to an authorized channel within this time. 0 (default) never closes.
 	UserAuthenticationTimeout Duration `yaml:"user_authentication_timeout"`
+	// SubscriptionCountEvents sends pusher_internal:subscription_count to the subscribers of
+	// non-presence channels when their count changes, as Pusher's "subscription counting"
+	// app setting does (pusher-js: channel.bind("pusher:subscription_count")). Default false,
+	// as on Pusher.
+	SubscriptionCountEvents bool `yaml:"subscription_count_events"`
 	// AllowedOrigins, when non-empty, refuses sockets whose Origin header is not listed
 	// (4009). "*" allows any. Default empty: every origin is allowed.
 	AllowedOrigins []string `yaml:"allowed_origins"`

@@ -34,6 +34,7 @@ var appUsages = map[string]string{
 	"enable_client_messages":           "allow client- events (default true)",
 	"enable_user_authentication":       "allow pusher:signin (default true)",
 	"enable_watchlist_events":          "send watchlist events (default true)",
+	"subscription_count_events":        "send pusher_internal:subscription_count on count changes (default false)",
 	"user_authentication_timeout":      "close unauthenticated sockets after this, 0 = never (default 0)",
 	"allowed_origins":                  "comma-separated allowed Origin values, empty = any (default empty)",
 	"max_connections":                  "max open sockets of the app, 0 = unlimited (default 0)",

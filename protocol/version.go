@@ -62,6 +62,7 @@ const (
 	EventSigninSuccess         = "pusher:signin_success"
 	EventCacheMiss             = "pusher:cache_miss"
 	EventWatchlistEvents       = "pusher_internal:watchlist_events"
+	EventSubscriptionCount     = "pusher_internal:subscription_count"
 )
 
 // EventName returns a system event name (given in the V1 dialect) as version v spells it:
