@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -42,6 +44,44 @@ type Config struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// MaxRequestBodyKB caps an HTTP API request body (413 over it). Default 10240.
 	MaxRequestBodyKB int `yaml:"max_request_body_kb"`
+	// DrainDelay is how long the node reports not ready (GET /ready 503) on SIGTERM before
+	// it closes sockets with 4200, so a load balancer stops sending new clients. Default 0.
+	DrainDelay Duration `yaml:"drain_delay"`
+
+	// TLSCertFile and TLSKeyFile (PEM) serve WebSocket and REST over TLS (wss://, https://)
+	// when both are set. Default: plain TCP.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+
+	// MetricsEnabled serves Prometheus metrics on MetricsHost:MetricsPort. Default true.
+	MetricsEnabled *bool `yaml:"metrics_enabled"`
+	// MetricsHost is the interface of the metrics listener. Default 127.0.0.1.
+	MetricsHost string `yaml:"metrics_host"`
+	// MetricsPort is the port of the metrics listener (GET /metrics). Default 9601.
+	MetricsPort int `yaml:"metrics_port"`
+
+	// MaxConnectionsPerIPPerMinute caps new WebSocket connections from one client IP per
+	// minute; one over it gets error 4100 and close 4100 (clients back off). 0 = unlimited.
+	MaxConnectionsPerIPPerMinute int `yaml:"max_connections_per_ip_per_minute"`
+	// TrustForwardedFor takes the client IP from the first X-Forwarded-For address (set it
+	// only behind a proxy you control). Default false: the peer address.
+	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
+
+	// WebhookQueueSize bounds the webhook events waiting for delivery on this node; events
+	// over it are dropped and counted, never blocking a publish or a socket. Default 10000.
+	WebhookQueueSize int `yaml:"webhook_queue_size"`
+	// WebhookBatchSize caps the events of one webhook request. Default 100.
+	WebhookBatchSize int `yaml:"webhook_batch_size"`
+	// WebhookBatchInterval is how long events gather before a webhook request. Default 50ms.
+	WebhookBatchInterval Duration `yaml:"webhook_batch_interval"`
+	// WebhookTimeout bounds one webhook request. Default 10s.
+	WebhookTimeout Duration `yaml:"webhook_timeout"`
+	// WebhookRetryFor is how long a failing webhook batch is retried (network errors, 5xx,
+	// 408, 429) with exponential backoff. Default 5m.
+	WebhookRetryFor Duration `yaml:"webhook_retry_for"`
+	// WebhookVacateDelay is how long channel_vacated and member_removed wait and re-check
+	// before being sent, so a quick reconnect does not flap. Default 3s.
+	WebhookVacateDelay Duration `yaml:"webhook_vacate_delay"`
 
 	// Apps are the applications this node serves. Default: the single development app
 	// app-id / app-key / app-secret with every feature on.
@@ -73,6 +113,11 @@ type App struct {
 	// app setting does (pusher-js: channel.bind("pusher:subscription_count")). Default false,
 	// as on Pusher.
 	SubscriptionCountEvents bool `yaml:"subscription_count_events"`
+	// MaxBackendEventsPerSecond caps HTTP API publishes (events, counting each batch item)
+	// per second for the app; over it the API answers 429. 0 = unlimited (default).
+	MaxBackendEventsPerSecond int `yaml:"max_backend_events_per_second"`
+	// Webhooks are the endpoints notified of this app's channel events. Default none.
+	Webhooks []Webhook `yaml:"webhooks"`
 	// AllowedOrigins, when non-empty, refuses sockets whose Origin header is not listed
 	// (4009). "*" allows any. Default empty: every origin is allowed.
 	AllowedOrigins []string `yaml:"allowed_origins"`
@@ -102,7 +147,40 @@ type App struct {
 	CacheTTL Duration `yaml:"cache_ttl"`
 }
 
+// Webhook is one webhook endpoint of an app.
+type Webhook struct {
+	// URL receives POSTs of {"time_ms","events":[...]} signed with X-Pusher-Key and
+	// X-Pusher-Signature (hex HMAC-SHA256 of the body with the app secret). Required.
+	URL string `yaml:"url"`
+	// EventTypes lists the events this endpoint wants: channel_occupied, channel_vacated,
+	// member_added, member_removed, client_event, cache_miss, subscription_count. Required.
+	EventTypes []string `yaml:"event_types"`
+	// ChannelPrefix, when set, limits the endpoint to channels starting with it.
+	ChannelPrefix string `yaml:"channel_prefix"`
+	// Headers are extra HTTP headers sent with every request.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// WebhookEventTypes are the event types a webhook may subscribe to.
+var WebhookEventTypes = []string{"channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss", "subscription_count"}
+
+// Wants reports whether the endpoint takes this event type on this channel.
+func (w *Webhook) Wants(eventType, channel string) bool {
+	if !strings.HasPrefix(channel, w.ChannelPrefix) {
+		return false
+	}
+	for _, t := range w.EventTypes {
+		if t == eventType {
+			return true
+		}
+	}
+	return false
+}
+
 // Feature accessors resolve the optional booleans to their defaults.
+
+// MetricsOn reports whether the metrics listener runs (default true).
+func (c *Config) MetricsOn() bool { return c.MetricsEnabled == nil || *c.MetricsEnabled }
 
 // IsEnabled reports whether the app accepts connections (default true).
 func (a *App) IsEnabled() bool { return a.Enabled == nil || *a.Enabled }
@@ -145,6 +223,14 @@ const (
 	DefaultWriteTimeout                 = 10 * time.Second
 	DefaultShutdownTimeout              = 10 * time.Second
 	DefaultMaxRequestBodyKB             = 10240
+	DefaultMetricsHost                  = "127.0.0.1"
+	DefaultMetricsPort                  = 9601
+	DefaultWebhookQueueSize             = 10000
+	DefaultWebhookBatchSize             = 100
+	DefaultWebhookBatchInterval         = 50 * time.Millisecond
+	DefaultWebhookTimeout               = 10 * time.Second
+	DefaultWebhookRetryFor              = 5 * time.Minute
+	DefaultWebhookVacateDelay           = 3 * time.Second
 	DefaultMaxClientEventsPerSecond     = 10
 	DefaultMaxPresenceMembersPerChannel = 100
 	DefaultMaxPresenceMemberSizeKB      = 2
@@ -175,6 +261,14 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setInt(&c.MaxRequestBodyKB, DefaultMaxRequestBodyKB)
+	setStr(&c.MetricsHost, DefaultMetricsHost)
+	setInt(&c.MetricsPort, DefaultMetricsPort)
+	setInt(&c.WebhookQueueSize, DefaultWebhookQueueSize)
+	setInt(&c.WebhookBatchSize, DefaultWebhookBatchSize)
+	setDur(&c.WebhookBatchInterval, DefaultWebhookBatchInterval)
+	setDur(&c.WebhookTimeout, DefaultWebhookTimeout)
+	setDur(&c.WebhookRetryFor, DefaultWebhookRetryFor)
+	setDur(&c.WebhookVacateDelay, DefaultWebhookVacateDelay)
 	if len(c.Apps) == 0 {
 		c.Apps = []App{DefaultApp()}
 	}
@@ -254,6 +348,42 @@ func (c *Config) problems() []string {
 	if c.ShutdownTimeout.D() <= 0 {
 		bad("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout.D())
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("tls_cert_file", "tls_cert_file and tls_key_file must be set together")
+	}
+	if c.MetricsOn() && (c.MetricsPort < 1 || c.MetricsPort > 65535) {
+		bad("metrics_port", "must be between 1 and 65535, got %d", c.MetricsPort)
+	}
+	if c.MetricsOn() && c.MetricsPort == c.Port && (c.MetricsHost == c.Host || c.MetricsHost == "0.0.0.0" || c.Host == "0.0.0.0") {
+		bad("metrics_port", "must differ from port %d", c.Port)
+	}
+	for _, p := range []struct {
+		field string
+		v     int
+	}{{"max_connections_per_ip_per_minute", c.MaxConnectionsPerIPPerMinute}} {
+		if p.v < 0 {
+			bad(p.field, "must not be negative, got %d", p.v)
+		}
+	}
+	for _, p := range []struct {
+		field string
+		v     int
+	}{{"webhook_queue_size", c.WebhookQueueSize}, {"webhook_batch_size", c.WebhookBatchSize}} {
+		if p.v <= 0 {
+			bad(p.field, "must be positive, got %d", p.v)
+		}
+	}
+	for _, d := range []struct {
+		field string
+		v     Duration
+	}{{"webhook_batch_interval", c.WebhookBatchInterval}, {"webhook_timeout", c.WebhookTimeout}, {"webhook_retry_for", c.WebhookRetryFor}, {"webhook_vacate_delay", c.WebhookVacateDelay}} {
+		if d.v < 0 {
+			bad(d.field, "must not be negative, got %s", d.v)
+		}
+	}
+	if c.DrainDelay < 0 {
+		bad("drain_delay", "must not be negative, got %s", c.DrainDelay)
+	}
 	ids, keys := map[string]int{}, map[string]int{}
 	for i, a := range c.Apps {
 		p := fmt.Sprintf("apps[%d]", i)
@@ -296,6 +426,23 @@ func (c *Config) problems() []string {
 		}
 		if a.MaxConnections < 0 {
 			bad(p+".max_connections", "must not be negative, got %d", a.MaxConnections)
+		}
+		if a.MaxBackendEventsPerSecond < 0 {
+			bad(p+".max_backend_events_per_second", "must not be negative, got %d", a.MaxBackendEventsPerSecond)
+		}
+		for j, w := range a.Webhooks {
+			wp := fmt.Sprintf("%s.webhooks[%d]", p, j)
+			if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad(wp+".url", "must be an absolute http:// or https:// URL, got %q", w.URL)
+			}
+			if len(w.EventTypes) == 0 {
+				bad(wp+".event_types", "is required: list any of %s", strings.Join(WebhookEventTypes, ", "))
+			}
+			for _, t := range w.EventTypes {
+				if !slices.Contains(WebhookEventTypes, t) {
+					bad(wp+".event_types", "unknown event type %q (known: %s)", t, strings.Join(WebhookEventTypes, ", "))
+				}
+			}
 		}
 		if a.CacheTTL.D() <= 0 {
 			bad(p+".cache_ttl", "must be positive")

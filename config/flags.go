@@ -10,19 +10,33 @@ import (
 // usages is the one-line help of every top-level setting, keyed by YAML key, each with its
 // default. A test checks that every setting has a line and that the defaults are true.
 var usages = map[string]string{
-	"host":                 "interface the WebSocket and REST listener binds (default 127.0.0.1)",
-	"port":                 "WebSocket and REST port (default 6001)",
-	"log_level":            "log level: debug, info, warn or error (default info)",
-	"log_format":           "log format: console or json (default console)",
-	"max_connections":      "max open WebSocket connections on this node, 0 = unlimited (default 0)",
-	"activity_timeout":     "client silence before the server sends pusher:ping (default 120s)",
-	"pong_timeout":         "wait for any frame after a ping before closing with 4201 (default 30s)",
-	"max_message_kb":       "max inbound WebSocket message size in KB (default 64)",
-	"write_queue_messages": "max frames queued for one connection (default 1024)",
-	"write_queue_kb":       "max KB queued for one connection before closing it with 4100 (default 8192)",
-	"write_timeout":        "max time for one socket write before disconnecting the client (default 10s)",
-	"shutdown_timeout":     "max time for a graceful shutdown (default 10s)",
-	"max_request_body_kb":  "max HTTP API request body in KB, 413 over it (default 10240)",
+	"host":                              "interface the WebSocket and REST listener binds (default 127.0.0.1)",
+	"port":                              "WebSocket and REST port (default 6001)",
+	"log_level":                         "log level: debug, info, warn or error (default info)",
+	"log_format":                        "log format: console or json (default console)",
+	"max_connections":                   "max open WebSocket connections on this node, 0 = unlimited (default 0)",
+	"activity_timeout":                  "client silence before the server sends pusher:ping (default 120s)",
+	"pong_timeout":                      "wait for any frame after a ping before closing with 4201 (default 30s)",
+	"max_message_kb":                    "max inbound WebSocket message size in KB (default 64)",
+	"write_queue_messages":              "max frames queued for one connection (default 1024)",
+	"write_queue_kb":                    "max KB queued for one connection before closing it with 4100 (default 8192)",
+	"write_timeout":                     "max time for one socket write before disconnecting the client (default 10s)",
+	"shutdown_timeout":                  "max time for a graceful shutdown (default 10s)",
+	"max_request_body_kb":               "max HTTP API request body in KB, 413 over it (default 10240)",
+	"drain_delay":                       "on SIGTERM, report not ready this long before closing sockets (default 0s)",
+	"tls_cert_file":                     "PEM certificate for wss:// and https://, with tls_key_file (default empty)",
+	"tls_key_file":                      "PEM private key for wss:// and https://, with tls_cert_file (default empty)",
+	"metrics_enabled":                   "serve Prometheus metrics on metrics_host:metrics_port (default true)",
+	"metrics_host":                      "interface of the metrics listener (default 127.0.0.1)",
+	"metrics_port":                      "port of the metrics listener, GET /metrics (default 9601)",
+	"max_connections_per_ip_per_minute": "new WebSocket connections per client IP per minute, 4100 over it, 0 = unlimited (default 0)",
+	"trust_forwarded_for":               "take the client IP from X-Forwarded-For, only behind your own proxy (default false)",
+	"webhook_queue_size":                "webhook events waiting for delivery; more are dropped and counted (default 10000)",
+	"webhook_batch_size":                "max events in one webhook request (default 100)",
+	"webhook_batch_interval":            "how long webhook events gather before a request (default 50ms)",
+	"webhook_timeout":                   "max time for one webhook request (default 10s)",
+	"webhook_retry_for":                 "how long a failing webhook is retried with backoff (default 5m)",
+	"webhook_vacate_delay":              "wait and re-check before channel_vacated / member_removed (default 3s)",
 }
 
 // appUsages is the one-line help of the app fields settable as PUSHWIRE_APP_* variables.
@@ -35,6 +49,7 @@ var appUsages = map[string]string{
 	"enable_user_authentication":       "allow pusher:signin (default true)",
 	"enable_watchlist_events":          "send watchlist events (default true)",
 	"subscription_count_events":        "send pusher_internal:subscription_count on count changes (default false)",
+	"max_backend_events_per_second":    "HTTP API events per second for the app, 429 over it, 0 = unlimited (default 0)",
 	"user_authentication_timeout":      "close unauthenticated sockets after this, 0 = never (default 0)",
 	"allowed_origins":                  "comma-separated allowed Origin values, empty = any (default empty)",
 	"max_connections":                  "max open sockets of the app, 0 = unlimited (default 0)",
@@ -84,7 +99,12 @@ func (s *settingFlag) Set(v string) error {
 
 // IsBoolFlag lets a boolean setting be given as a bare --flag.
 func (s *settingFlag) IsBoolFlag() bool {
-	return s != nil && s.opt.typ != nil && s.opt.typ.Kind() == reflect.Bool
+	return s != nil && s.opt.typ != nil && isBoolType(s.opt.typ)
+}
+
+// isBoolType reports whether t is bool or *bool.
+func isBoolType(t reflect.Type) bool {
+	return t.Kind() == reflect.Bool || (t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Bool)
 }
 
 // typeName names the flag's argument in --help.
@@ -92,7 +112,7 @@ func (s *settingFlag) typeName() string {
 	switch {
 	case s.opt.typ == durationType:
 		return "duration"
-	case s.opt.typ.Kind() == reflect.Bool:
+	case isBoolType(s.opt.typ):
 		return ""
 	case s.opt.typ.Kind() == reflect.Slice:
 		return "list"

@@ -27,9 +27,13 @@ func TestFlagNames(t *testing.T) {
 	var got []string
 	fs.VisitAll(func(f *flag.Flag) { got = append(got, f.Name) })
 	want := []string{
-		"activity-timeout", "config", "host", "log-format", "log-level", "max-connections",
-		"max-message-kb", "max-request-body-kb", "pong-timeout", "port", "shutdown-timeout",
-		"write-queue-kb", "write-queue-messages", "write-timeout",
+		"activity-timeout", "config", "drain-delay", "host", "log-format", "log-level",
+		"max-connections", "max-connections-per-ip-per-minute", "max-message-kb",
+		"max-request-body-kb", "metrics-enabled", "metrics-host", "metrics-port", "pong-timeout",
+		"port", "shutdown-timeout", "tls-cert-file", "tls-key-file", "trust-forwarded-for",
+		"webhook-batch-interval", "webhook-batch-size", "webhook-queue-size", "webhook-retry-for",
+		"webhook-timeout", "webhook-vacate-delay", "write-queue-kb", "write-queue-messages",
+		"write-timeout",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("flags = %q\nwant %q", got, want)
@@ -213,7 +217,10 @@ func TestHelp(t *testing.T) {
 	var want []string
 	want = append(want, "--config path")
 	for _, o := range configOptions {
-		want = append(want, "--"+flagName(o.key)+" ", envName(o.key), usages[o.key])
+		want = append(want, "--"+flagName(o.key)+"\n", envName(o.key), usages[o.key])
+		if o.typ.Kind() != reflect.Bool && o.typ.Kind() != reflect.Pointer {
+			want[len(want)-3] = "--" + flagName(o.key) + " "
+		}
 	}
 	for _, o := range appOptions {
 		want = append(want, appEnvName(o.key))
