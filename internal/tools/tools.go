@@ -7,6 +7,9 @@ package tools
 import (
 	_ "github.com/coder/websocket"
 	_ "github.com/go-chi/chi/v5"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/prometheus/client_golang/prometheus/promhttp"
+	_ "github.com/prometheus/common/expfmt"
 	_ "github.com/pusher/pusher-http-go/v5"
 	_ "golang.org/x/crypto/nacl/secretbox"
 	_ "gopkg.in/yaml.v3"
