@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -87,13 +88,25 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log.Named("http"))}
+	scheme := "ws"
+	if cfg.TLSCertFile != "" {
+		// Load once now so a bad certificate fails at start with a clear message.
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("tls_cert_file/tls_key_file: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "wss"
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	for _, a := range cfg.Apps {
 		log.Info("app", zap.String("id", a.ID), zap.String("key", a.Key), zap.Bool("enabled", a.IsEnabled()))
 	}
 	log.Info("pushwire listening", zap.String("addr", ln.Addr().String()),
-		zap.String("websocket", "ws://"+ln.Addr().String()+"/app/{key}"))
+		zap.String("websocket", scheme+"://"+ln.Addr().String()+"/app/{key}"))
 
 	select {
 	case err := <-errc:

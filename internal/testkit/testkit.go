@@ -3,7 +3,15 @@ package testkit
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -79,6 +87,9 @@ type Options struct {
 	Env []string
 	// Config, when set, is written to a YAML file passed with --config.
 	Config string
+	// TLS serves wss:// and https:// with a fresh self-signed certificate for 127.0.0.1 and
+	// localhost (see Server.CertPEM).
+	TLS bool
 }
 
 // Server is a running pushwire process.
@@ -88,6 +99,10 @@ type Server struct {
 	// Port is the TCP port.
 	Port int
 
+	// CertPEM is the server's self-signed certificate when started with TLS.
+	CertPEM []byte
+
+	tls    bool
 	cmd    *exec.Cmd
 	out    *syncBuffer
 	unlock func()
@@ -97,11 +112,30 @@ type Server struct {
 
 // WSURL returns the WebSocket URL of an app key with Pusher's query string.
 func (s *Server) WSURL(key string) string {
-	return "ws://" + s.Addr + "/app/" + key + "?protocol=7&client=js&version=8.6.0&flash=false"
+	scheme := "ws://"
+	if s.tls {
+		scheme = "wss://"
+	}
+	return scheme + s.Addr + "/app/" + key + "?protocol=7&client=js&version=8.6.0&flash=false"
 }
 
 // HTTPURL returns the base URL of the REST API.
-func (s *Server) HTTPURL() string { return "http://" + s.Addr }
+func (s *Server) HTTPURL() string {
+	if s.tls {
+		return "https://" + s.Addr
+	}
+	return "http://" + s.Addr
+}
+
+// HTTPClient returns a client that trusts the server's certificate (plain client without TLS).
+func (s *Server) HTTPClient() *http.Client {
+	if !s.tls {
+		return http.DefaultClient
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CertPEM)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
 
 // Output returns everything the server wrote to stdout and stderr so far.
 func (s *Server) Output() string { return s.out.String() }
@@ -127,6 +161,20 @@ func Start(t testing.TB, o Options) *Server {
 		}
 		args = append(args, "--config="+f)
 	}
+	var certPEM []byte
+	if o.TLS {
+		dir := t.TempDir()
+		var keyPEM []byte
+		certPEM, keyPEM = SelfSignedCert(t)
+		certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+		if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--tls-cert-file="+certFile, "--tls-key-file="+keyFile)
+	}
 	args = append(args, o.Args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), o.Env...)
@@ -136,7 +184,7 @@ func Start(t testing.TB, o Options) *Server {
 		unlock()
 		t.Fatalf("testkit: start pushwire: %v", err)
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, cmd: cmd, out: out, unlock: unlock, done: make(chan struct{}), t: t}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, CertPEM: certPEM, tls: o.TLS, cmd: cmd, out: out, unlock: unlock, done: make(chan struct{}), t: t}
 	go func() {
 		_ = cmd.Wait()
 		close(s.done)
@@ -155,7 +203,7 @@ func (s *Server) waitReady(t testing.TB) {
 			t.Fatalf("testkit: pushwire exited during start-up:\n%s", s.Output())
 		default:
 		}
-		resp, err := http.Get(s.HTTPURL() + "/up")
+		resp, err := s.HTTPClient().Get(s.HTTPURL() + "/up")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -264,4 +312,34 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// SelfSignedCert makes a PEM certificate and key for 127.0.0.1 and localhost, valid for a day.
+func SelfSignedCert(t testing.TB) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "pushwire test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }
