@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,20 +27,50 @@ type Options struct {
 	Logger *zap.Logger
 	// MaxBodyBytes caps a request body (413 over it). Default 10 MiB.
 	MaxBodyBytes int64
-	// Now is the clock for auth_timestamp checks. Default time.Now.
+	// Now is the clock for auth_timestamp checks, the backend event rate limit and uptime.
+	// Default time.Now.
 	Now func() time.Time
+	// Metrics receives one observation per request and the 429s of the event rate limit.
+	// Default: none.
+	Metrics Metrics
+	// Ready reports whether the node should get new clients; GET /ready answers 503
+	// DRAINING while it returns false. Default: always ready.
+	Ready func() bool
+	// AppIDs are the apps GET /usage reports on. Default none (only node totals).
+	AppIDs []string
 }
 
+// Metrics receives the API's counters. It is defined here, where it is consumed;
+// *metrics.Metrics implements it. Methods must be cheap and safe for concurrent use.
+type Metrics interface {
+	// ObserveHTTP records one request: route is the chi route pattern (such as
+	// /apps/{appID}/events, or "unmatched"), never the raw path.
+	ObserveHTTP(route, method string, status int, d time.Duration)
+	// RateLimited counts a publish of appID refused with 429 by MaxBackendEventsPerSecond.
+	RateLimited(appID string)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) ObserveHTTP(string, string, int, time.Duration) {}
+func (nopMetrics) RateLimited(string)                             {}
+
 type api struct {
-	hub *channels.Hub
-	log *zap.Logger
-	max int64
-	now func() time.Time
+	hub     *channels.Hub
+	log     *zap.Logger
+	max     int64
+	now     func() time.Time
+	metrics Metrics
+	ready   func() bool
+	appIDs  []string
+	start   time.Time
+	events  *eventLimiter
 }
 
 // New returns the REST API handler for hub.
 func New(hub *channels.Hub, opts Options) http.Handler {
-	a := &api{hub: hub, log: opts.Logger, max: opts.MaxBodyBytes, now: opts.Now}
+	a := &api{hub: hub, log: opts.Logger, max: opts.MaxBodyBytes, now: opts.Now, metrics: opts.Metrics,
+		ready: opts.Ready, appIDs: slices.Clone(opts.AppIDs)}
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}
@@ -49,9 +80,25 @@ func New(hub *channels.Hub, opts Options) http.Handler {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	if a.metrics == nil {
+		a.metrics = nopMetrics{}
+	}
+	if a.ready == nil {
+		a.ready = func() bool { return true }
+	}
+	a.start = a.now()
+	a.events = newEventLimiter(a.now)
 	r := chi.NewRouter()
-	r.Use(a.recoverer)
+	r.Use(a.observe, a.recoverer)
 	r.Get("/up", func(w http.ResponseWriter, _ *http.Request) { text(w, http.StatusOK, "OK") })
+	r.Get("/ready", func(w http.ResponseWriter, _ *http.Request) {
+		if a.ready() {
+			text(w, http.StatusOK, "OK")
+		} else {
+			text(w, http.StatusServiceUnavailable, "DRAINING")
+		}
+	})
+	r.Get("/usage", a.usage)
 	r.Get("/live", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	r.Get("/up/{appID}", func(w http.ResponseWriter, r *http.Request) {
 		if app, ok := hub.AppByID(chi.URLParam(r, "appID")); !ok {
@@ -62,14 +109,16 @@ func New(hub *channels.Hub, opts Options) http.Handler {
 			text(w, http.StatusOK, "OK")
 		}
 	})
-	r.Route("/apps/{appID}", func(r chi.Router) {
+	// A group, not a sub-router: its middleware runs once the route matched, so an unknown
+	// path is a 404 without a signature check and every request has its full route pattern.
+	r.Group(func(r chi.Router) {
 		r.Use(a.authenticate)
-		r.Post("/events", a.postEvents)
-		r.Post("/batch_events", a.postBatch)
-		r.Get("/channels", a.getChannels)
-		r.Get("/channels/{channel}", a.getChannel)
-		r.Get("/channels/{channel}/users", a.getUsers)
-		r.Post("/users/{userID}/terminate_connections", a.terminate)
+		r.Post("/apps/{appID}/events", a.postEvents)
+		r.Post("/apps/{appID}/batch_events", a.postBatch)
+		r.Get("/apps/{appID}/channels", a.getChannels)
+		r.Get("/apps/{appID}/channels/{channel}", a.getChannel)
+		r.Get("/apps/{appID}/channels/{channel}/users", a.getUsers)
+		r.Post("/apps/{appID}/users/{userID}/terminate_connections", a.terminate)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No route for "+r.Method+" "+r.URL.Path)

@@ -89,6 +89,9 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 		fail(w, aerr)
 		return
 	}
+	if !a.allowEvents(w, app, 1) {
+		return
+	}
 	if err := a.hub.Publish(app.ID, p.ev); err != nil {
 		fail(w, protocolError(err))
 		return
@@ -152,6 +155,9 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		items[i] = p
 		wantInfo = wantInfo || len(p.info) > 0
+	}
+	if !a.allowEvents(w, app, len(items)) {
+		return
 	}
 	for _, p := range items {
 		if err := a.hub.Publish(app.ID, p.ev); err != nil {

@@ -23,7 +23,8 @@ import (
 // with an error frame; a larger one closes the connection with 1009.
 const oversizeFactor = 16
 
-// CloseReason says why a connection ended. It is the log field "reason".
+// CloseReason says why a connection ended. It is the log field "reason" and the reason
+// label of the disconnect and refusal metrics.
 type CloseReason string
 
 // Close reasons.
@@ -39,6 +40,7 @@ const (
 	reasonTooBig          CloseReason = "message_too_big"
 	reasonPanic           CloseReason = "internal_error"
 	reasonWriteFailed     CloseReason = "write_failed"
+	reasonIPRateLimited   CloseReason = "ip_rate_limited"
 )
 
 // conn is one WebSocket connection. The reader goroutine (serve) owns hc's state; the
@@ -50,6 +52,7 @@ type conn struct {
 	log      *zap.Logger
 	version  protocol.Version
 	socketID string
+	appID    string // set before the hub sees the connection; "" until then
 
 	lastRead atomic.Int64 // unix nanos of the last inbound frame or ping
 
@@ -86,7 +89,9 @@ func (c *conn) Send(frame []byte) {
 	o := &c.srv.opts
 	if len(c.queue) >= o.WriteQueueMessages || c.queued+len(frame) > o.WriteQueueBytes {
 		c.mu.Unlock()
-		c.closeWith(&protocol.Error{Code: protocol.CodeOverCapacity, Message: "Client is too slow: write queue full"}, reasonSlowConsumer)
+		if c.closeWith(&protocol.Error{Code: protocol.CodeOverCapacity, Message: "Client is too slow: write queue full"}, reasonSlowConsumer) {
+			c.srv.metrics.SlowConsumer(c.appID)
+		}
 		return
 	}
 	c.queue = append(c.queue, frame)
@@ -112,22 +117,25 @@ func (c *conn) Close(err *protocol.Error) {
 }
 
 // closeWith asks the writer to send err as an error frame (queued frames are dropped) and
-// close the socket with err's code. It never blocks; only the first call counts.
-func (c *conn) closeWith(err *protocol.Error, reason CloseReason) {
+// close the socket with err's code. It never blocks; only the first call counts, and it
+// reports whether this call was the first.
+func (c *conn) closeWith(err *protocol.Error, reason CloseReason) bool {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.closed, c.closeErr, c.reason = true, err, reason
 	c.queue, c.queued = nil, 0
 	c.mu.Unlock()
 	c.signal()
+	return true
 }
 
 // refuse ends a connection before the handshake: error frame, then close with its code.
 func (c *conn) refuse(err *protocol.Error, reason CloseReason) {
 	c.log.Info("connection refused", zap.Int("code", err.Code), zap.String("reason", string(reason)), zap.String("message", err.Message))
+	c.srv.metrics.Refused(string(reason))
 	ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
 	defer cancel()
 	_ = c.ws.Write(ctx, websocket.MessageText, protocol.ErrorFrame(c.version, err))
@@ -158,13 +166,35 @@ func (c *conn) serve(ctx context.Context) {
 	<-writerDone
 	c.hc.Disconnect()
 	c.mu.Lock()
-	reason := c.reason
+	reason, closeErr := c.reason, c.closeErr
 	c.mu.Unlock()
-	fields := []zap.Field{zap.String("reason", string(reason)), zap.Duration("duration", time.Since(start))}
+	code := closeCode(closeErr, reason, err)
+	c.srv.metrics.Disconnected(c.appID, code, string(reason))
+	fields := []zap.Field{zap.String("reason", string(reason)), zap.Int("code", code), zap.Duration("duration", time.Since(start))}
 	if err != nil && websocket.CloseStatus(err) == -1 && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
 		fields = append(fields, zap.Error(err))
 	}
 	c.log.Debug("disconnected", fields...)
+}
+
+// closeCode is the close code a connection ended with: the server's error code, the client's
+// code when the client closed (1005 when it gave none), 1006 when the socket dropped or a
+// write failed, 1009 for an oversized message, 1000 for any other server close.
+func closeCode(closeErr *protocol.Error, reason CloseReason, readErr error) int {
+	switch {
+	case closeErr != nil:
+		return closeErr.Code
+	case reason == reasonClient:
+		if st := websocket.CloseStatus(readErr); st != -1 {
+			return int(st)
+		}
+		return int(websocket.StatusAbnormalClosure)
+	case reason == reasonWriteFailed:
+		return int(websocket.StatusAbnormalClosure)
+	case reason == reasonTooBig:
+		return int(websocket.StatusMessageTooBig)
+	}
+	return int(websocket.StatusNormalClosure)
 }
 
 type versionName protocol.Version
@@ -218,6 +248,7 @@ func (c *conn) writeLoop() {
 				c.log.Debug("write failed", zap.Error(err))
 				break
 			}
+			c.srv.metrics.MessageOut(c.appID, len(frame))
 		}
 	}
 }
@@ -235,7 +266,10 @@ func (c *conn) finish(err *protocol.Error, reason CloseReason) {
 		return
 	}
 	if reason != reasonWriteFailed {
-		_ = c.write(protocol.ErrorFrame(c.version, err))
+		frame := protocol.ErrorFrame(c.version, err)
+		if c.write(frame) == nil {
+			c.srv.metrics.MessageOut(c.appID, len(frame))
+		}
 	}
 	c.log.Debug("closing", zap.Int("code", err.Code), zap.String("reason", string(reason)))
 	_ = c.ws.Close(websocket.StatusCode(err.Code), closeText(err.Message))
@@ -264,13 +298,16 @@ func (c *conn) readLoop(ctx context.Context) (err error) {
 			return err
 		}
 		if n > int64(limit) {
-			if _, err := io.Copy(io.Discard, r); err != nil {
+			rest, err := io.Copy(io.Discard, r)
+			if err != nil {
 				c.closeWith(nil, reasonTooBig)
 				return err
 			}
+			c.srv.metrics.MessageIn(c.appID, int(n+rest))
 			c.sendError(protocol.Errorf(protocol.CodeGeneric, "Message too large: the limit is %d bytes", limit))
 			continue
 		}
+		c.srv.metrics.MessageIn(c.appID, int(n))
 		if typ != websocket.MessageText {
 			c.sendError(&protocol.Error{Code: protocol.CodeGeneric, Message: "Binary frames are not supported: send JSON text frames"})
 			continue

@@ -35,6 +35,18 @@ type Options struct {
 	WriteTimeout time.Duration
 	// MaxConnections caps this node's connections (4100 over it); 0 is unlimited.
 	MaxConnections int
+	// MaxConnectionsPerIPPerMinute caps new connections from one client address (one IPv6
+	// /64) as a token bucket: a burst of this many, refilled at this many per minute. An
+	// upgrade over it gets error 4100 "Too many connections from your address" and close
+	// 4100, so clients back off and retry. 0 is unlimited.
+	MaxConnectionsPerIPPerMinute int
+	// TrustForwardedFor takes the client address from the first X-Forwarded-For entry
+	// (only behind a proxy you control). Default: the peer address.
+	TrustForwardedFor bool
+	// Metrics receives connection and message counters. Default: none.
+	Metrics Metrics
+	// Now is the clock of the per-address limiter. Default time.Now.
+	Now func() time.Time
 }
 
 func (o *Options) applyDefaults() {
@@ -59,13 +71,21 @@ func (o *Options) applyDefaults() {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
+	if o.Metrics == nil {
+		o.Metrics = nopMetrics{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 }
 
 // Server accepts WebSocket connections and serves them against a channels hub.
 type Server struct {
-	hub  *channels.Hub
-	opts Options
-	log  *zap.Logger
+	hub     *channels.Hub
+	opts    Options
+	log     *zap.Logger
+	metrics Metrics
+	limiter *ipLimiter // nil when unlimited
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -73,6 +93,7 @@ type Server struct {
 	count    atomic.Int64
 	wg       sync.WaitGroup
 	activity int // activity timeout in whole seconds, as announced
+	draining atomic.Bool
 }
 
 // New builds a server for hub.
@@ -82,11 +103,26 @@ func New(hub *channels.Hub, opts Options) *Server {
 	if secs < 1 {
 		secs = 1
 	}
-	return &Server{hub: hub, opts: opts, log: opts.Logger, conns: map[*conn]struct{}{}, activity: secs}
+	s := &Server{hub: hub, opts: opts, log: opts.Logger, metrics: opts.Metrics, conns: map[*conn]struct{}{}, activity: secs}
+	if opts.MaxConnectionsPerIPPerMinute > 0 {
+		s.limiter = newIPLimiter(opts.MaxConnectionsPerIPPerMinute, opts.Now)
+	}
+	return s
 }
 
 // Connections returns the number of open WebSocket connections.
 func (s *Server) Connections() int { return int(s.count.Load()) }
+
+// SetDraining marks the node as draining (or not): it keeps serving, but Draining reports
+// true so a readiness probe can take it out of the load balancer before Shutdown.
+func (s *Server) SetDraining(draining bool) { s.draining.Store(draining) }
+
+// Draining reports whether SetDraining(true) or Shutdown was called.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Ready reports whether a readiness probe should route new clients here: the opposite of
+// Draining. It suits httpapi.Options.Ready.
+func (s *Server) Ready() bool { return !s.Draining() }
 
 // ServeHTTP handles GET /app/{key}: it upgrades the request and serves the connection until
 // it ends. It is meant to be mounted at /app/.
@@ -122,14 +158,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.unregister(c)
+	if s.limiter != nil && !s.limiter.allow(clientKey(r, s.opts.TrustForwardedFor)) {
+		c.refuse(&protocol.Error{Code: protocol.CodeOverCapacity, Message: "Too many connections from your address"}, reasonIPRateLimited)
+		return
+	}
 	if s.opts.MaxConnections > 0 && s.count.Load() > int64(s.opts.MaxConnections) {
 		c.refuse(&protocol.Error{Code: protocol.CodeOverCapacity, Message: "Over capacity"}, reasonOverCapacity)
 		return
 	}
-	if app, ok := s.hub.AppByKey(key); ok && !app.OriginAllowed(r.Header.Get("Origin")) {
+	app, ok := s.hub.AppByKey(key)
+	if ok && !app.OriginAllowed(r.Header.Get("Origin")) {
 		c.refuse(&protocol.Error{Code: protocol.CodeUnauthorized, Message: "Origin not allowed"}, reasonAppRefused)
 		return
 	}
+	// Set before Connect publishes c to the hub, so Send may read it from any goroutine.
+	c.appID = app.ID
 	hc, perr := s.hub.Connect(key, c)
 	if perr != nil {
 		c.refuse(perr, reasonAppRefused)
@@ -137,6 +180,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.hc = hc
 	c.log = c.log.With(zap.String("app_id", hc.App()))
+	s.metrics.Connected(c.appID)
 	c.serve(r.Context())
 }
 
@@ -161,9 +205,10 @@ func (s *Server) unregister(c *conn) {
 	s.wg.Done()
 }
 
-// Shutdown refuses new connections, closes every open one with 4200 so clients reconnect
-// (to another node), and waits for their goroutines until ctx is done.
+// Shutdown marks the node draining, refuses new connections, closes every open one with 4200
+// so clients reconnect (to another node), and waits for their goroutines until ctx is done.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
 	s.mu.Lock()
 	s.closing = true
 	conns := make([]*conn, 0, len(s.conns))
