@@ -26,6 +26,7 @@ import (
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/httpapi"
+	"github.com/pushwire/pushwire/metrics"
 	"github.com/pushwire/pushwire/server"
 )
 
@@ -66,6 +67,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 
 // serve wires the hub, the WebSocket gateway and the REST API on one listener.
 func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	m := metrics.New()
 	hub := channels.New(cfg.Apps, channels.Options{Logger: log.Named("channels")})
 	ws := server.New(hub, server.Options{
 		Logger:             log.Named("ws"),
@@ -76,8 +78,22 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		WriteQueueBytes:    cfg.WriteQueueKB << 10,
 		WriteTimeout:       cfg.WriteTimeout.D(),
 		MaxConnections:     cfg.MaxConnections,
+
+		MaxConnectionsPerIPPerMinute: cfg.MaxConnectionsPerIPPerMinute,
+		TrustForwardedFor:            cfg.TrustForwardedFor,
+		Metrics:                      m,
 	})
-	api := httpapi.New(hub, httpapi.Options{Logger: log.Named("http"), MaxBodyBytes: int64(cfg.MaxRequestBodyKB) << 10})
+	appIDs := make([]string, len(cfg.Apps))
+	for i, a := range cfg.Apps {
+		appIDs[i] = a.ID
+	}
+	api := httpapi.New(hub, httpapi.Options{
+		Logger:       log.Named("http"),
+		MaxBodyBytes: int64(cfg.MaxRequestBodyKB) << 10,
+		Metrics:      m,
+		Ready:        ws.Ready,
+		AppIDs:       appIDs,
+	})
 	mux := http.NewServeMux()
 	mux.Handle("/app/", ws)
 	mux.Handle("/", api)
@@ -100,8 +116,22 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 		scheme = "wss"
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	var msrv *http.Server
+	if cfg.MetricsOn() {
+		maddr := net.JoinHostPort(cfg.MetricsHost, strconv.Itoa(cfg.MetricsPort))
+		mln, err := net.Listen("tcp", maddr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("metrics listener on %s: %w", maddr, err)
+		}
+		mmux := http.NewServeMux()
+		mmux.Handle("GET /metrics", m.Handler())
+		msrv = &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- msrv.Serve(mln) }()
+		log.Info("metrics listening", zap.String("url", "http://"+mln.Addr().String()+"/metrics"))
+	}
 	for _, a := range cfg.Apps {
 		log.Info("app", zap.String("id", a.ID), zap.String("key", a.Key), zap.Bool("enabled", a.IsEnabled()))
 	}
@@ -113,12 +143,20 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", zap.Duration("timeout", cfg.ShutdownTimeout.D()))
+	// Graceful shutdown: report not ready, give load balancers drain_delay to notice, then
+	// close every socket with 4200 (clients reconnect elsewhere) and drain HTTP.
+	log.Info("shutting down", zap.Duration("drain_delay", cfg.DrainDelay.D()), zap.Duration("timeout", cfg.ShutdownTimeout.D()))
+	ws.SetDraining(true)
+	if d := cfg.DrainDelay.D(); d > 0 {
+		time.Sleep(d)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
 	defer cancel()
-	wsErr := ws.Shutdown(sctx)
-	httpErr := srv.Shutdown(sctx)
-	if err := errors.Join(wsErr, httpErr); err != nil {
+	errs := []error{ws.Shutdown(sctx), srv.Shutdown(sctx)}
+	if msrv != nil {
+		errs = append(errs, msrv.Shutdown(sctx))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")

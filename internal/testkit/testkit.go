@@ -99,10 +99,13 @@ type Server struct {
 	// Port is the TCP port.
 	Port int
 
+	// MetricsAddr is host:port of the metrics listener (GET /metrics).
+	MetricsAddr string
 	// CertPEM is the server's self-signed certificate when started with TLS.
 	CertPEM []byte
 
 	tls    bool
+	stopMu sync.Mutex
 	cmd    *exec.Cmd
 	out    *syncBuffer
 	unlock func()
@@ -153,7 +156,9 @@ func Start(t testing.TB, o Options) *Server {
 	case -1:
 		port = freePort(t)
 	}
-	args := []string{"--host=127.0.0.1", "--port=" + strconv.Itoa(port), "--log-level=debug"}
+	metricsPort := freePort(t)
+	args := []string{"--host=127.0.0.1", "--port=" + strconv.Itoa(port), "--log-level=debug",
+		"--metrics-host=127.0.0.1", "--metrics-port=" + strconv.Itoa(metricsPort)}
 	if o.Config != "" {
 		f := filepath.Join(t.TempDir(), "pushwire.yaml")
 		if err := os.WriteFile(f, []byte(o.Config), 0o600); err != nil {
@@ -184,7 +189,7 @@ func Start(t testing.TB, o Options) *Server {
 		unlock()
 		t.Fatalf("testkit: start pushwire: %v", err)
 	}
-	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, CertPEM: certPEM, tls: o.TLS, cmd: cmd, out: out, unlock: unlock, done: make(chan struct{}), t: t}
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, MetricsAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)), CertPEM: certPEM, tls: o.TLS, cmd: cmd, out: out, unlock: unlock, done: make(chan struct{}), t: t}
 	go func() {
 		_ = cmd.Wait()
 		close(s.done)
@@ -216,8 +221,10 @@ func (s *Server) waitReady(t testing.TB) {
 }
 
 // Stop sends SIGTERM, waits for a graceful exit and fails the test on a data race, a panic
-// or a hang. It is safe to call more than once.
+// or a hang. It is safe to call more than once, also concurrently.
 func (s *Server) Stop() {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
 	if s.cmd.Process == nil {
 		return
 	}
