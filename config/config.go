@@ -67,7 +67,7 @@ type Config struct {
 	// only behind a proxy you control). Default false: the peer address.
 	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
 
-	// WebhookQueueSize bounds the webhook events waiting for delivery on this node; events
+	// WebhookQueueSize bounds the webhook events waiting for delivery to one endpoint; events
 	// over it are dropped and counted, never blocking a publish or a socket. Default 10000.
 	WebhookQueueSize int `yaml:"webhook_queue_size"`
 	// WebhookBatchSize caps the events of one webhook request. Default 100.

@@ -31,7 +31,7 @@ var usages = map[string]string{
 	"metrics_port":                      "port of the metrics listener, GET /metrics (default 9601)",
 	"max_connections_per_ip_per_minute": "new WebSocket connections per client IP per minute, 4100 over it, 0 = unlimited (default 0)",
 	"trust_forwarded_for":               "take the client IP from X-Forwarded-For, only behind your own proxy (default false)",
-	"webhook_queue_size":                "webhook events waiting for delivery; more are dropped and counted (default 10000)",
+	"webhook_queue_size":                "webhook events waiting per endpoint; more are dropped and counted (default 10000)",
 	"webhook_batch_size":                "max events in one webhook request (default 100)",
 	"webhook_batch_interval":            "how long webhook events gather before a request (default 50ms)",
 	"webhook_timeout":                   "max time for one webhook request (default 10s)",

@@ -28,6 +28,7 @@ import (
 	"github.com/pushwire/pushwire/httpapi"
 	"github.com/pushwire/pushwire/metrics"
 	"github.com/pushwire/pushwire/server"
+	"github.com/pushwire/pushwire/webhook"
 )
 
 func main() {
@@ -68,7 +69,19 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 // serve wires the hub, the WebSocket gateway and the REST API on one listener.
 func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	m := metrics.New()
-	hub := channels.New(cfg.Apps, channels.Options{Logger: log.Named("channels")})
+	wh := webhook.New(cfg.Apps, webhook.Options{
+		QueueSize:     cfg.WebhookQueueSize,
+		BatchSize:     cfg.WebhookBatchSize,
+		BatchInterval: cfg.WebhookBatchInterval.D(),
+		Timeout:       cfg.WebhookTimeout.D(),
+		RetryFor:      cfg.WebhookRetryFor.D(),
+		VacateDelay:   cfg.WebhookVacateDelay.D(),
+		Logger:        log.Named("webhook"),
+		Metrics:       m,
+	})
+	hub := channels.New(cfg.Apps, channels.Options{Logger: log.Named("channels"), Observer: wh})
+	wh.SetChecker(webhook.HubChecker(hub))
+	wh.Start()
 	ws := server.New(hub, server.Options{
 		Logger:             log.Named("ws"),
 		ActivityTimeout:    cfg.ActivityTimeout.D(),
@@ -153,6 +166,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
 	defer cancel()
 	errs := []error{ws.Shutdown(sctx), srv.Shutdown(sctx)}
+	// Sockets are closed: deliver the webhooks they caused (vacated, member_removed) too.
+	errs = append(errs, wh.Close(sctx))
 	if msrv != nil {
 		errs = append(errs, msrv.Shutdown(sctx))
 	}
