@@ -116,7 +116,8 @@ func (c *conn) Close(err *protocol.Error) {
 	c.closeWith(err, reason)
 }
 
-// closeWith asks the writer to send err as an error frame (queued frames are dropped) and
+// closeWith asks the writer to send err as an error frame (queued frames are dropped, except
+// on shutdown when they are written first) and
 // close the socket with err's code. It never blocks; only the first call counts, and it
 // reports whether this call was the first.
 func (c *conn) closeWith(err *protocol.Error, reason CloseReason) bool {
@@ -126,7 +127,11 @@ func (c *conn) closeWith(err *protocol.Error, reason CloseReason) bool {
 		return false
 	}
 	c.closed, c.closeErr, c.reason = true, err, reason
-	c.queue, c.queued = nil, 0
+	if reason != reasonShutdown {
+		// A slow, failed or refused client loses its backlog. On shutdown the frames already
+		// queued (events the API acknowledged) are still written before the 4200 close.
+		c.queue, c.queued = nil, 0
+	}
 	c.mu.Unlock()
 	c.signal()
 	return true
@@ -238,17 +243,20 @@ func (c *conn) writeLoop() {
 		c.queue, c.queued = nil, 0
 		closing, closeErr, reason := c.closed, c.closeErr, c.reason
 		c.mu.Unlock()
-		if closing {
-			c.finish(closeErr, reason)
-			return
-		}
 		for _, frame := range batch {
 			if err := c.write(frame); err != nil {
 				c.closeWith(nil, reasonWriteFailed)
 				c.log.Debug("write failed", zap.Error(err))
+				if closing {
+					reason = reasonWriteFailed
+				}
 				break
 			}
 			c.srv.metrics.MessageOut(c.appID, len(frame))
+		}
+		if closing {
+			c.finish(closeErr, reason)
+			return
 		}
 	}
 }

@@ -231,3 +231,32 @@ func TestShutdownCloses4200(t *testing.T) {
 	c.expect(`{"event":"pusher:error","data":{"code":4200,"message":"Server is shutting down"}}`)
 	c.expectClose(4200)
 }
+
+// TestShutdownFlushesQueuedEvents: events accepted before shutdown reach the client before
+// its 4200 close, even when they are still queued.
+func TestShutdownFlushesQueuedEvents(t *testing.T) {
+	srv, hub, url := newTestServer(t, Options{})
+	c := dial(t, url+"/app/app-key")
+	c.handshake()
+	c.send(`{"event":"pusher:subscribe","data":{"channel":"feed"}}`)
+	c.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"feed","data":"{}"}`)
+	const n = 500
+	for i := 0; i < n; i++ {
+		if err := hub.Publish("app-id", channels.Event{Name: "tick", Channels: []string{"feed"}, Data: strings.Repeat("z", 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	for i := 0; i < n; i++ {
+		got, err := c.read()
+		if err != nil || !strings.HasPrefix(got, `{"event":"tick"`) {
+			t.Fatalf("event %d of %d: %.80s %v", i, n, got, err)
+		}
+	}
+	c.expect(`{"event":"pusher:error","data":{"code":4200,"message":"Server is shutting down"}}`)
+	c.expectClose(4200)
+}
