@@ -1,15 +1,36 @@
-// Package httpapi is pushwire's REST API: the Pusher-compatible signed endpoints under
-// /apps/{app_id}/ (publish, batch publish, channel queries, presence users, terminate user
-// connections) and the unsigned node endpoints: /live, /up and /up/{app_id} (health), /ready
-// (200 OK, or 503 DRAINING while Options.Ready reports false) and /usage (node-local
-// connections and channels per app, memory, goroutines, uptime, as JSON).
+// Package httpapi is pushwire's REST API, a chi router built by New: the Pusher Channels
+// HTTP API under /apps/{app_id}/ and the unsigned node endpoints.
 //
-// Every /apps route checks Pusher's request signature (auth_key, auth_timestamp within 600 s,
-// body_md5, HMAC-SHA256 over METHOD\nPATH\nsorted query). Errors are JSON bodies
-// {"error","code","status"} with a matching HTTP status, never a 200. An app's
-// max_backend_events_per_second is a token bucket counting each event of /events and each
-// item of /batch_events; over it the API answers 429 rate_limited with Retry-After: 1.
+// Signed routes (Pusher's request signature, spec http-api §1):
+//
+//	POST /apps/{app_id}/events                               publish one event to 1..n channels
+//	POST /apps/{app_id}/batch_events                         publish several events, all or nothing
+//	GET  /apps/{app_id}/channels                             occupied channels (filter_by_prefix, info)
+//	GET  /apps/{app_id}/channels/{channel}                   one channel (info: subscription_count, user_count, cache)
+//	GET  /apps/{app_id}/channels/{channel}/users             members of a presence channel
+//	POST /apps/{app_id}/users/{user_id}/terminate_connections close a user's connections (4009)
+//
+// The app is found by auth_key (404 app_not_found when unknown) and must be the app of the
+// path; auth_timestamp must be within 600 s of the clock; body_md5 is required and checked on
+// POST and refused on GET; the signature is the lowercase hex HMAC-SHA256, keyed with the app
+// secret, of METHOD\nRAW_PATH\nQUERY with keys lowercased and sorted and values unescaped.
+// The body is read once, up to Options.MaxBodyBytes (413 over it).
+//
+// Answers are JSON (Content-Type application/json). A publish answers {} (as Pusher does),
+// or the requested counts per channel when the event carries info. Every error, including an
+// unknown path and a recovered panic, is a JSON envelope {"error","code","status"} whose
+// status is the HTTP status; an error is never sent with a 200. The codes are invalid_input,
+// missing_channel_info and limit_exceeded (400), auth_failed (401), app_not_found and
+// not_found (404), method_not_allowed (405), payload_too_large (413), rate_limited (429,
+// with Retry-After: 1, when an app's max_backend_events_per_second is exceeded; each event
+// of /events and each item of /batch_events counts) and internal_error (500).
+//
+// Unsigned routes: GET /live (200, empty), GET /up (200 OK), GET /up/{app_id} (OK, 404
+// NOT_FOUND for an unknown app, 503 ERROR for a disabled one), GET /ready (OK, or 503
+// DRAINING while Options.Ready reports false) and GET /usage (node-local connections and
+// channels per app, memory, goroutines and uptime, as JSON). Health answers are plain text,
+// echoed in the X-Health-Check header.
 //
 // Every request is reported to Options.Metrics under its chi route pattern, never its raw
-// path. Prometheus metrics themselves are served by package metrics on a separate listener.
+// path. The WebSocket endpoint /app/{key} and Prometheus metrics are served elsewhere.
 package httpapi

@@ -1,105 +1,22 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
 )
-
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// fakeMetrics records ObserveHTTP calls as "METHOD route status" and RateLimited calls.
-type fakeMetrics struct {
-	mu          sync.Mutex
-	requests    []string
-	rateLimited map[string]int
-}
-
-func (f *fakeMetrics) ObserveHTTP(route, method string, status int, d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if d < 0 {
-		panic("negative duration")
-	}
-	f.requests = append(f.requests, fmt.Sprintf("%s %s %d", method, route, status))
-}
-
-func (f *fakeMetrics) RateLimited(appID string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.rateLimited == nil {
-		f.rateLimited = map[string]int{}
-	}
-	f.rateLimited[appID]++
-}
-
-func (f *fakeMetrics) snapshot() ([]string, map[string]int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	rl := map[string]int{}
-	for k, v := range f.rateLimited {
-		rl[k] = v
-	}
-	return append([]string(nil), f.requests...), rl
-}
-
-// setupOpts starts the API with opts for one default app changed by edit.
-func setupOpts(t *testing.T, opts Options, edit func(*config.App)) (*channels.Hub, *httptest.Server) {
-	t.Helper()
-	app := config.DefaultApp()
-	app.ApplyDefaults()
-	if edit != nil {
-		edit(&app)
-	}
-	hub := channels.New([]config.App{app}, channels.Options{})
-	ts := httptest.NewServer(New(hub, opts))
-	t.Cleanup(ts.Close)
-	return hub, ts
-}
-
-func do(t *testing.T, method, url string, body []byte) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
-}
 
 func TestReady(t *testing.T) {
 	cases := []struct {
@@ -240,5 +157,92 @@ func TestObserveRoutePatterns(t *testing.T) {
 		if len(got) != i+1 || got[i] != tc.want {
 			t.Fatalf("request %d %s %s: observed %v, want last %q", i, tc.method, tc.url, got, tc.want)
 		}
+	}
+}
+
+func TestHealth(t *testing.T) {
+	disabled := false
+	cases := []struct {
+		name   string
+		edit   func(*config.App)
+		path   string
+		status int
+		body   string
+	}{
+		{"live", nil, "/live", 200, ""},
+		{"up", nil, "/up", 200, "OK"},
+		{"up of an app", nil, "/up/app-id", 200, "OK"},
+		{"up of an unknown app", nil, "/up/nope", 404, "NOT_FOUND"},
+		{"up of a disabled app", func(a *config.App) { a.Enabled = &disabled }, "/up/app-id", 503, "ERROR"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ts := setupOpts(t, Options{}, tc.edit)
+			resp, body := do(t, "GET", ts.URL+tc.path, nil)
+			if resp.StatusCode != tc.status || string(body) != tc.body {
+				t.Fatalf("got %d %q, want %d %q", resp.StatusCode, body, tc.status, tc.body)
+			}
+			if tc.body != "" && (resp.Header.Get("X-Health-Check") != tc.body || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain")) {
+				t.Fatalf("headers %v", resp.Header)
+			}
+		})
+	}
+}
+
+// TestRecoverer checks that a panicking handler is logged and answered with the 500
+// envelope, and that a handler which had already answered gets its connection aborted.
+func TestRecoverer(t *testing.T) {
+	cases := []struct {
+		name    string
+		handler http.HandlerFunc
+		status  int // 0: the connection is aborted
+	}{
+		{"panic", func(http.ResponseWriter, *http.Request) { panic("boom") }, 500},
+		{"panic with an error", func(http.ResponseWriter, *http.Request) { panic(errors.New("boom")) }, 500},
+		{"panic after answering", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(`{"partial":`))
+			w.(http.Flusher).Flush()
+			panic("boom")
+		}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zap.ErrorLevel)
+			fm := &fakeMetrics{}
+			a := newAPI(channels.New(nil, channels.Options{}), Options{Logger: zap.New(core), Metrics: fm})
+			r := a.router()
+			r.Get("/panic", tc.handler)
+			ts := httptest.NewUnstartedServer(r)
+			ts.Config.ErrorLog = log.New(io.Discard, "", 0) // the aborted case is logged by net/http
+			ts.Start()
+			defer ts.Close()
+			resp, err := http.Get(ts.URL + "/panic")
+			if tc.status == 0 {
+				if err == nil {
+					_, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
+				}
+				if err == nil {
+					t.Fatal("the connection was not aborted")
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(body) != `{"error":"Internal server error","code":"internal_error","status":500}` || resp.StatusCode != 500 {
+					t.Fatalf("got %d %s", resp.StatusCode, body)
+				}
+			}
+			entries := logs.FilterMessage("panic in HTTP handler").All()
+			if len(entries) != 1 || entries[0].ContextMap()["path"] != "/panic" {
+				t.Fatalf("logged %v", logs.All())
+			}
+			if got, _ := fm.snapshot(); len(got) != 1 || (tc.status != 0 && got[0] != "GET /panic 500") {
+				t.Fatalf("observed %v", got)
+			}
+		})
 	}
 }

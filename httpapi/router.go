@@ -1,0 +1,157 @@
+package httpapi
+
+import (
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"go.uber.org/zap"
+
+	"github.com/pushwire/pushwire/channels"
+)
+
+// DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is zero: 10 MiB.
+const DefaultMaxBodyBytes = 10 << 20
+
+// Options tune the API. The zero value gives the defaults.
+type Options struct {
+	// Logger receives recovered panics and internal errors. Default: no logging.
+	Logger *zap.Logger
+	// MaxBodyBytes caps a request body (413 payload_too_large over it). Default 10 MiB.
+	MaxBodyBytes int64
+	// Now is the clock for auth_timestamp checks, the backend event rate limit and uptime.
+	// Default time.Now.
+	Now func() time.Time
+	// Metrics receives one observation per request and the 429s of the event rate limit.
+	// Default: none.
+	Metrics Metrics
+	// Ready reports whether the node should get new clients; GET /ready answers 503
+	// DRAINING while it returns false. Default: always ready.
+	Ready func() bool
+	// AppIDs are the apps GET /usage reports on. Default none (only node totals).
+	AppIDs []string
+}
+
+// Metrics receives the API's counters. It is defined here, where it is consumed;
+// *metrics.Metrics implements it. Methods must be cheap and safe for concurrent use.
+type Metrics interface {
+	// ObserveHTTP records one request: route is the chi route pattern (such as
+	// /apps/{appID}/events, or "unmatched"), never the raw path.
+	ObserveHTTP(route, method string, status int, d time.Duration)
+	// RateLimited counts a publish of appID refused with 429 by MaxBackendEventsPerSecond.
+	RateLimited(appID string)
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) ObserveHTTP(string, string, int, time.Duration) {}
+func (nopMetrics) RateLimited(string)                             {}
+
+// api holds the handlers' shared state.
+type api struct {
+	hub     *channels.Hub
+	log     *zap.Logger
+	max     int64
+	now     func() time.Time
+	metrics Metrics
+	ready   func() bool
+	appIDs  []string
+	start   time.Time
+	events  *eventLimiter
+}
+
+// New returns the REST API handler for hub: the signed Pusher endpoints under /apps/ and the
+// unsigned health endpoints. Any other path is a 404 with a JSON error body.
+func New(hub *channels.Hub, opts Options) http.Handler {
+	return newAPI(hub, opts).router()
+}
+
+// newAPI applies the option defaults.
+func newAPI(hub *channels.Hub, opts Options) *api {
+	a := &api{hub: hub, log: opts.Logger, max: opts.MaxBodyBytes, now: opts.Now, metrics: opts.Metrics,
+		ready: opts.Ready, appIDs: slices.Clone(opts.AppIDs)}
+	if a.log == nil {
+		a.log = zap.NewNop()
+	}
+	if a.max <= 0 {
+		a.max = DefaultMaxBodyBytes
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.metrics == nil {
+		a.metrics = nopMetrics{}
+	}
+	if a.ready == nil {
+		a.ready = func() bool { return true }
+	}
+	a.start = a.now()
+	a.events = newEventLimiter(a.now)
+	return a
+}
+
+// router builds the route table.
+func (a *api) router() *chi.Mux {
+	r := chi.NewRouter()
+	r.Use(a.observe, a.recoverer)
+	r.Get("/live", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	r.Get("/up", func(w http.ResponseWriter, _ *http.Request) { text(w, http.StatusOK, "OK") })
+	r.Get("/up/{appID}", a.upApp)
+	r.Get("/ready", a.readyz)
+	r.Get("/usage", a.usage)
+	// A group, not a sub-router: its middleware runs once the route matched, so an unknown
+	// path is a 404 without a signature check and every request has its full route pattern.
+	r.Group(func(r chi.Router) {
+		r.Use(a.authenticate)
+		r.Post("/apps/{appID}/events", a.postEvents)
+		r.Post("/apps/{appID}/batch_events", a.postBatch)
+		r.Get("/apps/{appID}/channels", a.getChannels)
+		r.Get("/apps/{appID}/channels/{channel}", a.getChannel)
+		r.Get("/apps/{appID}/channels/{channel}/users", a.getUsers)
+		r.Post("/apps/{appID}/users/{userID}/terminate_connections", a.terminate)
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "No route for "+r.Method+" "+r.URL.Path)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "Method "+r.Method+" is not allowed on "+r.URL.Path)
+	})
+	return r
+}
+
+// upApp answers GET /up/{appID}: OK for a known enabled app, ERROR (503) for a disabled one,
+// NOT_FOUND (404) for an unknown one.
+func (a *api) upApp(w http.ResponseWriter, r *http.Request) {
+	id, err := pathParam(r, "appID")
+	if err != nil {
+		text(w, http.StatusNotFound, "NOT_FOUND")
+		return
+	}
+	switch app, ok := a.hub.AppByID(id); {
+	case !ok:
+		text(w, http.StatusNotFound, "NOT_FOUND")
+	case !app.IsEnabled():
+		text(w, http.StatusServiceUnavailable, "ERROR")
+	default:
+		text(w, http.StatusOK, "OK")
+	}
+}
+
+// readyz answers GET /ready: OK, or 503 DRAINING while the node is shutting down.
+func (a *api) readyz(w http.ResponseWriter, _ *http.Request) {
+	if a.ready() {
+		text(w, http.StatusOK, "OK")
+		return
+	}
+	text(w, http.StatusServiceUnavailable, "DRAINING")
+}
+
+// text writes a plain-text health answer, echoed in the X-Health-Check header.
+func text(w http.ResponseWriter, status int, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Health-Check", s)
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, s)
+}
