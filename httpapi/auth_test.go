@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/md5"
 	"encoding/hex"
+	"github.com/pushwire/pushwire/internal/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -131,7 +132,7 @@ func TestSignature(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+			clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
 			e := newEnv(t, Options{Now: clock.Now}, nil)
 			rq := tc.build(e, clock.Now())
 			resp, body := do(t, rq.method, rq.url, rq.body)

@@ -185,24 +185,6 @@ func frame(event, channel, data string) string {
 
 func strPtr(s string) *string { return &s }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // fakeMetrics records ObserveHTTP calls as "METHOD route status" and RateLimited calls.
 type fakeMetrics struct {
 	mu          sync.Mutex

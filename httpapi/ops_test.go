@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"github.com/pushwire/pushwire/internal/testkit"
 	"io"
 	"log"
 	"net/http"
@@ -41,7 +42,7 @@ func TestReady(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
-	clock := &fakeClock{t: time.Now()}
+	clock := testkit.NewClock(time.Now())
 	hub, ts := setupOpts(t, Options{Now: clock.Now, AppIDs: []string{"app-id", "not-configured"}}, nil)
 	subscribe(t, hub, "a", "")
 	subscribe(t, hub, "a", "")
@@ -95,7 +96,7 @@ func TestBackendEventRateLimit(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := &fakeClock{t: time.Now()}
+			clock := testkit.NewClock(time.Now())
 			fm := &fakeMetrics{}
 			_, ts := setupOpts(t, Options{Now: clock.Now, Metrics: fm}, func(a *config.App) { a.MaxBackendEventsPerSecond = tc.perSecond })
 			limited := 0

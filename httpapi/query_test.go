@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"github.com/pushwire/pushwire/internal/testkit"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,7 +16,7 @@ import (
 // event cached 10 s ago) and "my-channel" (1 connection); the clock is fixed.
 func queryEnv(t *testing.T) *env {
 	t.Helper()
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
 	e := newEnv(t, Options{Now: clock.Now}, nil)
 	subscribe(t, e.hub, "test", "")
 	subscribe(t, e.hub, "test", "")

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/pushwire/pushwire/internal/testkit"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -199,7 +200,7 @@ func TestMetricsServerCloses(t *testing.T) {
 }
 
 func TestPerIPLimitRefuses4100(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
 	fm := newFakeMetrics()
 	_, _, url := newTestServer(t, Options{MaxConnectionsPerIPPerMinute: 2, Now: clock.Now, Metrics: fm})
 	for i := 0; i < 2; i++ {
@@ -254,24 +255,6 @@ func TestRefusalsCounted(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestIPLimiter(t *testing.T) {
 	type step struct {
 		after time.Duration // advance the clock first
@@ -292,7 +275,7 @@ func TestIPLimiter(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+			clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
 			l := newIPLimiter(tc.perMinute, clock.Now)
 			for i, s := range tc.steps {
 				clock.Add(s.after)
@@ -305,7 +288,7 @@ func TestIPLimiter(t *testing.T) {
 }
 
 func TestIPLimiterMemoryBounded(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
 	l := newIPLimiter(5, clock.Now)
 	l.maxEntries = 100
 	for i := 0; i < 1000; i++ {
