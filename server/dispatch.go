@@ -1,0 +1,88 @@
+package server
+
+import (
+	"encoding/json"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// dispatch handles one inbound frame. Protocol errors are answered with an error frame and
+// the connection stays open.
+func (c *conn) dispatch(msg []byte) {
+	f, perr := protocol.ParseFrame(msg)
+	if perr != nil {
+		c.sendError(perr)
+		return
+	}
+	name, system := protocol.Canonical(f.Event)
+	if !system {
+		if len(f.Event) > len(protocol.PrefixClient) && f.Event[:len(protocol.PrefixClient)] == protocol.PrefixClient {
+			if err := c.hc.ClientEvent(f); err != nil {
+				c.sendError(err)
+			}
+			return
+		}
+		c.sendError(protocol.Errorf(protocol.CodeGeneric, "Unknown event %q: clients may only send pusher: events and client- events", protocol.Truncate(f.Event, 64)))
+		return
+	}
+	switch name {
+	case "ping":
+		c.Send(protocol.Pong(c.version))
+	case "pong":
+		// Liveness only; touch() already ran.
+	case "subscribe":
+		req, err := channels.ParseSubscribe(f.Data)
+		if err != nil {
+			c.sendError(err)
+			return
+		}
+		if err := c.hc.Subscribe(req); err != nil {
+			c.subscriptionFailed(req.Channel, err)
+		}
+	case "unsubscribe":
+		ch, ok := unsubscribeChannel(f.Data)
+		if !ok {
+			c.sendError(&protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid unsubscribe data: expected {\"channel\":\"name\"}"})
+			return
+		}
+		c.hc.Unsubscribe(ch)
+	case "signin":
+		if err := c.hc.SignIn(f.Data); err != nil {
+			c.sendError(err)
+		}
+	default:
+		c.sendError(protocol.Errorf(protocol.CodeGeneric, "Unknown event %q", protocol.Truncate(f.Event, 64)))
+	}
+}
+
+// subscriptionFailed reports a refused subscription twice: a connection-level error frame
+// (what Pusher sends) and a pusher:subscription_error on the channel, which pusher-js and
+// laravel-echo surface on the channel object. The connection stays open.
+func (c *conn) subscriptionFailed(channel string, err *protocol.Error) {
+	typ, status := "SubscriptionError", 400
+	switch err.Code {
+	case protocol.CodeUnauthorized:
+		typ, status = "AuthError", 401
+	case protocol.CodeOverCapacity:
+		typ, status = "LimitReached", 403
+	}
+	c.sendError(err)
+	if len(channel) <= 256 {
+		c.Send(protocol.SubscriptionError(c.version, channel, typ, status, err))
+	}
+}
+
+// unsubscribeChannel reads {"channel":"x"}, its string-encoded form, or a bare "x".
+func unsubscribeChannel(data json.RawMessage) (string, bool) {
+	var w struct {
+		Channel string `json:"channel"`
+	}
+	if protocol.DecodeData(data, &w) == nil && w.Channel != "" {
+		return w.Channel, true
+	}
+	if s, ok := protocol.StringOrRaw(data); ok && len(data) > 0 && data[0] == '"' && s != "" && s[0] != '{' {
+		return s, true
+	}
+	return "", false
+}
