@@ -63,6 +63,12 @@ const (
 	EventCacheMiss             = "pusher:cache_miss"
 	EventWatchlistEvents       = "pusher_internal:watchlist_events"
 	EventSubscriptionCount     = "pusher_internal:subscription_count"
+
+	// V2-only frames, named here in the V1 spelling like the rest; EventName makes them
+	// sockudo: / sockudo_internal:.
+	EventPresenceUpdate = "pusher_internal:presence_update"
+	EventTokenExpired   = "pusher:token_expired"
+	EventAuthSuccess    = "pusher:auth_success"
 )
 
 // EventName returns a system event name (given in the V1 dialect) as version v spells it:
