@@ -1,0 +1,214 @@
+package history
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// MemoryOptions bound a Memory store. The zero value gives the defaults.
+type MemoryOptions struct {
+	// MaxMessagesPerChannel caps the retained messages of one channel (oldest dropped
+	// first). Default 1000.
+	MaxMessagesPerChannel int
+	// MaxAge drops messages older than this. Default 24h.
+	MaxAge time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Defaults of MemoryOptions.
+const (
+	DefaultMemoryMessages = 1000
+	DefaultMaxAge         = 24 * time.Hour
+	// MaxReadLimit caps one page.
+	MaxReadLimit = 1000
+)
+
+// Memory is an in-process history store. Its serials restart on a process restart (with a
+// new stream id, so clients see a stream reset rather than wrong serials).
+type Memory struct {
+	opts MemoryOptions
+
+	mu      sync.Mutex
+	streams map[streamKey]*memStream
+}
+
+type streamKey struct{ app, channel string }
+
+type memStream struct {
+	mu   sync.Mutex
+	id   string
+	head uint64
+	// msgs is a ring holding the retained messages in serial order: msgs[start:] then
+	// msgs[:start] once it wrapped.
+	msgs  []protocol.Message
+	start int
+	n     int
+	bytes int64
+}
+
+// NewMemory returns an empty store.
+func NewMemory(opts MemoryOptions) *Memory {
+	if opts.MaxMessagesPerChannel <= 0 {
+		opts.MaxMessagesPerChannel = DefaultMemoryMessages
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = DefaultMaxAge
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Memory{opts: opts, streams: map[streamKey]*memStream{}}
+}
+
+func (m *Memory) stream(app, channel string, create bool) *memStream {
+	k := streamKey{app, channel}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.streams[k]
+	if s == nil && create {
+		s = &memStream{id: protocol.NewUUID(), msgs: make([]protocol.Message, 0, 16)}
+		m.streams[k] = s
+	}
+	return s
+}
+
+func msgBytes(msg *protocol.Message) int64 {
+	n := len(msg.Event) + len(msg.Channel) + len(msg.Data) + len(msg.Name) + len(msg.UserID) + len(msg.MessageID) + len(msg.Extras) + 64
+	for k, v := range msg.Tags {
+		n += len(k) + len(v)
+	}
+	return int64(n)
+}
+
+// at returns the i-th retained message (0 = oldest). Callers hold s.mu.
+func (s *memStream) at(i int) *protocol.Message { return &s.msgs[(s.start+i)%len(s.msgs)] }
+
+// dropOldest removes the oldest retained message. Callers hold s.mu.
+func (s *memStream) dropOldest() {
+	old := s.at(0)
+	s.bytes -= msgBytes(old)
+	*old = protocol.Message{}
+	s.start = (s.start + 1) % len(s.msgs)
+	s.n--
+}
+
+// expire drops messages older than the age limit. Callers hold s.mu.
+func (s *memStream) expire(cutoffMs int64) {
+	for s.n > 0 && s.at(0).PublishedAtMs < cutoffMs {
+		s.dropOldest()
+	}
+}
+
+// Append implements channels.History.
+func (m *Memory) Append(_ context.Context, appID string, msg *protocol.Message) error {
+	now := m.opts.Now()
+	if msg.PublishedAtMs == 0 {
+		msg.PublishedAtMs = now.UnixMilli()
+	}
+	s := m.stream(appID, msg.Channel, true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expire(now.Add(-m.opts.MaxAge).UnixMilli())
+	s.head++
+	msg.Serial, msg.StreamID = s.head, s.id
+	stored := *msg
+	stored.Data = append([]byte(nil), msg.Data...)
+	stored.Extras = append([]byte(nil), msg.Extras...)
+	if len(stored.Extras) == 0 {
+		stored.Extras = nil
+	}
+	max := m.opts.MaxMessagesPerChannel
+	if s.n == max {
+		s.dropOldest()
+	}
+	if s.n < len(s.msgs) {
+		*s.at(s.n) = stored
+	} else {
+		// Grow the ring (it is full and below max): unroll into a larger slice.
+		grown := make([]protocol.Message, s.n, min(max, 2*len(s.msgs)+1))
+		for i := range s.n {
+			grown[i] = *s.at(i)
+		}
+		s.msgs, s.start = append(grown, stored), 0
+		s.msgs = s.msgs[:cap(s.msgs)]
+	}
+	s.n++
+	s.bytes += msgBytes(&stored)
+	return nil
+}
+
+// Read implements channels.History.
+func (m *Memory) Read(_ context.Context, appID, channel string, q protocol.HistoryQuery) (protocol.HistoryPage, error) {
+	s := m.stream(appID, channel, false)
+	if s == nil {
+		return protocol.HistoryPage{}, nil
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > MaxReadLimit {
+		limit = MaxReadLimit
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expire(m.opts.Now().Add(-m.opts.MaxAge).UnixMilli())
+	match := func(msg *protocol.Message) bool {
+		return (q.StartSerial == 0 || msg.Serial >= q.StartSerial) && (q.EndSerial == 0 || msg.Serial <= q.EndSerial) &&
+			(q.StartMs == 0 || msg.PublishedAtMs >= q.StartMs) && (q.EndMs == 0 || msg.PublishedAtMs <= q.EndMs)
+	}
+	var page protocol.HistoryPage
+	visit := func(i int) bool {
+		msg := s.at(i)
+		if !match(msg) {
+			return true
+		}
+		if len(page.Items) == limit {
+			page.HasMore = true
+			return false
+		}
+		page.Items = append(page.Items, cloneMessage(msg))
+		return true
+	}
+	if q.Direction == protocol.OldestFirst {
+		for i := 0; i < s.n && visit(i); i++ {
+		}
+	} else {
+		for i := s.n - 1; i >= 0 && visit(i); i-- {
+		}
+	}
+	return page, nil
+}
+
+func cloneMessage(m *protocol.Message) protocol.Message {
+	c := *m
+	c.Data = append([]byte(nil), m.Data...)
+	if m.Extras != nil {
+		c.Extras = append([]byte(nil), m.Extras...)
+	}
+	if m.Tags != nil {
+		c.Tags = make(map[string]string, len(m.Tags))
+		for k, v := range m.Tags {
+			c.Tags[k] = v
+		}
+	}
+	return c
+}
+
+// State implements channels.History.
+func (m *Memory) State(_ context.Context, appID, channel string) (protocol.StreamState, error) {
+	s := m.stream(appID, channel, false)
+	if s == nil {
+		return protocol.StreamState{}, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expire(m.opts.Now().Add(-m.opts.MaxAge).UnixMilli())
+	st := protocol.StreamState{StreamID: s.id, HeadSerial: s.head, Retained: int64(s.n), RetainedBytes: s.bytes}
+	if s.n > 0 {
+		o, n := s.at(0), s.at(s.n-1)
+		st.OldestSerial, st.OldestMs, st.NewestSerial, st.NewestMs = o.Serial, o.PublishedAtMs, n.Serial, n.PublishedAtMs
+	}
+	return st, nil
+}

@@ -1,0 +1,41 @@
+package history_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/history"
+	"github.com/pushwire/pushwire/history/historytest"
+	"github.com/pushwire/pushwire/protocol"
+)
+
+func TestMemory(t *testing.T) {
+	historytest.Run(t, func(t *testing.T) channels.History {
+		return history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 5000})
+	})
+}
+
+func TestMemoryRetention(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	h := history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 3, MaxAge: time.Minute, Now: func() time.Time { return now }})
+	for range 5 {
+		m := protocol.Message{Event: "e", Channel: "c", Data: []byte(`"x"`)}
+		if err := h.Append(t.Context(), "a", &m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _ := h.State(t.Context(), "a", "c")
+	if st.HeadSerial != 5 || st.OldestSerial != 3 || st.NewestSerial != 5 || st.Retained != 3 {
+		t.Fatalf("count retention: %+v", st)
+	}
+	now = now.Add(2 * time.Minute)
+	st, _ = h.State(t.Context(), "a", "c")
+	if st.HeadSerial != 5 || st.Retained != 0 || st.OldestSerial != 0 || st.RetainedBytes != 0 {
+		t.Fatalf("age retention: %+v", st)
+	}
+	m := protocol.Message{Event: "e", Channel: "c", Data: []byte(`"x"`)}
+	if err := h.Append(t.Context(), "a", &m); err != nil || m.Serial != 6 {
+		t.Fatalf("after expiry: serial %d, %v", m.Serial, err)
+	}
+}
