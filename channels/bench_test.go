@@ -14,14 +14,20 @@ import (
 // so benchmarks measure the hub, not the fake. Benchmarks drive it from one goroutine.
 type benchSub struct {
 	id   string
+	v    protocol.Version // V1 when zero
 	n    int
 	last []byte
 }
 
-func (s *benchSub) SocketID() string          { return s.id }
-func (s *benchSub) Version() protocol.Version { return protocol.V1 }
-func (s *benchSub) Send(frame []byte)         { s.n++; s.last = frame }
-func (s *benchSub) Close(*protocol.Error)     {}
+func (s *benchSub) SocketID() string { return s.id }
+func (s *benchSub) Version() protocol.Version {
+	if s.v == 0 {
+		return protocol.V1
+	}
+	return s.v
+}
+func (s *benchSub) Send(frame []byte)     { s.n++; s.last = frame }
+func (s *benchSub) Close(*protocol.Error) {}
 
 func newBenchSub(i int) *benchSub { return &benchSub{id: strconv.Itoa(i+1) + ".1"} }
 

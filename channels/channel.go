@@ -15,12 +15,26 @@ type channel struct {
 	class protocol.ChannelClass
 
 	mu sync.RWMutex
-	// subs maps each subscribed connection to its presence user id ("" off presence).
-	subs map[*Conn]string
+	// subs maps each subscribed connection to its subscription.
+	subs map[*Conn]*subscription
 	// members holds presence members by user id (presence channels only).
 	members map[string]*member
 	// countPending is set while a coalesced subscription_count send is scheduled.
 	countPending bool
+}
+
+// subscription is one connection's membership of a channel.
+type subscription struct {
+	// userID is the presence user id held ("" off presence channels).
+	userID string
+	// filter, when set, limits what a V2 subscriber receives.
+	filter MessageFilter
+}
+
+// MessageFilter decides whether a V2 subscriber receives a message; *protocol.Filter
+// implements it. Match runs once per subscriber in a fan-out, so it must not allocate.
+type MessageFilter interface {
+	Match(event string, tags map[string]string) bool
 }
 
 type member struct {
@@ -29,20 +43,37 @@ type member struct {
 }
 
 func newChannel(name string, class protocol.ChannelClass) *channel {
-	ch := &channel{name: name, class: class, subs: map[*Conn]string{}}
+	ch := &channel{name: name, class: class, subs: map[*Conn]*subscription{}}
 	if class.Type == protocol.Presence {
 		ch.members = map[string]*member{}
 	}
 	return ch
 }
 
-// fanout sends frame to every subscriber but the excluded socket. Callers hold ch.mu (read).
-func (ch *channel) fanout(frame []byte, except *Conn, exceptSocketID string) {
-	for c := range ch.subs {
-		if c == except || (exceptSocketID != "" && c.socketID == exceptSocketID) {
+// fanout delivers a message to the channel's subscribers: each wire form (V1, V2) is encoded
+// at most once and shared. V2 subscribers with a filter get only matching messages. The
+// sender of a client event gets it back only on V2 with echo on; exceptSocketID (HTTP
+// socket_id) is excluded on both versions. Callers hold ch.mu (read).
+// v1 and v2, when not nil, are the already encoded forms.
+func (ch *channel) fanout(m *protocol.Message, sender *Conn, exceptSocketID string, v1, v2 []byte) {
+	for c, s := range ch.subs {
+		if c == sender && !(c.v2 && c.echo) || exceptSocketID != "" && c.socketID == exceptSocketID {
 			continue
 		}
-		c.sub.Send(frame)
+		if !c.v2 {
+			if v1 == nil {
+				v1 = m.AppendV1(make([]byte, 0, m.Size()))
+			}
+			c.sub.Send(v1)
+			continue
+		}
+		if s.filter != nil && !s.filter.Match(m.Event, m.Tags) {
+			continue
+		}
+		if v2 == nil {
+			v2 = m.AppendV2(make([]byte, 0, m.Size()))
+		}
+		c.sub.Send(v2)
 	}
 }
 

@@ -17,17 +17,25 @@ type Conn struct {
 	sub      Subscriber
 	socketID string
 
+	// v2 and echo are fixed at connect: the connection speaks V2, and (V2 only) receives
+	// its own client events back.
+	v2, echo bool
+
 	// channels maps each subscribed channel to the presence user id held there ("" off
 	// presence). Only the reader goroutine touches it.
 	channels map[string]string
 	rlStart  time.Time // client-event rate window start (reader goroutine only)
 	rlCount  int
+	puStart  time.Time // presence_update rate window start (reader goroutine only)
+	puCount  int
 
 	mu         sync.Mutex
 	user       string // signed-in user id
 	authorized bool   // signed in or holds an authorized subscription
 	gone       bool
 	authTimer  *time.Timer
+	token      *protocol.TokenClaims // V2 capability token, nil when none
+	tokenTimer *time.Timer
 }
 
 // ErrAppNotFound is returned by Connect for an unknown app.
@@ -36,6 +44,20 @@ var ErrAppNotFound = &protocol.Error{Code: protocol.CodeAppNotFound, Message: "A
 // Connect registers a new connection of the app with this key. It refuses unknown keys
 // (4001), disabled apps (4003) and apps over their connection quota (4004).
 func (h *Hub) Connect(appKey string, sub Subscriber) (*Conn, *protocol.Error) {
+	return h.ConnectWith(appKey, sub, ConnOptions{Echo: true})
+}
+
+// ConnOptions are the per-connection settings a client chose in its URL.
+type ConnOptions struct {
+	// Echo (V2 only) sends the connection's own client events back to it (echo_messages).
+	Echo bool
+	// Token is the connection's verified capability token (V2), nil when none.
+	Token *protocol.TokenClaims
+}
+
+// ConnectWith is Connect with the client's connection options. A token's grants limit what
+// the connection may do from then on, and its expiry is enforced (see RefreshToken).
+func (h *Hub) ConnectWith(appKey string, sub Subscriber, opts ConnOptions) (*Conn, *protocol.Error) {
 	app, ok := h.byKey[appKey]
 	if !ok {
 		return nil, protocol.Errorf(protocol.CodeAppNotFound, "App key %s does not exist", protocol.Truncate(appKey, 64))
@@ -47,8 +69,20 @@ func (h *Hub) Connect(appKey string, sub Subscriber) (*Conn, *protocol.Error) {
 		app.conns.Add(-1)
 		return nil, &protocol.Error{Code: protocol.CodeOverQuota, Message: "Application is over its connection quota"}
 	}
+	if opts.Token != nil && app.revoked(opts.Token) {
+		app.conns.Add(-1)
+		return nil, errTokenRevoked
+	}
 	c := &Conn{app: app, sub: sub, socketID: sub.SocketID(), channels: map[string]string{}}
-	if t := app.cfg.UserAuthenticationTimeout.D(); t > 0 && app.cfg.UserAuthentication() {
+	c.v2 = sub.Version() == protocol.V2
+	c.echo = c.v2 && opts.Echo
+	if opts.Token != nil {
+		c.token = opts.Token
+		c.markAuthorized()
+		c.armTokenExpiry(opts.Token)
+		app.trackToken(c, opts.Token)
+	}
+	if t := app.cfg.UserAuthenticationTimeout.D(); t > 0 && app.cfg.UserAuthentication() && opts.Token == nil {
 		c.authTimer = time.AfterFunc(t, c.authTimeout)
 	}
 	return c, nil
@@ -80,6 +114,8 @@ type SubscribeRequest struct {
 	Channel     string
 	Auth        string
 	ChannelData string
+	// Filter (V2) limits what the subscription receives; nil receives everything.
+	Filter MessageFilter
 }
 
 // ParseSubscribe reads the data of a subscribe frame (an object or a JSON string holding one).
@@ -103,6 +139,28 @@ func ParseSubscribe(data json.RawMessage) (SubscribeRequest, *protocol.Error) {
 	return r, nil
 }
 
+// ParseSubscribeV2 is ParseSubscribe for a V2 connection: it also reads the subscription
+// filter (tags_filter / filter) and refuses a malformed one.
+func ParseSubscribeV2(data json.RawMessage) (SubscribeRequest, *protocol.Error) {
+	r, err := ParseSubscribe(data)
+	if err != nil {
+		return r, err
+	}
+	var w struct {
+		TagsFilter json.RawMessage `json:"tags_filter"`
+		Filter     json.RawMessage `json:"filter"`
+	}
+	_ = protocol.DecodeData(data, &w) // ParseSubscribe already decoded it once
+	f, ferr := protocol.ParseFilter(w.TagsFilter, w.Filter)
+	if ferr != nil {
+		return r, ferr
+	}
+	if f != nil {
+		r.Filter = f
+	}
+	return r, nil
+}
+
 // Subscribe authorizes and performs a subscription, sending the acknowledgement (and, for
 // presence, member_added to the others first; for cache channels, the cached event or
 // cache_miss after). A returned error means nothing changed; the caller reports it.
@@ -114,6 +172,14 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	}
 	class := protocol.Classify(name)
 	v := c.sub.Version()
+	if err := c.allow(protocol.OpSubscribe, name); err != nil {
+		return err
+	}
+	if class.Type == protocol.Presence {
+		if err := c.allow(protocol.OpPresence, name); err != nil {
+			return err
+		}
+	}
 	var userID string
 	var info json.RawMessage
 	switch class.Type {
@@ -153,8 +219,9 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		s.channels[name] = ch
 	}
 	ch.mu.Lock()
-	if _, already := ch.subs[c]; already {
-		// Re-subscribing: acknowledge again with the current state, change nothing.
+	if old, already := ch.subs[c]; already {
+		// Re-subscribing: acknowledge again with the current state; only a new filter changes.
+		old.filter = req.Filter
 		c.sub.Send(ackFrame(v, ch))
 		ch.mu.Unlock()
 		s.mu.Unlock()
@@ -177,12 +244,12 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		}
 		m.conns++
 	}
-	ch.subs[c] = userID
+	ch.subs[c] = &subscription{userID: userID, filter: req.Filter}
 	c.channels[name] = userID
 	c.sub.Send(ackFrame(v, ch))
 	cacheMiss := false
 	if class.Cache {
-		if ev, ok := app.cachedFrame(name); ok {
+		if ev, ok := app.cachedFrame(name, v); ok {
 			c.sub.Send(ev)
 		} else {
 			cacheMiss = true
@@ -317,10 +384,11 @@ func (c *Conn) leave(name string) {
 // was the user's last connection. It returns the presence user id it held and whether that
 // member left.
 func (ch *channel) removeLocked(c *Conn) (userID string, memberRemoved bool) {
-	userID, ok := ch.subs[c]
+	s, ok := ch.subs[c]
 	if !ok {
 		return "", false
 	}
+	userID = s.userID
 	delete(ch.subs, c)
 	if m := ch.members[userID]; m != nil {
 		if m.conns--; m.conns <= 0 {
@@ -355,7 +423,14 @@ func (c *Conn) Disconnect() {
 	if c.authTimer != nil {
 		c.authTimer.Stop()
 	}
+	if c.tokenTimer != nil {
+		c.tokenTimer.Stop()
+	}
+	token := c.token
 	c.mu.Unlock()
+	if token != nil {
+		c.app.untrackToken(c, token)
+	}
 	for n := range c.channels {
 		c.leave(n)
 	}

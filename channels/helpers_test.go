@@ -2,6 +2,7 @@ package channels_test
 
 import (
 	"encoding/json"
+	"regexp"
 	"slices"
 	"strconv"
 	"sync"
@@ -130,6 +131,29 @@ func mustSignIn(t testing.TB, c *channels.Conn, s *channelstest.Sub, userData st
 func wantFrames(t testing.TB, who string, s *channelstest.Sub, want ...string) {
 	t.Helper()
 	got := s.Take()
+	if len(want) == 0 {
+		want = []string{}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%s received\n  %q\nwant\n  %q", who, got, want)
+	}
+}
+
+var messageIDRE = regexp.MustCompile(`,"message_id":"([^"]*)"`)
+
+// wantFramesV2 is wantFrames for a V2 subscriber: each frame's message_id must be a UUIDv4
+// and is removed before the comparison.
+func wantFramesV2(t testing.TB, who string, s *channelstest.Sub, want ...string) {
+	t.Helper()
+	got := s.Take()
+	for i, f := range got {
+		m := messageIDRE.FindStringSubmatch(f)
+		if m == nil || !protocol.ValidUUID(m[1]) {
+			t.Errorf("%s frame %s has no UUIDv4 message_id", who, f)
+			continue
+		}
+		got[i] = messageIDRE.ReplaceAllString(f, "")
+	}
 	if len(want) == 0 {
 		want = []string{}
 	}

@@ -34,6 +34,15 @@ type Options struct {
 	Now func() time.Time
 	// Observer, when set, is told about channel lifecycle events.
 	Observer Observer
+	// History, when set, gives the channels that keep history (App.HistoryFor) their
+	// serials and stores their messages. Default none: no serials.
+	History History
+	// OnHistoryError, when set, is told about each failed history append (the message was
+	// delivered live without a serial), e.g. to count it in metrics.
+	OnHistoryError func(appID string, err error)
+	// TokenRefreshGrace is how long a connection whose capability token expired may take to
+	// send a fresh one (sockudo:auth) before it is closed with 4009. Default 30s.
+	TokenRefreshGrace time.Duration
 }
 
 // Hub holds the state of every app served by this node.
@@ -44,6 +53,10 @@ type Hub struct {
 	now   func() time.Time
 	seed  maphash.Seed
 	obs   Observer
+
+	history        History
+	onHistoryError func(appID string, err error)
+	tokenGrace     time.Duration
 }
 
 // New builds a hub serving apps (defaults already applied).
@@ -55,6 +68,13 @@ func New(apps []config.App, opts Options) *Hub {
 		now:   opts.Now,
 		seed:  maphash.MakeSeed(),
 		obs:   opts.Observer,
+
+		history:        opts.History,
+		onHistoryError: opts.OnHistoryError,
+		tokenGrace:     opts.TokenRefreshGrace,
+	}
+	if h.tokenGrace <= 0 {
+		h.tokenGrace = 30 * time.Second
 	}
 	if h.log == nil {
 		h.log = zap.NewNop()
@@ -115,6 +135,17 @@ type appState struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]cacheEntry
+
+	// pubLocks order the publishes of each channel (by name hash) across serial allocation
+	// and delivery.
+	pubLocks [64]sync.Mutex
+
+	tokensMu sync.Mutex
+	// tokens indexes connections holding a capability token, by jti and by client id
+	// ("client:" + id), so a revocation finds them.
+	tokens map[string]map[*Conn]struct{}
+	// revocations maps "jti:"+jti / "client:"+id to when the revocation ends.
+	revocations map[string]time.Time
 }
 
 func newAppState(h *Hub, cfg config.App) *appState {
@@ -126,6 +157,9 @@ func newAppState(h *Hub, cfg config.App) *appState {
 		watchers:   map[string]map[string]struct{}{},
 		watchlists: map[string][]string{},
 		cache:      map[string]cacheEntry{},
+
+		tokens:      map[string]map[*Conn]struct{}{},
+		revocations: map[string]time.Time{},
 	}
 	for i := range st.shards {
 		st.shards[i].channels = map[string]*channel{}

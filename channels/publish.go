@@ -1,11 +1,16 @@
 package channels
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
+	"sync"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/pushwire/pushwire/protocol"
 )
@@ -18,6 +23,12 @@ type Event struct {
 	Data string
 	// ExceptSocketID, when a valid socket id, excludes that connection from delivery.
 	ExceptSocketID string
+	// Tags (V2) are filter metadata, sent top-level to V2 subscribers.
+	Tags map[string]string
+	// Extras (V2) is the validated extras object as JSON, sent to V2 subscribers only.
+	Extras []byte
+	// Ephemeral messages are delivered live only: no serial, history or webhook.
+	Ephemeral bool
 }
 
 // ErrUnknownApp is returned for an app id this hub does not serve.
@@ -47,22 +58,64 @@ func (h *Hub) Publish(appID string, ev Event) error {
 		except = ""
 	}
 	data := protocol.Str(ev.Data)
+	now := h.now().UnixMilli()
 	for _, name := range ev.Channels {
-		frame := protocol.OutFrame{Event: ev.Name, Channel: name, Data: data}.Bytes()
-		app.deliver(name, frame, except)
+		m := &protocol.Message{Event: ev.Name, Channel: name, Data: data, Tags: ev.Tags, Extras: ev.Extras,
+			Ephemeral: ev.Ephemeral, MessageID: protocol.NewUUID(), PublishedAtMs: now}
+		app.publish(m, nil, except)
 	}
 	return nil
 }
 
-// deliver stores a cache channel's last event and fans frame out to the channel.
-func (a *appState) deliver(name string, frame []byte, exceptSocketID string) {
+// historyTimeout bounds one history append; past it the message is delivered without a
+// serial and the store reported degraded.
+const historyTimeout = 5 * time.Second
+
+// publish runs one message through the pipeline: serial and storage when the channel keeps
+// history, then delivery. The channel's publish lock is held across both, so serials leave
+// this node in order.
+func (a *appState) publish(m *protocol.Message, sender *Conn, exceptSocketID string) {
+	hist := a.hub.history
+	if hist == nil || m.Ephemeral || !a.cfg.HistoryFor(m.Channel) {
+		a.deliver(m, sender, exceptSocketID)
+		return
+	}
+	mu := a.publishLock(m.Channel)
+	mu.Lock()
+	defer mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	err := hist.Append(ctx, a.cfg.ID, m)
+	cancel()
+	if err != nil {
+		m.Serial, m.StreamID = 0, ""
+		a.hub.log.Warn("history degraded: message delivered live without a serial",
+			zap.String("app_id", a.cfg.ID), zap.String("channel", m.Channel), zap.Error(err))
+		if a.hub.onHistoryError != nil {
+			a.hub.onHistoryError(a.cfg.ID, err)
+		}
+	}
+	a.deliver(m, sender, exceptSocketID)
+}
+
+// publishLock returns the lock that orders the publishes of one channel.
+func (a *appState) publishLock(channel string) *sync.Mutex {
+	return &a.pubLocks[maphash.String(a.hub.seed, channel)%uint64(len(a.pubLocks))]
+}
+
+// deliver stores a cache channel's last event and fans the message out to the channel.
+func (a *appState) deliver(m *protocol.Message, sender *Conn, exceptSocketID string) {
+	name := m.Channel
+	var v1, v2 []byte
 	cache := protocol.Classify(name).Cache
+	if cache {
+		v1, v2 = m.AppendV1(make([]byte, 0, m.Size())), m.AppendV2(make([]byte, 0, m.Size()))
+	}
 	s := a.shardFor(name)
 	s.mu.RLock()
 	ch := s.channels[name]
 	if ch == nil {
 		if cache {
-			a.storeCache(name, frame)
+			a.storeCache(name, v1, v2)
 		}
 		s.mu.RUnlock()
 		return
@@ -70,16 +123,17 @@ func (a *appState) deliver(name string, frame []byte, exceptSocketID string) {
 	ch.mu.RLock()
 	s.mu.RUnlock()
 	if cache {
-		a.storeCache(name, frame)
+		a.storeCache(name, v1, v2)
 	}
-	ch.fanout(frame, nil, exceptSocketID)
+	ch.fanout(m, sender, exceptSocketID, v1, v2)
 	ch.mu.RUnlock()
 }
 
 // ClientEvent relays a client- event from this connection to the channel's other
 // subscribers, enforcing Pusher's rules: rate limit, app feature, name, channel type
 // (private or presence only), payload size and membership. user_id is added on presence
-// channels. The sender never receives its own event.
+// channels. A V1 sender never receives its own event; a V2 sender does unless it connected
+// with echo_messages=false. A capability token must grant publish on the channel.
 func (c *Conn) ClientEvent(f protocol.Frame) *protocol.Error {
 	app := c.app
 	now := app.hub.now()
@@ -130,16 +184,16 @@ func (c *Conn) ClientEvent(f protocol.Frame) *protocol.Error {
 	if !subscribed {
 		return protocol.Errorf(protocol.CodeClientEventRefused, "Socket %s is not subscribed to channel %s", c.socketID, f.Channel)
 	}
+	if err := c.allow(protocol.OpPublish, f.Channel); err != nil {
+		return &protocol.Error{Code: protocol.CodeClientEventRefused, Message: err.Message}
+	}
 	data := f.Data
 	if data == nil {
 		data = json.RawMessage("{}")
 	}
-	frame := protocol.OutFrame{Event: f.Event, Channel: f.Channel, Data: data, UserID: userID}.Bytes()
-	if ch := app.lookup(f.Channel); ch != nil {
-		ch.mu.RLock()
-		ch.fanout(frame, c, "")
-		ch.mu.RUnlock()
-	}
+	m := &protocol.Message{Event: f.Event, Channel: f.Channel, Data: data, UserID: userID,
+		MessageID: protocol.NewUUID(), PublishedAtMs: now.UnixMilli()}
+	app.publish(m, c, "")
 	if obs := app.hub.obs; obs != nil {
 		obs.ClientEvent(app.cfg.ID, f.Channel, f.Event, data, c.socketID, userID)
 	}

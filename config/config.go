@@ -83,6 +83,10 @@ type Config struct {
 	// before being sent, so a quick reconnect does not flap. Default 3s.
 	WebhookVacateDelay Duration `yaml:"webhook_vacate_delay"`
 
+	// TokenRefreshGrace is how long a V2 connection whose capability token expired may take
+	// to send a fresh one (sockudo:auth) before it is closed with 4009. Default 30s.
+	TokenRefreshGrace Duration `yaml:"token_refresh_grace"`
+
 	// Apps are the applications this node serves. Default: the single development app
 	// app-id / app-key / app-secret with every feature on.
 	Apps []App `yaml:"apps"`
@@ -145,6 +149,16 @@ type App struct {
 	MaxEventBatchSize int `yaml:"max_event_batch_size"`
 	// CacheTTL is how long a cache channel keeps its last event. Default 30m.
 	CacheTTL Duration `yaml:"cache_ttl"`
+
+	// EnableHistory gives channels a serial stream and stores their messages (V2
+	// message_id/serial/stream_id, rewind, resume). Default true.
+	EnableHistory *bool `yaml:"enable_history"`
+	// HistoryChannels, when non-empty, limits history to channels whose name starts with
+	// one of these prefixes. Default empty: every channel.
+	HistoryChannels []string `yaml:"history_channels"`
+	// IdempotencyTTL is how long an HTTP publish's idempotency key is remembered: a repeat
+	// within it gets the first answer and delivers nothing. Default 120s.
+	IdempotencyTTL Duration `yaml:"idempotency_ttl"`
 }
 
 // Webhook is one webhook endpoint of an app.
@@ -198,6 +212,22 @@ func (a *App) WatchlistEvents() bool {
 	return a.EnableWatchlistEvents == nil || *a.EnableWatchlistEvents
 }
 
+// HistoryFor reports whether the channel keeps history (serials and stored messages).
+func (a *App) HistoryFor(channel string) bool {
+	if a.EnableHistory != nil && !*a.EnableHistory {
+		return false
+	}
+	if len(a.HistoryChannels) == 0 {
+		return true
+	}
+	for _, p := range a.HistoryChannels {
+		if strings.HasPrefix(channel, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // OriginAllowed reports whether a socket with this Origin header may connect.
 func (a *App) OriginAllowed(origin string) bool {
 	if len(a.AllowedOrigins) == 0 {
@@ -240,6 +270,8 @@ const (
 	DefaultMaxEventChannelsAtOnce       = 100
 	DefaultMaxEventBatchSize            = 10
 	DefaultCacheTTL                     = 30 * time.Minute
+	DefaultTokenRefreshGrace            = 30 * time.Second
+	DefaultIdempotencyTTL               = 120 * time.Second
 )
 
 // DefaultApp is the embedded development app: app-id / app-key / app-secret, everything on.
@@ -269,6 +301,7 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.WebhookTimeout, DefaultWebhookTimeout)
 	setDur(&c.WebhookRetryFor, DefaultWebhookRetryFor)
 	setDur(&c.WebhookVacateDelay, DefaultWebhookVacateDelay)
+	setDur(&c.TokenRefreshGrace, DefaultTokenRefreshGrace)
 	if len(c.Apps) == 0 {
 		c.Apps = []App{DefaultApp()}
 	}
@@ -288,6 +321,7 @@ func (a *App) ApplyDefaults() {
 	setInt(&a.MaxEventChannelsAtOnce, DefaultMaxEventChannelsAtOnce)
 	setInt(&a.MaxEventBatchSize, DefaultMaxEventBatchSize)
 	setDur(&a.CacheTTL, DefaultCacheTTL)
+	setDur(&a.IdempotencyTTL, DefaultIdempotencyTTL)
 }
 
 // Validate checks the configuration after defaults were applied; the error names the field,
@@ -376,7 +410,7 @@ func (c *Config) problems() []string {
 	for _, d := range []struct {
 		field string
 		v     Duration
-	}{{"webhook_batch_interval", c.WebhookBatchInterval}, {"webhook_timeout", c.WebhookTimeout}, {"webhook_retry_for", c.WebhookRetryFor}, {"webhook_vacate_delay", c.WebhookVacateDelay}} {
+	}{{"webhook_batch_interval", c.WebhookBatchInterval}, {"webhook_timeout", c.WebhookTimeout}, {"webhook_retry_for", c.WebhookRetryFor}, {"webhook_vacate_delay", c.WebhookVacateDelay}, {"token_refresh_grace", c.TokenRefreshGrace}} {
 		if d.v < 0 {
 			bad(d.field, "must not be negative, got %s", d.v)
 		}
@@ -443,6 +477,9 @@ func (c *Config) problems() []string {
 					bad(wp+".event_types", "unknown event type %q (known: %s)", t, strings.Join(WebhookEventTypes, ", "))
 				}
 			}
+		}
+		if a.IdempotencyTTL.D() <= 0 {
+			bad(p+".idempotency_ttl", "must be positive")
 		}
 		if a.CacheTTL.D() <= 0 {
 			bad(p+".cache_ttl", "must be positive")

@@ -37,6 +37,7 @@ var usages = map[string]string{
 	"webhook_timeout":                   "max time for one webhook request (default 10s)",
 	"webhook_retry_for":                 "how long a failing webhook is retried with backoff (default 5m)",
 	"webhook_vacate_delay":              "wait and re-check before channel_vacated / member_removed (default 3s)",
+	"token_refresh_grace":               "time a V2 client has to refresh an expired capability token before close 4009 (default 30s)",
 }
 
 // appUsages is the one-line help of the app fields settable as PUSHWIRE_APP_* variables.
@@ -63,6 +64,9 @@ var appUsages = map[string]string{
 	"max_event_channels_at_once":       "max channels of one HTTP publish (default 100)",
 	"max_event_batch_size":             "max events of one batch_events request (default 10)",
 	"cache_ttl":                        "how long a cache channel keeps its last event (default 30m)",
+	"enable_history":                   "give channels serials and store their messages (default true)",
+	"history_channels":                 "comma-separated channel-name prefixes that keep history, empty = all (default empty)",
+	"idempotency_ttl":                  "how long an HTTP publish idempotency key is remembered (default 120s)",
 }
 
 // Flags holds the command-line options registered by BindFlags.

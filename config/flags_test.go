@@ -30,7 +30,7 @@ func TestFlagNames(t *testing.T) {
 		"activity-timeout", "config", "drain-delay", "host", "log-format", "log-level",
 		"max-connections", "max-connections-per-ip-per-minute", "max-message-kb",
 		"max-request-body-kb", "metrics-enabled", "metrics-host", "metrics-port", "pong-timeout",
-		"port", "shutdown-timeout", "tls-cert-file", "tls-key-file", "trust-forwarded-for",
+		"port", "shutdown-timeout", "tls-cert-file", "tls-key-file", "token-refresh-grace", "trust-forwarded-for",
 		"webhook-batch-interval", "webhook-batch-size", "webhook-queue-size", "webhook-retry-for",
 		"webhook-timeout", "webhook-vacate-delay", "write-queue-kb", "write-queue-messages",
 		"write-timeout",
