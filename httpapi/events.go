@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,12 +24,18 @@ type eventBody struct {
 	Channels []string        `json:"channels"`
 	SocketID string          `json:"socket_id"`
 	Info     string          `json:"info"`
+	// V2: top-level string tags, the extras envelope and the idempotency key.
+	Tags           json.RawMessage `json:"tags"`
+	Extras         json.RawMessage `json:"extras"`
+	IdempotencyKey *string         `json:"idempotency_key"`
 }
 
 // prepared is a validated publish and the info attributes its answer must carry.
 type prepared struct {
 	ev   channels.Event
 	info map[string]bool
+	// key is the publish's idempotency key ("" when none).
+	key string
 }
 
 // prepare validates one event against the app's limits. hasChannels tells whether the body
@@ -65,8 +72,19 @@ func prepare(app config.App, b eventBody, hasChannels bool) (prepared, *apiError
 	if limit := app.MaxEventPayloadKB * 1024; len(data) > limit {
 		return prepared{}, tooLarge("Event data is %d bytes, the limit is %d KB", len(data), app.MaxEventPayloadKB)
 	}
-	ev := channels.Event{Name: b.Name, Channels: chs, Data: data, ExceptSocketID: b.SocketID}
-	return prepared{ev: ev, info: splitInfo(b.Info)}, nil
+	key := ""
+	if b.IdempotencyKey != nil {
+		if key = *b.IdempotencyKey; key == "" {
+			return prepared{}, badRequest("idempotency_key must not be empty")
+		}
+	}
+	v2, aerr := parseV2Fields(b.Tags, b.Extras, &key)
+	if aerr != nil {
+		return prepared{}, aerr
+	}
+	ev := channels.Event{Name: b.Name, Channels: chs, Data: data, ExceptSocketID: b.SocketID,
+		Tags: v2.tags, Extras: v2.extras, Ephemeral: v2.ephemeral}
+	return prepared{ev: ev, info: splitInfo(b.Info), key: v2.idemKey}, nil
 }
 
 // eventData returns the data member as the string to deliver: a JSON string's content, or
@@ -111,6 +129,9 @@ func decodeEvent(app config.App, raw []byte) (prepared, *apiError) {
 }
 
 // postEvents answers POST /apps/{appID}/events: {} or, with info, the counts per channel.
+// With an idempotency key (body idempotency_key, extras.idempotencyKey or the
+// X-Idempotency-Key header) a repeat within the app's window delivers nothing and gets the
+// first answer; a failed publish frees its key.
 func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 	s := signedOf(r)
 	p, aerr := decodeEvent(s.app, s.body)
@@ -118,22 +139,40 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 		fail(w, aerr)
 		return
 	}
+	if p.key == "" {
+		p.key = r.Header.Get("X-Idempotency-Key")
+		if len(p.key) > maxIdempotencyKeyLen {
+			fail(w, badRequest("X-Idempotency-Key is longer than %d bytes", maxIdempotencyKeyLen))
+			return
+		}
+	}
 	if !a.allowEvents(w, s.app, 1) {
 		return
 	}
+	ttl := s.app.IdempotencyTTL.D()
+	if p.key != "" && !a.claimKey(w, r, s.app.ID, p.key, ttl) {
+		return
+	}
 	if err := a.hub.Publish(s.app.ID, p.ev); err != nil {
+		if p.key != "" {
+			_ = a.idem.Release(context.WithoutCancel(r.Context()), s.app.ID, p.key)
+		}
 		fail(w, a.publishError(s.app.ID, err))
 		return
 	}
-	if len(p.info) == 0 {
-		writeJSON(w, http.StatusOK, struct{}{})
-		return
+	var answer any = struct{}{}
+	if len(p.info) > 0 {
+		out := make(map[string]channelCounts, len(p.ev.Channels))
+		for _, ch := range p.ev.Channels {
+			out[ch] = a.counts(s.app.ID, ch, p.info)
+		}
+		answer = map[string]any{"channels": out}
 	}
-	out := make(map[string]channelCounts, len(p.ev.Channels))
-	for _, ch := range p.ev.Channels {
-		out[ch] = a.counts(s.app.ID, ch, p.info)
+	b := encodeJSON(answer)
+	if p.key != "" {
+		_ = a.idem.Complete(context.WithoutCancel(r.Context()), s.app.ID, p.key, b, ttl)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"channels": out})
+	writeRawJSON(w, http.StatusOK, b)
 }
 
 // channelCounts is the info of one channel in publish answers and channel listings.
@@ -201,11 +240,50 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	if !a.allowEvents(w, s.app, len(items)) {
 		return
 	}
-	for _, p := range items {
+	// Items with an idempotency key are claimed first: an item already published is
+	// skipped, a batch with an item in flight elsewhere is refused (409) as a whole.
+	ttl := s.app.IdempotencyTTL.D()
+	ctx := context.WithoutCancel(r.Context())
+	var claimed []string
+	release := func() {
+		for _, k := range claimed {
+			_ = a.idem.Release(ctx, s.app.ID, k)
+		}
+	}
+	skip := make([]bool, len(items))
+	for i, p := range items {
+		if p.key == "" {
+			continue
+		}
+		_, done, ok, err := a.idem.Claim(ctx, s.app.ID, p.key, ttl)
+		switch {
+		case err != nil:
+			release()
+			writeError(w, http.StatusServiceUnavailable, "service_unavailable", "Idempotency store unavailable: retry later")
+			return
+		case done:
+			skip[i] = true
+		case ok:
+			claimed = append(claimed, p.key)
+		default:
+			release()
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusConflict, "idempotency_in_progress", fmt.Sprintf("batch[%d]: a publish with this idempotency key is in progress: retry later", i))
+			return
+		}
+	}
+	for i, p := range items {
+		if skip[i] {
+			continue
+		}
 		if err := a.hub.Publish(s.app.ID, p.ev); err != nil {
+			release()
 			fail(w, a.publishError(s.app.ID, err))
 			return
 		}
+	}
+	for _, k := range claimed {
+		_ = a.idem.Complete(ctx, s.app.ID, k, []byte("{}"), ttl)
 	}
 	if !wantInfo {
 		writeJSON(w, http.StatusOK, struct{}{})

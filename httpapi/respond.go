@@ -79,15 +79,26 @@ var internalErrorJSON = []byte(`{"error":"Internal server error","code":"interna
 // writeJSON answers with v as JSON. HTML characters are not escaped (so quoted channel names
 // and cached frames read as sent), and there is no trailing newline.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b := encodeJSON(v)
+	if len(b) == 0 {
+		status, b = http.StatusInternalServerError, internalErrorJSON
+	}
+	writeRawJSON(w, status, b)
+}
+
+// encodeJSON encodes v the way writeJSON sends it; nil when v cannot be encoded.
+func encodeJSON(v any) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	b := internalErrorJSON
 	if err := enc.Encode(v); err != nil {
-		status = http.StatusInternalServerError
-	} else {
-		b = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		return nil
 	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// writeRawJSON answers with an already encoded JSON body.
+func writeRawJSON(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)

@@ -32,6 +32,8 @@ type Options struct {
 	Ready func() bool
 	// AppIDs are the apps GET /usage reports on. Default none (only node totals).
 	AppIDs []string
+	// Idempotency remembers publish idempotency keys. Default: an in-process store.
+	Idempotency Idempotency
 }
 
 // Metrics receives the API's counters. It is defined here, where it is consumed;
@@ -60,6 +62,7 @@ type api struct {
 	appIDs  []string
 	start   time.Time
 	events  *eventLimiter
+	idem    Idempotency
 }
 
 // New returns the REST API handler for hub: the signed Pusher endpoints under /apps/ and the
@@ -89,6 +92,10 @@ func newAPI(hub *channels.Hub, opts Options) *api {
 	}
 	a.start = a.now()
 	a.events = newEventLimiter(a.now)
+	a.idem = opts.Idempotency
+	if a.idem == nil {
+		a.idem = NewMemoryIdempotency(a.now, 0)
+	}
 	return a
 }
 
@@ -111,6 +118,7 @@ func (a *api) router() *chi.Mux {
 		r.Get("/apps/{appID}/channels/{channel}", a.getChannel)
 		r.Get("/apps/{appID}/channels/{channel}/users", a.getUsers)
 		r.Post("/apps/{appID}/users/{userID}/terminate_connections", a.terminate)
+		r.Post("/apps/{appID}/revocations", a.postRevocation)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No route for "+r.Method+" "+r.URL.Path)

@@ -126,9 +126,11 @@ func (c *conn) closeWith(err *protocol.Error, reason CloseReason) bool {
 		return false
 	}
 	c.closed, c.closeErr, c.reason = true, err, reason
-	if reason != reasonShutdown {
-		// A slow, failed or refused client loses its backlog. On shutdown the frames already
-		// queued (events the API acknowledged) are still written before the 4200 close.
+	switch reason {
+	case reasonSlowConsumer, reasonWriteFailed, reasonClient, reasonTooBig, reasonPanic:
+		// A slow, failed or gone client loses its backlog. Otherwise (shutdown, a revoked or
+		// expired token, a terminated user) the frames already queued — events the API
+		// acknowledged, the token_expired notice — are written before the closing error.
 		c.queue, c.queued = nil, 0
 	}
 	c.mu.Unlock()

@@ -32,9 +32,17 @@ func (c *conn) dispatch(msg []byte) {
 	case "pong":
 		// Liveness only; touch() already ran.
 	case "subscribe":
-		req, err := channels.ParseSubscribe(f.Data)
+		parse := channels.ParseSubscribe
+		if c.version == protocol.V2 {
+			parse = channels.ParseSubscribeV2
+		}
+		req, err := parse(f.Data)
 		if err != nil {
-			c.sendError(err)
+			if req.Channel != "" {
+				c.subscriptionFailed(req.Channel, err) // e.g. a malformed V2 filter
+			} else {
+				c.sendError(err)
+			}
 			return
 		}
 		if err := c.hc.Subscribe(req); err != nil {
@@ -51,6 +59,16 @@ func (c *conn) dispatch(msg []byte) {
 		if err := c.hc.SignIn(f.Data); err != nil {
 			c.sendError(err)
 		}
+	case "presence_update":
+		if err := c.hc.PresenceUpdate(f.Data, f.Channel); err != nil {
+			c.sendError(err)
+		}
+	case "auth":
+		if err := c.refreshToken(f.Data); err != nil {
+			c.sendError(err)
+		}
+	case "resume":
+		c.sendError(&protocol.Error{Code: protocol.CodeClientEventRefused, Message: "Connection recovery is not enabled"})
 	default:
 		c.sendError(protocol.Errorf(protocol.CodeGeneric, "Unknown event %q", protocol.Truncate(f.Event, 64)))
 	}
@@ -85,4 +103,27 @@ func unsubscribeChannel(data json.RawMessage) (string, bool) {
 		return s, true
 	}
 	return "", false
+}
+
+// refreshToken handles sockudo:auth {"token":"<JWT>"}: a fresh capability token for the
+// same client replaces the connection's (auth_success), or the error says why not.
+func (c *conn) refreshToken(data json.RawMessage) *protocol.Error {
+	if c.version != protocol.V2 {
+		return &protocol.Error{Code: protocol.CodeUnauthorized, Message: "Authentication error: sockudo:auth needs a protocol=2 connection"}
+	}
+	var w struct {
+		Token string `json:"token"`
+	}
+	if err := protocol.DecodeData(data, &w); err != nil || w.Token == "" {
+		return &protocol.Error{Code: protocol.CodeUnauthorized, Message: "Authentication error: auth data must be {\"token\":\"<JWT>\"}"}
+	}
+	app, ok := c.srv.hub.AppByID(c.appID)
+	if !ok {
+		return &protocol.Error{Code: protocol.CodeAppNotFound, Message: "App not found"}
+	}
+	claims, err := protocol.ParseCapabilityToken(w.Token, app.Key, app.Secret, c.srv.opts.Now())
+	if err != nil {
+		return err
+	}
+	return c.hc.RefreshToken(claims)
 }

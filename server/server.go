@@ -136,7 +136,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "pushwire: /app/{app_key} expects a WebSocket upgrade (Pusher protocol 7)", http.StatusBadRequest)
 		return
 	}
-	c := &conn{srv: s, version: protocol.ParseVersion(r.URL.Query().Get("protocol")), socketID: protocol.NewSocketID()}
+	q := r.URL.Query()
+	c := &conn{srv: s, version: protocol.ParseVersion(q.Get("protocol")), socketID: protocol.NewSocketID()}
+	params, bad := parseConnParams(c.version, q)
+	if bad != "" {
+		http.Error(w, "pushwire: "+bad, http.StatusBadRequest)
+		return
+	}
 	c.init()
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // origins are checked per app below, with a Pusher error code
@@ -173,9 +179,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Set before Connect publishes c to the hub, so Send may read it from any goroutine.
 	c.appID = app.ID
-	hc, perr := s.hub.Connect(key, c)
+	opts := channels.ConnOptions{Echo: params.echo}
+	if params.token != "" {
+		// Checked before connection_established (ws-protocol §3.3); a V1 URL cannot use one.
+		if !ok {
+			c.refuse(protocol.Errorf(protocol.CodeAppNotFound, "App key %s does not exist", protocol.Truncate(key, 64)), reasonAppRefused)
+			return
+		}
+		if c.version != protocol.V2 {
+			c.refuse(&protocol.Error{Code: protocol.CodeUnauthorized, Message: "Authentication error: capability tokens need a protocol=2 connection"}, reasonAuthFailed)
+			return
+		}
+		claims, perr := protocol.ParseCapabilityToken(params.token, app.Key, app.Secret, s.opts.Now())
+		if perr != nil {
+			c.refuse(perr, reasonAuthFailed)
+			return
+		}
+		opts.Token = claims
+	}
+	hc, perr := s.hub.ConnectWith(key, c, opts)
 	if perr != nil {
-		c.refuse(perr, reasonAppRefused)
+		reason := reasonAppRefused
+		if perr.Code == protocol.CodeUnauthorized {
+			reason = reasonAuthFailed
+		}
+		c.refuse(perr, reason)
 		return
 	}
 	c.hc = hc

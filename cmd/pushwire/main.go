@@ -25,6 +25,7 @@ import (
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/httpapi"
 	"github.com/pushwire/pushwire/metrics"
 	"github.com/pushwire/pushwire/server"
@@ -34,6 +35,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		os.Exit(runToken(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(ctx, os.Args[1:], os.Stderr))
 }
 
@@ -79,7 +83,12 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Logger:        log.Named("webhook"),
 		Metrics:       m,
 	})
-	hub := channels.New(cfg.Apps, channels.Options{Logger: log.Named("channels"), Observer: wh})
+	hub := channels.New(cfg.Apps, channels.Options{
+		Logger:            log.Named("channels"),
+		Observer:          wh,
+		TokenRefreshGrace: cfg.TokenRefreshGrace.D(),
+		History:           history.NewMemory(history.MemoryOptions{}),
+	})
 	wh.SetChecker(webhook.HubChecker(hub))
 	wh.Start()
 	ws := server.New(hub, server.Options{

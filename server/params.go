@@ -1,0 +1,64 @@
+package server
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// connParams are the query parameters of /app/{key} beyond protocol.
+type connParams struct {
+	// echo (V2) sends a connection its own client events back; echo_messages=false clears it.
+	echo bool
+	// appendFull (V2) is append_mode=full: message.append frames carry the whole string.
+	appendFull bool
+	// token is the capability token (V2), "" when none.
+	token string
+}
+
+// maxTokenParam bounds the token query parameter before it is parsed (the parser refuses
+// anything over 8 KiB with a precise error; this only stops absurd URLs early).
+const maxTokenParam = 64 << 10
+
+// parseConnParams reads the connection's query parameters. A non-empty second result is the
+// reason for an HTTP 400 before the upgrade: an unsupported format, append_mode or
+// append_rollup_window on a V2 URL (V1 ignores them, as Sockudo does). client, version and
+// flash are ignored.
+func parseConnParams(v protocol.Version, q url.Values) (connParams, string) {
+	p := connParams{echo: true, token: q.Get("token")}
+	if len(p.token) > maxTokenParam {
+		return p, "token is too large"
+	}
+	if v != protocol.V2 {
+		return p, ""
+	}
+	switch f := strings.ToLower(q.Get("format")); f {
+	case "", "json":
+	case "msgpack", "messagepack", "protobuf", "proto":
+		return p, "format=" + f + " is not supported: use format=json"
+	default:
+		return p, "unknown format " + quote(q.Get("format")) + ": use format=json"
+	}
+	switch m := q.Get("append_mode"); m {
+	case "", "delta":
+	case "full":
+		p.appendFull = true
+	default:
+		return p, "unknown append_mode " + quote(m) + ": use delta or full"
+	}
+	if w, ok := q["append_rollup_window"]; ok {
+		switch w[0] {
+		case "0", "20", "40", "100", "500":
+		default:
+			return p, "append_rollup_window must be one of 0, 20, 40, 100, 500"
+		}
+	}
+	switch strings.ToLower(q.Get("echo_messages")) {
+	case "false", "0":
+		p.echo = false
+	}
+	return p, ""
+}
+
+func quote(s string) string { return `"` + protocol.Truncate(s, 32) + `"` }
