@@ -64,6 +64,28 @@ func TestHeartbeat(t *testing.T) {
 		c.expectClose(t, 4201)
 	})
 
+	// V2: native WebSocket pings after max(activity_timeout/2, 5s) of silence, never an
+	// app-level ping; a client that answers them (any reading WebSocket client does) stays.
+	t.Run("V2NativePingsAnswered", func(t *testing.T) {
+		t.Parallel()
+		c := connectV2(t, s, v2Options{})
+		if m, ok := c.recv(7 * time.Second); ok {
+			t.Fatalf("V2 got a frame while idle: %s", m.data)
+		}
+		c.pingV2(t) // still connected after a native ping cycle
+	})
+	t.Run("V2UnansweredNativePingCloses4201", func(t *testing.T) {
+		t.Parallel()
+		c := &v2Client{client: dial(t, v2URL(s, testkit.AppKey, v2Options{}), dialOptions{noReader: true})}
+		time.Sleep(8 * time.Second) // not reading: the native ping goes unanswered
+		go c.readLoop()
+		c.expectV2(t, "sockudo:connection_established", "")
+		if msg := c.expectV2Error(t, 4201); msg != "Pong reply not received in time" {
+			t.Errorf("message %q", msg)
+		}
+		c.expectClose(t, 4201)
+	})
+
 	answers := []struct {
 		name   string
 		answer func(t *testing.T, c *client)

@@ -209,9 +209,16 @@ func (v versionName) String() string { return fmt.Sprintf("%d", uint8(v)) }
 
 // writeLoop drains the queue to the socket and runs the heartbeat: after ActivityTimeout of
 // silence it pings, and closes with 4201 when PongTimeout passes with no reply.
+//
+// V2 connections get no app-level ping: the server sends a native WebSocket ping after
+// max(ActivityTimeout/2, 5s) of silence, and the same PongTimeout rule closes them with 4201.
 func (c *conn) writeLoop() {
 	o := &c.srv.opts
-	timer := time.NewTimer(o.ActivityTimeout)
+	idleLimit := o.ActivityTimeout
+	if c.version == protocol.V2 {
+		idleLimit = max(o.ActivityTimeout/2, 5*time.Second)
+	}
+	timer := time.NewTimer(idleLimit)
 	defer timer.Stop()
 	var pingAt int64 // unix nanos of our outstanding ping, 0 if none
 	for {
@@ -229,12 +236,16 @@ func (c *conn) writeLoop() {
 			}
 			if pingAt == 0 {
 				idle := time.Duration(now - last)
-				if idle >= o.ActivityTimeout {
+				if idle >= idleLimit {
 					pingAt = now
-					c.Send(protocol.Ping(c.version))
+					if c.version == protocol.V2 {
+						go c.nativePing(o.PongTimeout)
+					} else {
+						c.Send(protocol.Ping(c.version))
+					}
 					timer.Reset(o.PongTimeout)
 				} else {
-					timer.Reset(o.ActivityTimeout - idle)
+					timer.Reset(idleLimit - idle)
 				}
 			}
 			continue
@@ -259,6 +270,16 @@ func (c *conn) writeLoop() {
 			c.finish(closeErr, reason)
 			return
 		}
+	}
+}
+
+// nativePing sends a WebSocket ping and counts its pong as activity. The pong is read by the
+// connection's read loop; the heartbeat in writeLoop closes the connection if none comes.
+func (c *conn) nativePing(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if c.ws.Ping(ctx) == nil {
+		c.touch()
 	}
 }
 
