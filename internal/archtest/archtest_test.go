@@ -32,6 +32,8 @@ var rules = []rule{
 		why: "channels is the core; it receives storage, brokers and transports through its own interfaces"},
 	{pkg: "server", deny: []string{"httpapi", "cmd/pushwire"}, why: "server and httpapi are sibling adapters around channels"},
 	{pkg: "httpapi", deny: []string{"server", "cmd/pushwire"}, why: "server and httpapi are sibling adapters around channels"},
+	{pkg: "history", deny: []string{"server", "httpapi", "cluster", "webhook", "cmd/pushwire"},
+		why: "history is a storage implementation below channels; only cmd/pushwire wires it in"},
 }
 
 func TestImportRules(t *testing.T) {
