@@ -29,6 +29,9 @@ type subscription struct {
 	userID string
 	// filter, when set, limits what a V2 subscriber receives.
 	filter MessageFilter
+	// hold, when set, keeps live messages back for a moment after a V2 subscription to a
+	// history channel, so a resume that follows replays the gap before them (see hold.go).
+	hold *heldQueue
 }
 
 // MessageFilter decides whether a V2 subscriber receives a message; *protocol.Filter
@@ -72,6 +75,9 @@ func (ch *channel) fanout(m *protocol.Message, sender *Conn, exceptSocketID stri
 		}
 		if v2 == nil {
 			v2 = m.AppendV2(make([]byte, 0, m.Size()))
+		}
+		if s.hold != nil && s.hold.add(m.Serial, v2) {
+			continue
 		}
 		c.sub.Send(v2)
 	}

@@ -2,6 +2,7 @@ package channels
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"sync"
 	"time"
@@ -28,6 +29,8 @@ type Conn struct {
 	rlCount  int
 	puStart  time.Time // presence_update rate window start (reader goroutine only)
 	puCount  int
+	// attach holds each V2 history subscription's attach serial (reader goroutine only).
+	attach map[string]uint64
 
 	mu         sync.Mutex
 	user       string // signed-in user id
@@ -116,6 +119,8 @@ type SubscribeRequest struct {
 	ChannelData string
 	// Filter (V2) limits what the subscription receives; nil receives everything.
 	Filter MessageFilter
+	// Rewind (V2) asks for recent history after the acknowledgement.
+	Rewind *RewindSpec
 }
 
 // ParseSubscribe reads the data of a subscribe frame (an object or a JSON string holding one).
@@ -149,10 +154,14 @@ func ParseSubscribeV2(data json.RawMessage) (SubscribeRequest, *protocol.Error) 
 	var w struct {
 		TagsFilter json.RawMessage `json:"tags_filter"`
 		Filter     json.RawMessage `json:"filter"`
+		Rewind     json.RawMessage `json:"rewind"`
 	}
 	_ = protocol.DecodeData(data, &w) // ParseSubscribe already decoded it once
 	f, ferr := protocol.ParseFilter(w.TagsFilter, w.Filter)
 	if ferr != nil {
+		return r, ferr
+	}
+	if r.Rewind, ferr = parseRewind(w.Rewind); ferr != nil {
 		return r, ferr
 	}
 	if f != nil {
@@ -210,6 +219,58 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		}
 	}
 
+	// A V2 subscription to a channel with history attaches at the stream's head: the
+	// channel's publish lock is held until the ack (and any rewind) is queued, so the position
+	// it announces is exact and no live message overtakes the rewind.
+	var pos *protocol.StreamState
+	subscribed := false
+	if c.v2 && app.hub.history != nil && app.cfg.HistoryFor(name) {
+		if req.Rewind != nil {
+			if err := c.allow(protocol.OpHistory, name); err != nil {
+				return err
+			}
+		}
+		mu := app.publishLock(name)
+		mu.Lock()
+		defer mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+		st, err := app.hub.history.State(ctx, app.cfg.ID, name)
+		cancel()
+		switch {
+		case err == nil:
+			pos = &st
+		case req.Rewind != nil:
+			return &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind is not available: the history store is unavailable"}
+		}
+	} else if req.Rewind != nil {
+		return protocol.Errorf(protocol.CodeChannelError, "Rewind is not available: channel %s keeps no history", protocol.Truncate(name, 200))
+	}
+	ack := func(ch *channel) []byte {
+		if pos == nil {
+			return ackFrame(v, ch)
+		}
+		data := []byte("{}")
+		if ch.class.Type == protocol.Presence {
+			data = ch.presenceData()
+		}
+		return protocol.SubscriptionSucceededV2(name, attachData(data, pos.HeadSerial), pos.StreamID, pos.HeadSerial)
+	}
+	if pos != nil {
+		if c.attach == nil {
+			c.attach = map[string]uint64{}
+		}
+		c.attach[name] = pos.HeadSerial
+		if req.Rewind != nil {
+			// After the ack, before the publish lock is released; only if the subscription
+			// succeeded.
+			defer func() {
+				if subscribed {
+					c.rewind(name, req.Rewind, req.Filter, *pos)
+				}
+			}()
+		}
+	}
+
 	s := app.shardFor(name)
 	s.mu.Lock()
 	ch := s.channels[name]
@@ -222,7 +283,8 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	if old, already := ch.subs[c]; already {
 		// Re-subscribing: acknowledge again with the current state; only a new filter changes.
 		old.filter = req.Filter
-		c.sub.Send(ackFrame(v, ch))
+		c.sub.Send(ack(ch))
+		subscribed = true
 		ch.mu.Unlock()
 		s.mu.Unlock()
 		return nil
@@ -244,9 +306,14 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		}
 		m.conns++
 	}
-	ch.subs[c] = &subscription{userID: userID, filter: req.Filter}
+	sub := &subscription{userID: userID, filter: req.Filter}
+	if pos != nil && req.Rewind == nil {
+		sub.hold = newHeldQueue(c.sub.Send)
+	}
+	ch.subs[c] = sub
 	c.channels[name] = userID
-	c.sub.Send(ackFrame(v, ch))
+	c.sub.Send(ack(ch))
+	subscribed = true
 	cacheMiss := false
 	if class.Cache {
 		if ev, ok := app.cachedFrame(name, v); ok {
@@ -340,6 +407,7 @@ func parseChannelData(s string, maxKB int) (string, json.RawMessage, *protocol.E
 func (c *Conn) Unsubscribe(name string) {
 	_, ok := c.channels[name]
 	delete(c.channels, name)
+	delete(c.attach, name)
 	if ok {
 		c.leave(name)
 	}
@@ -389,6 +457,9 @@ func (ch *channel) removeLocked(c *Conn) (userID string, memberRemoved bool) {
 		return "", false
 	}
 	userID = s.userID
+	if s.hold != nil {
+		s.hold.cancel()
+	}
 	delete(ch.subs, c)
 	if m := ch.members[userID]; m != nil {
 		if m.conns--; m.conns <= 0 {

@@ -146,6 +146,8 @@ type appState struct {
 	tokens map[string]map[*Conn]struct{}
 	// revocations maps "jti:"+jti / "client:"+id to when the revocation ends.
 	revocations map[string]time.Time
+
+	rec recovery
 }
 
 func newAppState(h *Hub, cfg config.App) *appState {
@@ -161,6 +163,7 @@ func newAppState(h *Hub, cfg config.App) *appState {
 		tokens:      map[string]map[*Conn]struct{}{},
 		revocations: map[string]time.Time{},
 	}
+	st.rec.init()
 	for i := range st.shards {
 		st.shards[i].channels = map[string]*channel{}
 	}

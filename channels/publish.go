@@ -86,7 +86,10 @@ func (a *appState) publish(m *protocol.Message, sender *Conn, exceptSocketID str
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	err := hist.Append(ctx, a.cfg.ID, m)
 	cancel()
-	if err != nil {
+	if err == nil {
+		a.remember(m, a.hub.now())
+	} else {
+		a.markDegraded(m.Channel)
 		m.Serial, m.StreamID = 0, ""
 		a.hub.log.Warn("history degraded: message delivered live without a serial",
 			zap.String("app_id", a.cfg.ID), zap.String("channel", m.Channel), zap.Error(err))

@@ -117,6 +117,7 @@ func (a *api) router() *chi.Mux {
 		r.Get("/apps/{appID}/channels", a.getChannels)
 		r.Get("/apps/{appID}/channels/{channel}", a.getChannel)
 		r.Get("/apps/{appID}/channels/{channel}/users", a.getUsers)
+		r.Get("/apps/{appID}/channels/{channel}/history", a.getHistory)
 		r.Post("/apps/{appID}/users/{userID}/terminate_connections", a.terminate)
 		r.Post("/apps/{appID}/revocations", a.postRevocation)
 	})

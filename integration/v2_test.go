@@ -49,7 +49,7 @@ func testV2Handshake(t *testing.T, s *testkit.Server) {
 		c.send(t, `{"event":"pusher:ping","data":{}}`)
 		c.expect(t, `{"event":"sockudo:pong"}`)
 		c.sendEvent(t, "pusher:subscribe", "", map[string]string{"channel": "v2-hs-a"})
-		c.expect(t, `{"event":"sockudo_internal:subscription_succeeded","channel":"v2-hs-a","data":"{}"}`)
+		c.expect(t, `{"event":"sockudo_internal:subscription_succeeded","channel":"v2-hs-a","data":"{\"attach_serial\":0}"}`)
 		c.send(t, `{"event":"sockudo:subscribe","data":{"channel":"private-v2-hs"}}`)
 		c.expectV2Error(t, 4009)
 		c.expectV2(t, "sockudo:subscription_error", "private-v2-hs")

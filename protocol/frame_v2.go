@@ -35,3 +35,49 @@ func PresenceUpdate(v Version, channel, userID string, userInfo json.RawMessage)
 	inner = append(inner, '}')
 	return OutFrame{Event: v.EventName(EventPresenceUpdate), Channel: channel, Data: Str(string(inner))}.Bytes()
 }
+
+// SubscriptionSucceededV2 is the V2 ack of a channel that keeps history: data (double-encoded)
+// carries attach_serial, and the frame carries the channel's position (stream_id, serial) so
+// an idle channel has a resume position too. An empty streamID omits the position.
+func SubscriptionSucceededV2(channel string, data []byte, streamID string, serial uint64) []byte {
+	m := Message{Event: V2.EventName(EventSubscriptionSucceeded), Channel: channel, Data: Str(string(data)), StreamID: streamID}
+	if streamID != "" {
+		m.Serial = serial
+	}
+	b := m.AppendV2(make([]byte, 0, m.Size()))
+	if streamID != "" && serial == 0 {
+		// serial 0 (an empty stream) is still a position: AppendV2 omits zero serials.
+		b = append(b[:len(b)-1], `,"serial":0}`...)
+	}
+	return b
+}
+
+// RewindComplete ends a subscribe-time rewind: data is an object with the counts and flags.
+func RewindComplete(v Version, channel string, historical, live int, complete, byRetention, byLimit bool) []byte {
+	d := append([]byte(`{"historical_count":`), strconv.Itoa(historical)...)
+	d = append(d, `,"live_count":`...)
+	d = strconv.AppendInt(d, int64(live), 10)
+	d = append(d, `,"complete":`...)
+	d = strconv.AppendBool(d, complete)
+	d = append(d, `,"truncated_by_retention":`...)
+	d = strconv.AppendBool(d, byRetention)
+	d = append(d, `,"truncated_by_limit":`...)
+	d = strconv.AppendBool(d, byLimit)
+	d = append(d, '}')
+	return OutFrame{Event: v.EventName(EventRewindComplete), Channel: channel, Data: d}.Bytes()
+}
+
+// ResumeFailed reports one channel a resume could not recover; data is double-encoded JSON.
+func ResumeFailed(v Version, channel string, data []byte) []byte {
+	return OutFrame{Event: v.EventName(EventResumeFailed), Channel: channel, Data: Str(string(data))}.Bytes()
+}
+
+// ResumeSuccess ends a resume with the recovered and failed channels; data is double-encoded.
+func ResumeSuccess(v Version, data []byte) []byte {
+	return OutFrame{Event: v.EventName(EventResumeSuccess), Data: Str(string(data))}.Bytes()
+}
+
+// ChannelHistory answers sockudo:channel_history; data is the page object.
+func ChannelHistory(v Version, channel string, data []byte) []byte {
+	return OutFrame{Event: v.EventName(EventChannelHistory), Channel: channel, Data: data}.Bytes()
+}

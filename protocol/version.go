@@ -69,6 +69,10 @@ const (
 	EventPresenceUpdate = "pusher_internal:presence_update"
 	EventTokenExpired   = "pusher:token_expired"
 	EventAuthSuccess    = "pusher:auth_success"
+	EventRewindComplete = "pusher:rewind_complete"
+	EventResumeFailed   = "pusher:resume_failed"
+	EventResumeSuccess  = "pusher:resume_success"
+	EventChannelHistory = "pusher:channel_history"
 )
 
 // EventName returns a system event name (given in the V1 dialect) as version v spells it:

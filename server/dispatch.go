@@ -16,6 +16,9 @@ func (c *conn) dispatch(msg []byte) {
 		return
 	}
 	name, system := protocol.Canonical(f.Event)
+	if f.Event == "channel_history" {
+		name, system = f.Event, true // also accepted without a prefix
+	}
 	if !system {
 		if len(f.Event) > len(protocol.PrefixClient) && f.Event[:len(protocol.PrefixClient)] == protocol.PrefixClient {
 			if err := c.hc.ClientEvent(f); err != nil {
@@ -68,7 +71,13 @@ func (c *conn) dispatch(msg []byte) {
 			c.sendError(err)
 		}
 	case "resume":
-		c.sendError(&protocol.Error{Code: protocol.CodeClientEventRefused, Message: "Connection recovery is not enabled"})
+		if err := c.hc.Resume(f.Data); err != nil {
+			c.sendError(err)
+		}
+	case "channel_history":
+		if err := c.hc.ChannelHistory(f.Data, f.Channel); err != nil {
+			c.sendError(err)
+		}
 	default:
 		c.sendError(protocol.Errorf(protocol.CodeGeneric, "Unknown event %q", protocol.Truncate(f.Event, 64)))
 	}

@@ -1,0 +1,547 @@
+package channels
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// Recovery limits (ws-protocol §3.4, §3.5).
+const (
+	// HotReplaySize is how many recent messages per channel the hot replay buffer keeps.
+	HotReplaySize = 100
+	// HotReplayTTL is how long a message stays in the hot replay buffer.
+	HotReplayTTL = 120 * time.Second
+	// MaxResumeReplay caps the messages one resume replays per channel (a larger gap fails
+	// with position_expired and the client rebuilds from history).
+	MaxResumeReplay = 1000
+	// MaxRewind caps a subscribe-time rewind.
+	MaxRewind = MaxHistoryPage
+)
+
+// recovery is an app's resume state: the hot replay buffers and the channels whose history
+// has a hole (an append failed, the message went out live without being stored).
+type recovery struct {
+	mu       sync.Mutex
+	hot      map[string]*hotRing
+	degraded map[string]uint64 // channel → positions at or below this cannot be resumed
+	sweepAt  time.Time
+}
+
+// hotRing holds a channel's recent stored messages in serial order.
+type hotRing struct {
+	streamID string
+	msgs     []*protocol.Message
+}
+
+func (r *recovery) init() {
+	r.hot = map[string]*hotRing{}
+	r.degraded = map[string]uint64{}
+}
+
+// remember adds a stored message to its channel's hot buffer. Callers hold the channel's
+// publish lock.
+func (a *appState) remember(m *protocol.Message, now time.Time) {
+	r := &a.rec
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ring := r.hot[m.Channel]
+	if ring == nil || ring.streamID != m.StreamID || (len(ring.msgs) > 0 && ring.msgs[len(ring.msgs)-1].Serial+1 != m.Serial) {
+		ring = &hotRing{streamID: m.StreamID}
+		r.hot[m.Channel] = ring
+	}
+	if len(ring.msgs) == HotReplaySize {
+		copy(ring.msgs, ring.msgs[1:])
+		ring.msgs = ring.msgs[:HotReplaySize-1]
+	}
+	ring.msgs = append(ring.msgs, m)
+	if now.After(r.sweepAt) {
+		r.sweepAt = now.Add(HotReplayTTL)
+		cutoff := now.Add(-HotReplayTTL).UnixMilli()
+		for ch, g := range r.hot {
+			if len(g.msgs) == 0 || g.msgs[len(g.msgs)-1].PublishedAtMs < cutoff {
+				delete(r.hot, ch)
+			}
+		}
+	}
+}
+
+// markDegraded records that a message of channel went out without being stored: no resume
+// from a position before it can be proven complete.
+func (a *appState) markDegraded(channel string) {
+	r := &a.rec
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	mark := ^uint64(0) >> 1 // unknown: every earlier position
+	if ring := r.hot[channel]; ring != nil && len(ring.msgs) > 0 {
+		mark = ring.msgs[len(ring.msgs)-1].Serial
+	}
+	if old, ok := r.degraded[channel]; !ok || mark > old {
+		r.degraded[channel] = mark
+	}
+}
+
+func (a *appState) degradedAt(channel string) (uint64, bool) {
+	a.rec.mu.Lock()
+	defer a.rec.mu.Unlock()
+	m, ok := a.rec.degraded[channel]
+	return m, ok
+}
+
+// hotReplay returns the messages after serial from the hot buffer, when it holds all of them
+// up to head in stream streamID.
+func (a *appState) hotReplay(channel, streamID string, serial, head uint64, now time.Time) ([]*protocol.Message, bool) {
+	a.rec.mu.Lock()
+	defer a.rec.mu.Unlock()
+	ring := a.rec.hot[channel]
+	if ring == nil || ring.streamID != streamID || len(ring.msgs) == 0 || ring.msgs[len(ring.msgs)-1].Serial != head {
+		return nil, false
+	}
+	first := ring.msgs[0].Serial
+	if serial+1 < first {
+		return nil, false
+	}
+	out := append([]*protocol.Message(nil), ring.msgs[serial+1-first:]...)
+	cutoff := now.Add(-HotReplayTTL).UnixMilli()
+	for _, m := range out {
+		if m.PublishedAtMs < cutoff {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+// RewindSpec is a subscribe-time rewind: the last Count messages, or those of the last
+// Seconds.
+type RewindSpec struct {
+	Count   int
+	Seconds int
+}
+
+// parseRewind reads rewind: 10, "10", {"count":10}, {"seconds":30} or
+// {"duration_seconds":30}.
+func parseRewind(raw json.RawMessage) (*RewindSpec, *protocol.Error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	bad := &protocol.Error{Code: protocol.CodeChannelError, Message: `Invalid rewind: use a positive count (10, "10", {"count":10}) or {"seconds":30}`}
+	positive := func(b json.RawMessage) (int, bool) {
+		var n json.Number
+		if json.Unmarshal(b, &n) != nil {
+			return 0, false
+		}
+		v, err := strconv.ParseInt(n.String(), 10, 32)
+		return int(v), err == nil && v > 0
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		_ = json.Unmarshal(raw, &s)
+		if n, ok := positive(json.RawMessage(s)); ok {
+			return &RewindSpec{Count: n}, nil
+		}
+	case '{':
+		var o map[string]json.RawMessage
+		if json.Unmarshal(raw, &o) != nil || len(o) != 1 {
+			return nil, bad
+		}
+		for k, v := range o {
+			n, ok := positive(v)
+			if !ok {
+				return nil, bad
+			}
+			switch k {
+			case "count":
+				return &RewindSpec{Count: n}, nil
+			case "seconds", "duration_seconds":
+				return &RewindSpec{Seconds: n}, nil
+			}
+		}
+	default:
+		if n, ok := positive(raw); ok {
+			return &RewindSpec{Count: n}, nil
+		}
+	}
+	return nil, bad
+}
+
+// historyPosition is what a V2 subscription to a history channel learns at attach time.
+type historyPosition struct {
+	state protocol.StreamState
+	ok    bool // the store answered
+}
+
+// attachData adds attach_serial to an ack payload ("{}" or the presence object).
+func attachData(data []byte, serial uint64) []byte {
+	out := make([]byte, 0, len(data)+24)
+	out = append(out, data[:len(data)-1]...)
+	if len(data) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, `"attach_serial":`...)
+	out = strconv.AppendUint(out, serial, 10)
+	return append(out, '}')
+}
+
+// rewind sends the channel's recent history after the ack, oldest first and filtered like
+// live delivery, then rewind_complete. Callers hold the channel's publish lock, so no live
+// message can interleave: no gap, no duplicate, live_count 0.
+func (c *Conn) rewind(name string, spec *RewindSpec, filter MessageFilter, st protocol.StreamState) {
+	app := c.app
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	var items []protocol.Message
+	byLimit, byRetention := false, false
+	if spec.Count > 0 {
+		n := min(spec.Count, MaxRewind)
+		byLimit = spec.Count > MaxRewind
+		page, err := app.hub.history.Read(ctx, app.cfg.ID, name, protocol.HistoryQuery{Direction: protocol.NewestFirst, Limit: n})
+		if err != nil {
+			c.sub.Send(protocol.ErrorFrame(protocol.V2, &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind failed: history unavailable"}))
+			return
+		}
+		items = page.Items
+		for i, j := 0, len(items)-1; i < j; i, j = i+1, j-1 {
+			items[i], items[j] = items[j], items[i]
+		}
+		byLimit = byLimit || (page.HasMore && spec.Count > n)
+		byRetention = len(items) < spec.Count && st.HeadSerial > uint64(len(items)) && !byLimit
+	} else {
+		since := app.hub.now().Add(-time.Duration(spec.Seconds) * time.Second).UnixMilli()
+		page, err := app.hub.history.Read(ctx, app.cfg.ID, name, protocol.HistoryQuery{Direction: protocol.OldestFirst, Limit: MaxRewind, StartMs: since})
+		if err != nil {
+			c.sub.Send(protocol.ErrorFrame(protocol.V2, &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind failed: history unavailable"}))
+			return
+		}
+		items, byLimit = page.Items, page.HasMore
+		byRetention = st.OldestMs > since && st.OldestSerial > 1
+	}
+	sent := 0
+	for i := range items {
+		m := &items[i]
+		if filter != nil && !filter.Match(m.Event, m.Tags) {
+			continue
+		}
+		c.sub.Send(m.AppendV2(make([]byte, 0, m.Size())))
+		sent++
+	}
+	c.sub.Send(protocol.RewindComplete(protocol.V2, name, sent, 0, !byLimit && !byRetention, byRetention, byLimit))
+}
+
+// ChannelHistory answers sockudo:channel_history for a subscribed V2 connection.
+func (c *Conn) ChannelHistory(data json.RawMessage, frameChannel string) *protocol.Error {
+	if !c.v2 {
+		return &protocol.Error{Code: protocol.CodeGeneric, Message: "channel_history needs a protocol 2 connection"}
+	}
+	req, name, perr := parseHistoryFrame(data, frameChannel)
+	if perr != nil {
+		return perr
+	}
+	if _, ok := c.channels[name]; !ok {
+		return protocol.Errorf(protocol.CodeChannelError, "channel_history: not subscribed to %s", protocol.Truncate(name, 200))
+	}
+	if err := c.allow(protocol.OpHistory, name); err != nil {
+		return err
+	}
+	var attach *uint64
+	if a, ok := c.attach[name]; ok {
+		attach = &a
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	res, herr := c.app.readHistory(ctx, name, req, attach)
+	if herr != nil {
+		return &protocol.Error{Code: herr.Code, Message: "channel_history: " + herr.Message}
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return &protocol.Error{Code: protocol.CodeGeneric, Message: "channel_history: encoding failed"}
+	}
+	c.sub.Send(protocol.ChannelHistory(protocol.V2, name, b))
+	return nil
+}
+
+// parseHistoryFrame reads a channel_history request: fields at the top of data or under
+// data.params; data may be an object or a JSON string holding one.
+func parseHistoryFrame(data json.RawMessage, frameChannel string) (HistoryRequest, string, *protocol.Error) {
+	var outer map[string]json.RawMessage
+	if err := protocol.DecodeData(data, &outer); err != nil {
+		return HistoryRequest{}, "", protocol.Errorf(protocol.CodeGeneric, "Invalid channel_history data: %v", err)
+	}
+	if p, ok := outer["params"]; ok {
+		var inner map[string]json.RawMessage
+		if json.Unmarshal(p, &inner) == nil {
+			for k, v := range inner {
+				outer[k] = v
+			}
+		}
+	}
+	var w struct {
+		Channel     string  `json:"channel"`
+		Limit       *int    `json:"limit"`
+		Direction   string  `json:"direction"`
+		Cursor      *string `json:"cursor"`
+		StartSerial *uint64 `json:"start_serial"`
+		EndSerial   *uint64 `json:"end_serial"`
+		Start       *uint64 `json:"start"`
+		End         *uint64 `json:"end"`
+		StartMs     *int64  `json:"start_time_ms"`
+		EndMs       *int64  `json:"end_time_ms"`
+		UntilAttach *bool   `json:"until_attach"`
+		UntilAttac2 *bool   `json:"untilAttach"`
+	}
+	b, _ := json.Marshal(outer)
+	if err := json.Unmarshal(b, &w); err != nil {
+		return HistoryRequest{}, "", protocol.Errorf(protocol.CodeGeneric, "Invalid channel_history data: %v", err)
+	}
+	name := w.Channel
+	if name == "" {
+		name = frameChannel
+	}
+	if name == "" {
+		return HistoryRequest{}, "", &protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid channel_history data: channel is required"}
+	}
+	dir, ok := ParseHistoryDirection(w.Direction)
+	if !ok {
+		return HistoryRequest{}, "", protocol.Errorf(protocol.CodeGeneric, "Invalid channel_history data: direction %q is not newest_first or oldest_first", protocol.Truncate(w.Direction, 32))
+	}
+	r := HistoryRequest{Direction: dir}
+	if w.Limit != nil {
+		if *w.Limit <= 0 {
+			return r, "", &protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid channel_history data: limit must be positive"}
+		}
+		r.Limit = min(*w.Limit, 1000)
+	}
+	if w.Cursor != nil {
+		r.Cursor = *w.Cursor
+	}
+	for _, p := range []struct {
+		dst *uint64
+		src []*uint64
+	}{{&r.StartSerial, []*uint64{w.StartSerial, w.Start}}, {&r.EndSerial, []*uint64{w.EndSerial, w.End}}} {
+		for _, s := range p.src {
+			if s != nil {
+				*p.dst = *s
+			}
+		}
+	}
+	if w.StartMs != nil {
+		r.StartMs = *w.StartMs
+	}
+	if w.EndMs != nil {
+		r.EndMs = *w.EndMs
+	}
+	r.UntilAttach = (w.UntilAttach != nil && *w.UntilAttach) || (w.UntilAttac2 != nil && *w.UntilAttac2)
+	return r, name, nil
+}
+
+// resumeFailure is one channel a resume could not recover.
+type resumeFailure struct {
+	Channel         string  `json:"channel,omitempty"`
+	Code            string  `json:"code"`
+	Reason          string  `json:"reason"`
+	ExpectedStream  *string `json:"expected_stream_id"`
+	CurrentStream   *string `json:"current_stream_id"`
+	OldestAvailable *uint64 `json:"oldest_available_serial"`
+	NewestAvailable *uint64 `json:"newest_available_serial"`
+}
+
+type resumeRecovered struct {
+	Channel  string            `json:"channel"`
+	Source   string            `json:"source"`
+	Replayed int               `json:"replayed"`
+	Position protocol.Position `json:"position"`
+}
+
+// Resume handles sockudo:resume {"channel_positions":{ch:{stream_id,serial,last_message_id}}}
+// (or the legacy {"channel_serials":{ch:serial}}): for each channel it replays what the
+// connection missed from the hot buffer or the store — the normal V2 frames, filtered like
+// live delivery — or answers resume_failed with the reason, then one resume_success. Live
+// messages of a channel wait while it replays, so order holds.
+func (c *Conn) Resume(data json.RawMessage) *protocol.Error {
+	if !c.v2 {
+		return &protocol.Error{Code: protocol.CodeClientEventRefused, Message: "Connection recovery needs a protocol 2 connection"}
+	}
+	app := c.app
+	if app.hub.history == nil {
+		return &protocol.Error{Code: protocol.CodeClientEventRefused, Message: "Connection recovery is not enabled"}
+	}
+	var w struct {
+		Positions map[string]protocol.Position `json:"channel_positions"`
+		Serials   map[string]uint64            `json:"channel_serials"`
+	}
+	if err := protocol.DecodeData(data, &w); err != nil {
+		return protocol.Errorf(protocol.CodeGeneric, "Invalid resume data: %v", err)
+	}
+	legacy := map[string]bool{}
+	if w.Positions == nil {
+		w.Positions = map[string]protocol.Position{}
+	}
+	for ch, s := range w.Serials {
+		if _, ok := w.Positions[ch]; !ok {
+			w.Positions[ch] = protocol.Position{Serial: s}
+			legacy[ch] = true
+		}
+	}
+	if len(w.Positions) == 0 {
+		return &protocol.Error{Code: 4302, Message: "resume needs channel_positions"}
+	}
+	if len(w.Positions) > 1000 {
+		return &protocol.Error{Code: protocol.CodeGeneric, Message: "resume has more than 1000 channels"}
+	}
+	names := make([]string, 0, len(w.Positions))
+	for ch := range w.Positions {
+		names = append(names, ch)
+	}
+	sort.Strings(names)
+	out := struct {
+		Recovered []resumeRecovered `json:"recovered"`
+		Failed    []resumeFailure   `json:"failed"`
+	}{Recovered: []resumeRecovered{}, Failed: []resumeFailure{}}
+	for _, ch := range names {
+		rec, fail := c.resumeChannel(ch, w.Positions[ch], legacy[ch])
+		if fail != nil {
+			fail.Channel = ""
+			b, _ := json.Marshal(fail)
+			c.sub.Send(protocol.ResumeFailed(protocol.V2, ch, b))
+			fail.Channel = ch
+			out.Failed = append(out.Failed, *fail)
+			continue
+		}
+		out.Recovered = append(out.Recovered, *rec)
+	}
+	b, _ := json.Marshal(out)
+	c.sub.Send(protocol.ResumeSuccess(protocol.V2, b))
+	return nil
+}
+
+func strp(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*resumeRecovered, *resumeFailure) {
+	app := c.app
+	fail := func(code, reason string, st *protocol.StreamState) *resumeFailure {
+		f := &resumeFailure{Code: code, Reason: reason, ExpectedStream: strp(pos.StreamID)}
+		if st != nil {
+			f.CurrentStream = strp(st.StreamID)
+			if st.Retained > 0 {
+				f.OldestAvailable, f.NewestAvailable = &st.OldestSerial, &st.NewestSerial
+			}
+		}
+		return f
+	}
+	if !app.cfg.HistoryFor(ch) {
+		return nil, fail("position_expired", "hot_replay_expired_and_durable_history_disabled", nil)
+	}
+	s, subscribed := c.subscription(ch)
+	if !subscribed {
+		return nil, fail("continuity_unverifiable", "channel_not_subscribed", nil)
+	}
+	mu := app.publishLock(ch)
+	mu.Lock()
+	defer mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	st, err := app.hub.history.State(ctx, app.cfg.ID, ch)
+	if err != nil {
+		return nil, fail("persistence_unavailable", "history_store_error", nil)
+	}
+	if mark, ok := app.degradedAt(ch); ok && pos.Serial <= mark {
+		return nil, fail("persistence_unavailable", "history_stream_degraded", &st)
+	}
+	if legacy {
+		pos.StreamID = st.StreamID
+	}
+	switch {
+	case pos.StreamID != st.StreamID:
+		return nil, fail("stream_reset", "stream_id_mismatch", &st)
+	case pos.Serial > st.HeadSerial:
+		return nil, fail("continuity_unverifiable", "position_ahead_of_stream", &st)
+	case st.HeadSerial-pos.Serial > MaxResumeReplay:
+		return nil, fail("position_expired", "recovery_window_exceeded", &st)
+	}
+	now := app.hub.now()
+	var msgs []*protocol.Message
+	source := "hot"
+	if pos.Serial < st.HeadSerial {
+		var ok bool
+		msgs, ok = app.hotReplay(ch, st.StreamID, pos.Serial, st.HeadSerial, now)
+		if !ok {
+			if legacy {
+				return nil, fail("continuity_unverifiable", "legacy_serial_without_stream_id", &st)
+			}
+			source = "cold"
+			if st.Retained == 0 || st.OldestSerial > pos.Serial+1 {
+				return nil, fail("position_expired", "retention_boundary_crossed_during_reconnect", &st)
+			}
+			next := pos.Serial + 1
+			for next <= st.HeadSerial {
+				page, err := app.hub.history.Read(ctx, app.cfg.ID, ch, protocol.HistoryQuery{Direction: protocol.OldestFirst, Limit: 1000, StartSerial: next, EndSerial: st.HeadSerial})
+				if err != nil {
+					return nil, fail("persistence_unavailable", "history_store_error", &st)
+				}
+				if len(page.Items) == 0 {
+					break
+				}
+				for i := range page.Items {
+					m := &page.Items[i]
+					if m.Serial != next {
+						return nil, fail("continuity_unverifiable", "history_not_contiguous", &st)
+					}
+					msgs = append(msgs, m)
+					next++
+				}
+			}
+			if next != st.HeadSerial+1 {
+				return nil, fail("continuity_unverifiable", "history_head_unavailable", &st)
+			}
+		}
+	}
+	// Messages after the attach serial were delivered live unless the subscription is still
+	// held; a held subscription gets the whole gap now and its held frames are dropped.
+	held := s.hold != nil && s.hold.release(st.HeadSerial)
+	attach, attached := c.attach[ch]
+	rec := &resumeRecovered{Channel: ch, Source: source, Position: protocol.Position{StreamID: st.StreamID, Serial: pos.Serial, LastMessageID: pos.LastMessageID}}
+	for _, m := range msgs {
+		if !held && attached && m.Serial > attach {
+			rec.Position.Serial, rec.Position.LastMessageID = m.Serial, m.MessageID
+			continue // already delivered live
+		}
+		rec.Position.Serial, rec.Position.LastMessageID = m.Serial, m.MessageID
+		if s.filter != nil && !s.filter.Match(m.Event, m.Tags) {
+			continue
+		}
+		c.sub.Send(m.AppendV2(make([]byte, 0, m.Size())))
+		rec.Replayed++
+	}
+	return rec, nil
+}
+
+// subscription returns the connection's subscription of a channel.
+func (c *Conn) subscription(name string) (subscription, bool) {
+	if _, ok := c.channels[name]; !ok {
+		return subscription{}, false
+	}
+	ch := c.app.lookup(name)
+	if ch == nil {
+		return subscription{}, false
+	}
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	s, ok := ch.subs[c]
+	if !ok {
+		return subscription{}, false
+	}
+	return subscription{userID: s.userID, filter: s.filter, hold: s.hold}, true
+}
