@@ -236,8 +236,7 @@ func (a *appState) readHistory(ctx context.Context, channel string, r HistoryReq
 	}
 	if page.HasMore && len(page.Items) > 0 {
 		c := cursor{Version: 1, AppID: a.cfg.ID, Channel: channel, StreamID: st.StreamID, Serial: page.Items[len(page.Items)-1].Serial,
-			Direction: r.Direction.String(), Bounds: boundsOf(r)}
-		c.Bounds.UntilAttach, c.Bounds.AttachSerial = bounds.UntilAttach, bounds.AttachSerial
+			Direction: r.Direction.String(), Bounds: bounds}
 		c.Sig = c.sign(a.cfg.Secret)
 		b, _ := json.Marshal(c)
 		s := base64.RawURLEncoding.EncodeToString(b)
