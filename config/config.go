@@ -83,6 +83,19 @@ type Config struct {
 	// before being sent, so a quick reconnect does not flap. Default 3s.
 	WebhookVacateDelay Duration `yaml:"webhook_vacate_delay"`
 
+	// History is the message store of channels that keep history: "memory" (default:
+	// bounded per channel, gone on restart) or "postgres" (durable, shared by several nodes;
+	// needs database_url).
+	History string `yaml:"history"`
+	// DatabaseURL is the Postgres connection URL of the postgres history store, such as
+	// postgres://user:pass@host:5432/db. Default empty.
+	DatabaseURL string `yaml:"database_url"`
+	// HistoryMaxMessages caps the messages kept per channel. Default 1000 (memory) and
+	// 10000 (postgres) when 0.
+	HistoryMaxMessages int `yaml:"history_max_messages"`
+	// HistoryMaxAge drops stored messages older than this. Default 24h.
+	HistoryMaxAge Duration `yaml:"history_max_age"`
+
 	// TokenRefreshGrace is how long a V2 connection whose capability token expired may take
 	// to send a fresh one (sockudo:auth) before it is closed with 4009. Default 30s.
 	TokenRefreshGrace Duration `yaml:"token_refresh_grace"`
@@ -271,6 +284,7 @@ const (
 	DefaultMaxEventBatchSize            = 10
 	DefaultCacheTTL                     = 30 * time.Minute
 	DefaultTokenRefreshGrace            = 30 * time.Second
+	DefaultHistoryMaxAge                = 24 * time.Hour
 	DefaultIdempotencyTTL               = 120 * time.Second
 )
 
@@ -302,6 +316,8 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.WebhookRetryFor, DefaultWebhookRetryFor)
 	setDur(&c.WebhookVacateDelay, DefaultWebhookVacateDelay)
 	setDur(&c.TokenRefreshGrace, DefaultTokenRefreshGrace)
+	setStr(&c.History, "memory")
+	setDur(&c.HistoryMaxAge, DefaultHistoryMaxAge)
 	if len(c.Apps) == 0 {
 		c.Apps = []App{DefaultApp()}
 	}
@@ -346,6 +362,18 @@ func (c *Config) problems() []string {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.History {
+	case "memory":
+	case "postgres":
+		if c.DatabaseURL == "" {
+			bad("database_url", "is required with history: postgres")
+		}
+	default:
+		bad("history", "must be memory or postgres, got %q", c.History)
+	}
+	if c.HistoryMaxMessages < 0 {
+		bad("history_max_messages", "must not be negative")
 	}
 	switch c.LogFormat {
 	case "console", "json":
@@ -410,7 +438,7 @@ func (c *Config) problems() []string {
 	for _, d := range []struct {
 		field string
 		v     Duration
-	}{{"webhook_batch_interval", c.WebhookBatchInterval}, {"webhook_timeout", c.WebhookTimeout}, {"webhook_retry_for", c.WebhookRetryFor}, {"webhook_vacate_delay", c.WebhookVacateDelay}, {"token_refresh_grace", c.TokenRefreshGrace}} {
+	}{{"webhook_batch_interval", c.WebhookBatchInterval}, {"webhook_timeout", c.WebhookTimeout}, {"webhook_retry_for", c.WebhookRetryFor}, {"webhook_vacate_delay", c.WebhookVacateDelay}, {"token_refresh_grace", c.TokenRefreshGrace}, {"history_max_age", c.HistoryMaxAge}} {
 		if d.v < 0 {
 			bad(d.field, "must not be negative, got %s", d.v)
 		}

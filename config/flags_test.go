@@ -27,7 +27,8 @@ func TestFlagNames(t *testing.T) {
 	var got []string
 	fs.VisitAll(func(f *flag.Flag) { got = append(got, f.Name) })
 	want := []string{
-		"activity-timeout", "config", "drain-delay", "host", "log-format", "log-level",
+		"activity-timeout", "config", "database-url", "drain-delay", "history", "history-max-age",
+		"history-max-messages", "host", "log-format", "log-level",
 		"max-connections", "max-connections-per-ip-per-minute", "max-message-kb",
 		"max-request-body-kb", "metrics-enabled", "metrics-host", "metrics-port", "pong-timeout",
 		"port", "shutdown-timeout", "tls-cert-file", "tls-key-file", "token-refresh-grace", "trust-forwarded-for",

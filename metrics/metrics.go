@@ -38,6 +38,8 @@ type Metrics struct {
 	webhookRetries   *prometheus.CounterVec
 	webhookDropped   *prometheus.CounterVec
 
+	historyErrors *prometheus.CounterVec
+
 	// apps caches the per-app series of the hot paths (frames in and out), keyed by app id,
 	// so a frame costs a map load and an atomic add rather than a label hash.
 	apps sync.Map // string -> *appSeries
@@ -79,6 +81,7 @@ func New() *Metrics {
 	m.webhookFailures = counter("webhook_failures_total", "Failed webhook requests, by app and HTTP status (network: no response).", "app", "status")
 	m.webhookRetries = counter("webhook_retries_total", "Webhook requests retried, by app.", "app")
 	m.webhookDropped = counter("webhook_events_dropped_total", "Webhook events dropped (queue full or retries exhausted), by app.", "app")
+	m.historyErrors = counter("history_append_errors_total", "Messages delivered live without a serial because the history store failed (history degraded), by app.", "app")
 
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -88,9 +91,13 @@ func New() *Metrics {
 		m.slowConsumer, m.refused,
 		m.httpRequests, m.httpDuration, m.httpRateLimited,
 		m.webhookDelivered, m.webhookFailures, m.webhookRetries, m.webhookDropped,
+		m.historyErrors,
 	)
 	return m
 }
+
+// HistoryError counts a failed history append (channels.Options.OnHistoryError).
+func (m *Metrics) HistoryError(appID string, _ error) { m.historyErrors.WithLabelValues(appID).Inc() }
 
 // Registry returns the registry, so other packages can register their own collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }

@@ -25,7 +25,6 @@ import (
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
-	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/httpapi"
 	"github.com/pushwire/pushwire/metrics"
 	"github.com/pushwire/pushwire/server"
@@ -83,11 +82,17 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Logger:        log.Named("webhook"),
 		Metrics:       m,
 	})
+	hist, closeHistory, err := openHistory(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeHistory()
 	hub := channels.New(cfg.Apps, channels.Options{
 		Logger:            log.Named("channels"),
 		Observer:          wh,
 		TokenRefreshGrace: cfg.TokenRefreshGrace.D(),
-		History:           history.NewMemory(history.MemoryOptions{}),
+		History:           hist,
+		OnHistoryError:    m.HistoryError,
 	})
 	wh.SetChecker(webhook.HubChecker(hub))
 	wh.Start()
