@@ -83,6 +83,13 @@ type Config struct {
 	// before being sent, so a quick reconnect does not flap. Default 3s.
 	WebhookVacateDelay Duration `yaml:"webhook_vacate_delay"`
 
+	// WSCompression negotiates permessage-deflate with clients that offer it:
+	// "no_context_takeover" (default: each message compressed alone, little memory),
+	// "context_takeover" (better ratio, a 32 KB window per connection) or "disabled".
+	WSCompression string `yaml:"ws_compression"`
+	// WSCompressionThreshold is the smallest message compressed, in bytes. Default 512.
+	WSCompressionThreshold int `yaml:"ws_compression_threshold"`
+
 	// History is the message store of channels that keep history: "memory" (default:
 	// bounded per channel, gone on restart) or "postgres" (durable, shared by several nodes;
 	// needs database_url).
@@ -317,6 +324,8 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.WebhookVacateDelay, DefaultWebhookVacateDelay)
 	setDur(&c.TokenRefreshGrace, DefaultTokenRefreshGrace)
 	setStr(&c.History, "memory")
+	setStr(&c.WSCompression, "no_context_takeover")
+	setInt(&c.WSCompressionThreshold, 512)
 	setDur(&c.HistoryMaxAge, DefaultHistoryMaxAge)
 	if len(c.Apps) == 0 {
 		c.Apps = []App{DefaultApp()}
@@ -362,6 +371,11 @@ func (c *Config) problems() []string {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.WSCompression {
+	case "no_context_takeover", "context_takeover", "disabled":
+	default:
+		bad("ws_compression", "must be no_context_takeover, context_takeover or disabled, got %q", c.WSCompression)
 	}
 	switch c.History {
 	case "memory":

@@ -37,6 +37,8 @@ var usages = map[string]string{
 	"webhook_timeout":                   "max time for one webhook request (default 10s)",
 	"webhook_retry_for":                 "how long a failing webhook is retried with backoff (default 5m)",
 	"webhook_vacate_delay":              "wait and re-check before channel_vacated / member_removed (default 3s)",
+	"ws_compression":                    "permessage-deflate: no_context_takeover, context_takeover or disabled (default no_context_takeover)",
+	"ws_compression_threshold":          "smallest WebSocket message compressed, in bytes (default 512)",
 	"history":                           "message store of channels with history: memory or postgres (default memory)",
 	"database_url":                      "Postgres URL of the postgres history store (default empty)",
 	"history_max_messages":              "messages kept per channel, 0 = the store's default: 1000 memory, 10000 postgres (default 0)",

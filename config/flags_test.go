@@ -34,7 +34,7 @@ func TestFlagNames(t *testing.T) {
 		"port", "shutdown-timeout", "tls-cert-file", "tls-key-file", "token-refresh-grace", "trust-forwarded-for",
 		"webhook-batch-interval", "webhook-batch-size", "webhook-queue-size", "webhook-retry-for",
 		"webhook-timeout", "webhook-vacate-delay", "write-queue-kb", "write-queue-messages",
-		"write-timeout",
+		"write-timeout", "ws-compression", "ws-compression-threshold",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("flags = %q\nwant %q", got, want)

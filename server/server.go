@@ -47,6 +47,12 @@ type Options struct {
 	Metrics Metrics
 	// Now is the clock of the per-address limiter. Default time.Now.
 	Now func() time.Time
+	// Compression negotiates permessage-deflate with clients that offer it. Default
+	// (zero) disabled.
+	Compression websocket.CompressionMode
+	// CompressionThreshold is the smallest message compressed. Default: coder/websocket's
+	// (512 bytes without context takeover).
+	CompressionThreshold int
 }
 
 func (o *Options) applyDefaults() {
@@ -145,7 +151,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.init()
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		InsecureSkipVerify: true, // origins are checked per app below, with a Pusher error code
+		InsecureSkipVerify:   true, // origins are checked per app below, with a Pusher error code
+		CompressionMode:      s.opts.Compression,
+		CompressionThreshold: s.opts.CompressionThreshold,
 		OnPingReceived: func(context.Context, []byte) bool {
 			c.touch()
 			return true

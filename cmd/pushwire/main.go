@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coder/websocket"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -106,6 +107,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		WriteTimeout:       cfg.WriteTimeout.D(),
 		MaxConnections:     cfg.MaxConnections,
 
+		Compression:                  compressionMode(cfg.WSCompression),
+		CompressionThreshold:         cfg.WSCompressionThreshold,
 		MaxConnectionsPerIPPerMinute: cfg.MaxConnectionsPerIPPerMinute,
 		TrustForwardedFor:            cfg.TrustForwardedFor,
 		Metrics:                      m,
@@ -205,4 +208,15 @@ func newLogger(cfg *config.Config) (*zap.Logger, error) {
 	zc.Level = zap.NewAtomicLevelAt(level)
 	zc.Sampling = nil
 	return zc.Build()
+}
+
+// compressionMode maps ws_compression to coder/websocket's mode.
+func compressionMode(s string) websocket.CompressionMode {
+	switch s {
+	case "context_takeover":
+		return websocket.CompressionContextTakeover
+	case "no_context_takeover":
+		return websocket.CompressionNoContextTakeover
+	}
+	return websocket.CompressionDisabled
 }
