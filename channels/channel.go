@@ -32,6 +32,8 @@ type subscription struct {
 	// hold, when set, keeps live messages back for a moment after a V2 subscription to a
 	// history channel, so a resume that follows replays the gap before them (see hold.go).
 	hold *heldQueue
+	// delta, when set, is the subscription's delta-compression state (V2 opt-in).
+	delta *deltaSub
 }
 
 // MessageFilter decides whether a V2 subscriber receives a message; *protocol.Filter
@@ -59,6 +61,7 @@ func newChannel(name string, class protocol.ChannelClass) *channel {
 // socket_id) is excluded on both versions. Callers hold ch.mu (read).
 // v1 and v2, when not nil, are the already encoded forms.
 func (ch *channel) fanout(m *protocol.Message, sender *Conn, exceptSocketID string, v1, v2 []byte) {
+	var df *deltaFanout
 	for c, s := range ch.subs {
 		if c == sender && !(c.v2 && c.echo) || exceptSocketID != "" && c.socketID == exceptSocketID {
 			continue
@@ -76,11 +79,23 @@ func (ch *channel) fanout(m *protocol.Message, sender *Conn, exceptSocketID stri
 		if v2 == nil {
 			v2 = m.AppendV2(make([]byte, 0, m.Size()))
 		}
-		if s.hold != nil && s.hold.add(m.Serial, v2) {
+		frame := v2
+		if s.delta != nil {
+			if df == nil {
+				df = ch.newDeltaFanout(m, v2, c.app)
+			}
+			frame = df.frameFor(s.delta)
+		}
+		if s.hold != nil && s.hold.add(m.Serial, frame) {
 			continue
 		}
-		c.sub.Send(v2)
+		c.sub.Send(frame)
 	}
+}
+
+func (ch *channel) newDeltaFanout(m *protocol.Message, full []byte, app *appState) *deltaFanout {
+	return &deltaFanout{m: m, full: full, key: conflationValue(m, app.cfg.DeltaConflationPath(ch.name)),
+		encode: app.hub.deltaEncoder, interval: app.cfg.DeltaFullInterval, force: m.NoDelta}
 }
 
 // fanoutSystem sends a system frame, built once per wire dialect in use, to every

@@ -31,6 +31,9 @@ type Conn struct {
 	puCount  int
 	// attach holds each V2 history subscription's attach serial (reader goroutine only).
 	attach map[string]uint64
+	// deltaAll is the delta algorithm of every subscription after
+	// sockudo:enable_delta_compression ("" until then; reader goroutine only).
+	deltaAll string
 
 	mu         sync.Mutex
 	user       string // signed-in user id
@@ -121,6 +124,10 @@ type SubscribeRequest struct {
 	Filter MessageFilter
 	// Rewind (V2) asks for recent history after the acknowledgement.
 	Rewind *RewindSpec
+	// Delta (V2) is the subscription's delta setting when DeltaSet: an algorithm, or "" for
+	// off. Without it the connection-wide setting applies.
+	Delta    string
+	DeltaSet bool
 }
 
 // ParseSubscribe reads the data of a subscribe frame (an object or a JSON string holding one).
@@ -155,6 +162,7 @@ func ParseSubscribeV2(data json.RawMessage) (SubscribeRequest, *protocol.Error) 
 		TagsFilter json.RawMessage `json:"tags_filter"`
 		Filter     json.RawMessage `json:"filter"`
 		Rewind     json.RawMessage `json:"rewind"`
+		Delta      json.RawMessage `json:"delta"`
 	}
 	_ = protocol.DecodeData(data, &w) // ParseSubscribe already decoded it once
 	f, ferr := protocol.ParseFilter(w.TagsFilter, w.Filter)
@@ -162,6 +170,9 @@ func ParseSubscribeV2(data json.RawMessage) (SubscribeRequest, *protocol.Error) 
 		return r, ferr
 	}
 	if r.Rewind, ferr = parseRewind(w.Rewind); ferr != nil {
+		return r, ferr
+	}
+	if r.Delta, r.DeltaSet, ferr = parseDeltaSetting(w.Delta); ferr != nil {
 		return r, ferr
 	}
 	if f != nil {
@@ -307,6 +318,10 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		m.conns++
 	}
 	sub := &subscription{userID: userID, filter: req.Filter}
+	deltaAlg := c.deltaFor(req, class)
+	if deltaAlg != "" {
+		sub.delta = newDeltaSub(deltaAlg)
+	}
 	if pos != nil && req.Rewind == nil {
 		sub.hold = newHeldQueue(c.sub.Send)
 	}
@@ -314,6 +329,9 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	c.channels[name] = userID
 	c.sub.Send(ack(ch))
 	subscribed = true
+	if deltaAlg != "" && c.deltaAll == "" {
+		c.sub.Send(protocol.DeltaEnabled(name, deltaAlg))
+	}
 	cacheMiss := false
 	if class.Cache {
 		if ev, ok := app.cachedFrame(name, v); ok {

@@ -40,6 +40,9 @@ type Options struct {
 	// OnHistoryError, when set, is told about each failed history append (the message was
 	// delivered live without a serial), e.g. to count it in metrics.
 	OnHistoryError func(appID string, err error)
+	// DeltaEncoder computes delta frames for V2 subscribers that opted in (delta.Encode).
+	// Default none: delta opt-ins are answered but every frame is sent in full.
+	DeltaEncoder DeltaEncoder
 	// TokenRefreshGrace is how long a connection whose capability token expired may take to
 	// send a fresh one (sockudo:auth) before it is closed with 4009. Default 30s.
 	TokenRefreshGrace time.Duration
@@ -56,6 +59,7 @@ type Hub struct {
 
 	history        History
 	onHistoryError func(appID string, err error)
+	deltaEncoder   DeltaEncoder
 	tokenGrace     time.Duration
 }
 
@@ -71,6 +75,7 @@ func New(apps []config.App, opts Options) *Hub {
 
 		history:        opts.History,
 		onHistoryError: opts.OnHistoryError,
+		deltaEncoder:   opts.DeltaEncoder,
 		tokenGrace:     opts.TokenRefreshGrace,
 	}
 	if h.tokenGrace <= 0 {

@@ -29,6 +29,8 @@ type Event struct {
 	Extras []byte
 	// Ephemeral messages are delivered live only: no serial, history or webhook.
 	Ephemeral bool
+	// NoDelta sends the message as a full frame to delta subscribers.
+	NoDelta bool
 }
 
 // ErrUnknownApp is returned for an app id this hub does not serve.
@@ -61,7 +63,7 @@ func (h *Hub) Publish(appID string, ev Event) error {
 	now := h.now().UnixMilli()
 	for _, name := range ev.Channels {
 		m := &protocol.Message{Event: ev.Name, Channel: name, Data: data, Tags: ev.Tags, Extras: ev.Extras,
-			Ephemeral: ev.Ephemeral, MessageID: protocol.NewUUID(), PublishedAtMs: now}
+			Ephemeral: ev.Ephemeral, NoDelta: ev.NoDelta, MessageID: protocol.NewUUID(), PublishedAtMs: now}
 		app.publish(m, nil, except)
 	}
 	return nil

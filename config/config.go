@@ -176,6 +176,16 @@ type App struct {
 	// HistoryChannels, when non-empty, limits history to channels whose name starts with
 	// one of these prefixes. Default empty: every channel.
 	HistoryChannels []string `yaml:"history_channels"`
+	// EnableDeltaCompression lets V2 clients opt in to delta frames (fossil, xdelta3).
+	// Default true.
+	EnableDeltaCompression *bool `yaml:"enable_delta_compression"`
+	// DeltaFullInterval is the most consecutive delta frames before a full one. Default 10.
+	DeltaFullInterval int `yaml:"delta_full_interval"`
+	// DeltaConflationKeys maps channel patterns (one "*" wildcard allowed) to the dotted path
+	// of a conflation key inside the message data (such as "asset"): deltas are then computed
+	// per key value, so interleaved streams of several assets each delta against their own
+	// previous frame. Default none.
+	DeltaConflationKeys map[string]string `yaml:"delta_conflation_keys"`
 	// IdempotencyTTL is how long an HTTP publish's idempotency key is remembered: a repeat
 	// within it gets the first answer and delivers nothing. Default 120s.
 	IdempotencyTTL Duration `yaml:"idempotency_ttl"`
@@ -230,6 +240,23 @@ func (a *App) UserAuthentication() bool {
 // WatchlistEvents reports whether watchlist events are enabled (default true).
 func (a *App) WatchlistEvents() bool {
 	return a.EnableWatchlistEvents == nil || *a.EnableWatchlistEvents
+}
+
+// DeltaOn reports whether V2 clients may opt in to delta compression.
+func (a *App) DeltaOn() bool { return a.EnableDeltaCompression == nil || *a.EnableDeltaCompression }
+
+// DeltaConflationPath returns the conflation key path configured for the channel ("" none).
+func (a *App) DeltaConflationPath(channel string) string {
+	for pattern, path := range a.DeltaConflationKeys {
+		if pre, suf, wild := strings.Cut(pattern, "*"); wild {
+			if len(channel) >= len(pre)+len(suf) && strings.HasPrefix(channel, pre) && strings.HasSuffix(channel, suf) {
+				return path
+			}
+		} else if pattern == channel {
+			return path
+		}
+	}
+	return ""
 }
 
 // HistoryFor reports whether the channel keeps history (serials and stored messages).
@@ -292,6 +319,7 @@ const (
 	DefaultCacheTTL                     = 30 * time.Minute
 	DefaultTokenRefreshGrace            = 30 * time.Second
 	DefaultHistoryMaxAge                = 24 * time.Hour
+	DefaultDeltaFullInterval            = 10
 	DefaultIdempotencyTTL               = 120 * time.Second
 )
 
@@ -347,6 +375,7 @@ func (a *App) ApplyDefaults() {
 	setInt(&a.MaxEventBatchSize, DefaultMaxEventBatchSize)
 	setDur(&a.CacheTTL, DefaultCacheTTL)
 	setDur(&a.IdempotencyTTL, DefaultIdempotencyTTL)
+	setInt(&a.DeltaFullInterval, DefaultDeltaFullInterval)
 }
 
 // Validate checks the configuration after defaults were applied; the error names the field,

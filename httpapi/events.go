@@ -28,6 +28,8 @@ type eventBody struct {
 	Tags           json.RawMessage `json:"tags"`
 	Extras         json.RawMessage `json:"extras"`
 	IdempotencyKey *string         `json:"idempotency_key"`
+	// Delta false sends the message in full to delta subscribers.
+	Delta *bool `json:"delta"`
 }
 
 // prepared is a validated publish and the info attributes its answer must carry.
@@ -83,7 +85,7 @@ func prepare(app config.App, b eventBody, hasChannels bool) (prepared, *apiError
 		return prepared{}, aerr
 	}
 	ev := channels.Event{Name: b.Name, Channels: chs, Data: data, ExceptSocketID: b.SocketID,
-		Tags: v2.tags, Extras: v2.extras, Ephemeral: v2.ephemeral}
+		Tags: v2.tags, Extras: v2.extras, Ephemeral: v2.ephemeral, NoDelta: b.Delta != nil && !*b.Delta}
 	return prepared{ev: ev, info: splitInfo(b.Info), key: v2.idemKey}, nil
 }
 

@@ -81,3 +81,16 @@ func ResumeSuccess(v Version, data []byte) []byte {
 func ChannelHistory(v Version, channel string, data []byte) []byte {
 	return OutFrame{Event: v.EventName(EventChannelHistory), Channel: channel, Data: data}.Bytes()
 }
+
+// DeltaEnabled confirms delta compression: connection-wide (channel "") as
+// {"enabled":true,"algorithm":…}, or for one subscription with the channel in the frame and
+// in data.
+func DeltaEnabled(channel, algorithm string) []byte {
+	d := append([]byte(`{"enabled":true,"algorithm":`), Str(algorithm)...)
+	if channel != "" {
+		d = append(d, `,"channel":`...)
+		d = AppendJSONString(d, channel)
+	}
+	d = append(d, '}')
+	return OutFrame{Event: V2.EventName("pusher:delta_compression_enabled"), Channel: channel, Data: d}.Bytes()
+}

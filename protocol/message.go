@@ -31,6 +31,9 @@ type Message struct {
 	Extras []byte
 	// Ephemeral messages skip history, the replay buffer and webhooks.
 	Ephemeral bool
+	// NoDelta makes delta subscribers receive this message as a full frame (the publisher
+	// sent "delta": false).
+	NoDelta bool
 	// PublishedAtMs is the publish time in Unix milliseconds (stored, not sent).
 	PublishedAtMs int64
 }

@@ -74,6 +74,14 @@ func (c *conn) dispatch(msg []byte) {
 		if err := c.hc.Resume(f.Data); err != nil {
 			c.sendError(err)
 		}
+	case "enable_delta_compression":
+		if err := c.hc.EnableDelta(); err != nil {
+			c.sendError(err)
+		}
+	case "delta_sync_error":
+		if err := c.hc.DeltaSyncError(f.Data, f.Channel); err != nil {
+			c.sendError(err)
+		}
 	case "channel_history":
 		if err := c.hc.ChannelHistory(f.Data, f.Channel); err != nil {
 			c.sendError(err)

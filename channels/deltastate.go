@@ -1,0 +1,356 @@
+package channels
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// Delta compression (ws-protocol §4): V2 subscribers that opt in receive, after two full
+// frames, sockudo:delta frames that turn their previous frame into the new one.
+
+// Delta algorithm names on the wire.
+const (
+	DeltaFossil = "fossil"
+	DeltaVCDIFF = "xdelta3"
+)
+
+// DeltaEncoder computes a delta turning base into target with the named algorithm
+// ("fossil" or "xdelta3"). delta.Encode implements it.
+type DeltaEncoder func(algorithm string, base, target []byte) ([]byte, error)
+
+// Delta state limits.
+const (
+	// MaxDeltaGroups caps the conflation groups kept per subscription (oldest evicted).
+	MaxDeltaGroups = 100
+	// DefaultDeltaFullInterval is the most consecutive deltas per group before a full frame.
+	DefaultDeltaFullInterval = 10
+)
+
+// deltaSub is one subscription's delta state: a base per conflation group ("" when the
+// channel has no conflation key). Fan-outs of one channel may run concurrently, so it has
+// its own lock.
+type deltaSub struct {
+	algorithm string
+	mu        sync.Mutex
+	groups    map[string]*deltaGroup
+	order     []string // group keys, oldest first
+}
+
+type deltaGroup struct {
+	base        []byte // the last frame sent, without markers
+	baseSeq     uint64
+	next        uint64
+	consecutive int
+}
+
+func newDeltaSub(algorithm string) *deltaSub {
+	return &deltaSub{algorithm: algorithm, groups: map[string]*deltaGroup{}}
+}
+
+// reset forgets every base: the next message of each group is full, from sequence 0.
+func (d *deltaSub) reset() {
+	d.mu.Lock()
+	clear(d.groups)
+	d.order = d.order[:0]
+	d.mu.Unlock()
+}
+
+// deltaFanout shares the work of one publish among its delta subscribers: one delta per
+// distinct (base, algorithm) and one frame per distinct (base, sequence) or full sequence.
+type deltaFanout struct {
+	m        *protocol.Message
+	full     []byte // the V2 frame without markers
+	key      string // conflation value
+	encode   DeltaEncoder
+	interval int
+	force    bool
+
+	deltas map[deltaKey][]byte // computed deltas (nil: not smaller / failed)
+	frames map[frameKey][]byte
+	fulls  map[uint64][]byte
+}
+
+type deltaKey struct {
+	base *byte
+	n    int
+	alg  string
+}
+
+type frameKey struct {
+	deltaKey
+	seq, baseSeq uint64
+}
+
+// frameFor picks and records what subscriber state d receives for this message.
+func (f *deltaFanout) frameFor(d *deltaSub) []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g := d.groups[f.key]
+	if g == nil {
+		if len(d.order) >= MaxDeltaGroups {
+			delete(d.groups, d.order[0])
+			d.order = append(d.order[:0], d.order[1:]...)
+		}
+		g = &deltaGroup{}
+		d.groups[f.key] = g
+		d.order = append(d.order, f.key)
+	}
+	seq := g.next
+	var frame []byte
+	if g.base != nil && seq >= 2 && g.consecutive < f.interval && !f.force && f.encode != nil {
+		frame = f.deltaFrame(d.algorithm, g.base, g.baseSeq, seq)
+	}
+	if frame != nil {
+		g.consecutive++
+	} else {
+		frame = f.fullFrame(seq)
+		g.consecutive = 0
+	}
+	g.base, g.baseSeq, g.next = f.full, seq, seq+1
+	return frame
+}
+
+// fullFrame is the V2 frame with __delta_seq (and __conflation_key) spliced in as the last
+// keys, so that stripping them gives back exactly the base bytes.
+func (f *deltaFanout) fullFrame(seq uint64) []byte {
+	if b, ok := f.fulls[seq]; ok {
+		return b
+	}
+	b := make([]byte, 0, len(f.full)+48+len(f.key))
+	b = append(b, f.full[:len(f.full)-1]...)
+	b = append(b, `,"__delta_seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	if f.key != "" {
+		b = append(b, `,"__conflation_key":`...)
+		b = protocol.AppendJSONString(b, f.key)
+	}
+	b = append(b, '}')
+	if f.fulls == nil {
+		f.fulls = map[uint64][]byte{}
+	}
+	f.fulls[seq] = b
+	return b
+}
+
+// deltaFrame returns the sockudo:delta frame from base (sequence baseSeq) to this message,
+// or nil when the delta is not smaller than the full frame.
+func (f *deltaFanout) deltaFrame(alg string, base []byte, baseSeq, seq uint64) []byte {
+	k := deltaKey{unsafe.SliceData(base), len(base), alg}
+	fk := frameKey{k, seq, baseSeq}
+	if b, ok := f.frames[fk]; ok {
+		return b
+	}
+	d, ok := f.deltas[k]
+	if !ok {
+		var err error
+		if d, err = f.encode(alg, base, f.full); err != nil {
+			d = nil
+		}
+		if f.deltas == nil {
+			f.deltas = map[deltaKey][]byte{}
+		}
+		f.deltas[k] = d
+	}
+	var frame []byte
+	if d != nil {
+		frame = make([]byte, 0, 128+base64.StdEncoding.EncodedLen(len(d))+len(f.m.Event)+len(f.m.Channel))
+		frame = append(frame, `{"event":"sockudo:delta","channel":`...)
+		frame = protocol.AppendJSONString(frame, f.m.Channel)
+		frame = append(frame, `,"data":{"event":`...)
+		frame = protocol.AppendJSONString(frame, f.m.Event)
+		frame = append(frame, `,"delta":"`...)
+		frame = base64.StdEncoding.AppendEncode(frame, d)
+		frame = append(frame, `","seq":`...)
+		frame = strconv.AppendUint(frame, seq, 10)
+		frame = append(frame, `,"algorithm":`...)
+		frame = protocol.AppendJSONString(frame, alg)
+		if f.key != "" {
+			frame = append(frame, `,"conflation_key":`...)
+			frame = protocol.AppendJSONString(frame, f.key)
+		}
+		frame = append(frame, `,"base_index":`...)
+		frame = strconv.AppendUint(frame, baseSeq, 10)
+		frame = append(frame, `}}`...)
+		if len(frame) >= len(f.full) {
+			frame = nil
+		}
+	}
+	if f.frames == nil {
+		f.frames = map[frameKey][]byte{}
+	}
+	f.frames[fk] = frame
+	return frame
+}
+
+// conflationValue extracts the conflation key of a message by a dotted path: a top-level
+// frame key (event, channel, name, user_id) or a path inside data (an object, or a string
+// holding JSON). Values containing a quote are not used.
+func conflationValue(m *protocol.Message, path string) string {
+	if path == "" {
+		return ""
+	}
+	switch path {
+	case "event":
+		return m.Event
+	case "name":
+		return m.Name
+	case "user_id":
+		return m.UserID
+	}
+	raw := bytes.TrimSpace(m.Data)
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return ""
+		}
+		raw = []byte(s)
+	}
+	var cur any
+	if json.Unmarshal(raw, &cur) != nil {
+		return ""
+	}
+	for _, seg := range strings.Split(strings.TrimPrefix(path, "data."), ".") {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return ""
+		}
+		cur = obj[seg]
+	}
+	var v string
+	switch x := cur.(type) {
+	case string:
+		v = x
+	case float64, bool:
+		b, _ := json.Marshal(x)
+		v = string(b)
+	default:
+		return ""
+	}
+	if strings.ContainsRune(v, '"') || len(v) > 256 {
+		return ""
+	}
+	return v
+}
+
+// parseDeltaSetting reads a subscription's delta member: true/false, "fossil", "xdelta3" /
+// "vcdiff", "disabled"/"false"/"none", or {"enabled":bool,"algorithm":"…"}. set reports
+// whether the member was given; algorithm "" means disabled.
+func parseDeltaSetting(raw json.RawMessage) (algorithm string, set bool, err *protocol.Error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", false, nil
+	}
+	bad := &protocol.Error{Code: protocol.CodeGeneric, Message: `Invalid delta: use true, false, "fossil", "xdelta3" or {"enabled":true,"algorithm":"fossil"}`}
+	alg := func(s string) (string, bool) {
+		switch strings.ToLower(s) {
+		case "", "fossil", "true":
+			return DeltaFossil, true
+		case "xdelta3", "vcdiff":
+			return DeltaVCDIFF, true
+		case "disabled", "false", "none":
+			return "", true
+		}
+		return "", false
+	}
+	switch raw[0] {
+	case 't':
+		return DeltaFossil, true, nil
+	case 'f':
+		return "", true, nil
+	case '"':
+		var s string
+		_ = json.Unmarshal(raw, &s)
+		a, ok := alg(s)
+		if !ok {
+			return "", false, bad
+		}
+		return a, true, nil
+	case '{':
+		var o struct {
+			Enabled   *bool  `json:"enabled"`
+			Algorithm string `json:"algorithm"`
+		}
+		if json.Unmarshal(raw, &o) != nil {
+			return "", false, bad
+		}
+		if o.Enabled != nil && !*o.Enabled {
+			return "", true, nil
+		}
+		a, ok := alg(o.Algorithm)
+		if !ok || a == "" {
+			return "", false, bad
+		}
+		return a, true, nil
+	}
+	return "", false, bad
+}
+
+// deltaFor is the delta algorithm of a new subscription ("" for none): its own setting, else
+// the connection-wide one; never on V1, encrypted channels, or apps with delta off.
+func (c *Conn) deltaFor(req SubscribeRequest, class protocol.ChannelClass) string {
+	if !c.v2 || class.Type == protocol.Encrypted || !c.app.cfg.DeltaOn() {
+		return ""
+	}
+	if req.DeltaSet {
+		return req.Delta
+	}
+	return c.deltaAll
+}
+
+// EnableDelta handles sockudo:enable_delta_compression: every subscription of the
+// connection (present and future, encrypted ones excepted) gets delta frames with the
+// server's algorithm (fossil), from a fresh state; the answer is delta_compression_enabled.
+func (c *Conn) EnableDelta() *protocol.Error {
+	if !c.v2 {
+		return &protocol.Error{Code: protocol.CodeGeneric, Message: "Delta compression needs a protocol 2 connection"}
+	}
+	if !c.app.cfg.DeltaOn() {
+		return &protocol.Error{Code: protocol.CodeGeneric, Message: "Delta compression is disabled for this app"}
+	}
+	c.deltaAll = DeltaFossil
+	for name := range c.channels {
+		if protocol.Classify(name).Type == protocol.Encrypted {
+			continue
+		}
+		if ch := c.app.lookup(name); ch != nil {
+			ch.mu.Lock()
+			if s := ch.subs[c]; s != nil {
+				s.delta = newDeltaSub(DeltaFossil)
+			}
+			ch.mu.Unlock()
+		}
+	}
+	c.sub.Send(protocol.DeltaEnabled("", DeltaFossil))
+	return nil
+}
+
+// DeltaSyncError handles sockudo:delta_sync_error {"channel":…}: the client lost its base,
+// so the subscription's state is reset and its next message is a full frame.
+func (c *Conn) DeltaSyncError(data json.RawMessage, frameChannel string) *protocol.Error {
+	var w struct {
+		Channel string `json:"channel"`
+	}
+	_ = protocol.DecodeData(data, &w)
+	name := w.Channel
+	if name == "" {
+		name = frameChannel
+	}
+	if _, ok := c.channels[name]; !ok {
+		return protocol.Errorf(protocol.CodeGeneric, "delta_sync_error: not subscribed to %q", protocol.Truncate(name, 200))
+	}
+	if ch := c.app.lookup(name); ch != nil {
+		ch.mu.RLock()
+		if s := ch.subs[c]; s != nil && s.delta != nil {
+			s.delta.reset()
+		}
+		ch.mu.RUnlock()
+	}
+	return nil
+}
