@@ -171,11 +171,26 @@ func (m *Memory) Read(_ context.Context, appID, channel string, q protocol.Histo
 		page.Items = append(page.Items, cloneMessage(msg))
 		return true
 	}
+	// Retained serials are contiguous, so a serial bound is an index.
+	lo, hi := 0, s.n-1
+	if s.n > 0 {
+		first := s.at(0).Serial
+		if q.StartSerial > first {
+			lo = int(min(q.StartSerial-first, uint64(s.n)))
+		}
+		if q.EndSerial != 0 {
+			if q.EndSerial < first {
+				hi = -1
+			} else if d := q.EndSerial - first; d < uint64(s.n) {
+				hi = int(d)
+			}
+		}
+	}
 	if q.Direction == protocol.OldestFirst {
-		for i := 0; i < s.n && visit(i); i++ {
+		for i := lo; i <= hi && visit(i); i++ {
 		}
 	} else {
-		for i := s.n - 1; i >= 0 && visit(i); i-- {
+		for i := hi; i >= lo && visit(i); i-- {
 		}
 	}
 	return page, nil
