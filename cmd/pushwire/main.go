@@ -26,6 +26,7 @@ import (
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/delta"
 	"github.com/pushwire/pushwire/httpapi"
 	"github.com/pushwire/pushwire/metrics"
 	"github.com/pushwire/pushwire/server"
@@ -94,6 +95,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		TokenRefreshGrace: cfg.TokenRefreshGrace.D(),
 		History:           hist,
 		OnHistoryError:    m.HistoryError,
+		DeltaEncoder:      delta.Encode,
 	})
 	wh.SetChecker(webhook.HubChecker(hub))
 	wh.Start()

@@ -1,0 +1,239 @@
+package channels_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"testing"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/channels/channelstest"
+	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/delta"
+	"github.com/pushwire/pushwire/protocol"
+)
+
+func deltaHub(t testing.TB, edit func(*config.App)) *channels.Hub {
+	t.Helper()
+	app := config.DefaultApp()
+	if edit != nil {
+		edit(&app)
+	}
+	app.ApplyDefaults()
+	return channels.New([]config.App{app}, channels.Options{DeltaEncoder: delta.Encode})
+}
+
+var markersRE = regexp.MustCompile(`,"__delta_seq":\d+|"__delta_seq":\d+,|,"__conflation_key":"[^"]*"|"__conflation_key":"[^"]*",`)
+
+// deltaReader rebuilds frames the way sockudo-js does: the raw text of a full frame minus
+// the markers is the base (per conflation key); a delta applies to the base with the
+// sequence base_index.
+type deltaReader struct {
+	t      testing.TB
+	bases  map[string]map[uint64][]byte // conflation key → seq → frame
+	deltas int
+	fulls  int
+}
+
+func newDeltaReader(t testing.TB) *deltaReader {
+	return &deltaReader{t: t, bases: map[string]map[uint64][]byte{}}
+}
+
+func (r *deltaReader) read(frame string) string {
+	r.t.Helper()
+	var f struct {
+		Event    string          `json:"event"`
+		Raw      json.RawMessage `json:"data"`
+		DeltaSeq *uint64         `json:"__delta_seq"`
+		Key      string          `json:"__conflation_key"`
+		Data     struct {
+			Event     string `json:"event"`
+			Delta     string `json:"delta"`
+			Seq       uint64 `json:"seq"`
+			Algorithm string `json:"algorithm"`
+			Key       string `json:"conflation_key"`
+			BaseIndex uint64 `json:"base_index"`
+		} `json:"-"`
+	}
+	if err := json.Unmarshal([]byte(frame), &f); err != nil {
+		r.t.Fatalf("frame %s: %v", frame, err)
+	}
+	if f.Event == "sockudo:delta" {
+		if err := json.Unmarshal(f.Raw, &f.Data); err != nil {
+			r.t.Fatalf("delta data %s: %v", f.Raw, err)
+		}
+	}
+	if f.Event != "sockudo:delta" {
+		if f.DeltaSeq == nil {
+			r.t.Fatalf("full frame without __delta_seq: %s", frame)
+		}
+		base := markersRE.ReplaceAllString(frame, "")
+		if r.bases[f.Key] == nil {
+			r.bases[f.Key] = map[uint64][]byte{}
+		}
+		r.bases[f.Key][*f.DeltaSeq] = []byte(base)
+		r.fulls++
+		return base
+	}
+	base, ok := r.bases[f.Data.Key][f.Data.BaseIndex]
+	if !ok {
+		r.t.Fatalf("delta against unknown base %d (key %q): %s", f.Data.BaseIndex, f.Data.Key, frame)
+	}
+	d, err := base64.StdEncoding.DecodeString(f.Data.Delta)
+	if err != nil {
+		r.t.Fatalf("delta is not base64: %v", err)
+	}
+	out, err := delta.Apply(f.Data.Algorithm, base, d)
+	if err != nil {
+		r.t.Fatalf("apply %s delta: %v", f.Data.Algorithm, err)
+	}
+	r.bases[f.Data.Key][f.Data.Seq] = out
+	r.deltas++
+	return string(out)
+}
+
+func tick(i int, asset string) channels.Event {
+	return channels.Event{Name: "price.update", Channels: []string{"market-spot"},
+		Data: fmt.Sprintf(`{"asset":%q,"bid":%d.25,"ask":%d.75,"volume":123456,"exchange":"pushwire-test-exchange","ts":17000000%05d,`+
+			`"depth":{"bids":[[60000.1,1.5],[59999.9,2.25],[59999.5,0.75],[59998.0,4.1]],"asks":[[60001.1,1.1],[60001.9,3.3],[60002.5,0.2],[60003.0,7.7]]},"venue":"spot-eu-1","status":"open"}`, asset, 60000+i, 60000+i, i)}
+}
+
+func TestDeltaFramesRebuildTheFullStream(t *testing.T) {
+	for _, alg := range []string{"fossil", "xdelta3"} {
+		t.Run(alg, func(t *testing.T) {
+			h := deltaHub(t, nil)
+			plain, ps := connectV2(t, h, channels.ConnOptions{})
+			mustSubscribe(t, plain, ps, "market-spot", "")
+			var subs []*channelstest.Sub
+			for range 2 {
+				c, s := connectV2(t, h, channels.ConnOptions{})
+				req := subReq(s, "market-spot", "")
+				req.Delta, req.DeltaSet = alg, true
+				if err := c.Subscribe(req); err != nil {
+					t.Fatal(err)
+				}
+				subs = append(subs, s)
+			}
+			for _, s := range append(subs, ps) {
+				s.Take()
+			}
+			const n = 25
+			for i := range n {
+				if err := h.Publish(appID, tick(i, "BTC")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := ps.Take()
+			r := newDeltaReader(t)
+			got := subs[0].Frames()
+			for i := range n {
+				if rebuilt := r.read(got[i]); rebuilt != want[i] {
+					t.Fatalf("message %d rebuilt as\n%s\nwant\n%s", i, rebuilt, want[i])
+				}
+			}
+			// Two full frames, then deltas with a full one at least every 11 messages.
+			if r.deltas < n-5 || r.fulls < 3 {
+				t.Errorf("%d deltas and %d full frames for %d messages", r.deltas, r.fulls, n)
+			}
+			// Both delta subscribers share the very same frame bytes.
+			a, b := subs[0].RawFrames(), subs[1].RawFrames()
+			for i := range a {
+				if &a[i][0] != &b[i][0] {
+					t.Fatalf("frame %d encoded twice for subscribers sharing a base", i)
+				}
+			}
+		})
+	}
+}
+
+func TestDeltaConnectionWideSyncErrorAndLimits(t *testing.T) {
+	h := deltaHub(t, func(a *config.App) { a.DeltaConflationKeys = map[string]string{"market-*": "asset"} })
+	c, s := connectV2(t, h, channels.ConnOptions{})
+	mustSubscribe(t, c, s, "market-spot", "")
+	mustSubscribe(t, c, s, "private-encrypted-x", "")
+	s.Take()
+	if err := c.EnableDelta(); err != nil {
+		t.Fatal(err)
+	}
+	wantFrames(t, "enable", s, `{"event":"sockudo:delta_compression_enabled","data":{"enabled":true,"algorithm":"fossil"}}`)
+	r := newDeltaReader(t)
+	for i := range 6 {
+		for _, asset := range []string{"BTC", "ETH"} {
+			if err := h.Publish(appID, tick(i, asset)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, f := range s.Take() {
+		r.read(f)
+	}
+	if len(r.bases["BTC"]) != 6 || len(r.bases["ETH"]) != 6 || r.deltas != 8 {
+		t.Fatalf("conflation groups: BTC %d ETH %d bases, %d deltas", len(r.bases["BTC"]), len(r.bases["ETH"]), r.deltas)
+	}
+	// delta_sync_error: the next message is full from sequence 0.
+	if err := c.DeltaSyncError(json.RawMessage(`{"channel":"market-spot"}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Publish(appID, tick(7, "BTC")); err != nil {
+		t.Fatal(err)
+	}
+	if f := s.Take(); len(f) != 1 || !regexp.MustCompile(`,"__delta_seq":0,"__conflation_key":"BTC"}$`).MatchString(f[0]) {
+		t.Fatalf("after delta_sync_error: %q", f)
+	}
+	// A publisher can force a full frame.
+	ev := tick(8, "BTC")
+	ev.NoDelta = true
+	if err := h.Publish(appID, ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Publish(appID, tick(9, "BTC")); err != nil {
+		t.Fatal(err)
+	}
+	f := s.Take()
+	if len(f) != 2 || !regexp.MustCompile(`"__delta_seq":1,`).MatchString(f[0]) {
+		t.Fatalf("forced full: %q", f)
+	}
+	// Encrypted channels never get deltas.
+	for range 4 {
+		if err := h.Publish(appID, channels.Event{Name: "e", Channels: []string{"private-encrypted-x"}, Data: `{"ciphertext":"abc","nonce":"def"}`}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range s.Take() {
+		if regexp.MustCompile(`sockudo:delta|__delta_seq`).MatchString(f) {
+			t.Fatalf("encrypted channel got delta framing: %s", f)
+		}
+	}
+	wantCode(t, "sync error on an unknown channel", c.DeltaSyncError(json.RawMessage(`{"channel":"nope"}`), ""), protocol.CodeGeneric)
+}
+
+// BenchmarkDeltaFanout1k publishes price ticks to 1,000 V2 subscribers with fossil deltas:
+// one delta is computed per publish, not one per subscriber.
+func BenchmarkDeltaFanout1k(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("delta=%v", on), func(b *testing.B) {
+			h := deltaHub(b, nil)
+			for i := range 1000 {
+				s := newBenchSub(i)
+				s.v = protocol.V2
+				c := benchConnect(b, h, s)
+				req := channels.SubscribeRequest{Channel: "market-spot"}
+				if on {
+					req.Delta, req.DeltaSet = "fossil", true
+				}
+				if err := c.Subscribe(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := h.Publish(appID, tick(i, "BTC")); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}

@@ -1,0 +1,126 @@
+package integration
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"testing"
+
+	"github.com/pushwire/pushwire/delta"
+	"github.com/pushwire/pushwire/internal/testkit"
+)
+
+var deltaMarkersRE = regexp.MustCompile(`,"__delta_seq":\d+|,"__conflation_key":"[^"]*"`)
+
+// deltaBases rebuilds delta-compressed frames like sockudo-js: the raw text of a full frame
+// minus the markers is the base; a delta applies to the base with its base_index.
+type deltaBases map[string]map[uint64]string
+
+// rebuild returns the full frame text a raw frame stands for, and whether it was a delta.
+func (b deltaBases) rebuild(t testing.TB, raw string) (string, bool) {
+	t.Helper()
+	var f struct {
+		Event    string          `json:"event"`
+		Data     json.RawMessage `json:"data"`
+		DeltaSeq *uint64         `json:"__delta_seq"`
+		Key      string          `json:"__conflation_key"`
+	}
+	if err := json.Unmarshal([]byte(raw), &f); err != nil {
+		t.Fatalf("frame %s: %v", raw, err)
+	}
+	if f.Event != "sockudo:delta" {
+		if f.DeltaSeq == nil {
+			t.Fatalf("full frame without __delta_seq: %s", raw)
+		}
+		base := deltaMarkersRE.ReplaceAllString(raw, "")
+		if b[f.Key] == nil {
+			b[f.Key] = map[uint64]string{}
+		}
+		b[f.Key][*f.DeltaSeq] = base
+		return base, false
+	}
+	var d struct {
+		Delta     string `json:"delta"`
+		Seq       uint64 `json:"seq"`
+		Algorithm string `json:"algorithm"`
+		Key       string `json:"conflation_key"`
+		BaseIndex uint64 `json:"base_index"`
+	}
+	if err := json.Unmarshal(f.Data, &d); err != nil {
+		t.Fatalf("delta frame %s: %v", raw, err)
+	}
+	base, ok := b[d.Key][d.BaseIndex]
+	if !ok {
+		t.Fatalf("delta against an unknown base %d: %s", d.BaseIndex, raw)
+	}
+	patch, err := base64.StdEncoding.DecodeString(d.Delta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := delta.Apply(d.Algorithm, []byte(base), patch)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	b[d.Key][d.Seq] = string(out)
+	return string(out), true
+}
+
+// TestDeltaCompression: a V2 client that opts in rebuilds exactly the frames a plain V2
+// client receives, from mostly delta frames, with both algorithms.
+func TestDeltaCompression(t *testing.T) {
+	t.Parallel()
+	s := testkit.Start(t, testkit.Options{Port: -1})
+	for _, tc := range []struct {
+		name  string
+		setup func(c *v2Client, ch string)
+	}{
+		{"connection-wide fossil", func(c *v2Client, ch string) {
+			c.send(t, `{"event":"sockudo:enable_delta_compression","data":{"algorithms":["fossil","xdelta3"]}}`)
+			c.expect(t, `{"event":"sockudo:delta_compression_enabled","data":{"enabled":true,"algorithm":"fossil"}}`)
+			c.subscribeV2(t, ch, nil)
+		}},
+		{"per-subscription xdelta3", func(c *v2Client, ch string) {
+			c.subscribeV2(t, ch, map[string]any{"delta": map[string]any{"enabled": true, "algorithm": "xdelta3"}})
+			c.expect(t, `{"event":"sockudo:delta_compression_enabled","channel":"`+ch+`","data":{"enabled":true,"algorithm":"xdelta3","channel":"`+ch+`"}}`)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch := "delta-" + map[bool]string{true: "f", false: "x"}[tc.name[0] == 'c']
+			plain := connectV2(t, s, v2Options{})
+			plain.subscribeV2(t, ch, nil)
+			c := connectV2(t, s, v2Options{})
+			tc.setup(c, ch)
+			const n = 30
+			for i := range n {
+				publish(t, s, map[string]any{"name": "price", "channel": ch,
+					"data": fmt.Sprintf(`{"symbol":"BTC-USD","bid":%d.5,"ask":%d.9,"volume_24h":"81234.551","venue":"pushwire-exchange","ts":17000000000%02d}`, 64000+i, 64000+i, i)})
+			}
+			bases, deltas, wire, full := deltaBases{}, 0, 0, 0
+			for i := range n {
+				want := plain.next(t)
+				raw := c.next(t)
+				got, isDelta := bases.rebuild(t, raw)
+				if got != want {
+					t.Fatalf("message %d rebuilt as\n%s\nwant\n%s", i, got, want)
+				}
+				if isDelta {
+					deltas++
+				}
+				wire += len(raw)
+				full += len(want)
+			}
+			if deltas < n-6 {
+				t.Errorf("%d of %d messages were deltas", deltas, n)
+			}
+			t.Logf("%s: %d bytes on the wire for %d bytes of frames (%.0f%%)", tc.name, wire, full, 100*float64(wire)/float64(full))
+			// A delta_sync_error makes the next message full again.
+			c.send(t, `{"event":"sockudo:delta_sync_error","data":{"channel":"`+ch+`"}}`)
+			publish(t, s, map[string]any{"name": "price", "channel": ch, "data": "after resync"})
+			plain.next(t)
+			if raw := c.next(t); !regexp.MustCompile(`,"__delta_seq":0}$`).MatchString(raw) {
+				t.Fatalf("after delta_sync_error: %s", raw)
+			}
+		})
+	}
+}
