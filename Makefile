@@ -36,6 +36,7 @@ deps:
 				|| echo "could not install docker-compose: the compose test checks structure only"; \
 		else echo "no docker compose: the compose test checks structure only"; fi; \
 	fi
+	@./scripts/deps-delta.sh
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -44,7 +45,7 @@ fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -count=3 ./protocol/ ./channels/
+	$(GO) test -run='^$$' -bench=. -benchmem -count=3 ./protocol/ ./channels/ ./delta/ ./history/
 
 clean:
 	rm -rf bin sdkcompat/node_modules
