@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"compress/flate"
 	"encoding/base64"
 	"strconv"
 	"sync"
@@ -74,6 +75,34 @@ func BenchmarkFossilEncodeParallel(b *testing.B) {
 // base64 delta, whichever is smaller).
 type streamBytes struct {
 	full, fossil, vcdiff, fossilWire, vcdiffWire int
+	// deflate and deflateCtx are the full frames under permessage-deflate without and with
+	// context takeover (what clients that cannot use V2 deltas get).
+	deflate, deflateCtx int
+}
+
+// countWriter counts bytes written.
+type countWriter struct{ n int }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+// deflateSizes returns the permessage-deflate payload sizes of frames: each message
+// compressed alone, and with a shared 32 KB window (RFC 7692; the trailing 4 bytes of each
+// sync flush are not sent).
+func deflateSizes(frames [][]byte) (alone, shared int) {
+	cw := &countWriter{}
+	ctx, _ := flate.NewWriter(cw, flate.DefaultCompression)
+	for _, f := range frames {
+		one := &countWriter{}
+		w, _ := flate.NewWriter(one, flate.DefaultCompression)
+		_, _ = w.Write(f)
+		_ = w.Flush()
+		alone += one.n - 4
+		before := cw.n
+		_, _ = ctx.Write(f)
+		_ = ctx.Flush()
+		shared += cw.n - before - 4
+	}
+	return alone, shared
 }
 
 func measureStream(frames [][]byte) (s streamBytes) {
@@ -112,6 +141,7 @@ func measureStream(frames [][]byte) (s streamBytes) {
 			}
 		}
 	}
+	s.deflate, s.deflateCtx = deflateSizes(frames)
 	return s
 }
 
@@ -139,6 +169,8 @@ func TestPriceTickStreamBytes(t *testing.T) {
 		t.Logf("  vcdiff deltas      %9d bytes  %5.1f%% saved", s.vcdiff, pct(s.vcdiff, s.full))
 		t.Logf("  fossil on the wire %9d bytes  %5.1f%% saved (sockudo:delta envelope, base64, full every 11th)", s.fossilWire, pct(s.fossilWire, s.full))
 		t.Logf("  vcdiff on the wire %9d bytes  %5.1f%% saved", s.vcdiffWire, pct(s.vcdiffWire, s.full))
+		t.Logf("  permessage-deflate %9d bytes  %5.1f%% saved (no context takeover, the default)", s.deflate, pct(s.deflate, s.full))
+		t.Logf("  permessage-deflate %9d bytes  %5.1f%% saved (context takeover)", s.deflateCtx, pct(s.deflateCtx, s.full))
 		if p := pct(s.fossil, s.full); p < c.min {
 			t.Errorf("%s: fossil saves %.1f%%, want ≥ %.0f%%", c.name, p, c.min)
 		}
@@ -158,4 +190,6 @@ func BenchmarkPriceTickStream(b *testing.B) {
 	b.ReportMetric(pct(s.fossil, s.full), "fossil-%saved")
 	b.ReportMetric(pct(s.vcdiff, s.full), "vcdiff-%saved")
 	b.ReportMetric(pct(s.fossilWire, s.full), "fossil-wire-%saved")
+	b.ReportMetric(pct(s.deflate, s.full), "deflate-%saved")
+	b.ReportMetric(pct(s.deflateCtx, s.full), "deflate-ctx-%saved")
 }
