@@ -25,12 +25,15 @@ var (
 	pgErr  error
 )
 
-// postgresServerURL is the admin URL of the test Postgres server.
+// pgAdminURL is the admin URL of the test Postgres server: PUSHWIRE_TEST_DATABASE_URL, the
+// machine's server on 127.0.0.1:5432, or a throwaway cluster this process started.
+var pgAdminURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
 func postgresServerURL() string {
 	if u := os.Getenv("PUSHWIRE_TEST_DATABASE_URL"); u != "" {
 		return u
 	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	return pgAdminURL
 }
 
 func reachable(addr string) bool {
@@ -42,32 +45,85 @@ func reachable(addr string) bool {
 	return true
 }
 
-// ensurePostgres starts the machine's Postgres cluster when 127.0.0.1:5432 is not answering.
+// ensurePostgres makes a Postgres server available: the configured one, the machine's on
+// 127.0.0.1:5432 (started with pg_ctlcluster when it is down), or else a throwaway cluster
+// made with initdb in a temporary directory on a free port (PUSHWIRE_TEST_PG_THROWAWAY=1
+// forces that), stopped when the test process exits.
 func ensurePostgres() error {
 	pgOnce.Do(func() {
-		if os.Getenv("PUSHWIRE_TEST_DATABASE_URL") != "" || reachable("127.0.0.1:5432") {
+		if os.Getenv("PUSHWIRE_TEST_DATABASE_URL") != "" {
 			return
 		}
-		versions, _ := filepath.Glob("/etc/postgresql/*")
-		if len(versions) == 0 {
-			pgErr = fmt.Errorf("testkit: no Postgres on 127.0.0.1:5432 and no Debian cluster to start (apt-get install postgresql)")
-			return
-		}
-		out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", filepath.Base(versions[0]), "main", "start").CombinedOutput()
-		if err != nil {
-			pgErr = fmt.Errorf("testkit: starting Postgres: %v: %s", err, out)
-			return
-		}
-		for range 50 {
+		if os.Getenv("PUSHWIRE_TEST_PG_THROWAWAY") == "" {
 			if reachable("127.0.0.1:5432") {
 				return
 			}
-			time.Sleep(200 * time.Millisecond)
+			if versions, _ := filepath.Glob("/etc/postgresql/*"); len(versions) > 0 {
+				_ = exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", filepath.Base(versions[0]), "main", "start").Run()
+				for range 50 {
+					if reachable("127.0.0.1:5432") {
+						return
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+			}
 		}
-		pgErr = fmt.Errorf("testkit: Postgres did not come up on 127.0.0.1:5432")
+		pgErr = startThrowawayPostgres()
 	})
 	return pgErr
 }
+
+// startThrowawayPostgres runs initdb and pg_ctl from Debian's packages (as the postgres user
+// when running as root, since Postgres refuses to run as root).
+func startThrowawayPostgres() error {
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(bins) == 0 {
+		return fmt.Errorf("testkit: no Postgres reachable and no initdb to start one (apt-get install postgresql)")
+	}
+	bin := filepath.Dir(bins[len(bins)-1])
+	dir, err := os.MkdirTemp("", "pushwire-pg-")
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	run := func(args ...string) *exec.Cmd {
+		if os.Geteuid() == 0 {
+			return exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
+		}
+		return exec.Command(args[0], args[1:]...)
+	}
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chown", "postgres:postgres", dir).CombinedOutput(); err != nil {
+			return fmt.Errorf("testkit: chown %s: %v: %s", dir, err, out)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := run(filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8").CombinedOutput(); err != nil {
+		return fmt.Errorf("testkit: initdb: %v: %s", err, out)
+	}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", port, dir)
+	if out, err := run(filepath.Join(bin, "pg_ctl"), "-D", data, "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "start").CombinedOutput(); err != nil {
+		return fmt.Errorf("testkit: pg_ctl start: %v: %s", err, out)
+	}
+	pgAdminURL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	throwawayStop = func() {
+		_ = run(filepath.Join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "stop").Run()
+		_ = os.RemoveAll(dir)
+	}
+	return nil
+}
+
+// throwawayStop stops a throwaway cluster; StopServices calls it.
+var throwawayStop = func() {}
+
+// StopServices stops what this process started (a throwaway Postgres). Call it from TestMain
+// after m.Run; without it the cluster is left to the OS temp directory.
+func StopServices() { throwawayStop() }
 
 // PostgresURL returns the URL of a fresh, empty database on the test Postgres server,
 // dropped when the test ends.
