@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -95,6 +96,9 @@ var b64 = base64.RawURLEncoding
 // and carrying kid = the app key) at time now, and returns its claims. Every failure is a
 // 4009 error whose message says precisely what is wrong.
 func ParseCapabilityToken(token, appKey, appSecret string, now time.Time) (*TokenClaims, *Error) {
+	if appSecret == "" {
+		return nil, tokenError("the app has no secret to verify tokens with")
+	}
 	if len(token) > MaxTokenBytes {
 		return nil, tokenError("token is larger than %d bytes", MaxTokenBytes)
 	}
@@ -150,6 +154,16 @@ func ParseCapabilityToken(token, appKey, appSecret string, now time.Time) (*Toke
 	if err := dec.Decode(&claims); err != nil {
 		return nil, tokenError("token is malformed: claims are not a JSON object with the expected types")
 	}
+	if dec.More() || bytes.TrimSpace(pb[dec.InputOffset():]) != nil && len(bytes.TrimSpace(pb[dec.InputOffset():])) > 0 {
+		return nil, tokenError("token is malformed: trailing data after the claims")
+	}
+	var dates map[string]json.RawMessage
+	_ = json.Unmarshal(pb, &dates)
+	for _, k := range []string{"exp", "iat", "nbf"} {
+		if v := bytes.TrimSpace(dates[k]); len(v) > 0 && v[0] == '"' {
+			return nil, tokenError("token %s claim must be a number, not a string", k)
+		}
+	}
 	exp, ok := numericDate(claims.Exp)
 	if !ok {
 		return nil, tokenError("token has no valid exp claim")
@@ -198,7 +212,8 @@ func numericDate(n *json.Number) (time.Time, bool) {
 	if err != nil || f < 0 || f > 1e11 {
 		return time.Time{}, false
 	}
-	return time.Unix(0, int64(f*1e9)), true
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
 // parseCapabilities reads x-sockudo-capability: an object, or a string holding one, mapping

@@ -132,6 +132,9 @@ func TestParseCapabilityTokenRefused(t *testing.T) {
 		{"two wildcards", mint(t, TokenRequest{Capability: map[string][]string{"a*b*": {"subscribe"}}}), "2 wildcards"},
 		{"empty pattern", mint(t, TokenRequest{Capability: map[string][]string{"": {"subscribe"}}}), "pattern is empty"},
 		{"capability not object", handmade(hdr, strings.Replace(claims(""), `"{\"*\":[\"subscribe\"]}"`, `[1]`, 1), tSecret), "must be an object"},
+		{"far-future nbf", handmade(hdr, strings.Replace(claims(""), `"exp":`, `"nbf":1e10,"exp":`, 1), tSecret), "not valid yet"},
+		{"string exp", handmade(hdr, strings.Replace(claims(""), `"exp":`+exp, `"exp":"`+exp+`"`, 1), tSecret), "exp claim must be a number"},
+		{"trailing data", handmade(hdr, claims("")+"{}", tSecret), "trailing data"},
 		{"no capability", handmade(hdr, strings.Replace(claims(""), `"x-sockudo-capability":"{\"*\":[\"subscribe\"]}",`, ``, 1), tSecret), "no x-sockudo-capability"},
 	}
 	many := map[string][]string{}

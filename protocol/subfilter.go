@@ -281,7 +281,7 @@ func parseFilterNode(raw json.RawMessage, path string, depth int, count *int) (*
 	case cmpEx, cmpNex:
 	case cmpIn, cmpNin:
 		var vals []json.RawMessage
-		if v, ok := m["vals"]; !ok || json.Unmarshal(v, &vals) != nil {
+		if v, ok := m["vals"]; !ok || string(bytes.TrimSpace(v)) == "null" || json.Unmarshal(v, &vals) != nil {
 			return nil, filterErr(path+".vals", "is required for %s and must be an array", cmpName)
 		}
 		if len(vals) > MaxFilterVals {
@@ -400,7 +400,7 @@ func (n *filterNode) match(tags map[string]string) bool {
 	case cmpCt:
 		return strings.Contains(v, n.val)
 	}
-	if !n.isNum {
+	if !n.isNum || !looksNumeric(v) {
 		return false
 	}
 	x, err := strconv.ParseFloat(v, 64)
@@ -417,4 +417,43 @@ func (n *filterNode) match(tags map[string]string) bool {
 	default:
 		return x <= n.num
 	}
+}
+
+// looksNumeric reports whether s has the syntax of a decimal float (digits, one dot, an
+// optional sign and exponent) and a modest length, so that ParseFloat — whose errors
+// allocate — only runs on values it will accept.
+func looksNumeric(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	if t := strings.TrimLeft(s, "+-"); strings.EqualFold(t, "inf") || strings.EqualFold(t, "infinity") || strings.EqualFold(t, "nan") {
+		return true
+	}
+	digits, dot, exp := false, false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			digits = true
+		case c == '.' && !dot && !exp:
+			dot = true
+		case (c == 'e' || c == 'E') && digits && !exp:
+			exp, digits = true, false
+		case (c == '+' || c == '-') && (i == 0 || s[i-1] == 'e' || s[i-1] == 'E'):
+		default:
+			return false
+		}
+	}
+	if !digits {
+		return false
+	}
+	if exp {
+		// Out-of-range exponents make ParseFloat return an error value.
+		i := strings.IndexAny(s, "eE")
+		e, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
+		if err != nil || e > 300 || e < -300 {
+			return false
+		}
+	}
+	return true
 }

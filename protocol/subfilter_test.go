@@ -143,6 +143,10 @@ func BenchmarkFilterMatch(b *testing.B) {
 		b.Fatal(err)
 	}
 	tags := map[string]string{"market": "spot", "asset": "BTC", "price": "64000"}
+	odd := map[string]string{"market": "spot", "asset": "BTC", "price": "N/A"}
+	if n := testing.AllocsPerRun(100, func() { f.Match("tick", odd); f.Match("tick", map[string]string(nil)) }); n != 0 {
+		b.Fatalf("Match allocates %v times on a non-numeric tag", n)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		if !f.Match("tick", tags) {
