@@ -14,8 +14,7 @@ import (
 // ~500 bytes.
 var benchFrames = sync.OnceValue(func() [][]byte { return deltatest.PriceTicks(1, 1000) })
 
-func benchEncode(b *testing.B, encode func(base, target []byte) []byte) {
-	frames := benchFrames()
+func benchEncode(b *testing.B, frames [][]byte, encode func(base, target []byte) []byte) {
 	var n int64
 	for i := 1; i < len(frames); i++ {
 		n += int64(len(frames[i]))
@@ -48,11 +47,28 @@ func benchApply(b *testing.B, encode func(base, target []byte) []byte, apply fun
 	}
 }
 
-// Encode/decode throughput in target bytes per second on the price-tick corpus.
-func BenchmarkFossilEncode(b *testing.B) { benchEncode(b, FossilEncode) }
-func BenchmarkFossilApply(b *testing.B)  { benchApply(b, FossilEncode, FossilApply) }
-func BenchmarkVCDIFFEncode(b *testing.B) { benchEncode(b, VCDIFFEncode) }
-func BenchmarkVCDIFFApply(b *testing.B)  { benchApply(b, VCDIFFEncode, VCDIFFApply) }
+// BenchmarkFossilEncode: encode throughput in target bytes per second on the price ticks.
+func BenchmarkFossilEncode(b *testing.B) { benchEncode(b, benchFrames(), FossilEncode) }
+
+// BenchmarkFossilApply: decode throughput in target bytes per second on the price ticks.
+func BenchmarkFossilApply(b *testing.B) { benchApply(b, FossilEncode, FossilApply) }
+
+// BenchmarkVCDIFFEncode: encode throughput in target bytes per second on the price ticks.
+func BenchmarkVCDIFFEncode(b *testing.B) { benchEncode(b, benchFrames(), VCDIFFEncode) }
+
+// BenchmarkVCDIFFApply: decode throughput in target bytes per second on the price ticks.
+func BenchmarkVCDIFFApply(b *testing.B) { benchApply(b, VCDIFFEncode, VCDIFFApply) }
+
+// BenchmarkEncodeStreams: encode throughput on the other seeded streams, frames of ~125 bytes
+// (minimal ticks) to ~2 KB (order timelines with their fill lists).
+func BenchmarkEncodeStreams(b *testing.B) {
+	streams := append(deltatest.Corpus(1, 1000), deltatest.Stream{Name: "price-ticks-minimal", Frames: deltatest.PriceTicksMinimal(1, 1000)})
+	for _, s := range streams {
+		for _, c := range codecs {
+			b.Run(s.Name+"/"+c.name, func(b *testing.B) { benchEncode(b, s.Frames, c.encode) })
+		}
+	}
+}
 
 // BenchmarkFossilEncodeParallel shows the pooled tables scale across cores.
 func BenchmarkFossilEncodeParallel(b *testing.B) {
@@ -89,11 +105,12 @@ func (w *countWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p
 // compressed alone, and with a shared 32 KB window (RFC 7692; the trailing 4 bytes of each
 // sync flush are not sent).
 func deflateSizes(frames [][]byte) (alone, shared int) {
-	cw := &countWriter{}
+	cw, one := &countWriter{}, &countWriter{}
 	ctx, _ := flate.NewWriter(cw, flate.DefaultCompression)
+	w, _ := flate.NewWriter(one, flate.DefaultCompression)
 	for _, f := range frames {
-		one := &countWriter{}
-		w, _ := flate.NewWriter(one, flate.DefaultCompression)
+		one.n = 0
+		w.Reset(one) // a fresh compressor per message, without reallocating its window
 		_, _ = w.Write(f)
 		_ = w.Flush()
 		alone += one.n - 4
@@ -105,7 +122,9 @@ func deflateSizes(frames [][]byte) (alone, shared int) {
 	return alone, shared
 }
 
-func measureStream(frames [][]byte) (s streamBytes) {
+// measureStream totals frames; withDeflate also measures permessage-deflate (slow under the
+// race detector, which instruments compress/flate byte by byte).
+func measureStream(frames [][]byte, withDeflate bool) (s streamBytes) {
 	wire := func(alg string, d []byte, seq int) int {
 		return len(`{"event":"sockudo:delta","channel":"ticker:BTC","data":{"event":"price","delta":"`) +
 			base64.StdEncoding.EncodedLen(len(d)) + len(`","seq":`) + len(strconv.Itoa(seq)) +
@@ -141,7 +160,9 @@ func measureStream(frames [][]byte) (s streamBytes) {
 			}
 		}
 	}
-	s.deflate, s.deflateCtx = deflateSizes(frames)
+	if withDeflate {
+		s.deflate, s.deflateCtx = deflateSizes(frames)
+	}
 	return s
 }
 
@@ -149,7 +170,14 @@ func pct(part, whole int) float64 { return 100 * (1 - float64(part)/float64(whol
 
 // TestPriceTickStreamBytes reports the bytes of a 10,000-message price-tick stream sent as
 // full frames, as Fossil deltas and as VCDIFF deltas, raw and as they would travel on the
-// wire, and fails if the codecs save less than they do today by a wide margin.
+// wire, and fails if the codecs save clearly less than they do today (74.8% and 63.9% for
+// Fossil; the corpus and encoders are deterministic).
+//
+// The 80% saving once aimed at is out of reach for Fossil on these streams whatever the
+// matcher: each V2 tick carries a fresh 36-byte message_id, and the ~10 changed numbers per
+// tick each cost a copy command, an insert header and their digits, plus header and
+// checksum: ~130 bytes of a ~515-byte frame (our deltas are already 22% smaller than Fossil
+// SCM's own encoder's, see sdkcompat TestDeltaInterop). VCDIFF's binary commands get 78.8%.
 func TestPriceTickStreamBytes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
@@ -159,18 +187,20 @@ func TestPriceTickStreamBytes(t *testing.T) {
 		frames [][]byte
 		min    float64 // minimum raw Fossil saving, %
 	}{
-		{"price-ticks (V2 frames with message_id)", deltatest.PriceTicks(1, 10000), 70},
-		{"price-ticks-minimal (no ids)", deltatest.PriceTicksMinimal(1, 10000), 55},
+		{"price-ticks (V2 frames with message_id)", deltatest.PriceTicks(1, 10000), 72},
+		{"price-ticks-minimal (no ids)", deltatest.PriceTicksMinimal(1, 10000), 61},
 	} {
-		s := measureStream(c.frames)
+		s := measureStream(c.frames, !raceEnabled)
 		t.Logf("%s, 10000 messages:", c.name)
 		t.Logf("  full frames        %9d bytes", s.full)
 		t.Logf("  fossil deltas      %9d bytes  %5.1f%% saved", s.fossil, pct(s.fossil, s.full))
 		t.Logf("  vcdiff deltas      %9d bytes  %5.1f%% saved", s.vcdiff, pct(s.vcdiff, s.full))
 		t.Logf("  fossil on the wire %9d bytes  %5.1f%% saved (sockudo:delta envelope, base64, full every 11th)", s.fossilWire, pct(s.fossilWire, s.full))
 		t.Logf("  vcdiff on the wire %9d bytes  %5.1f%% saved", s.vcdiffWire, pct(s.vcdiffWire, s.full))
-		t.Logf("  permessage-deflate %9d bytes  %5.1f%% saved (no context takeover, the default)", s.deflate, pct(s.deflate, s.full))
-		t.Logf("  permessage-deflate %9d bytes  %5.1f%% saved (context takeover)", s.deflateCtx, pct(s.deflateCtx, s.full))
+		if !raceEnabled {
+			t.Logf("  permessage-deflate %9d bytes  %5.1f%% saved (no context takeover, the default)", s.deflate, pct(s.deflate, s.full))
+			t.Logf("  permessage-deflate %9d bytes  %5.1f%% saved (context takeover)", s.deflateCtx, pct(s.deflateCtx, s.full))
+		}
 		if p := pct(s.fossil, s.full); p < c.min {
 			t.Errorf("%s: fossil saves %.1f%%, want ≥ %.0f%%", c.name, p, c.min)
 		}
@@ -182,7 +212,7 @@ func BenchmarkPriceTickStream(b *testing.B) {
 	frames := deltatest.PriceTicks(1, 10000)
 	var s streamBytes
 	for b.Loop() {
-		s = measureStream(frames)
+		s = measureStream(frames, true)
 	}
 	b.ReportMetric(float64(s.full), "full-bytes")
 	b.ReportMetric(float64(s.fossil), "fossil-bytes")

@@ -8,6 +8,7 @@ import (
 	"hash/adler32"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 
@@ -90,6 +91,8 @@ func tableCases() []tcase {
 	}
 }
 
+// TestCodecsTable round-trips edge cases (empty, identical, unrelated, binary, 1 MB, Unicode)
+// through both codecs, directly and by algorithm name, and bounds the delta sizes.
 func TestCodecsTable(t *testing.T) {
 	for _, c := range codecs {
 		for _, tc := range tableCases() {
@@ -129,6 +132,7 @@ func TestCodecsTable(t *testing.T) {
 	}
 }
 
+// TestAlgorithmNames pins the wire names and the unknown-algorithm error.
 func TestAlgorithmNames(t *testing.T) {
 	if Fossil != "fossil" || VCDIFF != "xdelta3" {
 		t.Fatalf("wire names changed: %q %q", Fossil, VCDIFF)
@@ -199,6 +203,8 @@ func TestCorpusValidJSON(t *testing.T) {
 	}
 }
 
+// TestFossilFormat checks Fossil's integer alphabet, delta.c's checksum and a hand-written
+// delta in the documented syntax.
 func TestFossilFormat(t *testing.T) {
 	for _, v := range []uint64{0, 1, 9, 10, 63, 64, 4095, 4096, 1<<32 - 1} {
 		s := appendFossilInt(nil, v)
@@ -255,6 +261,7 @@ func TestFossilFormat(t *testing.T) {
 	}
 }
 
+// TestFossilRejects: malformed or inconsistent Fossil deltas are errors, not output.
 func TestFossilRejects(t *testing.T) {
 	base := []byte("abcdefghijklmnopqrstuvwxyz")
 	target := []byte("abcdefghijKLMNOPqrstuvwxyz!")
@@ -285,6 +292,7 @@ func TestFossilRejects(t *testing.T) {
 	}
 }
 
+// TestVCDIFFCodeTable checks the default code table and the instruction merging.
 func TestVCDIFFCodeTable(t *testing.T) {
 	// Spot checks against RFC 3284 §5.6 and the formulas the encoder uses.
 	tab := vcdDefaultTable
@@ -341,6 +349,7 @@ func TestVCDIFFCodeTable(t *testing.T) {
 	}
 }
 
+// TestVCDIFFVarint checks RFC 3284's base-128 integers.
 func TestVCDIFFVarint(t *testing.T) {
 	for _, v := range []uint64{0, 1, 127, 128, 16383, 16384, 1 << 32, 1 << 40} {
 		b := appendVarint(nil, v)
@@ -373,6 +382,8 @@ func vcdWindow(ind byte, seg []uint64, tgtLen int, data, inst, addr []byte) []by
 	return append(d, body...)
 }
 
+// TestVCDIFFDecoderFeatures decodes hand-built deltas using every address mode, RUN,
+// overlapping copies, VCD_TARGET, Adler-32 and the xdelta3 application header.
 func TestVCDIFFDecoderFeatures(t *testing.T) {
 	base := []byte("0123456789abcdefghij")
 	// COPY from target overlapping itself (mode SELF, address in the target part), RUN, ADD.
@@ -431,6 +442,7 @@ func TestVCDIFFDecoderFeatures(t *testing.T) {
 	}
 }
 
+// TestVCDIFFRejects: malformed, unsupported or truncated VCDIFF deltas are errors.
 func TestVCDIFFRejects(t *testing.T) {
 	base := []byte("0123456789abcdefghij")
 	cases := map[string][]byte{
@@ -469,16 +481,107 @@ func TestVCDIFFRejects(t *testing.T) {
 	}
 }
 
+// TestEncodersAllocate: with pooled tables an encode allocates only the returned delta. Under
+// the race detector sync.Pool drops a quarter of the returned matchers, each costing a dozen
+// or so allocations to rebuild, so the bound is looser there but still catches an encoder
+// that allocates per match or per byte.
 func TestEncodersAllocate(t *testing.T) {
+	limit := 2.0
 	if raceEnabled {
-		t.Skip("sync.Pool drops items under -race")
+		limit = 16
 	}
 	frames := deltatest.PriceTicks(1, 3)
 	for _, c := range codecs {
 		c.encode(frames[0], frames[1]) // warm the pool
-		n := testing.AllocsPerRun(200, func() { c.encode(frames[0], frames[1]) })
-		if n > 2 {
-			t.Errorf("%s encode: %.1f allocations per frame, want ≤ 2", c.name, n)
+		n := testing.AllocsPerRun(500, func() { c.encode(frames[0], frames[1]) })
+		t.Logf("%s encode: %.0f allocations per frame", c.name, n)
+		if n > limit {
+			t.Errorf("%s encode: %.1f allocations per frame, want ≤ %.0f", c.name, n, limit)
 		}
 	}
+}
+
+// vcdiffWindows counts the windows of a well-formed VCDIFF delta without secondary
+// compression or application header.
+func vcdiffWindows(t *testing.T, d []byte) int {
+	t.Helper()
+	pos, n := 5, 0
+	next := func() int {
+		v, err := readVarint(d, &pos)
+		if err != nil {
+			t.Fatalf("window %d: %v", n, err)
+		}
+		return int(v)
+	}
+	for pos < len(d) {
+		if ind := d[pos]; ind&(vcdSource|vcdTarget) != 0 {
+			pos++
+			next()
+			next()
+		} else {
+			pos++
+		}
+		enc := next()
+		pos += enc
+		n++
+	}
+	if pos != len(d) {
+		t.Fatalf("windows overrun the delta: %d > %d", pos, len(d))
+	}
+	return n
+}
+
+// TestLargeTargetMultiWindow: a target longer than vcdiffWindowSize is split into several
+// VCDIFF windows, each with the whole base as source segment, and both codecs round-trip it.
+func TestLargeTargetMultiWindow(t *testing.T) {
+	base, target := deltatest.LargePair(11, 64<<10, vcdiffWindowSize+vcdiffWindowSize/8)
+	d := VCDIFFEncode(base, target)
+	if w := vcdiffWindows(t, d); w != 2 {
+		t.Fatalf("%d-byte target written as %d windows, want 2", len(target), w)
+	}
+	got, err := VCDIFFApply(base, d)
+	if err != nil || !bytes.Equal(got, target) {
+		t.Fatalf("VCDIFF multi-window round trip: err %v, equal %v", err, bytes.Equal(got, target))
+	}
+	f := FossilEncode(base, target)
+	got, err = FossilApply(base, f)
+	if err != nil || !bytes.Equal(got, target) {
+		t.Fatalf("Fossil large round trip: err %v, equal %v", err, bytes.Equal(got, target))
+	}
+	for name, n := range map[string]int{"vcdiff": len(d), "fossil": len(f)} {
+		if n > len(target)/20 {
+			t.Errorf("%s: %d-byte delta for a %d-byte target made of base blocks", name, n, len(target))
+		}
+	}
+	if d := VCDIFFEncode(base, target[:vcdiffWindowSize]); vcdiffWindows(t, d) != 1 {
+		t.Error("a target of exactly vcdiffWindowSize bytes is not one window")
+	}
+}
+
+// TestConcurrentEncode: encoders sharing the matcher pool from many goroutines give the same
+// deltas as a sequential run (no scratch buffer is shared or returned to a caller).
+func TestConcurrentEncode(t *testing.T) {
+	pairs := deltatest.Pairs(deltatest.Corpus(5, 60))
+	want := make([][2][]byte, len(pairs))
+	for i, p := range pairs {
+		want[i] = [2][]byte{FossilEncode(p.Base, p.Target), VCDIFFEncode(p.Base, p.Target)}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range pairs {
+				i := (k + g*31) % len(pairs)
+				p := pairs[i]
+				f, v := FossilEncode(p.Base, p.Target), VCDIFFEncode(p.Base, p.Target)
+				if !bytes.Equal(f, want[i][0]) || !bytes.Equal(v, want[i][1]) {
+					t.Errorf("goroutine %d, %s: delta differs from the sequential one", g, p.Name)
+					return
+				}
+				f[0], v[0] = 0, 0 // the caller owns the returned slices
+			}
+		}()
+	}
+	wg.Wait()
 }

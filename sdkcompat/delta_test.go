@@ -61,6 +61,7 @@ func deltaInteropCases() []*deltaCase {
 	bigEdited = append(bigEdited, "tail 🚀"...)
 	bin := random(8192)
 	binEdited := append(append(append([]byte(nil), bin[:3000]...), random(100)...), bin[2000:]...)
+	multiBase, multiTarget := deltatest.LargePair(6, 64<<10, 9<<20)
 	uni := []byte("héllo wörld — 日本語のテキスト 🚀🚀🚀 Привет мир ελληνικά 😀 ∑∑∑∑∑∑∑∑")
 	table := []struct {
 		name         string
@@ -77,6 +78,7 @@ func deltaInteropCases() []*deltaCase {
 		{"unicode", uni, bytes.Replace(uni, []byte("日本語"), []byte("中文的テキスト"), 1)},
 		{"1MB-edited", big, bigEdited},
 		{"1MB-random", random(1 << 20), random(1 << 20)},
+		{"9MB-multiwindow", multiBase, multiTarget}, // two VCDIFF windows
 	}
 	var cases []*deltaCase
 	for _, tc := range table {
@@ -143,6 +145,9 @@ func TestDeltaInterop(t *testing.T) {
 		return nil, fmt.Sprintf("%s failed: %s", name, firstLine(string(msg)))
 	}
 	var fossilChecked, vcdiffChecked, npmDeltas int
+	// Sizes over the corpus pairs: ours against fossil-delta's createDelta (Fossil SCM's
+	// encoder) and against `xdelta3 -e -S none -n -A` (same VCDIFF subset).
+	var oursFossil, npmFossil, oursVCDIFF, xdVCDIFF int
 	for _, c := range cases {
 		if got, msg := read(c.id + ".fossil.out"); msg != "" {
 			t.Errorf("%s: fossil-delta applyDelta rejected our delta: %s", c.name, msg)
@@ -165,6 +170,10 @@ func TestDeltaInterop(t *testing.T) {
 			t.Errorf("%s: FossilApply of fossil-delta's createDelta: err %v, equal %v", c.name, err, bytes.Equal(got, c.target))
 		} else {
 			npmDeltas++
+			if !strings.HasPrefix(c.name, "table/") {
+				oursFossil += len(c.fossilD)
+				npmFossil += len(d)
+			}
 		}
 		// Our own decoders.
 		if got, err := delta.FossilApply(c.base, c.fossilD); err != nil || !bytes.Equal(got, c.target) {
@@ -185,10 +194,14 @@ func TestDeltaInterop(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for c := range jobs {
-				dec, enc := xdelta3Check(ctx, t, xd, work, c)
+				dec, enc, ref := xdelta3Check(ctx, t, xd, work, c)
 				mu.Lock()
 				xdDecoded += dec
 				xdEncoded += enc
+				if ref > 0 && !strings.HasPrefix(c.name, "table/") {
+					oursVCDIFF += len(c.vcdiffD)
+					xdVCDIFF += ref
+				}
 				mu.Unlock()
 			}
 		}()
@@ -202,12 +215,22 @@ func TestDeltaInterop(t *testing.T) {
 	t.Logf("%d cases: fossil-delta applied %d of our Fossil deltas, @ably/vcdiff-decoder %d and xdelta3 -d %d of our VCDIFF deltas; "+
 		"FossilApply decoded %d fossil-delta deltas, VCDIFFApply %d xdelta3 -e deltas",
 		len(cases), fossilChecked, vcdiffChecked, xdDecoded, npmDeltas, xdEncoded)
+	// Our encoders must stay at least as compact as the reference encoders on the frame corpus.
+	t.Logf("corpus delta bytes: Fossil ours %d vs fossil-delta createDelta %d; VCDIFF ours %d vs xdelta3 -e %d (same pairs)",
+		oursFossil, npmFossil, oursVCDIFF, xdVCDIFF)
+	if npmFossil == 0 || oursFossil > npmFossil {
+		t.Errorf("our Fossil deltas total %d bytes, fossil-delta's createDelta %d: want ours ≤ theirs", oursFossil, npmFossil)
+	}
+	if xdVCDIFF == 0 || oursVCDIFF > xdVCDIFF {
+		t.Errorf("our VCDIFF deltas total %d bytes, xdelta3 -e %d: want ours ≤ theirs", oursVCDIFF, xdVCDIFF)
+	}
 }
 
 // xdelta3Check decodes c's VCDIFF delta with `xdelta3 -d` and, for some cases, decodes
 // `xdelta3 -e` deltas (plain, and with xdelta3's application header and Adler-32) with
-// VCDIFFApply. It returns how many of each succeeded.
-func xdelta3Check(ctx context.Context, t *testing.T, xd, work string, c *deltaCase) (decoded, encoded int) {
+// VCDIFFApply. It returns how many of each succeeded, and the size of the `xdelta3 -e -n -A`
+// delta (0 when not made).
+func xdelta3Check(ctx context.Context, t *testing.T, xd, work string, c *deltaCase) (decoded, encoded, plainSize int) {
 	p := func(ext string) string { return filepath.Join(work, c.id+ext) }
 	run := func(args ...string) error {
 		out, err := exec.CommandContext(ctx, xd, args...).CombinedOutput()
@@ -224,7 +247,7 @@ func xdelta3Check(ctx context.Context, t *testing.T, xd, work string, c *deltaCa
 		decoded++
 	}
 	if !c.xdelta3Encode {
-		return decoded, 0
+		return decoded, 0, 0
 	}
 	for i, flags := range [][]string{{"-n", "-A"}, {}} {
 		name := fmt.Sprintf(".xd%d.vcdiff", i)
@@ -242,9 +265,12 @@ func xdelta3Check(ctx context.Context, t *testing.T, xd, work string, c *deltaCa
 			t.Errorf("%s: VCDIFFApply of `xdelta3 %s`: err %v, equal %v", c.name, strings.Join(args[:len(args)-3], " "), err, bytes.Equal(got, c.target))
 		} else {
 			encoded++
+			if i == 0 {
+				plainSize = len(d)
+			}
 		}
 	}
-	return decoded, encoded
+	return decoded, encoded, plainSize
 }
 
 func firstLine(s string) string {

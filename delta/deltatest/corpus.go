@@ -296,3 +296,23 @@ func RandomEdits(seed uint64, n int) [][]byte {
 	}
 	return frames
 }
+
+// LargePair returns a random base of baseLen bytes and a target of targetLen bytes made of
+// blocks of that base (100 to 4,000 bytes from random offsets), each followed by a short
+// edit: a pair whose delta is small however long the target, for multi-window tests.
+func LargePair(seed uint64, baseLen, targetLen int) (base, target []byte) {
+	r := newRand(seed)
+	base = make([]byte, baseLen)
+	for i := range base {
+		base[i] = byte(r.Uint32())
+	}
+	target = make([]byte, 0, targetLen+4100)
+	for len(target) < targetLen {
+		n := min(100+r.IntN(3901), baseLen)
+		p := r.IntN(baseLen - n + 1)
+		target = append(target, base[p:p+n]...)
+		target = append(target, "edit:"...)
+		target = strconv.AppendInt(target, int64(len(target)), 10)
+	}
+	return base, target[:targetLen]
+}
