@@ -12,40 +12,44 @@ import (
 	"github.com/pushwire/pushwire/protocol"
 )
 
-func benchStores(b *testing.B) map[string]func(b *testing.B) channels.History {
-	return map[string]func(b *testing.B) channels.History{
-		"memory": func(*testing.B) channels.History {
-			return history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 20000})
-		},
-		"postgres": func(b *testing.B) channels.History {
-			p, err := history.NewPostgres(context.Background(), testkit.PostgresURL(b), history.PostgresOptions{MaxMessagesPerChannel: 1 << 30})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(p.Close)
-			return p
-		},
-	}
+// benchStores makes fresh stores holding at least 20,000 messages per channel.
+var benchStores = []struct {
+	name string
+	open func(b *testing.B) channels.History
+}{
+	{"memory", func(*testing.B) channels.History {
+		return history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 20000})
+	}},
+	{"postgres", func(b *testing.B) channels.History {
+		return newPostgres(b, testkit.PostgresURL(b), history.PostgresOptions{MaxMessagesPerChannel: 1 << 30})
+	}},
 }
 
 var tickData = []byte(`"{\"symbol\":\"ACME\",\"bid\":101.25,\"ask\":101.5,\"ts\":1767312245123}"`)
 
-// BenchmarkAppend stores messages on 1 channel, and on 8 channels from 8 goroutines.
+func tick(channel string) protocol.Message {
+	return protocol.Message{Event: "tick", Channel: channel, Data: tickData, MessageID: protocol.NewUUID(),
+		Tags: map[string]string{"symbol": "ACME"}}
+}
+
+// BenchmarkAppend stores b.N messages: on 1 channel from 1 writer, on 1 channel from 8
+// writers (contending for its serial), and on 8 channels with a writer each. ns/op is per
+// message; msgs/s is the aggregate throughput.
 func BenchmarkAppend(b *testing.B) {
-	for name, mk := range benchStores(b) {
-		for _, chans := range []int{1, 8} {
-			b.Run(fmt.Sprintf("%s/channels=%d", name, chans), func(b *testing.B) {
-				h := mk(b)
+	for _, s := range benchStores {
+		for _, shape := range []struct{ channels, writers int }{{1, 1}, {1, 8}, {8, 8}} {
+			b.Run(fmt.Sprintf("%s/channels=%d/writers=%d", s.name, shape.channels, shape.writers), func(b *testing.B) {
+				h := s.open(b)
 				ctx := context.Background()
 				b.ResetTimer()
 				var wg sync.WaitGroup
-				per := b.N/chans + 1
-				for c := range chans {
+				for w := range shape.writers {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						for range per {
-							m := protocol.Message{Event: "tick", Channel: fmt.Sprintf("ticker-%d", c), Data: tickData, MessageID: protocol.NewUUID()}
+						channel := fmt.Sprintf("ticker-%d", w%shape.channels)
+						for i := w; i < b.N; i += shape.writers {
+							m := tick(channel)
 							if err := h.Append(ctx, "app", &m); err != nil {
 								b.Error(err)
 								return
@@ -54,26 +58,42 @@ func BenchmarkAppend(b *testing.B) {
 					}()
 				}
 				wg.Wait()
-				b.ReportMetric(float64(per*chans)/b.Elapsed().Seconds(), "msgs/s")
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 			})
 		}
 	}
 }
 
-// BenchmarkRewind10k reads 10,000 stored messages oldest first in pages of 100, as a rewind
-// or a cold resume does.
-func BenchmarkRewind10k(b *testing.B) {
-	for name, mk := range benchStores(b) {
-		b.Run(name, func(b *testing.B) {
-			h := mk(b)
-			ctx := context.Background()
-			for range 10000 {
-				m := protocol.Message{Event: "tick", Channel: "ticker", Data: tickData}
-				if err := h.Append(ctx, "app", &m); err != nil {
-					b.Fatal(err)
+// fill appends n messages to one channel, from 8 writers.
+func fill(b *testing.B, h channels.History, channel string, n int) {
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				m := tick(channel)
+				if err := h.Append(context.Background(), "app", &m); err != nil {
+					b.Error(err)
+					return
 				}
 			}
-			b.ResetTimer()
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+}
+
+// BenchmarkRewind10k reads 10,000 stored messages oldest first in pages of 100, as a rewind
+// or a cold resume does; one op is the whole rewind.
+func BenchmarkRewind10k(b *testing.B) {
+	for _, s := range benchStores {
+		b.Run(s.name, func(b *testing.B) {
+			h := s.open(b)
+			ctx := context.Background()
+			fill(b, h, "ticker", 10000)
 			for b.Loop() {
 				n, next := 0, uint64(1)
 				for {
@@ -89,6 +109,24 @@ func BenchmarkRewind10k(b *testing.B) {
 				}
 				if n != 10000 {
 					b.Fatalf("read %d messages", n)
+				}
+			}
+			b.ReportMetric(10000*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkState reads the stream state of a channel retaining 10,000 messages, as every V2
+// subscribe to a history channel does.
+func BenchmarkState(b *testing.B) {
+	for _, s := range benchStores {
+		b.Run(s.name, func(b *testing.B) {
+			h := s.open(b)
+			fill(b, h, "ticker", 10000)
+			for b.Loop() {
+				st, err := h.State(context.Background(), "app", "ticker")
+				if err != nil || st.Retained != 10000 {
+					b.Fatalf("State = %+v, %v", st, err)
 				}
 			}
 		})

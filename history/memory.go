@@ -118,6 +118,12 @@ func (m *Memory) Append(_ context.Context, appID string, msg *protocol.Message) 
 	stored := *msg
 	stored.Data = append([]byte(nil), msg.Data...)
 	stored.Extras = append([]byte(nil), msg.Extras...)
+	if msg.Tags != nil {
+		stored.Tags = make(map[string]string, len(msg.Tags))
+		for k, v := range msg.Tags {
+			stored.Tags[k] = v
+		}
+	}
 	if len(stored.Extras) == 0 {
 		stored.Extras = nil
 	}

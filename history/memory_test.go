@@ -39,3 +39,10 @@ func TestMemoryRetention(t *testing.T) {
 		t.Fatalf("after expiry: serial %d, %v", m.Serial, err)
 	}
 }
+
+func TestMemoryShared(t *testing.T) {
+	historytest.RunShared(t, func(t *testing.T) (channels.History, channels.History) {
+		m := history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 5000})
+		return m, m
+	})
+}

@@ -1,15 +1,19 @@
 package testkit
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,8 +21,11 @@ import (
 )
 
 // Real services for integration tests: PostgreSQL, Redis and NATS on their standard local
-// ports. When one is not running the helper starts it (as the machine's init would), so the
-// tests never skip.
+// ports, each overridable by an environment variable (PUSHWIRE_TEST_DATABASE_URL,
+// PUSHWIRE_TEST_REDIS_ADDR, PUSHWIRE_TEST_NATS_URL). When one is not running the helper
+// starts it (as the machine's init would), so the tests never skip: Redis and NATS are left
+// running like the machine's services, a throwaway Postgres cluster is stopped by
+// StopServices.
 
 var (
 	pgOnce sync.Once
@@ -153,11 +160,25 @@ func PostgresURL(t testing.TB) string {
 			c.Close(ctx)
 		}
 	})
-	cfg, err := pgx.ParseConfig(postgresServerURL())
+	u, err := withDatabase(postgresServerURL(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+	return u
+}
+
+// withDatabase returns the server URL (or keyword/value DSN) with its database replaced,
+// keeping the user, password and parameters.
+func withDatabase(server, db string) (string, error) {
+	if !strings.Contains(server, "://") {
+		return server + " dbname=" + db, nil
+	}
+	u, err := url.Parse(server)
+	if err != nil {
+		return "", fmt.Errorf("testkit: database url: %w", err)
+	}
+	u.Path, u.RawPath = "/"+db, ""
+	return u.String(), nil
 }
 
 // DropPostgresDatabase force-drops a database made by PostgresURL (to simulate losing it).
@@ -176,5 +197,149 @@ func DropPostgresDatabase(t testing.TB, url string) {
 	defer admin.Close(ctx)
 	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+cfg.Database+" WITH (FORCE)"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+var (
+	redisOnce sync.Once
+	redisErr  error
+	natsOnce  sync.Once
+	natsErr   error
+)
+
+// RedisAddr returns the host:port of the test Redis: PUSHWIRE_TEST_REDIS_ADDR or
+// 127.0.0.1:6379. When nothing answers PING there it starts redis-server (daemonized, no
+// persistence) on that address. Tests share the server: use keys or prefixes of their own.
+func RedisAddr(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv("PUSHWIRE_TEST_REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	redisOnce.Do(func() { redisErr = ensureRedis(addr) })
+	if redisErr != nil {
+		t.Fatal(redisErr)
+	}
+	return addr
+}
+
+// redisUp reports whether a Redis server answers PING at addr.
+func redisUp(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
+}
+
+func ensureRedis(addr string) error {
+	if redisUp(addr) {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("testkit: redis address %q: %w", addr, err)
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return fmt.Errorf("testkit: no Redis at %s and no redis-server to start one (apt-get install redis-server)", addr)
+	}
+	out, err := exec.Command(bin, "--daemonize", "yes", "--bind", host, "--port", port, "--save", "", "--appendonly", "no").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("testkit: start redis-server: %v: %s", err, out)
+	}
+	if !waitUntil(10*time.Second, func() bool { return redisUp(addr) }) {
+		return fmt.Errorf("testkit: started redis-server on %s but it does not answer PING", addr)
+	}
+	return nil
+}
+
+// NATSURL returns the URL of the test NATS server (JetStream enabled): PUSHWIRE_TEST_NATS_URL
+// or nats://127.0.0.1:4222. When no NATS server answers there it starts
+// nats-server -js in the background (detached, logging to a file in the temp directory).
+func NATSURL(t testing.TB) string {
+	t.Helper()
+	raw := os.Getenv("PUSHWIRE_TEST_NATS_URL")
+	if raw == "" {
+		raw = "nats://127.0.0.1:4222"
+	}
+	natsOnce.Do(func() { natsErr = ensureNATS(raw) })
+	if natsErr != nil {
+		t.Fatal(natsErr)
+	}
+	return raw
+}
+
+// natsUp reports whether a NATS server greets with INFO at addr.
+func natsUp(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "INFO ")
+}
+
+func ensureNATS(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("testkit: NATS url %q: %v", raw, err)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "4222")
+	}
+	if natsUp(addr) {
+		return nil
+	}
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		return fmt.Errorf("testkit: no NATS at %s and no nats-server to start one (apt-get install nats-server)", addr)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	log, err := os.Create(filepath.Join(os.TempDir(), "pushwire-nats-"+port+".log"))
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	cmd := exec.Command(bin, "-a", host, "-p", port, "-js")
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives the test process, like a service
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("testkit: start nats-server: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	up := waitUntil(10*time.Second, func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+			return natsUp(addr)
+		}
+	})
+	if !up || !natsUp(addr) {
+		return fmt.Errorf("testkit: started nats-server on %s but it does not answer (log: %s)", addr, log.Name())
+	}
+	return nil
+}
+
+// waitUntil polls ok every 50ms until it holds or d has passed.
+func waitUntil(d time.Duration, ok func() bool) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
+		if ok() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
 	}
 }
