@@ -1,4 +1,9 @@
 // Package history stores the messages of channels that keep history and hands out their
-// serials: Memory (the default, bounded per channel, gone on restart). It implements
-// channels.History; history/historytest is the behaviour every implementation passes.
+// serials. It implements channels.History twice: Memory (the default; a bounded ring per
+// channel, gone on restart) and Postgres (durable and shared by every node using the same
+// database; schema created and migrated by the server from embedded, versioned SQL under an
+// advisory lock; serials allocated in the statement that stores the message; retention by
+// count and age applied on read and trimmed in the background, never on the append path).
+// In both, the retained messages of a channel are a contiguous run of serials ending at the
+// head. history/historytest is the behaviour every implementation passes.
 package history
