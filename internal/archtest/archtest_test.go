@@ -33,6 +33,8 @@ var rules = []rule{
 		why: "channels is the core; it receives storage, brokers and transports through its own interfaces"},
 	{pkg: "server", deny: []string{"httpapi", "cmd/pushwire"}, why: "server and httpapi are sibling adapters around channels"},
 	{pkg: "httpapi", deny: []string{"server", "cmd/pushwire"}, why: "server and httpapi are sibling adapters around channels"},
+	{pkg: "cluster", deny: []string{"server", "httpapi", "history", "webhook", "cmd/pushwire"},
+		why: "cluster is a broker implementation below channels; only cmd/pushwire wires it in"},
 	{pkg: "history", deny: []string{"server", "httpapi", "cluster", "webhook", "cmd/pushwire"},
 		why: "history is a storage implementation below channels; only cmd/pushwire wires it in"},
 }

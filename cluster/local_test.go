@@ -1,0 +1,58 @@
+package cluster_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/cluster"
+	"github.com/pushwire/pushwire/cluster/clustertest"
+)
+
+func TestLocalConformance(t *testing.T) {
+	var mu sync.Mutex
+	buses := map[string]*cluster.LocalBus{}
+	clustertest.Run(t, func(t *testing.T) channels.Broker {
+		mu.Lock()
+		defer mu.Unlock()
+		id := clustertest.ClusterID(t)
+		if buses[id] == nil {
+			buses[id] = cluster.NewLocalBus()
+		}
+		return cluster.NewLocal(buses[id], "")
+	})
+}
+
+// A Local of its own is a single node: its publishes succeed and reach nobody.
+func TestLocalSingleNode(t *testing.T) {
+	l := cluster.NewLocal(nil, "solo")
+	defer l.Close()
+	got := make(chan []byte, 1)
+	if err := l.Start(context.Background(), func(_, _ string, env []byte) { got <- env }); err != nil {
+		t.Fatal(err)
+	}
+	if l.NodeID() != "solo" || !l.Healthy() {
+		t.Fatalf("NodeID %q, Healthy %v", l.NodeID(), l.Healthy())
+	}
+	if err := l.Publish(context.Background(), "app", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case env := <-got:
+		t.Fatalf("single node received its own envelope %q", env)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// Publish honours an ended context.
+func TestLocalPublishCancelled(t *testing.T) {
+	l := cluster.NewLocal(nil, "")
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := l.Publish(ctx, "app", nil); err == nil {
+		t.Fatal("Publish with a cancelled context succeeded")
+	}
+}

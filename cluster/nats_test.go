@@ -1,0 +1,96 @@
+package cluster_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/cluster"
+	"github.com/pushwire/pushwire/cluster/clustertest"
+	"github.com/pushwire/pushwire/internal/testkit"
+)
+
+func newNATS(t testing.TB, o cluster.NATSOptions) *cluster.NATS {
+	t.Helper()
+	n, err := cluster.NewNATS(testkit.Context(t, 10*time.Second), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+func TestNATSConformance(t *testing.T) {
+	url := testkit.NATSURL(t)
+	clustertest.Run(t, func(t *testing.T) channels.Broker {
+		return newNATS(t, cluster.NATSOptions{URL: url, Prefix: "pwtest." + clustertest.ClusterID(t)})
+	})
+}
+
+func TestNATSBadOptions(t *testing.T) {
+	for _, p := range []string{"a.*", "a..b", "with space", ">", "."} {
+		if _, err := cluster.NewNATS(context.Background(), cluster.NATSOptions{URL: testkit.NATSURL(t), Prefix: p}); err == nil {
+			t.Errorf("prefix %q accepted", p)
+		}
+	}
+	start := time.Now()
+	_, err := cluster.NewNATS(context.Background(), cluster.NATSOptions{URL: "nats://127.0.0.1:" + strconv.Itoa(freePort(t))})
+	if err == nil {
+		t.Fatal("NewNATS succeeded against a closed port")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("NewNATS took %s to fail", d)
+	}
+}
+
+// A small server max_payload makes every envelope travel in fragments.
+func TestNATSFragments(t *testing.T) {
+	port := freePort(t)
+	p := strconv.Itoa(port)
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte("max_payload: 4096\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startServer(t, "127.0.0.1:"+p, "nats-server", "-a", "127.0.0.1", "-p", p, "-c", conf)
+	o := cluster.NATSOptions{URL: "nats://127.0.0.1:" + p, Prefix: "pwtest." + clustertest.ClusterID(t)}
+	clustertest.Run(t, func(t *testing.T) channels.Broker {
+		o := o
+		o.Prefix += "." + clustertest.ClusterID(t)
+		return newNATS(t, o)
+	})
+}
+
+// TestNATSServerRestart: the NATS server dies and comes back; the nodes notice, Publish fails
+// fast meanwhile, and delivery resumes by itself.
+func TestNATSServerRestart(t *testing.T) {
+	port := freePort(t)
+	p := strconv.Itoa(port)
+	start := func() *server {
+		return startServer(t, "127.0.0.1:"+p, "nats-server", "-a", "127.0.0.1", "-p", p)
+	}
+	srv := start()
+	opts := cluster.NATSOptions{
+		URL: "nats://127.0.0.1:" + p, Prefix: "pwtest." + clustertest.ClusterID(t),
+		ReconnectWait: 50 * time.Millisecond, PingInterval: 500 * time.Millisecond, DialTimeout: time.Second,
+	}
+	testBrokerRestart(t, newNATS(t, opts), newNATS(t, opts), func() { srv.kill(t) }, func() { srv = start() })
+}
+
+// TestNATSServerFrozen: the NATS server stops answering without closing its connections
+// (SIGSTOP), then wakes up (SIGCONT): client pings notice, Publish fails fast, and delivery
+// resumes by itself.
+func TestNATSServerFrozen(t *testing.T) {
+	port := freePort(t)
+	p := strconv.Itoa(port)
+	srv := startServer(t, "127.0.0.1:"+p, "nats-server", "-a", "127.0.0.1", "-p", p)
+	opts := cluster.NATSOptions{
+		URL: "nats://127.0.0.1:" + p, Prefix: "pwtest." + clustertest.ClusterID(t),
+		ReconnectWait: 50 * time.Millisecond, PingInterval: 300 * time.Millisecond, DialTimeout: time.Second,
+	}
+	testBrokerRestart(t, newNATS(t, opts), newNATS(t, opts), func() { srv.signal(t, syscall.SIGSTOP) }, func() { srv.signal(t, syscall.SIGCONT) })
+}
