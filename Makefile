@@ -6,7 +6,7 @@ FUZZTIME  ?= 5s
 HOST      ?= 127.0.0.1
 PORT      ?= 6001
 
-.PHONY: run build test fmt-check vet deps unit fuzz bench clean
+.PHONY: run build test fmt-check vet deps unit fuzz bench bench-peers clean
 
 run:
 	$(GO) run ./cmd/pushwire --host $(HOST) --port $(PORT)
@@ -46,6 +46,10 @@ fuzz:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=3 ./protocol/ ./channels/ ./delta/ ./history/
+
+# Load scenarios against soketi 1.6.1 and pushwire, alternately; results into bench/RESULTS.md.
+bench-peers:
+	./scripts/bench-peers.sh
 
 clean:
 	rm -rf bin sdkcompat/node_modules

@@ -42,8 +42,11 @@ const (
 	reasonIPRateLimited   CloseReason = "ip_rate_limited"
 )
 
-// conn is one WebSocket connection. The reader goroutine (serve) owns hc's state; the
-// writer goroutine owns the socket's write side; Send and closeWith are safe from anywhere.
+// conn is one WebSocket connection. The reader goroutine (serve) owns hc's state; a writer
+// goroutine, started when frames are queued and gone after writerLinger without any, owns
+// the socket's write side; Send and closeWith are safe from anywhere. An idle connection
+// therefore holds no writer goroutine and no read buffer: only the reader blocked in the
+// socket read, the heartbeat timer and this struct.
 type conn struct {
 	srv      *Server
 	ws       *websocket.Conn
@@ -57,15 +60,37 @@ type conn struct {
 
 	mu       sync.Mutex
 	queue    [][]byte
-	queued   int // bytes in queue
+	spare    [][]byte // the writer's last batch, emptied, reused as the next queue
+	queued   int      // bytes in queue
 	closeErr *protocol.Error
 	reason   CloseReason
 	closed   bool
+	serving  bool // serve has started: frames may be written
+	writer   bool // a writer goroutine is running (or about to)
 	wake     chan struct{}
+	done     chan struct{} // closed when the writer has closed the socket
+
+	heartbeat *time.Timer  // runs beat
+	pingAt    atomic.Int64 // unix nanos of our outstanding heartbeat ping, 0 if none
+
+	watchdog   *time.Timer  // runs checkWrite while a writer writes a batch
+	inBatch    atomic.Bool  // a writer is writing a batch
+	writeStart atomic.Int64 // unix nanos the current socket write began, 0 between writes
 }
+
+// writerLinger is how long a writer goroutine waits for more frames before it exits, so a
+// busy connection keeps one writer while an idle one holds none.
+const writerLinger = time.Second
 
 func (c *conn) init() {
 	c.wake = make(chan struct{}, 1)
+	c.done = make(chan struct{})
+	// Both timers exist (stopped) before anything can run them, so their functions may use
+	// the fields; serve and the writer arm them.
+	c.heartbeat = time.AfterFunc(time.Hour, c.beat)
+	c.heartbeat.Stop()
+	c.watchdog = time.AfterFunc(time.Hour, c.checkWrite)
+	c.watchdog.Stop()
 	c.touch()
 }
 
@@ -95,11 +120,20 @@ func (c *conn) Send(frame []byte) {
 	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
-	c.mu.Unlock()
-	c.signal()
+	c.kickLocked()
 }
 
-func (c *conn) signal() {
+// kickLocked releases c.mu and makes sure a writer goroutine will look at the queue: it
+// starts one if none runs, or wakes the running one. Before serve nothing is written (a
+// refused connection writes its own error), and serve kicks once it starts.
+func (c *conn) kickLocked() {
+	start := !c.writer && c.serving
+	c.writer = c.writer || start
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+		return
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -133,8 +167,7 @@ func (c *conn) closeWith(err *protocol.Error, reason CloseReason) bool {
 		// acknowledged, the token_expired notice — are written before the closing error.
 		c.queue, c.queued = nil, 0
 	}
-	c.mu.Unlock()
-	c.signal()
+	c.kickLocked()
 	return true
 }
 
@@ -156,20 +189,22 @@ func closeText(s string) string {
 	return s
 }
 
-// serve runs the connection: handshake, writer goroutine, read loop, cleanup.
+// serve runs the connection: handshake, heartbeat, read loop, cleanup.
 func (c *conn) serve(ctx context.Context) {
 	start := time.Now()
 	c.log.Debug("connected", zap.Stringer("protocol", versionName(c.version)))
+	c.mu.Lock()
+	c.serving = true
+	c.mu.Unlock()
 	c.Send(protocol.ConnectionEstablished(c.version, c.socketID, c.srv.activity))
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
+	c.mu.Lock()
+	c.kickLocked() // also when a closeWith came first and the Send was dropped
+	c.heartbeat.Reset(c.idleLimit())
 	err := c.readLoop(ctx)
 	// The read side is over: make sure the writer finishes and the socket is closed.
 	c.closeWith(nil, reasonClient)
-	<-writerDone
+	<-c.done
+	c.heartbeat.Stop()
 	c.hc.Disconnect()
 	c.mu.Lock()
 	reason, closeErr := c.reason, c.closeErr
@@ -207,54 +242,94 @@ type versionName protocol.Version
 
 func (v versionName) String() string { return fmt.Sprintf("%d", uint8(v)) }
 
-// writeLoop drains the queue to the socket and runs the heartbeat: after ActivityTimeout of
-// silence it pings, and closes with 4201 when PongTimeout passes with no reply.
-//
-// V2 connections get no app-level ping: the server sends a native WebSocket ping after
-// max(ActivityTimeout/2, 5s) of silence, and the same PongTimeout rule closes them with 4201.
-func (c *conn) writeLoop() {
+// idleLimit is the silence after which the heartbeat pings: ActivityTimeout for V1; V2
+// connections get no app-level ping but a native WebSocket ping after
+// max(ActivityTimeout/2, 5s). Either way PongTimeout then passes with no reply → 4201.
+func (c *conn) idleLimit() time.Duration {
 	o := &c.srv.opts
-	idleLimit := o.ActivityTimeout
 	if c.version == protocol.V2 {
-		idleLimit = max(o.ActivityTimeout/2, 5*time.Second)
+		return max(o.ActivityTimeout/2, 5*time.Second)
 	}
-	timer := time.NewTimer(idleLimit)
-	defer timer.Stop()
-	var pingAt int64 // unix nanos of our outstanding ping, 0 if none
-	for {
-		select {
-		case <-c.wake:
-		case <-timer.C:
-			now := time.Now().UnixNano()
-			last := c.lastRead.Load()
-			switch {
-			case pingAt != 0 && last > pingAt:
-				pingAt = 0 // the client answered; fall through to re-arm below
-			case pingAt != 0:
-				c.closeWith(&protocol.Error{Code: protocol.CodePongTimeout, Message: "Pong reply not received in time"}, reasonActivityTimeout)
-				continue
-			}
-			if pingAt == 0 {
-				idle := time.Duration(now - last)
-				if idle >= idleLimit {
-					pingAt = now
-					if c.version == protocol.V2 {
-						go c.nativePing(o.PongTimeout)
-					} else {
-						c.Send(protocol.Ping(c.version))
-					}
-					timer.Reset(o.PongTimeout)
-				} else {
-					timer.Reset(idleLimit - idle)
-				}
-			}
-			continue
+	return o.ActivityTimeout
+}
+
+// beat is the heartbeat timer's function: after idleLimit of silence it pings, and closes
+// with 4201 when PongTimeout passes with no reply. It re-arms itself until the connection
+// closes.
+func (c *conn) beat() {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	o := &c.srv.opts
+	idleLimit := c.idleLimit()
+	now := time.Now().UnixNano()
+	last := c.lastRead.Load()
+	pingAt := c.pingAt.Load()
+	switch {
+	case pingAt != 0 && last > pingAt:
+		c.pingAt.Store(0) // the client answered; re-arm below
+	case pingAt != 0:
+		c.closeWith(&protocol.Error{Code: protocol.CodePongTimeout, Message: "Pong reply not received in time"}, reasonActivityTimeout)
+		return
+	}
+	idle := time.Duration(now - last)
+	if idle < idleLimit {
+		c.heartbeat.Reset(idleLimit - idle)
+		return
+	}
+	c.pingAt.Store(now)
+	if c.version == protocol.V2 {
+		go c.nativePing(o.PongTimeout)
+	} else {
+		c.Send(protocol.Ping(c.version))
+	}
+	c.heartbeat.Reset(o.PongTimeout)
+}
+
+// writeLoop drains the queue to the socket. It returns when the queue stays empty for
+// writerLinger (a later Send starts a new writer) or, once the connection is closing, after
+// writing what is left and closing the socket.
+func (c *conn) writeLoop() {
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
 		}
+	}()
+	for {
 		c.mu.Lock()
 		batch := c.queue
-		c.queue, c.queued = nil, 0
+		if len(batch) > 0 {
+			c.queue, c.spare, c.queued = c.spare, nil, 0
+		}
 		closing, closeErr, reason := c.closed, c.closeErr, c.reason
+		if len(batch) == 0 && !closing {
+			c.mu.Unlock()
+			if linger == nil {
+				linger = time.NewTimer(writerLinger)
+			} else {
+				linger.Reset(writerLinger)
+			}
+			select {
+			case <-c.wake:
+				continue
+			case <-linger.C:
+			}
+			c.mu.Lock()
+			if len(c.queue) == 0 && !c.closed {
+				c.writer = false
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+			continue
+		}
 		c.mu.Unlock()
+		c.inBatch.Store(true)
+		c.watchdog.Reset(c.srv.opts.WriteTimeout)
 		for _, frame := range batch {
 			if err := c.write(frame); err != nil {
 				c.closeWith(nil, reasonWriteFailed)
@@ -268,9 +343,44 @@ func (c *conn) writeLoop() {
 		}
 		if closing {
 			c.finish(closeErr, reason)
+		}
+		c.inBatch.Store(false)
+		c.watchdog.Stop()
+		if closing {
+			close(c.done)
 			return
 		}
+		if cap(batch) <= maxSpare {
+			clear(batch) // don't pin the frames
+			c.mu.Lock()
+			c.spare = batch[:0]
+			c.mu.Unlock()
+		}
 	}
+}
+
+// maxSpare bounds the batch slice a connection keeps for reuse (a burst's larger one goes).
+const maxSpare = 64
+
+// checkWrite is the watchdog's function: a socket write still running WriteTimeout after it
+// began closes the socket, which fails the write (as a write context's deadline would,
+// without a context and a timer per frame). It re-arms itself while the batch lasts.
+func (c *conn) checkWrite() {
+	if !c.inBatch.Load() {
+		return
+	}
+	timeout := c.srv.opts.WriteTimeout
+	began := c.writeStart.Load()
+	if began == 0 { // between two writes
+		c.watchdog.Reset(timeout)
+		return
+	}
+	if elapsed := time.Duration(time.Now().UnixNano() - began); elapsed < timeout {
+		c.watchdog.Reset(timeout - elapsed)
+		return
+	}
+	c.log.Debug("write timed out", zap.Duration("timeout", timeout))
+	_ = c.ws.CloseNow()
 }
 
 // nativePing sends a WebSocket ping and counts its pong as activity. The pong is read by the
@@ -283,10 +393,12 @@ func (c *conn) nativePing(timeout time.Duration) {
 	}
 }
 
+// write sends one frame. Only the writer goroutine writes, with the watchdog armed.
 func (c *conn) write(frame []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
-	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, frame)
+	c.writeStart.Store(time.Now().UnixNano())
+	err := c.ws.Write(context.Background(), websocket.MessageText, frame)
+	c.writeStart.Store(0)
+	return err
 }
 
 // finish writes the closing error frame (if any) and closes the socket.
@@ -315,19 +427,22 @@ func (c *conn) readLoop(ctx context.Context) (err error) {
 		}
 	}()
 	limit := c.srv.opts.MaxMessageBytes
-	buf := bytes.NewBuffer(make([]byte, 0, 1024))
 	for {
 		typ, r, err := c.ws.Reader(ctx)
 		if err != nil {
 			return err
 		}
 		c.touch()
-		buf.Reset()
+		// The message buffer comes from a pool for the time of one message, so an idle
+		// connection holds none.
+		buf := readBufs.Get().(*bytes.Buffer)
 		n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
 		if err != nil {
+			putReadBuf(buf)
 			return err
 		}
 		if n > int64(limit) {
+			putReadBuf(buf)
 			rest, err := io.Copy(io.Discard, r)
 			if err != nil {
 				c.closeWith(nil, reasonTooBig)
@@ -339,14 +454,26 @@ func (c *conn) readLoop(ctx context.Context) (err error) {
 		}
 		c.srv.metrics.MessageIn(c.appID, int(n))
 		if typ != websocket.MessageText {
+			putReadBuf(buf)
 			c.sendError(&protocol.Error{Code: protocol.CodeGeneric, Message: "Binary frames are not supported: send JSON text frames"})
 			continue
 		}
 		c.dispatch(buf.Bytes())
-		if buf.Cap() > 64<<10 {
-			buf = bytes.NewBuffer(make([]byte, 0, 1024)) // don't pin a large buffer per idle connection
-		}
+		putReadBuf(buf)
 	}
+}
+
+// readBufs holds the buffers inbound messages are read into, shared by all connections.
+var readBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 1024)) }}
+
+// putReadBuf returns a message buffer to the pool, unless a large message grew it: that one
+// is left to the garbage collector rather than pinned.
+func putReadBuf(b *bytes.Buffer) {
+	if b.Cap() > 64<<10 {
+		return
+	}
+	b.Reset()
+	readBufs.Put(b)
 }
 
 func (c *conn) sendError(err *protocol.Error) {
