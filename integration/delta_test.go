@@ -116,6 +116,7 @@ func TestDeltaCompression(t *testing.T) {
 			t.Logf("%s: %d bytes on the wire for %d bytes of frames (%.0f%%)", tc.name, wire, full, 100*float64(wire)/float64(full))
 			// A delta_sync_error makes the next message full again.
 			c.send(t, `{"event":"sockudo:delta_sync_error","data":{"channel":"`+ch+`"}}`)
+			c.pingV2(t) // the server has handled the sync error before the next publish
 			publish(t, s, map[string]any{"name": "price", "channel": ch, "data": "after resync"})
 			plain.next(t)
 			if raw := c.next(t); !regexp.MustCompile(`,"__delta_seq":0}$`).MatchString(raw) {
