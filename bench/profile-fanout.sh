@@ -16,31 +16,35 @@ BIN=$(mktemp -d)
 ulimit -n 20000 2>/dev/null || true
 . "$ROOT/bench/quiet.sh"
 echo "CPUs $(wait_quiet)% busy before the run" >"$OUT-load.txt"
-"$BIN/pwserve" --port "$PORT" --metrics-port $((PORT + 1000)) --pprof-addr "$PPROF" 2>"$BIN/pwserve.log" &
+"$BIN/pwserve" --port "$PORT" --metrics-port $((PORT + 1000)) --pprof-addr "$PPROF" --memprofilerate 4096 2>"$BIN/pwserve.log" &
 SRV=$!
 trap 'kill $SRV 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/up" >/dev/null 2>&1 && break; sleep 0.1; done
-"$BIN/pwload" --scenario fanout --ramp "" --rate 100 --duration 20s --port "$PORT" --pid "$SRV" >>"$OUT-load.txt" 2>&1 &
+"$BIN/pwload" --scenario fanout --ramp "" --rate 100 --duration 40s --port "$PORT" --pid "$SRV" >>"$OUT-load.txt" 2>&1 &
 LOAD=$!
 sleep 7 # connected (2.5 s) and publishing for a few seconds
+# Allocation counts are published at GC cycles, and the fan-out may run none in 10 s: take
+# the allocation profile as the difference of two heap profiles each taken after a GC.
 curl -fs -o "$OUT-cpu.pb.gz" "http://$PPROF/debug/pprof/profile?seconds=10" &
 CPU=$!
-curl -fs -o "$OUT-allocs.pb.gz" "http://$PPROF/debug/pprof/allocs?seconds=10"
+curl -fs -o "$OUT-heap0.pb.gz" "http://$PPROF/debug/pprof/heap?gc=1"
 wait $CPU
+curl -fs -o "$OUT-heap1.pb.gz" "http://$PPROF/debug/pprof/heap?gc=1"
 wait $LOAD || true
 {
 	echo "# CPU, 10 s of a saturated fan-out (5,000 subscribers, one channel, 100-byte events)"
-	echo "# $(tail -4 "$OUT-load.txt" | head -2 | tail -1 | tr -s ' ')"
+	echo "# pwload phase: rate offered, published, pub/s, expected, received, delivered %, deliveries/s, p50, p90, p99, max ms, server CPU %, other %, held:"
+	echo "# $(grep -A1 'phase  rate' "$OUT-load.txt" | tail -1 | tr -s ' ')"
 	go tool pprof -top -nodecount=35 "$BIN/pwserve" "$OUT-cpu.pb.gz" 2>/dev/null
 	echo
 	echo "# the same, cumulative"
 	go tool pprof -top -cum -nodecount=45 "$BIN/pwserve" "$OUT-cpu.pb.gz" 2>/dev/null | tail -45
 } >"$OUT-cpu.txt"
 {
-	echo "# allocations (alloc_space and alloc_objects), the same 10 s"
-	go tool pprof -sample_index=alloc_space -top -nodecount=25 "$BIN/pwserve" "$OUT-allocs.pb.gz" 2>/dev/null
+	echo "# allocations (alloc_space and alloc_objects) between two heap profiles taken after a GC around the CPU profile (its 10 s or more; see Time), one sample per 4 KiB allocated"
+	go tool pprof -sample_index=alloc_space -top -nodecount=25 -base "$OUT-heap0.pb.gz" "$BIN/pwserve" "$OUT-heap1.pb.gz" 2>/dev/null
 	echo
-	go tool pprof -sample_index=alloc_objects -top -nodecount=25 "$BIN/pwserve" "$OUT-allocs.pb.gz" 2>/dev/null | tail -26
+	go tool pprof -sample_index=alloc_objects -top -nodecount=25 -base "$OUT-heap0.pb.gz" "$BIN/pwserve" "$OUT-heap1.pb.gz" 2>/dev/null | tail -26
 } >"$OUT-alloc.txt"
-rm -f "$OUT-cpu.pb.gz" "$OUT-allocs.pb.gz"
+rm -f "$OUT-cpu.pb.gz" "$OUT-heap0.pb.gz" "$OUT-heap1.pb.gz"
 echo "wrote $OUT-cpu.txt $OUT-alloc.txt $OUT-load.txt"

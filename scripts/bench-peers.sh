@@ -64,7 +64,7 @@ PWLOAD="$PEERS/bin/pwload"
 OUT="$PEERS/results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 
-SOKETI_CMD="SOKETI_PORT=$SOKETI_PORT SOKETI_METRICS_SERVER_PORT=$((SOKETI_PORT + 1000)) SOKETI_DEFAULT_APP_ID=$APP_ID SOKETI_DEFAULT_APP_KEY=$APP_KEY SOKETI_DEFAULT_APP_SECRET=$APP_SECRET SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES=true SOKETI_PRESENCE_MAX_MEMBERS=10000 node $SOKETI_JS start"
+SOKETI_CMD="SOKETI_PORT=$SOKETI_PORT SOKETI_METRICS_SERVER_PORT=$((SOKETI_PORT + 1000)) SOKETI_DEFAULT_APP_ID=$APP_ID SOKETI_DEFAULT_APP_KEY=$APP_KEY SOKETI_DEFAULT_APP_SECRET=$APP_SECRET SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES=true SOKETI_PRESENCE_MAX_MEMBERS=10000 node ${SOKETI_JS#"$ROOT/"} start"
 PUSHWIRE_CMD="PUSHWIRE_APP_ID=$APP_ID PUSHWIRE_APP_KEY=$APP_KEY PUSHWIRE_APP_SECRET=$APP_SECRET PUSHWIRE_APP_MAX_PRESENCE_MEMBERS_PER_CHANNEL=10000 bench/.peers/bin/pushwire --port $PUSHWIRE_PORT --metrics-port $((PUSHWIRE_PORT + 1000)) --log-level warn"
 
 SERVER_PID=
@@ -157,7 +157,8 @@ TABLES=$("$PWLOAD" compare --dir "$OUT" --ours pushwire --peer soketi)
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 MEM=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(git status --porcelain 2>/dev/null | grep -q . && echo " plus uncommitted changes" || true)
+DIRTY=
+[ -n "$(git status --porcelain 2>/dev/null)" ] && DIRTY=" plus uncommitted changes"
 SECTION=$(mktemp)
 {
 	echo "<!-- bench-peers:start -->"

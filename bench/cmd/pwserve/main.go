@@ -38,6 +38,7 @@ func main() {
 	pprofAddr := fs.String("pprof-addr", "127.0.0.1:6060", "address of the net/http/pprof listener")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write a heap profile to this file at exit")
+	memRate := fs.Int("memprofilerate", runtime.MemProfileRate, "runtime.MemProfileRate: bytes between sampled allocations (1 = every one)")
 	flags := config.BindFlags(fs)
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -45,6 +46,7 @@ func main() {
 		}
 		os.Exit(2)
 	}
+	runtime.MemProfileRate = *memRate
 	cfg, err := config.LoadWithFlags(flags, os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pwserve:", err)
