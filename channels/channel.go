@@ -60,31 +60,53 @@ func newChannel(name string, class protocol.ChannelClass) *channel {
 // sender of a client event gets it back only on V2 with echo on; exceptSocketID (HTTP
 // socket_id) is excluded on both versions. Callers hold ch.mu (read).
 // v1 and v2, when not nil, are the already encoded forms.
+//
+// Mutations of mutable messages (update, delete, append) go to V2 subscribers only; an
+// append_mode=full subscriber gets an append with the whole accumulated data.
 func (ch *channel) fanout(m *protocol.Message, sender *Conn, exceptSocketID string, v1, v2 []byte) {
-	var df *deltaFanout
+	var df, dfFull *deltaFanout
+	var v2Full []byte
+	mutation, fullForm := m.IsMutation(), m.HasFullForm()
 	for c, s := range ch.subs {
 		if c == sender && !(c.v2 && c.echo) || exceptSocketID != "" && c.socketID == exceptSocketID {
 			continue
 		}
 		if !c.v2 {
+			if mutation {
+				continue
+			}
 			if v1 == nil {
 				v1 = m.AppendV1(make([]byte, 0, m.Size()))
 			}
 			c.sub.Send(v1)
 			continue
 		}
-		if s.filter != nil && !s.filter.Match(m.Event, m.Tags) {
+		if s.filter != nil && !s.filter.Match(m.FilterEvent(), m.Tags) {
 			continue
 		}
-		if v2 == nil {
-			v2 = m.AppendV2(make([]byte, 0, m.Size()))
-		}
-		frame := v2
-		if s.delta != nil {
-			if df == nil {
-				df = ch.newDeltaFanout(m, v2, c.app)
+		var frame []byte
+		if fullForm && c.appendFull {
+			if v2Full == nil {
+				v2Full = m.AppendV2Full(make([]byte, 0, m.Size()+len(m.Mutable.Full)))
 			}
-			frame = df.frameFor(s.delta)
+			frame = v2Full
+			if s.delta != nil {
+				if dfFull == nil {
+					dfFull = ch.newDeltaFanout(m, v2Full, c.app)
+				}
+				frame = dfFull.frameFor(s.delta)
+			}
+		} else {
+			if v2 == nil {
+				v2 = m.AppendV2(make([]byte, 0, m.Size()))
+			}
+			frame = v2
+			if s.delta != nil {
+				if df == nil {
+					df = ch.newDeltaFanout(m, v2, c.app)
+				}
+				frame = df.frameFor(s.delta)
+			}
 		}
 		if s.hold != nil && s.hold.add(m.Serial, frame) {
 			continue

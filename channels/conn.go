@@ -19,8 +19,9 @@ type Conn struct {
 	socketID string
 
 	// v2 and echo are fixed at connect: the connection speaks V2, and (V2 only) receives
-	// its own client events back.
-	v2, echo bool
+	// its own client events back. appendFull (V2) is append_mode=full: appends to mutable
+	// messages arrive with the whole accumulated data.
+	v2, echo, appendFull bool
 
 	// channels maps each subscribed channel to the presence user id held there ("" off
 	// presence). Only the reader goroutine touches it.
@@ -59,6 +60,9 @@ type ConnOptions struct {
 	Echo bool
 	// Token is the connection's verified capability token (V2), nil when none.
 	Token *protocol.TokenClaims
+	// AppendFull (V2) is append_mode=full: message.append frames carry the whole string
+	// instead of the fragment.
+	AppendFull bool
 }
 
 // ConnectWith is Connect with the client's connection options. A token's grants limit what
@@ -82,6 +86,7 @@ func (h *Hub) ConnectWith(appKey string, sub Subscriber, opts ConnOptions) (*Con
 	c := &Conn{app: app, sub: sub, socketID: sub.SocketID(), channels: map[string]string{}}
 	c.v2 = sub.Version() == protocol.V2
 	c.echo = c.v2 && opts.Echo
+	c.appendFull = c.v2 && opts.AppendFull
 	if opts.Token != nil {
 		c.token = opts.Token
 		c.markAuthorized()

@@ -203,7 +203,8 @@ func (a *appState) readHistory(ctx context.Context, channel string, r HistoryReq
 	if err != nil {
 		return nil, histErr(503, "persistence_unavailable", "History store unavailable: "+err.Error())
 	}
-	q := protocol.HistoryQuery{Direction: r.Direction, Limit: r.Limit, StartSerial: r.StartSerial, EndSerial: r.EndSerial, StartMs: r.StartMs, EndMs: r.EndMs}
+	q := protocol.HistoryQuery{Direction: r.Direction, Limit: r.Limit, StartSerial: r.StartSerial, EndSerial: r.EndSerial, StartMs: r.StartMs, EndMs: r.EndMs,
+		MessagesOnly: true}
 	if r.UntilAttach && *attach == 0 {
 		q.StartSerial = ^uint64(0) // attached to an empty stream: nothing before it
 	}
@@ -229,10 +230,20 @@ func (a *appState) readHistory(ctx context.Context, channel string, r HistoryReq
 		return nil, histErr(503, "persistence_unavailable", "History store unavailable: "+err.Error())
 	}
 	res := &HistoryResult{Items: make([]HistoryItem, 0, len(page.Items)), Direction: r.Direction.String(), Limit: r.Limit, HasMore: page.HasMore, Bounds: bounds}
+	shown := append([]protocol.Message(nil), page.Items...)
+	if err := a.latestOf(ctx, channel, shown); err != nil {
+		return nil, histErr(503, "persistence_unavailable", "History store unavailable: "+err.Error())
+	}
 	for i := range page.Items {
-		m := &page.Items[i]
-		res.Items = append(res.Items, HistoryItem{StreamID: m.StreamID, Serial: m.Serial, PublishedAtMs: m.PublishedAtMs, MessageID: m.MessageID,
-			EventName: m.Event, OperationKind: "append", PayloadSizeBytes: len(m.Data), Message: m.AppendV2(nil)})
+		m, v := &page.Items[i], &shown[i]
+		item := HistoryItem{StreamID: m.StreamID, Serial: m.Serial, PublishedAtMs: m.PublishedAtMs, MessageID: m.MessageID,
+			EventName: v.Event, OperationKind: "append", PayloadSizeBytes: len(v.Data)}
+		if v.Mutable != nil {
+			item.Message = protocol.AppendVersioned(nil, v)
+		} else {
+			item.Message = v.AppendV2(nil)
+		}
+		res.Items = append(res.Items, item)
 	}
 	if page.HasMore && len(page.Items) > 0 {
 		c := cursor{Version: 1, AppID: a.cfg.ID, Channel: channel, StreamID: st.StreamID, Serial: page.Items[len(page.Items)-1].Serial,

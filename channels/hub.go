@@ -35,7 +35,8 @@ type Options struct {
 	// Observer, when set, is told about channel lifecycle events.
 	Observer Observer
 	// History, when set, gives the channels that keep history (App.HistoryFor) their
-	// serials and stores their messages. Default none: no serials.
+	// serials and stores their messages. Default none: no serials. When it also implements
+	// Versions, apps with versioned messages get mutable messages (App.VersionedFor).
 	History History
 	// OnHistoryError, when set, is told about each failed history append (the message was
 	// delivered live without a serial), e.g. to count it in metrics.
@@ -58,6 +59,7 @@ type Hub struct {
 	obs   Observer
 
 	history        History
+	versions       Versions // the History when it also keeps mutable messages
 	onHistoryError func(appID string, err error)
 	deltaEncoder   DeltaEncoder
 	tokenGrace     time.Duration
@@ -77,6 +79,9 @@ func New(apps []config.App, opts Options) *Hub {
 		onHistoryError: opts.OnHistoryError,
 		deltaEncoder:   opts.DeltaEncoder,
 		tokenGrace:     opts.TokenRefreshGrace,
+	}
+	if v, ok := opts.History.(Versions); ok {
+		h.versions = v
 	}
 	if h.tokenGrace <= 0 {
 		h.tokenGrace = 30 * time.Second

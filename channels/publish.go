@@ -40,19 +40,26 @@ var ErrUnknownApp = errors.New("channels: unknown app")
 // channels. Channel and event names are validated first; nothing is sent if one is invalid.
 // Each channel's frame is encoded once and shared by every subscriber.
 func (h *Hub) Publish(appID string, ev Event) error {
+	_, err := h.PublishAcks(appID, ev)
+	return err
+}
+
+// PublishAcks is Publish reporting what the message became on each channel: its serial
+// and, on channels with mutable messages, its message serial.
+func (h *Hub) PublishAcks(appID string, ev Event) ([]PublishAck, error) {
 	app, ok := h.byID[appID]
 	if !ok {
-		return fmt.Errorf("publish to %s: %w", appID, ErrUnknownApp)
+		return nil, fmt.Errorf("publish to %s: %w", appID, ErrUnknownApp)
 	}
 	if err := protocol.ValidateEventName(ev.Name, app.cfg.MaxEventNameLength); err != nil {
-		return err
+		return nil, err
 	}
 	if len(ev.Channels) == 0 {
-		return &protocol.Error{Code: protocol.CodeGeneric, Message: "No channel given"}
+		return nil, &protocol.Error{Code: protocol.CodeGeneric, Message: "No channel given"}
 	}
 	for _, name := range ev.Channels {
 		if err := protocol.ValidateChannelName(name, app.cfg.MaxChannelNameLength); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	except := ev.ExceptSocketID
@@ -61,12 +68,21 @@ func (h *Hub) Publish(appID string, ev Event) error {
 	}
 	data := protocol.Str(ev.Data)
 	now := h.now().UnixMilli()
+	acks := make([]PublishAck, 0, len(ev.Channels))
 	for _, name := range ev.Channels {
 		m := &protocol.Message{Event: ev.Name, Channel: name, Data: data, Tags: ev.Tags, Extras: ev.Extras,
 			Ephemeral: ev.Ephemeral, NoDelta: ev.NoDelta, MessageID: protocol.NewUUID(), PublishedAtMs: now}
+		if !ev.Ephemeral && app.versionedFor(name) {
+			markCreate(m)
+		}
 		app.publish(m, nil, except)
+		ack := PublishAck{Channel: name, Serial: m.Serial, StreamID: m.StreamID, MessageID: m.MessageID}
+		if m.Mutable != nil {
+			ack.MessageSerial, ack.VersionSerial = m.Mutable.MessageSerial, m.Mutable.Version.Serial
+		}
+		acks = append(acks, ack)
 	}
-	return nil
+	return acks, nil
 }
 
 // historyTimeout bounds one history append; past it the message is delivered without a
@@ -86,13 +102,18 @@ func (a *appState) publish(m *protocol.Message, sender *Conn, exceptSocketID str
 	mu.Lock()
 	defer mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
-	err := hist.Append(ctx, a.cfg.ID, m)
+	var err error
+	if m.Mutable != nil && a.hub.versions != nil {
+		err = a.storeCreate(ctx, m)
+	} else {
+		err = hist.Append(ctx, a.cfg.ID, m)
+	}
 	cancel()
 	if err == nil {
 		a.remember(m, a.hub.now())
 	} else {
 		a.markDegraded(m.Channel)
-		m.Serial, m.StreamID = 0, ""
+		m.Serial, m.StreamID, m.Mutable = 0, "", nil // not stored: no message serial to mutate
 		a.hub.log.Warn("history degraded: message delivered live without a serial",
 			zap.String("app_id", a.cfg.ID), zap.String("channel", m.Channel), zap.Error(err))
 		if a.hub.onHistoryError != nil {
@@ -111,7 +132,7 @@ func (a *appState) publishLock(channel string) *sync.Mutex {
 func (a *appState) deliver(m *protocol.Message, sender *Conn, exceptSocketID string) {
 	name := m.Channel
 	var v1, v2 []byte
-	cache := protocol.Classify(name).Cache
+	cache := protocol.Classify(name).Cache && !m.IsMutation()
 	if cache {
 		v1, v2 = m.AppendV1(make([]byte, 0, m.Size())), m.AppendV2(make([]byte, 0, m.Size()))
 	}

@@ -202,7 +202,7 @@ func (c *Conn) rewind(name string, spec *RewindSpec, filter MessageFilter, st pr
 	if spec.Count > 0 {
 		n := min(spec.Count, MaxRewind)
 		byLimit = spec.Count > MaxRewind
-		page, err := app.hub.history.Read(ctx, app.cfg.ID, name, protocol.HistoryQuery{Direction: protocol.NewestFirst, Limit: n})
+		page, err := app.hub.history.Read(ctx, app.cfg.ID, name, protocol.HistoryQuery{Direction: protocol.NewestFirst, Limit: n, MessagesOnly: true})
 		if err != nil {
 			c.sub.Send(protocol.ErrorFrame(protocol.V2, &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind failed: history unavailable"}))
 			return
@@ -215,7 +215,7 @@ func (c *Conn) rewind(name string, spec *RewindSpec, filter MessageFilter, st pr
 		byRetention = len(items) < spec.Count && st.HeadSerial > uint64(len(items)) && !byLimit
 	} else {
 		since := app.hub.now().Add(-time.Duration(spec.Seconds) * time.Second).UnixMilli()
-		page, err := app.hub.history.Read(ctx, app.cfg.ID, name, protocol.HistoryQuery{Direction: protocol.OldestFirst, Limit: MaxRewind, StartMs: since})
+		page, err := app.hub.history.Read(ctx, app.cfg.ID, name, protocol.HistoryQuery{Direction: protocol.OldestFirst, Limit: MaxRewind, StartMs: since, MessagesOnly: true})
 		if err != nil {
 			c.sub.Send(protocol.ErrorFrame(protocol.V2, &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind failed: history unavailable"}))
 			return
@@ -223,10 +223,14 @@ func (c *Conn) rewind(name string, spec *RewindSpec, filter MessageFilter, st pr
 		items, byLimit = page.Items, page.HasMore
 		byRetention = st.OldestMs > since && st.OldestSerial > 1
 	}
+	if err := app.latestOf(ctx, name, items); err != nil {
+		c.sub.Send(protocol.ErrorFrame(protocol.V2, &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind failed: history unavailable"}))
+		return
+	}
 	sent := 0
 	for i := range items {
 		m := &items[i]
-		if filter != nil && !filter.Match(m.Event, m.Tags) {
+		if filter != nil && !filter.Match(m.FilterEvent(), m.Tags) {
 			continue
 		}
 		c.sub.Send(m.AppendV2(make([]byte, 0, m.Size())))
@@ -510,19 +514,32 @@ func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*re
 	}
 	// Messages after the attach serial were delivered live unless the subscription is still
 	// held; a held subscription gets the whole gap now and its held frames are dropped.
+	var fulls map[int][]byte
+	if c.appendFull {
+		if fulls, err = app.appendFulls(ctx, ch, msgs); err != nil {
+			return nil, fail("persistence_unavailable", "history_store_error", &st)
+		}
+	}
 	held := s.hold != nil && s.hold.release(st.HeadSerial)
 	attach, attached := c.attach[ch]
 	rec := &resumeRecovered{Channel: ch, Source: source, Position: protocol.Position{StreamID: st.StreamID, Serial: pos.Serial, LastMessageID: pos.LastMessageID}}
-	for _, m := range msgs {
+	for i, m := range msgs {
 		if !held && attached && m.Serial > attach {
 			rec.Position.Serial, rec.Position.LastMessageID = m.Serial, m.MessageID
 			continue // already delivered live
 		}
 		rec.Position.Serial, rec.Position.LastMessageID = m.Serial, m.MessageID
-		if s.filter != nil && !s.filter.Match(m.Event, m.Tags) {
+		if s.filter != nil && !s.filter.Match(m.FilterEvent(), m.Tags) {
 			continue
 		}
-		c.sub.Send(m.AppendV2(make([]byte, 0, m.Size())))
+		if full, ok := fulls[i]; ok {
+			f := *m
+			mu := *m.Mutable
+			mu.Full, f.Mutable = full, &mu
+			c.sub.Send(f.AppendV2Full(make([]byte, 0, f.Size()+len(full))))
+		} else {
+			c.sub.Send(m.AppendV2(make([]byte, 0, m.Size())))
+		}
 		rec.Replayed++
 	}
 	return rec, nil

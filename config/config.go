@@ -176,6 +176,13 @@ type App struct {
 	// HistoryChannels, when non-empty, limits history to channels whose name starts with
 	// one of these prefixes. Default empty: every channel.
 	HistoryChannels []string `yaml:"history_channels"`
+	// EnableVersionedMessages makes HTTP publishes to history channels mutable messages
+	// (message_serial; update, delete and append through the HTTP API). Default false;
+	// true for the embedded default app.
+	EnableVersionedMessages *bool `yaml:"enable_versioned_messages"`
+	// VersionedChannels, when non-empty, limits mutable messages to channels whose name
+	// starts with one of these prefixes. Default empty: every history channel.
+	VersionedChannels []string `yaml:"versioned_channels"`
 	// EnableDeltaCompression lets V2 clients opt in to delta frames (fossil, xdelta3).
 	// Default true.
 	EnableDeltaCompression *bool `yaml:"enable_delta_compression"`
@@ -275,6 +282,23 @@ func (a *App) HistoryFor(channel string) bool {
 	return false
 }
 
+// VersionedFor reports whether HTTP publishes to the channel create mutable messages: the
+// app enabled them, the channel matches VersionedChannels and keeps history.
+func (a *App) VersionedFor(channel string) bool {
+	if a.EnableVersionedMessages == nil || !*a.EnableVersionedMessages || !a.HistoryFor(channel) {
+		return false
+	}
+	if len(a.VersionedChannels) == 0 {
+		return true
+	}
+	for _, p := range a.VersionedChannels {
+		if strings.HasPrefix(channel, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // OriginAllowed reports whether a socket with this Origin header may connect.
 func (a *App) OriginAllowed(origin string) bool {
 	if len(a.AllowedOrigins) == 0 {
@@ -325,7 +349,8 @@ const (
 
 // DefaultApp is the embedded development app: app-id / app-key / app-secret, everything on.
 func DefaultApp() App {
-	return App{ID: "app-id", Key: "app-key", Secret: "app-secret"}
+	on := true
+	return App{ID: "app-id", Key: "app-key", Secret: "app-secret", EnableVersionedMessages: &on}
 }
 
 // ApplyDefaults fills every zero field with its documented default.
@@ -365,6 +390,10 @@ func (c *Config) ApplyDefaults() {
 
 // ApplyDefaults fills every zero limit of the app with its documented default.
 func (a *App) ApplyDefaults() {
+	if a.EnableVersionedMessages == nil {
+		off := false // the one feature switch that is off unless asked for
+		a.EnableVersionedMessages = &off
+	}
 	setInt(&a.MaxClientEventsPerSecond, DefaultMaxClientEventsPerSecond)
 	setInt(&a.MaxPresenceMembersPerChannel, DefaultMaxPresenceMembersPerChannel)
 	setInt(&a.MaxPresenceMemberSizeKB, DefaultMaxPresenceMemberSizeKB)

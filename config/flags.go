@@ -72,6 +72,8 @@ var appUsages = map[string]string{
 	"cache_ttl":                        "how long a cache channel keeps its last event (default 30m)",
 	"enable_history":                   "give channels serials and store their messages (default true)",
 	"history_channels":                 "comma-separated channel-name prefixes that keep history, empty = all (default empty)",
+	"enable_versioned_messages":        "make HTTP publishes to history channels mutable messages, on for the built-in app (default false)",
+	"versioned_channels":               "comma-separated channel-name prefixes with mutable messages, empty = all history channels (default empty)",
 	"enable_delta_compression":         "let V2 clients opt in to delta frames (default true)",
 	"delta_full_interval":              "most consecutive delta frames before a full one (default 10)",
 	"idempotency_ttl":                  "how long an HTTP publish idempotency key is remembered (default 120s)",

@@ -48,6 +48,10 @@ type memStream struct {
 	start int
 	n     int
 	bytes int64
+	// versioned holds the mutable messages whose create is retained (see memory_versions.go).
+	versioned map[string]*memVersioned
+	// ops maps op keys to the versions they made.
+	ops map[string]opRef
 }
 
 // NewMemory returns an empty store.
@@ -91,6 +95,9 @@ func (s *memStream) at(i int) *protocol.Message { return &s.msgs[(s.start+i)%len
 func (s *memStream) dropOldest() {
 	old := s.at(0)
 	s.bytes -= msgBytes(old)
+	if old.Mutable != nil && old.Mutable.Action == protocol.ActionCreate {
+		s.forget(old.Mutable.MessageSerial)
+	}
 	*old = protocol.Message{}
 	s.start = (s.start + 1) % len(s.msgs)
 	s.n--
@@ -112,6 +119,12 @@ func (m *Memory) Append(_ context.Context, appID string, msg *protocol.Message) 
 	s := m.stream(appID, msg.Channel, true)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	m.appendLocked(s, msg, now)
+	return nil
+}
+
+// appendLocked stores msg as the stream's next message. Callers hold s.mu.
+func (m *Memory) appendLocked(s *memStream, msg *protocol.Message, now time.Time) {
 	s.expire(now.Add(-m.opts.MaxAge).UnixMilli())
 	s.head++
 	msg.Serial, msg.StreamID = s.head, s.id
@@ -126,6 +139,11 @@ func (m *Memory) Append(_ context.Context, appID string, msg *protocol.Message) 
 	}
 	if len(stored.Extras) == 0 {
 		stored.Extras = nil
+	}
+	if msg.Mutable != nil {
+		mu := *msg.Mutable
+		mu.Full = nil
+		stored.Mutable = &mu
 	}
 	max := m.opts.MaxMessagesPerChannel
 	if s.n == max {
@@ -144,7 +162,6 @@ func (m *Memory) Append(_ context.Context, appID string, msg *protocol.Message) 
 	}
 	s.n++
 	s.bytes += msgBytes(&stored)
-	return nil
 }
 
 // Read implements channels.History.
@@ -161,7 +178,7 @@ func (m *Memory) Read(_ context.Context, appID, channel string, q protocol.Histo
 	defer s.mu.Unlock()
 	s.expire(m.opts.Now().Add(-m.opts.MaxAge).UnixMilli())
 	match := func(msg *protocol.Message) bool {
-		return (q.StartSerial == 0 || msg.Serial >= q.StartSerial) && (q.EndSerial == 0 || msg.Serial <= q.EndSerial) &&
+		return !(q.MessagesOnly && msg.IsMutation()) && (q.StartSerial == 0 || msg.Serial >= q.StartSerial) && (q.EndSerial == 0 || msg.Serial <= q.EndSerial) &&
 			(q.StartMs == 0 || msg.PublishedAtMs >= q.StartMs) && (q.EndMs == 0 || msg.PublishedAtMs <= q.EndMs)
 	}
 	var page protocol.HistoryPage
@@ -213,6 +230,10 @@ func cloneMessage(m *protocol.Message) protocol.Message {
 		for k, v := range m.Tags {
 			c.Tags[k] = v
 		}
+	}
+	if m.Mutable != nil {
+		mu := *m.Mutable
+		c.Mutable = &mu
 	}
 	return c
 }

@@ -282,12 +282,29 @@ WITH s AS (
     RETURNING head_serial, stream_id, total_bytes
 )
 INSERT INTO pushwire_messages (app_id, channel, serial, stream_id, event, data, name, user_id, tags,
-                               message_id, extras, published_at_ms, size_bytes, cum_bytes)
-SELECT $1, $2, s.head_serial, s.stream_id, $4, $5, $6, $7, $8, $9, $10, $11, $12, s.total_bytes FROM s
+                               message_id, extras, published_at_ms, size_bytes, cum_bytes, kind, mutable)
+SELECT $1, $2, s.head_serial, s.stream_id, $4, $5, $6, $7, $8, $9, $10, $11, $12, s.total_bytes, $13, $14 FROM s
 RETURNING serial, stream_id`
 
 // Append implements channels.History.
 func (p *Postgres) Append(ctx context.Context, appID string, msg *protocol.Message) error {
+	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
+	defer cancel()
+	if err := p.appendTo(qctx, p.pool, appID, msg); err != nil {
+		return fmt.Errorf("history: append %s: %w", msg.Channel, unavailable(ctx, err))
+	}
+	p.noteAppended(appID, msg.Channel, msg.Serial)
+	return nil
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// appendTo stores msg as the next message of its channel through q, setting its serial and
+// stream id.
+func (p *Postgres) appendTo(ctx context.Context, q querier, appID string, msg *protocol.Message) error {
 	if msg.PublishedAtMs == 0 {
 		msg.PublishedAtMs = p.opts.Now().UnixMilli()
 	}
@@ -302,18 +319,22 @@ func (p *Postgres) Append(ctx context.Context, appID string, msg *protocol.Messa
 	if data == nil {
 		data = []byte{}
 	}
-	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
-	defer cancel()
+	kind := 0
+	if msg.Mutable != nil {
+		kind = 1
+		if msg.IsMutation() {
+			kind = 2
+		}
+	}
 	var serial int64
 	var stream string
-	err := p.pool.QueryRow(qctx, appendSQL, appID, msg.Channel, protocol.NewUUID(), []byte(msg.Event), data,
+	err := q.QueryRow(ctx, appendSQL, appID, msg.Channel, protocol.NewUUID(), []byte(msg.Event), data,
 		[]byte(msg.Name), []byte(msg.UserID), jsonParam(tags), []byte(msg.MessageID), nullBytes(msg.Extras),
-		msg.PublishedAtMs, msgBytes(msg)).Scan(&serial, &stream)
+		msg.PublishedAtMs, msgBytes(msg), kind, protocol.MarshalMutable(msg.Mutable)).Scan(&serial, &stream)
 	if err != nil {
-		return fmt.Errorf("history: append %s: %w", msg.Channel, unavailable(ctx, err))
+		return err
 	}
 	msg.Serial, msg.StreamID = uint64(serial), stream
-	p.noteAppended(appID, msg.Channel, msg.Serial)
 	return nil
 }
 
@@ -348,14 +369,14 @@ var readSQL = [2]string{readQuery("DESC"), readQuery("ASC")}
 // whatever its statistics say.
 func readQuery(order string) string {
 	return `
-SELECT m.serial, m.stream_id, m.event, m.data, m.name, m.user_id, m.tags, m.message_id, m.extras, m.published_at_ms
+SELECT m.serial, m.stream_id, m.event, m.data, m.name, m.user_id, m.tags, m.message_id, m.extras, m.published_at_ms, m.mutable
 FROM pushwire_streams s` + retainedFrom + `
 CROSS JOIN LATERAL (
-    SELECT m.serial, m.stream_id, m.event, m.data, m.name, m.user_id, m.tags, m.message_id, m.extras, m.published_at_ms
+    SELECT m.serial, m.stream_id, m.event, m.data, m.name, m.user_id, m.tags, m.message_id, m.extras, m.published_at_ms, m.mutable
     FROM pushwire_messages m
     WHERE m.app_id = s.app_id AND m.channel = s.channel
       AND m.serial >= greatest(r.lo, @start) AND m.serial <= @end
-      AND m.published_at_ms BETWEEN @start_ms AND @end_ms
+      AND m.published_at_ms BETWEEN @start_ms AND @end_ms AND m.kind <= @max_kind
     ORDER BY m.serial ` + order + `
     LIMIT @limit
 ) m
@@ -384,11 +405,15 @@ func (p *Postgres) Read(ctx context.Context, appID, channel string, q protocol.H
 	if q.Direction == protocol.OldestFirst {
 		dir = 1
 	}
+	maxKind := 2
+	if q.MessagesOnly {
+		maxKind = 1
+	}
 	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
 	defer cancel()
 	rows, err := p.pool.Query(qctx, readSQL[dir], pgx.NamedArgs{
 		"app": appID, "channel": channel, "max": p.opts.MaxMessagesPerChannel, "cutoff": p.cutoff(),
-		"start": int64(q.StartSerial), "end": end, "start_ms": q.StartMs, "end_ms": endMs, "limit": limit + 1,
+		"start": int64(q.StartSerial), "end": end, "start_ms": q.StartMs, "end_ms": endMs, "limit": limit + 1, "max_kind": maxKind,
 	})
 	if err != nil {
 		return protocol.HistoryPage{}, fmt.Errorf("history: read %s: %w", channel, unavailable(ctx, err))
@@ -402,9 +427,15 @@ func (p *Postgres) Read(ctx context.Context, appID, channel string, q protocol.H
 		}
 		var m protocol.Message
 		var serial int64
-		var event, name, userID, messageID, tags []byte
-		if err := rows.Scan(&serial, &m.StreamID, &event, &m.Data, &name, &userID, &tags, &messageID, &m.Extras, &m.PublishedAtMs); err != nil {
+		var event, name, userID, messageID, tags, mutable []byte
+		if err := rows.Scan(&serial, &m.StreamID, &event, &m.Data, &name, &userID, &tags, &messageID, &m.Extras, &m.PublishedAtMs, &mutable); err != nil {
 			return protocol.HistoryPage{}, fmt.Errorf("history: read %s: %w", channel, unavailable(ctx, err))
+		}
+		if m.Mutable, err = protocol.UnmarshalMutable(mutable); err != nil {
+			return protocol.HistoryPage{}, fmt.Errorf("history: read %s: serial %d: %w", channel, serial, err)
+		}
+		if m.Mutable != nil && m.Mutable.HistorySerial == 0 {
+			m.Mutable.HistorySerial = uint64(serial) // a create: its own serial
 		}
 		m.Serial, m.Channel = uint64(serial), channel
 		m.Event, m.Name, m.UserID, m.MessageID = string(event), string(name), string(userID), string(messageID)

@@ -155,7 +155,8 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 	if p.key != "" && !a.claimKey(w, r, s.app.ID, p.key, ttl) {
 		return
 	}
-	if err := a.hub.Publish(s.app.ID, p.ev); err != nil {
+	acks, err := a.hub.PublishAcks(s.app.ID, p.ev)
+	if err != nil {
 		if p.key != "" {
 			_ = a.idem.Release(context.WithoutCancel(r.Context()), s.app.ID, p.key)
 		}
@@ -163,10 +164,10 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var answer any = struct{}{}
-	if len(p.info) > 0 {
-		out := make(map[string]channelCounts, len(p.ev.Channels))
-		for _, ch := range p.ev.Channels {
-			out[ch] = a.counts(s.app.ID, ch, p.info)
+	if len(p.info) > 0 || versioned(acks) {
+		out := make(map[string]publishedChannel, len(p.ev.Channels))
+		for _, ack := range acks {
+			out[ack.Channel] = a.published(s.app.ID, ack, p.info)
 		}
 		answer = map[string]any{"channels": out}
 	}
@@ -175,6 +176,41 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 		_ = a.idem.Complete(context.WithoutCancel(r.Context()), s.app.ID, p.key, b, ttl)
 	}
 	writeRawJSON(w, http.StatusOK, b)
+}
+
+// publishedChannel is one channel of a publish answer: the requested counts and, for a
+// mutable message, its serials (http-api §3.3).
+type publishedChannel struct {
+	channelCounts
+	AcknowledgementID string  `json:"acknowledgement_id,omitempty"`
+	MessageSerial     string  `json:"message_serial,omitempty"`
+	HistorySerial     *uint64 `json:"history_serial,omitempty"`
+	DeliverySerial    *uint64 `json:"delivery_serial,omitempty"`
+	VersionSerial     string  `json:"version_serial,omitempty"`
+}
+
+// versioned reports whether a publish created a mutable message on some channel.
+func versioned(acks []channels.PublishAck) bool {
+	for _, a := range acks {
+		if a.MessageSerial != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// published builds one channel of a publish answer.
+func (a *api) published(appID string, ack channels.PublishAck, info map[string]bool) publishedChannel {
+	var pc publishedChannel
+	if len(info) > 0 {
+		pc.channelCounts = a.counts(appID, ack.Channel, info)
+	}
+	if ack.MessageSerial != "" {
+		serial := ack.Serial
+		pc.AcknowledgementID, pc.MessageSerial, pc.VersionSerial = ack.MessageSerial, ack.MessageSerial, ack.VersionSerial
+		pc.HistorySerial, pc.DeliverySerial = &serial, &serial
+	}
+	return pc
 }
 
 // channelCounts is the info of one channel in publish answers and channel listings.
@@ -274,26 +310,30 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	acks := make([]channels.PublishAck, len(items))
 	for i, p := range items {
 		if skip[i] {
 			continue
 		}
-		if err := a.hub.Publish(s.app.ID, p.ev); err != nil {
+		got, err := a.hub.PublishAcks(s.app.ID, p.ev)
+		if err != nil {
 			release()
 			fail(w, a.publishError(s.app.ID, err))
 			return
 		}
+		acks[i] = got[0]
 	}
 	for _, k := range claimed {
 		_ = a.idem.Complete(ctx, s.app.ID, k, []byte("{}"), ttl)
 	}
-	if !wantInfo {
+	if !wantInfo && !versioned(acks) {
 		writeJSON(w, http.StatusOK, struct{}{})
 		return
 	}
-	out := make([]channelCounts, len(items))
+	out := make([]publishedChannel, len(items))
 	for i, p := range items {
-		out[i] = a.counts(s.app.ID, p.ev.Channels[0], p.info)
+		acks[i].Channel = p.ev.Channels[0]
+		out[i] = a.published(s.app.ID, acks[i], p.info)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"batch": out})
 }

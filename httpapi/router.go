@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/protocol"
 )
 
 // DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is zero: 10 MiB.
@@ -118,6 +119,11 @@ func (a *api) router() *chi.Mux {
 		r.Get("/apps/{appID}/channels/{channel}", a.getChannel)
 		r.Get("/apps/{appID}/channels/{channel}/users", a.getUsers)
 		r.Get("/apps/{appID}/channels/{channel}/history", a.getHistory)
+		r.Get("/apps/{appID}/channels/{channel}/messages/{serial}", a.getMessage)
+		r.Get("/apps/{appID}/channels/{channel}/messages/{serial}/versions", a.getVersions)
+		r.Post("/apps/{appID}/channels/{channel}/messages/{serial}/update", a.mutate(protocol.ActionUpdate))
+		r.Post("/apps/{appID}/channels/{channel}/messages/{serial}/delete", a.mutate(protocol.ActionDelete))
+		r.Post("/apps/{appID}/channels/{channel}/messages/{serial}/append", a.mutate(protocol.ActionAppend))
 		r.Post("/apps/{appID}/users/{userID}/terminate_connections", a.terminate)
 		r.Post("/apps/{appID}/revocations", a.postRevocation)
 	})

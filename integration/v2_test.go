@@ -152,6 +152,9 @@ func testV1V2Matrix(t *testing.T, s *testkit.Server) {
 			}
 			lastSerial = f.Serial
 			gotV2 = strings.Replace(gotV2, `"serial":`+itoa(f.Serial), `"serial":"<SERIAL>"`, 1)
+			// The default app makes publishes mutable messages: a create's history serial
+			// is its own serial.
+			gotV2 = strings.Replace(gotV2, `"sockudo_history_serial":`+itoa(f.Serial), `"sockudo_history_serial":"<SERIAL>"`, 1)
 		}
 		if gotV1 != wantV1 {
 			t.Errorf("%s V1\n got: %s\nwant: %s", tc.golden, gotV1, wantV1)

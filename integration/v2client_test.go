@@ -223,13 +223,23 @@ func publishBody(t testing.TB, body map[string]any) []byte {
 func normalizeIDs(t testing.TB, frame string) string {
 	t.Helper()
 	re := regexp.MustCompile(`"(message_id|stream_id)":"([^"]*)"`)
-	return re.ReplaceAllStringFunc(frame, func(m string) string {
+	frame = re.ReplaceAllStringFunc(frame, func(m string) string {
 		sub := re.FindStringSubmatch(m)
 		if !protocol.ValidUUID(sub[2]) {
 			t.Fatalf("%s %q is not a UUIDv4 in %s", sub[1], sub[2], frame)
 		}
 		return fmt.Sprintf(`"%s":"<%s>"`, sub[1], strings.ToUpper(sub[1]))
 	})
+	// Mutable-message headers: serials in Sockudo's {ms}:{node}:{counter} form, a time.
+	serials := regexp.MustCompile(`"sockudo_(message|version)_serial":"([^"]*)"`)
+	frame = serials.ReplaceAllStringFunc(frame, func(m string) string {
+		sub := serials.FindStringSubmatch(m)
+		if !regexp.MustCompile(`^\d{20}:[0-9a-f]+:\d{20}$`).MatchString(sub[2]) {
+			t.Fatalf("sockudo_%s_serial %q is not {ms:020}:{node}:{counter:020} in %s", sub[1], sub[2], frame)
+		}
+		return fmt.Sprintf(`"sockudo_%s_serial":"<%s_SERIAL>"`, sub[1], strings.ToUpper(sub[1]))
+	})
+	return regexp.MustCompile(`"sockudo_version_timestamp_ms":\d{13}`).ReplaceAllString(frame, `"sockudo_version_timestamp_ms":"<TIMESTAMP_MS>"`)
 }
 
 // compactJSON compacts a JSON text (for golden files written with indentation).

@@ -36,6 +36,9 @@ type Message struct {
 	NoDelta bool
 	// PublishedAtMs is the publish time in Unix milliseconds (stored, not sent).
 	PublishedAtMs int64
+	// Mutable, when set, makes this a delivery of a mutable message: V2 frames carry its
+	// reserved extras.headers, and V1 sockets receive only creates.
+	Mutable *Mutable
 }
 
 // AppendV1 appends the Pusher protocol 7 form: {"event","channel","data","user_id"}, with
@@ -46,16 +49,32 @@ func (m *Message) AppendV1(dst []byte) []byte {
 
 // AppendV2 appends the V2 envelope: event, channel, data, name, user_id, tags, message_id,
 // stream_id, serial, extras — absent members omitted, tag keys sorted.
-func (m *Message) AppendV2(dst []byte) []byte {
+func (m *Message) AppendV2(dst []byte) []byte { return m.appendV2(dst, m.Data) }
+
+// AppendV2Full appends the V2 form for an append_mode=full subscriber: an append carries
+// the whole accumulated data instead of the fragment. Other messages are as AppendV2.
+func (m *Message) AppendV2Full(dst []byte) []byte {
+	if m.Mutable != nil && m.Mutable.Action == ActionAppend && m.Mutable.Full != nil {
+		return m.appendV2(dst, m.Mutable.Full)
+	}
+	return m.appendV2(dst, m.Data)
+}
+
+// HasFullForm reports whether AppendV2Full differs from AppendV2.
+func (m *Message) HasFullForm() bool {
+	return m.Mutable != nil && m.Mutable.Action == ActionAppend && m.Mutable.Full != nil
+}
+
+func (m *Message) appendV2(dst, data []byte) []byte {
 	dst = append(dst, `{"event":`...)
 	dst = AppendJSONString(dst, m.Event)
 	if m.Channel != "" {
 		dst = append(dst, `,"channel":`...)
 		dst = AppendJSONString(dst, m.Channel)
 	}
-	if len(m.Data) > 0 {
+	if len(data) > 0 {
 		dst = append(dst, `,"data":`...)
-		dst = append(dst, m.Data...)
+		dst = append(dst, data...)
 	}
 	if m.Name != "" {
 		dst = append(dst, `,"name":`...)
@@ -81,7 +100,10 @@ func (m *Message) AppendV2(dst []byte) []byte {
 		dst = append(dst, `,"serial":`...)
 		dst = strconv.AppendUint(dst, m.Serial, 10)
 	}
-	if len(m.Extras) > 0 {
+	if m.Mutable != nil {
+		dst = append(dst, `,"extras":`...)
+		dst = AppendExtras(dst, m.Extras, m.Mutable)
+	} else if len(m.Extras) > 0 {
 		dst = append(dst, `,"extras":`...)
 		dst = append(dst, m.Extras...)
 	}
@@ -99,6 +121,9 @@ func (m *Message) Append(v Version, dst []byte) []byte {
 // Size is an upper-bound estimate of the encoded length, for buffer sizing.
 func (m *Message) Size() int {
 	n := 160 + len(m.Event) + len(m.Channel) + len(m.Data) + len(m.Name) + len(m.UserID) + len(m.Extras)
+	if m.Mutable != nil {
+		n += 200 + len(m.Mutable.MessageSerial) + len(m.Mutable.Version.Serial)
+	}
 	for k, v := range m.Tags {
 		n += len(k) + len(v) + 6
 	}
@@ -158,6 +183,9 @@ type HistoryQuery struct {
 	EndSerial   uint64
 	StartMs     int64
 	EndMs       int64
+	// MessagesOnly skips the update, delete and append deliveries of mutable messages
+	// (history listings show messages; resume replays every delivery).
+	MessagesOnly bool
 }
 
 // HistoryPage is one page of a history read, in the query's direction.
