@@ -46,3 +46,9 @@ func TestMemoryShared(t *testing.T) {
 		return m, m
 	})
 }
+
+func TestMemoryVersions(t *testing.T) {
+	historytest.RunVersions(t, func(t *testing.T) historytest.VersionStore {
+		return history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 5000})
+	})
+}

@@ -65,6 +65,20 @@ func TestPostgresShared(t *testing.T) {
 	})
 }
 
+func TestPostgresVersions(t *testing.T) {
+	historytest.RunVersions(t, func(t *testing.T) historytest.VersionStore {
+		return newPostgres(t, testkit.PostgresURL(t), history.PostgresOptions{})
+	})
+}
+
+// Two stores over one database: appends to one message through both apply in one order.
+func TestPostgresVersionsShared(t *testing.T) {
+	historytest.RunVersionsShared(t, func(t *testing.T) (historytest.VersionStore, historytest.VersionStore) {
+		url := testkit.PostgresURL(t)
+		return newPostgres(t, url, history.PostgresOptions{}), newPostgres(t, url, history.PostgresOptions{})
+	})
+}
+
 // Servers starting together on an empty database apply each migration once; a later start
 // applies nothing.
 func TestPostgresMigrationsConcurrent(t *testing.T) {
