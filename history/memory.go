@@ -48,8 +48,13 @@ type memStream struct {
 	start int
 	n     int
 	bytes int64
-	// versioned holds the mutable messages whose create is retained (see memory_versions.go).
+	// versioned holds the stream's mutable messages (see memory_versions.go) and created
+	// their serials in creation order. They are bounded apart from the stream, whose
+	// retention counts every delivery: a message streamed in thousands of appends must
+	// stay mutable. At most MaxMessagesPerChannel of them are kept, each until MaxAge
+	// passes without a change.
 	versioned map[string]*memVersioned
+	created   []string
 	// ops maps op keys to the versions they made.
 	ops map[string]opRef
 }
@@ -95,9 +100,6 @@ func (s *memStream) at(i int) *protocol.Message { return &s.msgs[(s.start+i)%len
 func (s *memStream) dropOldest() {
 	old := s.at(0)
 	s.bytes -= msgBytes(old)
-	if old.Mutable != nil && old.Mutable.Action == protocol.ActionCreate {
-		s.forget(old.Mutable.MessageSerial)
-	}
 	*old = protocol.Message{}
 	s.start = (s.start + 1) % len(s.msgs)
 	s.n--

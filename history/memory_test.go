@@ -1,6 +1,8 @@
 package history_test
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -51,4 +53,34 @@ func TestMemoryVersions(t *testing.T) {
 	historytest.RunVersions(t, func(t *testing.T) historytest.VersionStore {
 		return history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 5000})
 	})
+}
+
+// A mutable message stays mutable when its own deliveries push its create out of the
+// stream's retention; mutable messages are bounded by count and by age apart.
+func TestMemoryVersionsRetention(t *testing.T) {
+	now := time.Now()
+	m := history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 10, MaxAge: time.Hour, Now: func() time.Time { return now }})
+	first := historytest.CreateForTest(t, m, "a", "c", `""`)
+	serial := first.Mutable.MessageSerial
+	for i := range 25 {
+		if err := historytest.AppendForTest(m, "a", "c", serial, fmt.Sprint(i%10)); err != nil {
+			t.Fatalf("append %d after the create left the stream: %v", i, err)
+		}
+	}
+	if st, _ := m.State(t.Context(), "a", "c"); st.OldestSerial <= first.Serial {
+		t.Fatalf("the create is still retained: %+v", st)
+	}
+	// Ten newer messages push the first out of the message bound.
+	for range 10 {
+		historytest.CreateForTest(t, m, "a", "c", `"x"`)
+	}
+	if _, err := m.Message(t.Context(), "a", "c", serial); !errors.Is(err, channels.ErrMessageNotFound) {
+		t.Fatalf("11th-newest message: %v, want not found", err)
+	}
+	// An hour without a change expires the rest.
+	last := historytest.CreateForTest(t, m, "a", "c", `"y"`)
+	now = now.Add(2 * time.Hour)
+	if _, err := m.Message(t.Context(), "a", "c", last.Mutable.MessageSerial); !errors.Is(err, channels.ErrMessageNotFound) {
+		t.Fatalf("expired message: %v", err)
+	}
 }

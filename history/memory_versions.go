@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
@@ -22,7 +23,27 @@ type opRef struct {
 	index  int
 }
 
-// forget drops a mutable message whose create left retention. Callers hold s.mu.
+// evict drops mutable messages beyond max (oldest created first) and those not changed
+// since cutoffMs. Callers hold s.mu.
+func (s *memStream) evict(max int, cutoffMs int64) {
+	keep := s.created[:0]
+	over := len(s.created) - max
+	for i, serial := range s.created {
+		v := s.versioned[serial]
+		if v == nil {
+			continue
+		}
+		if i < over || v.agg.LatestVersion.TimestampMs < cutoffMs {
+			s.forget(serial)
+			continue
+		}
+		keep = append(keep, serial)
+	}
+	clear(s.created[len(keep):])
+	s.created = keep
+}
+
+// forget drops a mutable message. Callers hold s.mu.
 func (s *memStream) forget(serial string) {
 	v := s.versioned[serial]
 	if v == nil {
@@ -34,6 +55,16 @@ func (s *memStream) forget(serial string) {
 		}
 	}
 	delete(s.versioned, serial)
+}
+
+// live returns a mutable message unless it is unknown or was not changed within MaxAge.
+// Callers hold s.mu.
+func (m *Memory) live(s *memStream, serial string, now time.Time) *memVersioned {
+	v := s.versioned[serial]
+	if v == nil || v.agg.LatestVersion.TimestampMs < now.Add(-m.opts.MaxAge).UnixMilli() {
+		return nil
+	}
+	return v
 }
 
 // Create implements channels.Versions.
@@ -57,6 +88,10 @@ func (m *Memory) Create(_ context.Context, appID string, msg *protocol.Message, 
 	if s.versioned == nil {
 		s.versioned, s.ops = map[string]*memVersioned{}, map[string]opRef{}
 	}
+	s.created = append(s.created, agg.MessageSerial)
+	if len(s.created) > m.opts.MaxMessagesPerChannel || len(s.created)%64 == 0 {
+		s.evict(m.opts.MaxMessagesPerChannel, now.Add(-m.opts.MaxAge).UnixMilli())
+	}
 	s.versioned[agg.MessageSerial] = &memVersioned{agg: cloneAggregate(agg), versions: []protocol.MessageVersion{{
 		MessageSerial: agg.MessageSerial, HistorySerial: msg.Serial, DeliverySerial: msg.Serial, Action: protocol.ActionCreate,
 		Event: agg.Event, Data: clone(agg.Data), Extras: clone(agg.Extras), Version: agg.LatestVersion,
@@ -76,7 +111,7 @@ func (m *Memory) Mutate(_ context.Context, appID, channel, serial, opKey, finger
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expire(now.Add(-m.opts.MaxAge).UnixMilli())
-	v := s.versioned[serial]
+	v := m.live(s, serial, now)
 	if v == nil {
 		return protocol.MutationPlan{}, false, channels.ErrMessageNotFound
 	}
@@ -97,11 +132,6 @@ func (m *Memory) Mutate(_ context.Context, appID, channel, serial, opKey, finger
 	p.Next.LatestDeliverySerial, p.Next.StreamID, p.Next.LatestMessageID = p.Delivery.Serial, p.Delivery.StreamID, p.Delivery.MessageID
 	p.Version.DeliverySerial, p.Version.StreamID, p.Version.MessageID = p.Delivery.Serial, p.Delivery.StreamID, p.Delivery.MessageID
 	p.Version.OpKey, p.Version.Fingerprint = opKey, fingerprint
-	if s.versioned[serial] == nil {
-		// The append pushed the create itself out of retention: the delivery went out, the
-		// message is no longer kept.
-		return p, false, nil
-	}
 	v.agg = cloneAggregate(p.Next)
 	v.versions = append(v.versions, cloneVersion(p.Version))
 	if opKey != "" {
@@ -118,8 +148,7 @@ func (m *Memory) Message(_ context.Context, appID, channel, serial string) (prot
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expire(m.opts.Now().Add(-m.opts.MaxAge).UnixMilli())
-	v := s.versioned[serial]
+	v := m.live(s, serial, m.opts.Now())
 	if v == nil {
 		return protocol.VersionedMessage{}, channels.ErrMessageNotFound
 	}
@@ -135,8 +164,9 @@ func (m *Memory) Latest(_ context.Context, appID, channel string, serials []stri
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := m.opts.Now()
 	for _, serial := range serials {
-		if v := s.versioned[serial]; v != nil {
+		if v := m.live(s, serial, now); v != nil {
 			out[serial] = cloneAggregate(v.agg)
 		}
 	}
@@ -151,7 +181,7 @@ func (m *Memory) ReadVersions(_ context.Context, appID, channel, serial string, 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := s.versioned[serial]
+	v := m.live(s, serial, m.opts.Now())
 	if v == nil {
 		return nil, false, channels.ErrMessageNotFound
 	}

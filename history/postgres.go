@@ -534,7 +534,11 @@ func (p *Postgres) Trim(ctx context.Context) (int64, error) {
 		return n, err
 	}
 	m, err := p.trimAge(ctx)
-	return n + m, err
+	if err != nil {
+		return n + m, err
+	}
+	v, err := p.trimVersions(ctx)
+	return n + m + v, err
 }
 
 // noteAppended records that a channel's head passed MaxMessagesPerChannel, for trimCount.

@@ -79,6 +79,38 @@ func TestPostgresVersionsShared(t *testing.T) {
 	})
 }
 
+// Mutable messages outlive the stream's count retention and go after MaxAge without a
+// change: Trim deletes them with their versions.
+func TestPostgresVersionsRetention(t *testing.T) {
+	url := testkit.PostgresURL(t)
+	now := time.Now()
+	p := newPostgres(t, url, history.PostgresOptions{MaxMessagesPerChannel: 5, MaxAge: time.Hour, Now: func() time.Time { return now }})
+	m := historytest.CreateForTest(t, p, "a", "c", `""`)
+	serial := m.Mutable.MessageSerial
+	for i := range 12 {
+		if err := historytest.AppendForTest(p, "a", "c", serial, fmt.Sprint(i)); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	if _, err := p.Trim(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if agg, err := p.Message(context.Background(), "a", "c", serial); err != nil || string(agg.Data) != `"01234567891011"` {
+		t.Fatalf("after count trim: %s, %v", agg.Data, err)
+	}
+	now = now.Add(2 * time.Hour)
+	if _, err := p.Message(context.Background(), "a", "c", serial); !errors.Is(err, channels.ErrMessageNotFound) {
+		t.Fatalf("expired message: %v", err)
+	}
+	if _, err := p.Trim(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := sqlConn(t, url)
+	if n := queryInt(t, c, "SELECT count(*) FROM pushwire_versioned_messages") + queryInt(t, c, "SELECT count(*) FROM pushwire_message_versions"); n != 0 {
+		t.Fatalf("%d rows left after the age trim", n)
+	}
+}
+
 // Servers starting together on an empty database apply each migration once; a later start
 // applies nothing.
 func TestPostgresMigrationsConcurrent(t *testing.T) {

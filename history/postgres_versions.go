@@ -73,7 +73,7 @@ func (p *Postgres) Mutate(ctx context.Context, appID, channel, serial, opKey, fi
 	var planErr error
 	err := pgx.BeginFunc(qctx, p.pool, func(tx pgx.Tx) error {
 		cur, err := scanAggregate(tx.QueryRow(qctx, `SELECT `+aggregateColumns+` FROM pushwire_versioned_messages
-WHERE app_id = $1 AND channel = $2 AND message_serial = $3 FOR UPDATE`, appID, channel, serial), channel)
+WHERE app_id = $1 AND channel = $2 AND message_serial = $3 AND latest_version_ms >= $4 FOR UPDATE`, appID, channel, serial, p.cutoff()), channel)
 		if err != nil {
 			return err
 		}
@@ -138,7 +138,7 @@ func (p *Postgres) Message(ctx context.Context, appID, channel, serial string) (
 	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
 	defer cancel()
 	agg, err := scanAggregate(p.pool.QueryRow(qctx, `SELECT `+aggregateColumns+` FROM pushwire_versioned_messages
-WHERE app_id = $1 AND channel = $2 AND message_serial = $3`, appID, channel, serial), channel)
+WHERE app_id = $1 AND channel = $2 AND message_serial = $3 AND latest_version_ms >= $4`, appID, channel, serial, p.cutoff()), channel)
 	if err != nil && !errors.Is(err, channels.ErrMessageNotFound) {
 		err = fmt.Errorf("history: message %s %s: %w", channel, serial, unavailable(ctx, err))
 	}
@@ -154,7 +154,7 @@ func (p *Postgres) Latest(ctx context.Context, appID, channel string, serials []
 	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
 	defer cancel()
 	rows, err := p.pool.Query(qctx, `SELECT `+aggregateColumns+` FROM pushwire_versioned_messages
-WHERE app_id = $1 AND channel = $2 AND message_serial = ANY($3)`, appID, channel, serials)
+WHERE app_id = $1 AND channel = $2 AND message_serial = ANY($3) AND latest_version_ms >= $4`, appID, channel, serials, p.cutoff())
 	if err != nil {
 		return nil, fmt.Errorf("history: latest %s: %w", channel, unavailable(ctx, err))
 	}
@@ -182,7 +182,7 @@ func (p *Postgres) ReadVersions(ctx context.Context, appID, channel, serial stri
 	defer cancel()
 	var exists bool
 	if err := p.pool.QueryRow(qctx, `SELECT EXISTS (SELECT 1 FROM pushwire_versioned_messages
-WHERE app_id = $1 AND channel = $2 AND message_serial = $3)`, appID, channel, serial).Scan(&exists); err != nil {
+WHERE app_id = $1 AND channel = $2 AND message_serial = $3 AND latest_version_ms >= $4)`, appID, channel, serial, p.cutoff()).Scan(&exists); err != nil {
 		return nil, false, fmt.Errorf("history: versions %s %s: %w", channel, serial, unavailable(ctx, err))
 	}
 	if !exists {
@@ -282,4 +282,33 @@ func scanVersions(rows pgx.Rows) ([]protocol.MessageVersion, error) {
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// trimVersionsSQL deletes a batch of mutable messages unchanged since the age cutoff, with
+// their versions. Mutable messages are kept by age only: their versions live apart from
+// the stream, whose count retention also counts every mutation delivery.
+const trimVersionsSQL = `
+WITH gone AS (
+    DELETE FROM pushwire_versioned_messages WHERE ctid IN (
+        SELECT ctid FROM pushwire_versioned_messages WHERE latest_version_ms < $1 LIMIT $2)
+    RETURNING app_id, channel, message_serial
+)
+DELETE FROM pushwire_message_versions v USING gone
+WHERE v.app_id = gone.app_id AND v.channel = gone.channel AND v.message_serial = gone.message_serial`
+
+// trimVersions applies age retention to mutable messages, in batches.
+func (p *Postgres) trimVersions(ctx context.Context) (int64, error) {
+	var total int64
+	for {
+		qctx, cancel := context.WithTimeout(ctx, 10*p.opts.QueryTimeout)
+		tag, err := p.pool.Exec(qctx, trimVersionsSQL, p.cutoff(), trimAgeBatch)
+		cancel()
+		if err != nil {
+			return total, fmt.Errorf("history: trim versions: %w", unavailable(ctx, err))
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() == 0 {
+			return total, nil
+		}
+	}
 }

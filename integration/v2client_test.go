@@ -60,7 +60,10 @@ type v2Options struct {
 func v2URL(s *testkit.Server, key string, o v2Options) string {
 	u := strings.Replace(s.WSURL(key), "protocol=7", "protocol=2", 1)
 	u = strings.Replace(u, "client=js&version=8.6.0", "client=flutter&version=2.2.0", 1)
-	u += "&format=json&append_mode=delta"
+	u += "&format=json"
+	if !strings.Contains(o.extra, "append_mode=") {
+		u += "&append_mode=delta"
+	}
 	if o.noEcho {
 		u += "&echo_messages=false"
 	}
@@ -123,13 +126,14 @@ func (c *v2Client) nextV2(t testing.TB) v2Frame {
 	return f
 }
 
-// nextMessage reads frames until a channel message that is not a duplicate (by message_id),
-// skipping nothing else: any other frame fails the test.
+// nextMessage reads frames until a channel message (sockudo:message.* mutations included)
+// that is not a duplicate (by message_id), skipping nothing else: any other frame fails
+// the test.
 func (c *v2Client) nextMessage(t testing.TB) v2Frame {
 	t.Helper()
 	for {
 		f := c.nextV2(t)
-		if strings.HasPrefix(f.Event, "sockudo") {
+		if strings.HasPrefix(f.Event, "sockudo") && !strings.HasPrefix(f.Event, protocol.EventMessagePrefix) {
 			t.Fatalf("want a channel message, got %s", f.raw)
 		}
 		if f.MessageID != "" {
@@ -250,4 +254,87 @@ func compactJSON(t testing.TB, s string) string {
 		t.Fatalf("compact %s: %v", s, err)
 	}
 	return b.String()
+}
+
+// mutableState is what a client holds for one mutable message.
+type mutableState struct {
+	// Data is the current data as raw JSON; nil is null (absent).
+	Data          json.RawMessage
+	Action        string
+	VersionSerial string
+}
+
+// reducer folds mutable-message frames into each message's latest state, by the client rule
+// of ws-protocol §5.3 (sockudo-js reduceMutableMessageEvent): a frame is recognised by
+// extras.headers.sockudo_action and sockudo_message_serial; create, update and delete
+// replace the data (null when absent); append concatenates current + fragment, both strings
+// (absent current data takes the fragment); on an append_mode=full connection (full) an
+// append carries the whole string and replaces. A frame whose version is not newer than
+// the state's is ignored, so a replayed or duplicated delivery cannot append twice.
+type reducer struct {
+	full bool
+	msgs map[string]*mutableState
+}
+
+func newReducer(full bool) *reducer { return &reducer{full: full, msgs: map[string]*mutableState{}} }
+
+// mutableHeaders are the reserved headers of a mutable-message frame.
+type mutableHeaders struct {
+	Action        string `json:"sockudo_action"`
+	MessageSerial string `json:"sockudo_message_serial"`
+	VersionSerial string `json:"sockudo_version_serial"`
+	VersionTimeMs *int64 `json:"sockudo_version_timestamp_ms"`
+	HistorySerial *int64 `json:"sockudo_history_serial"`
+}
+
+// headersOf returns a frame's reserved headers (ok false when it is no mutable message).
+func headersOf(f v2Frame) (mutableHeaders, bool) {
+	var x struct {
+		Headers mutableHeaders `json:"headers"`
+	}
+	if len(f.Extras) == 0 || json.Unmarshal(f.Extras, &x) != nil {
+		return mutableHeaders{}, false
+	}
+	h := x.Headers
+	return h, h.Action != "" && h.MessageSerial != ""
+}
+
+// apply folds one frame; it reports whether the frame changed a message's state.
+func (r *reducer) apply(f v2Frame) (bool, error) {
+	h, ok := headersOf(f)
+	if !ok {
+		return false, nil
+	}
+	cur := r.msgs[h.MessageSerial]
+	if cur != nil && h.VersionSerial <= cur.VersionSerial {
+		return false, nil
+	}
+	var data json.RawMessage
+	if len(f.Data) > 0 && string(f.Data) != "null" {
+		data = append(json.RawMessage(nil), f.Data...)
+	}
+	switch h.Action {
+	case "message.create", "message.update", "message.delete":
+	case "message.append":
+		var frag string
+		if json.Unmarshal(data, &frag) != nil {
+			return false, fmt.Errorf("append fragment %s is not a string", f.Data)
+		}
+		if cur != nil && cur.Data != nil && !r.full {
+			var old string
+			if json.Unmarshal(cur.Data, &old) != nil {
+				return false, fmt.Errorf("append to non-string data %s", cur.Data)
+			}
+			frag = old + frag
+		}
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // as the server encodes: < > & stay as they are
+		_ = enc.Encode(frag)
+		data = bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	default:
+		return false, fmt.Errorf("unknown sockudo_action %q", h.Action)
+	}
+	r.msgs[h.MessageSerial] = &mutableState{Data: data, Action: strings.TrimPrefix(h.Action, "message."), VersionSerial: h.VersionSerial}
+	return true, nil
 }

@@ -405,3 +405,16 @@ func testConcurrentAppends(t *testing.T, a, b VersionStore) {
 }
 
 func jsonString(b []byte, s *string) error { return json.Unmarshal(b, s) }
+
+// CreateForTest stores a create of channel with data and returns it (for implementation
+// tests of retention).
+func CreateForTest(t *testing.T, s VersionStore, app, channel, data string) *protocol.Message {
+	t.Helper()
+	return create(t, s, app, channel, data)
+}
+
+// AppendForTest appends frag (a Go string) to a message.
+func AppendForTest(s VersionStore, app, channel, serial, frag string) error {
+	_, _, err := s.Mutate(ctx, app, channel, serial, "", "", planFor(protocol.Mutation{Action: protocol.ActionAppend, Data: protocol.Str(frag)}))
+	return err
+}

@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS pushwire_versioned_messages (
     PRIMARY KEY (app_id, channel, message_serial)
 );
 
+-- Age retention of mutable messages: by their last change.
+CREATE INDEX IF NOT EXISTS pushwire_versioned_messages_age ON pushwire_versioned_messages (latest_version_ms);
+
 CREATE TABLE IF NOT EXISTS pushwire_message_versions (
     app_id          text   NOT NULL,
     channel         text   NOT NULL,
