@@ -271,10 +271,15 @@ func (a *App) HistoryFor(channel string) bool {
 	if a.EnableHistory != nil && !*a.EnableHistory {
 		return false
 	}
-	if len(a.HistoryChannels) == 0 {
+	return matchesPrefix(channel, a.HistoryChannels)
+}
+
+// matchesPrefix reports whether channel starts with one of prefixes; no prefixes match all.
+func matchesPrefix(channel string, prefixes []string) bool {
+	if len(prefixes) == 0 {
 		return true
 	}
-	for _, p := range a.HistoryChannels {
+	for _, p := range prefixes {
 		if strings.HasPrefix(channel, p) {
 			return true
 		}
@@ -288,15 +293,7 @@ func (a *App) VersionedFor(channel string) bool {
 	if a.EnableVersionedMessages == nil || !*a.EnableVersionedMessages || !a.HistoryFor(channel) {
 		return false
 	}
-	if len(a.VersionedChannels) == 0 {
-		return true
-	}
-	for _, p := range a.VersionedChannels {
-		if strings.HasPrefix(channel, p) {
-			return true
-		}
-	}
-	return false
+	return matchesPrefix(channel, a.VersionedChannels)
 }
 
 // OriginAllowed reports whether a socket with this Origin header may connect.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushwire/pushwire/history/historytest"
 	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
 )
@@ -531,7 +532,7 @@ func testMutableConcurrent(t *testing.T, s *testkit.Server) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				status, body := mutateRaw(t, s, ch, c.MessageSerial, "append", map[string]any{"data": fmt.Sprintf("<%d.%d>", w, i)})
+				status, body := mutateRaw(t, s, ch, c.MessageSerial, "append", map[string]any{"data": historytest.Fragment(w, i)})
 				if status != http.StatusOK {
 					t.Errorf("append %d.%d: HTTP %d %s", w, i, status, body)
 					return
@@ -572,20 +573,7 @@ func testMutableConcurrent(t *testing.T, s *testkit.Server) {
 	if err := json.Unmarshal(item["data"], &final); err != nil {
 		t.Fatal(err)
 	}
-	for w := range writers {
-		last := -1
-		for i := range each {
-			frag := fmt.Sprintf("<%d.%d>", w, i)
-			if n := strings.Count(final, frag); n != 1 {
-				t.Fatalf("fragment %s appears %d times", frag, n)
-			}
-			at := strings.Index(final, frag)
-			if at < last {
-				t.Fatalf("fragment %s out of its writer's order", frag)
-			}
-			last = at
-		}
-	}
+	historytest.CheckFragments(t, final, writers, each)
 	if got := string(r.msgs[c.MessageSerial].Data); got != string(item["data"]) {
 		t.Fatalf("reduced live frames differ from the server's message (%d vs %d bytes)", len(got), len(item["data"]))
 	}

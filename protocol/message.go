@@ -132,8 +132,13 @@ func (m *Message) Size() int {
 
 // AppendTags appends a string map as a JSON object with sorted keys.
 func AppendTags(dst []byte, tags map[string]string) []byte {
-	keys := make([]string, 0, len(tags))
-	for k := range tags {
+	return appendSorted(dst, tags, AppendJSONString)
+}
+
+// appendSorted appends m as a JSON object with sorted keys, each value by appendValue.
+func appendSorted[V any](dst []byte, m map[string]V, appendValue func([]byte, V) []byte) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
@@ -144,7 +149,7 @@ func AppendTags(dst []byte, tags map[string]string) []byte {
 		}
 		dst = AppendJSONString(dst, k)
 		dst = append(dst, ':')
-		dst = AppendJSONString(dst, tags[k])
+		dst = appendValue(dst, m[k])
 	}
 	return append(dst, '}')
 }

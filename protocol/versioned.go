@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -325,23 +324,9 @@ func AppendExtras(dst, extras []byte, mu *Mutable) []byte {
 	return appendObject(dst, obj)
 }
 
-// appendObject appends a JSON object with sorted keys.
+// appendObject appends a JSON object of raw JSON values with sorted keys.
 func appendObject(dst []byte, m map[string]json.RawMessage) []byte {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	dst = append(dst, '{')
-	for i, k := range keys {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = AppendJSONString(dst, k)
-		dst = append(dst, ':')
-		dst = append(dst, m[k]...)
-	}
-	return append(dst, '}')
+	return appendSorted(dst, m, func(dst []byte, v json.RawMessage) []byte { return append(dst, v...) })
 }
 
 // MutationEvent is the V2 event of a delivery: the original name for a create delivered

@@ -341,7 +341,7 @@ func testConcurrentAppends(t *testing.T, a, b VersionStore) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				op := protocol.Mutation{Action: protocol.ActionAppend, Data: []byte(fmt.Sprintf(`"<%d.%d>"`, w, i))}
+				op := protocol.Mutation{Action: protocol.ActionAppend, Data: protocol.Str(Fragment(w, i))}
 				if _, _, err := s.Mutate(ctx, "app", "chat", serial, "", "", planFor(op)); err != nil {
 					t.Error(err)
 					return
@@ -361,21 +361,7 @@ func testConcurrentAppends(t *testing.T, a, b VersionStore) {
 	if err := jsonString(agg.Data, &final); err != nil {
 		t.Fatal(err)
 	}
-	for w := range writers {
-		last := -1
-		for i := range each {
-			frag := fmt.Sprintf("<%d.%d>", w, i)
-			if n := strings.Count(final, frag); n != 1 {
-				t.Fatalf("fragment %s appears %d times", frag, n)
-			}
-			// One writer's fragments keep its order.
-			at := strings.Index(final, frag)
-			if at < last {
-				t.Fatalf("fragment %s before its predecessor", frag)
-			}
-			last = at
-		}
-	}
+	CheckFragments(t, final, writers, each)
 	if agg.LatestDeliverySerial != writers*each+1 {
 		t.Fatalf("latest delivery %d, want %d", agg.LatestDeliverySerial, writers*each+1)
 	}
@@ -417,4 +403,27 @@ func CreateForTest(t *testing.T, s VersionStore, app, channel, data string) *pro
 func AppendForTest(s VersionStore, app, channel, serial, frag string) error {
 	_, _, err := s.Mutate(ctx, app, channel, serial, "", "", planFor(protocol.Mutation{Action: protocol.ActionAppend, Data: protocol.Str(frag)}))
 	return err
+}
+
+// Fragment is the i-th fragment writer w appends in concurrency tests.
+func Fragment(w, i int) string { return fmt.Sprintf("<%d.%d>", w, i) }
+
+// CheckFragments checks a string built by concurrent appends of Fragment(w, i) for writers
+// w and i < each: every fragment is there exactly once, each writer's in its order.
+func CheckFragments(t testing.TB, final string, writers, each int) {
+	t.Helper()
+	for w := range writers {
+		last := -1
+		for i := range each {
+			frag := Fragment(w, i)
+			if n := strings.Count(final, frag); n != 1 {
+				t.Fatalf("fragment %s appears %d times", frag, n)
+			}
+			at := strings.Index(final, frag)
+			if at < last {
+				t.Fatalf("fragment %s comes before its writer's previous one", frag)
+			}
+			last = at
+		}
+	}
 }
