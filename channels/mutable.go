@@ -64,8 +64,9 @@ type PublishAck struct {
 }
 
 // versionedFor reports whether HTTP publishes to channel create mutable messages here.
+// Never on encrypted channels: the server cannot read, edit or append to their ciphertext.
 func (a *appState) versionedFor(channel string) bool {
-	return a.hub.versions != nil && a.cfg.VersionedFor(channel)
+	return a.hub.versions != nil && a.cfg.VersionedFor(channel) && protocol.Classify(channel).Type != protocol.Encrypted
 }
 
 // markCreate makes m, an HTTP publish to a versioned channel, the create of a mutable
@@ -174,6 +175,9 @@ func (a *appState) checkVersioned(ch, serial string) *HistoryError {
 	}
 	if a.hub.history == nil || !a.cfg.HistoryFor(ch) {
 		return mutationError(422, "feature_disabled", "History is not enabled for channel "+protocol.Truncate(ch, 200)+": mutable messages need it")
+	}
+	if protocol.Classify(ch).Type == protocol.Encrypted {
+		return mutationError(422, "feature_disabled", "Encrypted channels have no mutable messages: the server cannot read their payloads")
 	}
 	if !a.versionedFor(ch) {
 		return mutationError(422, "feature_disabled", "Mutable messages are not enabled for channel "+protocol.Truncate(ch, 200))

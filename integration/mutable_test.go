@@ -440,6 +440,7 @@ func testMutableBadInput(t *testing.T, s *testkit.Server) {
 		{"oversized data", ch, c.MessageSerial, "update", map[string]any{"data": strings.Repeat("x", 101*1024)}, 413, "", ""},
 		{"bad serial in path", ch, "a b", "update", map[string]any{"data": "x"}, 400, "invalid_input", "message_serial"},
 		{"unknown action", ch, c.MessageSerial, "patch", map[string]any{"data": "x"}, 404, "", ""},
+		{"encrypted channel", "private-encrypted-room", c.MessageSerial, "update", map[string]any{"data": "x"}, 422, "feature_disabled", "Encrypted channels"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
