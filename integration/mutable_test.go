@@ -594,9 +594,25 @@ func TestMutableConfig(t *testing.T) {
     history_channels: ["chat:", "news:"]
     enable_versioned_messages: true
     versioned_channels: ["chat:"]
+  - id: other-id
+    key: other-key
+    secret: other-secret
+    enable_versioned_messages: true
 `
 	s := testkit.Start(t, testkit.Options{Port: -1, Config: cfg})
 	c := publishCreate(t, s, "chat:1", "m", "x")
+	// Another app cannot reach it, even on a channel of the same name.
+	path := "/apps/other-id/channels/chat:1/messages/" + c.MessageSerial + "/update"
+	body := []byte(`{"data":"hijack"}`)
+	q := protocol.SignAPIRequest("other-key", "other-secret", http.MethodPost, path, nil, body, time.Now())
+	resp, err := http.Post(s.HTTPURL()+path+"?"+q, "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("mutation through another app: HTTP %d, want 404", resp.StatusCode)
+	}
 	b, _ := json.Marshal(map[string]any{"name": "m", "channel": "news:1", "data": "x"})
 	if status, body := apiPost(t, s, "/apps/"+testkit.AppID+"/events", b); status != 200 || body != "{}" {
 		t.Fatalf("publish to a channel without mutable messages: HTTP %d %s", status, body)
@@ -668,5 +684,60 @@ func TestReducer(t *testing.T) {
 	}
 	if changed, err := newReducer(false).apply(v2Frame{Event: "x", Data: json.RawMessage(`"y"`)}); changed || err != nil {
 		t.Fatalf("a plain message changed state: %v %v", changed, err)
+	}
+}
+
+// Two servers on one Postgres: writers append to one message through both; the versions
+// apply in one order and nothing is lost (live delivery across nodes needs --cluster).
+func TestMutableTwoNodes(t *testing.T) {
+	t.Parallel()
+	args := []string{"--history", "postgres", "--database-url", testkit.PostgresURL(t)}
+	s1 := testkit.Start(t, testkit.Options{Port: -1, Args: args})
+	s2 := testkit.Start(t, testkit.Options{Port: -1, Args: args})
+	const ch = "chat:two-nodes"
+	const writers, each = 8, 150
+	c := publishCreate(t, s1, ch, "ai.answer", "")
+	var wg sync.WaitGroup
+	for w := range writers {
+		s := []*testkit.Server{s1, s2}[w%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if status, body := mutateRaw(t, s, ch, c.MessageSerial, "append", map[string]any{"data": historytest.Fragment(w, i)}); status != http.StatusOK {
+					t.Errorf("append %d.%d: HTTP %d %s", w, i, status, body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	one, two := getItem(t, s1, ch, c.MessageSerial), getItem(t, s2, ch, c.MessageSerial)
+	if string(one["data"]) != string(two["data"]) || string(one["delivery_serial"]) != fmt.Sprint(c.DeliverySerial+writers*each) {
+		t.Fatalf("nodes disagree or serials lost: %s vs %s", one["delivery_serial"], two["delivery_serial"])
+	}
+	var final string
+	if err := json.Unmarshal(one["data"], &final); err != nil {
+		t.Fatal(err)
+	}
+	historytest.CheckFragments(t, final, writers, each)
+	// Version serials sort in the order the versions were applied (their delivery order).
+	v, _ := url.ParseQuery("direction=oldest_first&limit=100")
+	status, body := apiGet(t, s2, messagePath(ch, c.MessageSerial)+"/versions", v)
+	var page struct {
+		Items []struct {
+			DeliverySerial uint64 `json:"delivery_serial"`
+		} `json:"items"`
+	}
+	if status != 200 || json.Unmarshal([]byte(body), &page) != nil || len(page.Items) != 100 {
+		t.Fatalf("versions: HTTP %d", status)
+	}
+	for i, it := range page.Items {
+		if it.DeliverySerial != c.DeliverySerial+uint64(i) {
+			t.Fatalf("version %d has delivery serial %d, want %d", i, it.DeliverySerial, c.DeliverySerial+uint64(i))
+		}
 	}
 }
