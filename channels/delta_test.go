@@ -1,7 +1,6 @@
 package channels_test
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -11,6 +10,7 @@ import (
 	"github.com/pushwire/pushwire/channels/channelstest"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/delta"
+	"github.com/pushwire/pushwire/delta/deltatest"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -24,72 +24,23 @@ func deltaHub(t testing.TB, edit func(*config.App)) *channels.Hub {
 	return channels.New([]config.App{app}, channels.Options{DeltaEncoder: delta.Encode})
 }
 
-var markersRE = regexp.MustCompile(`,"__delta_seq":\d+|"__delta_seq":\d+,|,"__conflation_key":"[^"]*"|"__conflation_key":"[^"]*",`)
-
-// deltaReader rebuilds frames the way sockudo-js does: the raw text of a full frame minus
-// the markers is the base (per conflation key); a delta applies to the base with the
-// sequence base_index.
+// deltaReader rebuilds a delta subscription's frames (deltatest.Rebuilder), failing the
+// test on a frame it cannot rebuild.
 type deltaReader struct {
-	t      testing.TB
-	bases  map[string]map[uint64][]byte // conflation key → seq → frame
-	deltas int
-	fulls  int
+	*deltatest.Rebuilder
+	t testing.TB
 }
 
 func newDeltaReader(t testing.TB) *deltaReader {
-	return &deltaReader{t: t, bases: map[string]map[uint64][]byte{}}
+	return &deltaReader{Rebuilder: deltatest.NewRebuilder(delta.Apply), t: t}
 }
 
 func (r *deltaReader) read(frame string) string {
 	r.t.Helper()
-	var f struct {
-		Event    string          `json:"event"`
-		Raw      json.RawMessage `json:"data"`
-		DeltaSeq *uint64         `json:"__delta_seq"`
-		Key      string          `json:"__conflation_key"`
-		Data     struct {
-			Event     string `json:"event"`
-			Delta     string `json:"delta"`
-			Seq       uint64 `json:"seq"`
-			Algorithm string `json:"algorithm"`
-			Key       string `json:"conflation_key"`
-			BaseIndex uint64 `json:"base_index"`
-		} `json:"-"`
-	}
-	if err := json.Unmarshal([]byte(frame), &f); err != nil {
-		r.t.Fatalf("frame %s: %v", frame, err)
-	}
-	if f.Event == "sockudo:delta" {
-		if err := json.Unmarshal(f.Raw, &f.Data); err != nil {
-			r.t.Fatalf("delta data %s: %v", f.Raw, err)
-		}
-	}
-	if f.Event != "sockudo:delta" {
-		if f.DeltaSeq == nil {
-			r.t.Fatalf("full frame without __delta_seq: %s", frame)
-		}
-		base := markersRE.ReplaceAllString(frame, "")
-		if r.bases[f.Key] == nil {
-			r.bases[f.Key] = map[uint64][]byte{}
-		}
-		r.bases[f.Key][*f.DeltaSeq] = []byte(base)
-		r.fulls++
-		return base
-	}
-	base, ok := r.bases[f.Data.Key][f.Data.BaseIndex]
-	if !ok {
-		r.t.Fatalf("delta against unknown base %d (key %q): %s", f.Data.BaseIndex, f.Data.Key, frame)
-	}
-	d, err := base64.StdEncoding.DecodeString(f.Data.Delta)
+	out, _, err := r.Rebuild([]byte(frame))
 	if err != nil {
-		r.t.Fatalf("delta is not base64: %v", err)
+		r.t.Fatal(err)
 	}
-	out, err := delta.Apply(f.Data.Algorithm, base, d)
-	if err != nil {
-		r.t.Fatalf("apply %s delta: %v", f.Data.Algorithm, err)
-	}
-	r.bases[f.Data.Key][f.Data.Seq] = out
-	r.deltas++
 	return string(out)
 }
 
@@ -133,8 +84,8 @@ func TestDeltaFramesRebuildTheFullStream(t *testing.T) {
 				}
 			}
 			// Two full frames, then deltas with a full one at least every 11 messages.
-			if r.deltas < n-5 || r.fulls < 3 {
-				t.Errorf("%d deltas and %d full frames for %d messages", r.deltas, r.fulls, n)
+			if r.Deltas < n-5 || r.Fulls < 3 {
+				t.Errorf("%d deltas and %d full frames for %d messages", r.Deltas, r.Fulls, n)
 			}
 			// Both delta subscribers share the very same frame bytes.
 			a, b := subs[0].RawFrames(), subs[1].RawFrames()
@@ -168,8 +119,8 @@ func TestDeltaConnectionWideSyncErrorAndLimits(t *testing.T) {
 	for _, f := range s.Take() {
 		r.read(f)
 	}
-	if len(r.bases["BTC"]) != 6 || len(r.bases["ETH"]) != 6 || r.deltas != 8 {
-		t.Fatalf("conflation groups: BTC %d ETH %d bases, %d deltas", len(r.bases["BTC"]), len(r.bases["ETH"]), r.deltas)
+	if r.Bases("BTC") != 6 || r.Bases("ETH") != 6 || r.Deltas != 8 {
+		t.Fatalf("conflation groups: BTC %d ETH %d bases, %d deltas", r.Bases("BTC"), r.Bases("ETH"), r.Deltas)
 	}
 	// delta_sync_error: the next message is full from sequence 0.
 	if err := c.DeltaSyncError(json.RawMessage(`{"channel":"market-spot"}`), ""); err != nil {

@@ -1,69 +1,28 @@
 package integration
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"testing"
 
 	"github.com/pushwire/pushwire/delta"
+	"github.com/pushwire/pushwire/delta/deltatest"
 	"github.com/pushwire/pushwire/internal/testkit"
 )
 
-var deltaMarkersRE = regexp.MustCompile(`,"__delta_seq":\d+|,"__conflation_key":"[^"]*"`)
+// deltaBases rebuilds delta-compressed frames like sockudo-js (deltatest.Rebuilder).
+type deltaBases struct{ *deltatest.Rebuilder }
 
-// deltaBases rebuilds delta-compressed frames like sockudo-js: the raw text of a full frame
-// minus the markers is the base; a delta applies to the base with its base_index.
-type deltaBases map[string]map[uint64]string
+func newDeltaBases() deltaBases { return deltaBases{deltatest.NewRebuilder(delta.Apply)} }
 
 // rebuild returns the full frame text a raw frame stands for, and whether it was a delta.
 func (b deltaBases) rebuild(t testing.TB, raw string) (string, bool) {
 	t.Helper()
-	var f struct {
-		Event    string          `json:"event"`
-		Data     json.RawMessage `json:"data"`
-		DeltaSeq *uint64         `json:"__delta_seq"`
-		Key      string          `json:"__conflation_key"`
-	}
-	if err := json.Unmarshal([]byte(raw), &f); err != nil {
-		t.Fatalf("frame %s: %v", raw, err)
-	}
-	if f.Event != "sockudo:delta" {
-		if f.DeltaSeq == nil {
-			t.Fatalf("full frame without __delta_seq: %s", raw)
-		}
-		base := deltaMarkersRE.ReplaceAllString(raw, "")
-		if b[f.Key] == nil {
-			b[f.Key] = map[uint64]string{}
-		}
-		b[f.Key][*f.DeltaSeq] = base
-		return base, false
-	}
-	var d struct {
-		Delta     string `json:"delta"`
-		Seq       uint64 `json:"seq"`
-		Algorithm string `json:"algorithm"`
-		Key       string `json:"conflation_key"`
-		BaseIndex uint64 `json:"base_index"`
-	}
-	if err := json.Unmarshal(f.Data, &d); err != nil {
-		t.Fatalf("delta frame %s: %v", raw, err)
-	}
-	base, ok := b[d.Key][d.BaseIndex]
-	if !ok {
-		t.Fatalf("delta against an unknown base %d: %s", d.BaseIndex, raw)
-	}
-	patch, err := base64.StdEncoding.DecodeString(d.Delta)
+	out, isDelta, err := b.Rebuild([]byte(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := delta.Apply(d.Algorithm, []byte(base), patch)
-	if err != nil {
-		t.Fatalf("apply: %v", err)
-	}
-	b[d.Key][d.Seq] = string(out)
-	return string(out), true
+	return string(out), isDelta
 }
 
 // TestDeltaCompression: a V2 client that opts in rebuilds exactly the frames a plain V2
@@ -96,7 +55,7 @@ func TestDeltaCompression(t *testing.T) {
 				publish(t, s, map[string]any{"name": "price", "channel": ch,
 					"data": fmt.Sprintf(`{"symbol":"BTC-USD","bid":%d.5,"ask":%d.9,"volume_24h":"81234.551","venue":"pushwire-exchange","ts":17000000000%02d}`, 64000+i, 64000+i, i)})
 			}
-			bases, deltas, wire, full := deltaBases{}, 0, 0, 0
+			bases, deltas, wire, full := newDeltaBases(), 0, 0, 0
 			for i := range n {
 				want := plain.next(t)
 				raw := c.next(t)
