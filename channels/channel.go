@@ -45,6 +45,8 @@ type MessageFilter interface {
 type member struct {
 	info  json.RawMessage
 	conns int
+	// remote counts the other cluster nodes holding the member (cluster.go).
+	remote int
 }
 
 func newChannel(name string, class protocol.ChannelClass) *channel {

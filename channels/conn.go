@@ -294,6 +294,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	if created {
 		ch = newChannel(name, class)
 		s.channels[name] = ch
+		app.clusterSeed(ch)
 	}
 	ch.mu.Lock()
 	if old, already := ch.subs[c]; already {
@@ -321,6 +322,9 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberAdded(v, name, userID, info) }, nil)
 		}
 		m.conns++
+		if m.conns == 1 {
+			app.clusterJoined(name, userID, info)
+		}
 	}
 	sub := &subscription{userID: userID, filter: req.Filter}
 	deltaAlg := c.deltaFor(req, class)
@@ -348,6 +352,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	}
 	count := len(ch.subs)
 	app.subscriptionCountChanged(ch)
+	app.clusterCount(name, count, count-1)
 	ch.mu.Unlock()
 	s.mu.Unlock()
 	if userID != "" {
@@ -358,7 +363,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	}
 	if obs := app.hub.obs; obs != nil {
 		id := app.cfg.ID
-		if created {
+		if created && !app.occupiedElsewhere(name) {
 			obs.ChannelOccupied(id, name)
 		}
 		if memberAdded {
@@ -446,9 +451,16 @@ func (c *Conn) leave(name string) {
 		return
 	}
 	ch.mu.Lock()
+	before := len(ch.subs)
 	userID, memberRemoved := ch.removeLocked(c)
+	if m := ch.members[userID]; userID != "" && (m == nil || m.conns <= 0) {
+		app.clusterLeft(name, userID)
+	}
 	vacated := dropIfEmpty(s, ch)
 	count := len(ch.subs)
+	if count != before {
+		app.clusterCount(name, count, before)
+	}
 	if !vacated {
 		app.subscriptionCountChanged(ch)
 	}
@@ -465,7 +477,7 @@ func (c *Conn) leave(name string) {
 		if ch.class.Type != protocol.Presence {
 			obs.SubscriptionCount(id, name, count)
 		}
-		if vacated {
+		if vacated && !app.occupiedElsewhere(name) {
 			obs.ChannelVacated(id, name)
 		}
 	}
@@ -485,7 +497,7 @@ func (ch *channel) removeLocked(c *Conn) (userID string, memberRemoved bool) {
 	}
 	delete(ch.subs, c)
 	if m := ch.members[userID]; m != nil {
-		if m.conns--; m.conns <= 0 {
+		if m.conns--; m.conns <= 0 && m.remote <= 0 {
 			delete(ch.members, userID)
 			memberRemoved = true
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberRemoved(v, ch.name, userID) }, nil)

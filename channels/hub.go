@@ -63,6 +63,8 @@ type Hub struct {
 	onHistoryError func(appID string, err error)
 	deltaEncoder   DeltaEncoder
 	tokenGrace     time.Duration
+
+	cl atomic.Pointer[clusterNode] // set by StartCluster (cluster.go)
 }
 
 // New builds a hub serving apps (defaults already applied).

@@ -128,8 +128,16 @@ func (a *appState) publishLock(channel string) *sync.Mutex {
 	return &a.pubLocks[maphash.String(a.hub.seed, channel)%uint64(len(a.pubLocks))]
 }
 
-// deliver stores a cache channel's last event and fans the message out to the channel.
+// deliver delivers a message published on this node here, then to the other nodes of the
+// cluster (cluster.go).
 func (a *appState) deliver(m *protocol.Message, sender *Conn, exceptSocketID string) {
+	a.deliverLocal(m, sender, exceptSocketID)
+	a.forward(m, exceptSocketID)
+}
+
+// deliverLocal stores a cache channel's last event and fans the message out to the
+// channel's subscribers on this node.
+func (a *appState) deliverLocal(m *protocol.Message, sender *Conn, exceptSocketID string) {
 	name := m.Channel
 	var v1, v2 []byte
 	cache := protocol.Classify(name).Cache && !m.IsMutation()

@@ -39,6 +39,7 @@ func (h *Hub) Channels(appID, prefix string) ([]ChannelInfo, error) {
 		}
 		s.mu.RUnlock()
 	}
+	out = app.clusterChannels(out, prefix)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
@@ -57,7 +58,7 @@ func (h *Hub) Channel(appID, name string) (ChannelInfo, error) {
 		info.Occupied = len(ch.subs) > 0
 		ch.mu.RUnlock()
 	}
-	return info, nil
+	return app.clusterChannel(info), nil
 }
 
 // Users returns the user ids present in a presence channel, sorted.
@@ -75,7 +76,7 @@ func (h *Hub) Users(appID, name string) ([]string, error) {
 		ch.mu.RUnlock()
 	}
 	sort.Strings(ids)
-	return ids, nil
+	return app.clusterUsers(name, ids), nil
 }
 
 // CachedEvent returns the wire frame cached for a cache channel and its remaining TTL.

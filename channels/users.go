@@ -207,14 +207,6 @@ func (h *Hub) TerminateUserConnections(appID, userID string) int {
 	if !ok {
 		return 0
 	}
-	app.usersMu.Lock()
-	conns := make([]*Conn, 0, len(app.users[userID]))
-	for c := range app.users[userID] {
-		conns = append(conns, c)
-	}
-	app.usersMu.Unlock()
-	for _, c := range conns {
-		c.sub.Close(&protocol.Error{Code: protocol.CodeUnauthorized, Message: "You got disconnected by the app."})
-	}
-	return len(conns)
+	app.clusterTerminate(userID) // the other nodes' connections (cluster.go)
+	return h.terminateLocal(app, userID)
 }

@@ -107,6 +107,21 @@ type Config struct {
 	// to send a fresh one (sockudo:auth) before it is closed with 4009. Default 30s.
 	TokenRefreshGrace Duration `yaml:"token_refresh_grace"`
 
+	// Cluster makes several nodes behave as one server through a broker: "local" (default:
+	// a single node), "redis" (needs redis_url) or "nats" (needs nats_url).
+	Cluster string `yaml:"cluster"`
+	// RedisURL is the redis:// URL of the cluster broker (cluster: redis) and of the shared
+	// idempotency store when clustered. Default empty.
+	RedisURL string `yaml:"redis_url"`
+	// NATSURL is the nats:// URL (or comma-separated URLs) of the cluster broker
+	// (cluster: nats). Default empty.
+	NATSURL string `yaml:"nats_url"`
+	// ClusterNodeTimeout is how long a node may stay silent before the others consider it
+	// dead and drop its presence members. Default 15s.
+	ClusterNodeTimeout Duration `yaml:"cluster_node_timeout"`
+	// ClusterHeartbeat is how often a node announces itself to the others. Default 3s.
+	ClusterHeartbeat Duration `yaml:"cluster_heartbeat"`
+
 	// Apps are the applications this node serves. Default: the single development app
 	// app-id / app-key / app-secret with every feature on.
 	Apps []App `yaml:"apps"`
@@ -342,6 +357,8 @@ const (
 	DefaultHistoryMaxAge                = 24 * time.Hour
 	DefaultDeltaFullInterval            = 10
 	DefaultIdempotencyTTL               = 120 * time.Second
+	DefaultClusterNodeTimeout           = 15 * time.Second
+	DefaultClusterHeartbeat             = 3 * time.Second
 )
 
 // DefaultApp is the embedded development app: app-id / app-key / app-secret, everything on.
@@ -374,6 +391,9 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.WebhookVacateDelay, DefaultWebhookVacateDelay)
 	setDur(&c.TokenRefreshGrace, DefaultTokenRefreshGrace)
 	setStr(&c.History, "memory")
+	setStr(&c.Cluster, "local")
+	setDur(&c.ClusterNodeTimeout, DefaultClusterNodeTimeout)
+	setDur(&c.ClusterHeartbeat, DefaultClusterHeartbeat)
 	setStr(&c.WSCompression, "no_context_takeover")
 	setInt(&c.WSCompressionThreshold, 512)
 	setDur(&c.HistoryMaxAge, DefaultHistoryMaxAge)
@@ -443,6 +463,22 @@ func (c *Config) problems() []string {
 	}
 	if c.HistoryMaxMessages < 0 {
 		bad("history_max_messages", "must not be negative")
+	}
+	switch c.Cluster {
+	case "local":
+	case "redis":
+		if c.RedisURL == "" {
+			bad("redis_url", "is required with cluster: redis")
+		}
+	case "nats":
+		if c.NATSURL == "" {
+			bad("nats_url", "is required with cluster: nats")
+		}
+	default:
+		bad("cluster", "must be local, redis or nats, got %q", c.Cluster)
+	}
+	if c.ClusterHeartbeat.D() <= 0 || c.ClusterNodeTimeout.D() < 2*c.ClusterHeartbeat.D() {
+		bad("cluster_node_timeout", "must be at least twice cluster_heartbeat (%s), got %s", c.ClusterHeartbeat.D(), c.ClusterNodeTimeout.D())
 	}
 	switch c.LogFormat {
 	case "console", "json":

@@ -44,6 +44,11 @@ var usages = map[string]string{
 	"history_max_messages":              "messages kept per channel, 0 = the store's default: 1000 memory, 10000 postgres (default 0)",
 	"history_max_age":                   "stored messages older than this are dropped (default 24h)",
 	"token_refresh_grace":               "time a V2 client has to refresh an expired capability token before close 4009 (default 30s)",
+	"cluster":                           "run as one node of a cluster through a broker: local, redis or nats (default local)",
+	"redis_url":                         "redis:// URL of the redis cluster broker and shared idempotency store (default empty)",
+	"nats_url":                          "nats:// URL of the nats cluster broker (default empty)",
+	"cluster_node_timeout":              "silence after which the other nodes drop a node's presence members (default 15s)",
+	"cluster_heartbeat":                 "how often a node announces itself to the cluster (default 3s)",
 }
 
 // appUsages is the one-line help of the app fields settable as PUSHWIRE_APP_* variables.

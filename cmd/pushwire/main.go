@@ -97,6 +97,11 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		OnHistoryError:    m.HistoryError,
 		DeltaEncoder:      delta.Encode,
 	})
+	idem, leaveCluster, err := startCluster(ctx, cfg, hub, m.Registry(), log)
+	if err != nil {
+		return err
+	}
+	defer leaveCluster() // after the sockets closed, so their presence leaves reach the others
 	wh.SetChecker(webhook.HubChecker(hub))
 	wh.Start()
 	ws := server.New(hub, server.Options{
@@ -125,6 +130,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Metrics:      m,
 		Ready:        ws.Ready,
 		AppIDs:       appIDs,
+		Idempotency:  idem,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/app/", ws)

@@ -1,0 +1,358 @@
+package channels_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/channels/channelstest"
+	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// fakeBus is an in-process broker network for cluster tests (cluster.Local is the real
+// one; channels must not import it). down cuts every node off.
+type fakeBus struct {
+	mu    sync.Mutex
+	nodes []*fakeBroker
+	down  atomic.Bool
+}
+
+type fakeBroker struct {
+	bus    *fakeBus
+	id     string
+	ch     chan [3]string
+	closed atomic.Bool
+	done   chan struct{}
+}
+
+func (b *fakeBus) node(id string) *fakeBroker {
+	n := &fakeBroker{bus: b, id: id, ch: make(chan [3]string, 10000), done: make(chan struct{})}
+	b.mu.Lock()
+	b.nodes = append(b.nodes, n)
+	b.mu.Unlock()
+	return n
+}
+
+func (n *fakeBroker) NodeID() string { return n.id }
+
+func (n *fakeBroker) Publish(_ context.Context, app string, env []byte) error {
+	if n.bus.down.Load() {
+		return errors.New("fake broker down")
+	}
+	n.bus.mu.Lock()
+	defer n.bus.mu.Unlock()
+	for _, o := range n.bus.nodes {
+		if o != n && !o.closed.Load() {
+			o.ch <- [3]string{app, n.id, string(env)}
+		}
+	}
+	return nil
+}
+
+func (n *fakeBroker) Start(_ context.Context, handle func(appID, fromNode string, env []byte)) error {
+	go func() {
+		defer close(n.done)
+		for it := range n.ch {
+			if n.closed.Load() {
+				return
+			}
+			handle(it[0], it[1], []byte(it[2]))
+		}
+	}()
+	return nil
+}
+
+func (n *fakeBroker) Healthy() bool { return !n.closed.Load() && !n.bus.down.Load() }
+
+func (n *fakeBroker) Close() error {
+	if n.closed.CompareAndSwap(false, true) {
+		n.bus.mu.Lock()
+		close(n.ch)
+		n.bus.mu.Unlock()
+	}
+	return nil
+}
+
+// recObserver records webhook-worthy observer calls.
+type recObserver struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (o *recObserver) add(s string) { o.mu.Lock(); o.got = append(o.got, s); o.mu.Unlock() }
+func (o *recObserver) take() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	g := o.got
+	o.got = nil
+	return g
+}
+func (o *recObserver) ChannelOccupied(_, ch string)                                        { o.add("occupied " + ch) }
+func (o *recObserver) ChannelVacated(_, ch string)                                         { o.add("vacated " + ch) }
+func (o *recObserver) MemberAdded(_, ch, u string)                                         { o.add("member_added " + ch + " " + u) }
+func (o *recObserver) MemberRemoved(_, ch, u string)                                       { o.add("member_removed " + ch + " " + u) }
+func (o *recObserver) CacheMiss(string, string)                                            {}
+func (o *recObserver) SubscriptionCount(string, string, int)                               {}
+func (o *recObserver) ClientEvent(string, string, string, json.RawMessage, string, string) {}
+
+type testNode struct {
+	hub *channels.Hub
+	obs *recObserver
+	b   *fakeBroker
+}
+
+// newCluster starts n hubs on one fake bus, with node ids n0, n1, ... (n0 is the leader).
+func newCluster(t *testing.T, n int, o channels.ClusterOptions) (*fakeBus, []*testNode) {
+	t.Helper()
+	bus := &fakeBus{}
+	nodes := make([]*testNode, n)
+	for i := range nodes {
+		app := config.DefaultApp()
+		app.ApplyDefaults()
+		obs := &recObserver{}
+		h := channels.New([]config.App{app}, channels.Options{Observer: obs})
+		b := bus.node(fmt.Sprintf("n%d", i))
+		if err := h.StartCluster(context.Background(), b, o); err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = &testNode{hub: h, obs: obs, b: b}
+		t.Cleanup(func() { h.StopCluster(); _ = b.Close() })
+	}
+	for _, nd := range nodes {
+		waitFor(t, "every node sees the others", func() bool { return nd.hub.ClusterNodes() == n })
+	}
+	return bus, nodes
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestClusterPublishExactlyOnce: a publish on any node reaches every subscriber of every
+// node once, V2 frames byte-identical everywhere, and socket_id exclusion works across
+// nodes.
+func TestClusterPublishExactlyOnce(t *testing.T) {
+	_, nodes := newCluster(t, 3, channels.ClusterOptions{})
+	var subs []*channelstest.Sub
+	for _, nd := range nodes {
+		for _, v2 := range []bool{false, true} {
+			s := channelstest.New(nextSocketID())
+			if v2 {
+				s = channelstest.NewV2(nextSocketID())
+			}
+			c, _ := connectSub(t, nd.hub, s)
+			mustSubscribe(t, c, s, "news", "")
+			s.Take()
+			subs = append(subs, s)
+		}
+	}
+	for i, nd := range nodes {
+		if err := nd.hub.Publish(appID, channels.Event{Name: "e", Channels: []string{"news"}, Data: fmt.Sprint(i), Tags: map[string]string{"k": "v"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range subs {
+		s.WaitFrames(t, 3, waitTimeout)
+	}
+	time.Sleep(50 * time.Millisecond)
+	v2 := map[string][]string{}
+	for i, s := range subs {
+		got := s.Frames()
+		if len(got) != 3 {
+			t.Fatalf("sub %d: %d frames, want 3: %q", i, len(got), got)
+		}
+		if s.Version() == protocol.V2 {
+			for _, f := range got {
+				v2[f[strings.Index(f, `"data"`):]] = append(v2[f[strings.Index(f, `"data"`):]], f)
+			}
+		}
+	}
+	for k, fs := range v2 {
+		if len(fs) != 3 || fs[0] != fs[1] || fs[1] != fs[2] {
+			t.Errorf("V2 frames of %s differ between nodes: %q", k, fs)
+		}
+	}
+	// HTTP socket_id exclusion works across nodes.
+	except := subs[3] // node 1, V2
+	if err := nodes[0].hub.Publish(appID, channels.Event{Name: "e", Channels: []string{"news"}, Data: "x", ExceptSocketID: except.SocketID()}); err != nil {
+		t.Fatal(err)
+	}
+	subs[5].WaitFrames(t, 4, waitTimeout)
+	time.Sleep(50 * time.Millisecond)
+	if n := except.Len(); n != 3 {
+		t.Errorf("excluded socket got %d frames, want 3", n)
+	}
+}
+
+// TestClusterPresence: members, counts and webhooks are cluster-wide; member_added on the
+// first socket anywhere and member_removed after the last one anywhere, once.
+func TestClusterPresence(t *testing.T) {
+	_, nodes := newCluster(t, 3, channels.ClusterOptions{})
+	const ch = "presence-room"
+	watch, ws := connect(t, nodes[2].hub)
+	mustSubscribe(t, watch, ws, ch, member("watcher", ""))
+	ws.Take()
+	waitFor(t, "watcher visible on node 0", func() bool {
+		u, _ := nodes[0].hub.Users(appID, ch)
+		return reflect.DeepEqual(u, []string{"watcher"})
+	})
+	// u1 joins on node 0 and on node 1: one member_added, both sockets count.
+	c0, s0 := connect(t, nodes[0].hub)
+	mustSubscribe(t, c0, s0, ch, member("u1", `{"n":1}`))
+	frames := s0.Take()
+	if len(frames) != 1 || !strings.Contains(frames[0], `\"watcher\"`) {
+		t.Fatalf("node 0 ack does not list the remote member: %q", frames)
+	}
+	ws.WaitFrames(t, 1, waitTimeout)
+	if got := ws.Take(); len(got) != 1 || !strings.Contains(got[0], "member_added") || !strings.Contains(got[0], "u1") {
+		t.Fatalf("watcher got %q, want member_added u1", got)
+	}
+	waitFor(t, "u1 visible on node 1", func() bool {
+		u, _ := nodes[1].hub.Users(appID, ch)
+		return len(u) == 2
+	})
+	c1, s1 := connect(t, nodes[1].hub)
+	mustSubscribe(t, c1, s1, ch, member("u1", `{"n":1}`))
+	waitFor(t, "subscription count 3 everywhere", func() bool {
+		for _, nd := range nodes {
+			info, _ := nd.hub.Channel(appID, ch)
+			if info.SubscriptionCount != 3 || info.UserCount != 2 {
+				return false
+			}
+		}
+		return true
+	})
+	list, _ := nodes[1].hub.Channels(appID, "presence-")
+	if len(list) != 1 || list[0].SubscriptionCount != 3 || list[0].UserCount != 2 {
+		t.Errorf("Channels on node 1 = %+v", list)
+	}
+	// Leaving one of u1's two sockets: nothing; the last: member_removed once.
+	c0.Disconnect()
+	time.Sleep(100 * time.Millisecond)
+	if got := ws.Take(); len(got) != 0 {
+		t.Fatalf("watcher got %q after u1's first socket left", got)
+	}
+	c1.Disconnect()
+	ws.WaitFrames(t, 1, waitTimeout)
+	if got := ws.Take(); len(got) != 1 || !strings.Contains(got[0], "member_removed") {
+		t.Fatalf("watcher got %q, want member_removed u1", got)
+	}
+	var hooks []string
+	for _, nd := range nodes {
+		hooks = append(hooks, nd.obs.take()...)
+	}
+	want := map[string]int{"member_added presence-room watcher": 1, "member_added presence-room u1": 1,
+		"member_removed presence-room u1": 1, "occupied presence-room": 1}
+	count := map[string]int{}
+	for _, h := range hooks {
+		count[h]++
+	}
+	if !reflect.DeepEqual(count, want) {
+		t.Errorf("webhook events %v, want %v", count, want)
+	}
+}
+
+// TestClusterTerminate: terminating a user closes its connections on every node.
+func TestClusterTerminate(t *testing.T) {
+	_, nodes := newCluster(t, 3, channels.ClusterOptions{})
+	var subs []*channelstest.Sub
+	for _, nd := range nodes[1:] {
+		c, s := connect(t, nd.hub)
+		mustSubscribe(t, c, s, "presence-x", member("bob", ""))
+		subs = append(subs, s)
+	}
+	nodes[0].hub.TerminateUserConnections(appID, "bob")
+	for _, s := range subs {
+		if err := s.WaitClosed(t, waitTimeout); err.Code != protocol.CodeUnauthorized {
+			t.Errorf("closed with %d", err.Code)
+		}
+	}
+}
+
+// TestClusterDeadNode: a node that stops talking has its members removed on the others
+// after the timeout, member_removed goes out once (webhook from the leader only), and a
+// node started later joins by itself.
+func TestClusterDeadNode(t *testing.T) {
+	bus, nodes := newCluster(t, 3, channels.ClusterOptions{Heartbeat: 50 * time.Millisecond, NodeTimeout: 300 * time.Millisecond})
+	w, ws := connect(t, nodes[1].hub)
+	mustSubscribe(t, w, ws, "presence-d", member("w", ""))
+	c, s := connect(t, nodes[2].hub)
+	mustSubscribe(t, c, s, "presence-d", member("ghost", ""))
+	ws.WaitFrames(t, 2, waitTimeout)
+	ws.Take()
+	for _, nd := range nodes {
+		nd.obs.take()
+	}
+	nodes[2].hub.StopCluster() // dies without a word
+	_ = nodes[2].b.Close()
+	ws.WaitFrames(t, 1, waitTimeout)
+	if got := ws.Take(); len(got) != 1 || !strings.Contains(got[0], "member_removed") || !strings.Contains(got[0], "ghost") {
+		t.Fatalf("got %q, want member_removed ghost", got)
+	}
+	waitFor(t, "two nodes left", func() bool { return nodes[0].hub.ClusterNodes() == 2 && nodes[1].hub.ClusterNodes() == 2 })
+	hooks := append(nodes[0].obs.take(), nodes[1].obs.take()...)
+	if !reflect.DeepEqual(hooks, []string{"member_removed presence-d ghost"}) {
+		t.Errorf("webhooks %q, want one member_removed", hooks)
+	}
+	// A new node joins without help and sees the member.
+	app := config.DefaultApp()
+	app.ApplyDefaults()
+	h := channels.New([]config.App{app}, channels.Options{})
+	b := bus.node("n9")
+	if err := h.StartCluster(context.Background(), b, channels.ClusterOptions{Heartbeat: 50 * time.Millisecond, NodeTimeout: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { h.StopCluster(); _ = b.Close() }()
+	waitFor(t, "new node sees w", func() bool {
+		u, _ := h.Users(appID, "presence-d")
+		return reflect.DeepEqual(u, []string{"w"})
+	})
+}
+
+// TestClusterBrokerOutage: while the broker is down publishes stay local (and are counted),
+// and after it returns the nodes exchange their state again.
+func TestClusterBrokerOutage(t *testing.T) {
+	var localOnly atomic.Int64
+	var state sync.Map
+	bus, nodes := newCluster(t, 2, channels.ClusterOptions{Heartbeat: 50 * time.Millisecond, NodeTimeout: 300 * time.Millisecond,
+		OnLocalOnly:   func(string) { localOnly.Add(1) },
+		OnBrokerState: func(up bool) { state.Store("up", up) }})
+	c, s := connect(t, nodes[1].hub)
+	mustSubscribe(t, c, s, "presence-o", member("o", ""))
+	s.Take()
+	waitFor(t, "o visible on node 0", func() bool { u, _ := nodes[0].hub.Users(appID, "presence-o"); return len(u) == 1 })
+	bus.down.Store(true)
+	waitFor(t, "broker reported down", func() bool { v, _ := state.Load("up"); return v == false })
+	if err := nodes[0].hub.Publish(appID, channels.Event{Name: "e", Channels: []string{"presence-o"}, Data: "lost"}); err != nil {
+		t.Fatal(err)
+	}
+	if localOnly.Load() != 1 {
+		t.Errorf("local-only count %d, want 1", localOnly.Load())
+	}
+	waitFor(t, "node 1 dropped after the timeout", func() bool { u, _ := nodes[0].hub.Users(appID, "presence-o"); return len(u) == 0 })
+	bus.down.Store(false)
+	waitFor(t, "o visible again after the broker returned", func() bool { u, _ := nodes[0].hub.Users(appID, "presence-o"); return len(u) == 1 })
+	if err := nodes[0].hub.Publish(appID, channels.Event{Name: "e", Channels: []string{"presence-o"}, Data: "back"}); err != nil {
+		t.Fatal(err)
+	}
+	got := s.WaitFrames(t, 1, waitTimeout)
+	if !strings.Contains(got[len(got)-1], "back") {
+		t.Errorf("got %q, want the publish made after the outage", got)
+	}
+}

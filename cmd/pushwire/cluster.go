@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/cluster"
+	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/httpapi"
+)
+
+// startCluster connects the hub to the configured broker (nothing for cluster: local) and
+// returns the idempotency store every node shares (nil: the API's in-process default) and
+// the function that leaves the cluster at shutdown.
+func startCluster(ctx context.Context, cfg *config.Config, hub *channels.Hub, reg *prometheus.Registry, log *zap.Logger) (httpapi.Idempotency, func(), error) {
+	if cfg.Cluster == "" || cfg.Cluster == "local" {
+		return nil, func() {}, nil
+	}
+	log = log.Named("cluster")
+	var (
+		b   channels.Broker
+		err error
+	)
+	switch cfg.Cluster {
+	case "redis":
+		b, err = cluster.NewRedis(ctx, cluster.RedisOptions{URL: cfg.RedisURL, Logger: log})
+	case "nats":
+		b, err = cluster.NewNATS(ctx, cluster.NATSOptions{URL: cfg.NATSURL, Logger: log})
+	default:
+		err = fmt.Errorf("unknown cluster broker %q", cfg.Cluster)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster broker: %w", err)
+	}
+	var idem httpapi.Idempotency
+	closeIdem := func() {}
+	if cfg.RedisURL != "" {
+		ri, err := cluster.NewRedisIdempotency(ctx, cfg.RedisURL, "")
+		if err != nil {
+			_ = b.Close()
+			return nil, nil, fmt.Errorf("cluster idempotency store: %w", err)
+		}
+		idem, closeIdem = ri, func() { _ = ri.Close() }
+	} else {
+		log.Warn("cluster: no redis_url: publish idempotency keys are remembered per node, so a retry reaching another node may deliver twice")
+	}
+
+	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushwire_cluster_broker_up",
+		Help: "1 while the cluster broker connection is up, 0 while publishes are delivered on this node only."})
+	nodes := prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushwire_cluster_nodes",
+		Help: "Live cluster nodes this node knows, itself included."})
+	localOnly := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushwire_cluster_local_only_messages_total",
+		Help: "Messages delivered on this node only because the cluster broker was down or refused them."}, []string{"app_id"})
+	if reg != nil {
+		reg.MustRegister(up, nodes, localOnly)
+	}
+	err = hub.StartCluster(ctx, b, channels.ClusterOptions{
+		Heartbeat:   cfg.ClusterHeartbeat.D(),
+		NodeTimeout: cfg.ClusterNodeTimeout.D(),
+		OnBrokerState: func(ok bool) {
+			if ok {
+				up.Set(1)
+			} else {
+				up.Set(0)
+			}
+		},
+		OnLocalOnly: func(appID string) { localOnly.WithLabelValues(appID).Inc() },
+		OnNodes:     func(n int) { nodes.Set(float64(n)) },
+	})
+	if err != nil {
+		closeIdem()
+		_ = b.Close()
+		return nil, nil, fmt.Errorf("cluster: %w", err)
+	}
+	log.Info("cluster", zap.String("broker", cfg.Cluster), zap.String("node", b.NodeID()))
+	return idem, func() {
+		hub.StopCluster()
+		if err := b.Close(); err != nil {
+			log.Warn("cluster: broker close", zap.Error(err))
+		}
+		closeIdem()
+	}, nil
+}
