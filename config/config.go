@@ -121,6 +121,10 @@ type Config struct {
 	ClusterNodeTimeout Duration `yaml:"cluster_node_timeout"`
 	// ClusterHeartbeat is how often a node announces itself to the others. Default 3s.
 	ClusterHeartbeat Duration `yaml:"cluster_heartbeat"`
+	// ClusterPrefix starts the broker's channel (Redis) or subject (NATS) names and the
+	// shared idempotency keys; the nodes of one cluster share it, and clusters sharing one
+	// broker need different ones. Default "pushwire".
+	ClusterPrefix string `yaml:"cluster_prefix"`
 
 	// Apps are the applications this node serves. Default: the single development app
 	// app-id / app-key / app-secret with every feature on.
@@ -394,6 +398,7 @@ func (c *Config) ApplyDefaults() {
 	setStr(&c.Cluster, "local")
 	setDur(&c.ClusterNodeTimeout, DefaultClusterNodeTimeout)
 	setDur(&c.ClusterHeartbeat, DefaultClusterHeartbeat)
+	setStr(&c.ClusterPrefix, "pushwire")
 	setStr(&c.WSCompression, "no_context_takeover")
 	setInt(&c.WSCompressionThreshold, 512)
 	setDur(&c.HistoryMaxAge, DefaultHistoryMaxAge)
@@ -476,6 +481,9 @@ func (c *Config) problems() []string {
 		}
 	default:
 		bad("cluster", "must be local, redis or nats, got %q", c.Cluster)
+	}
+	if strings.ContainsAny(c.ClusterPrefix, "*>?[] \t\r\n") || strings.HasPrefix(c.ClusterPrefix, ".") || strings.HasSuffix(c.ClusterPrefix, ".") || strings.Contains(c.ClusterPrefix, "..") {
+		bad("cluster_prefix", "must be dot-separated names without wildcards or spaces, got %q", c.ClusterPrefix)
 	}
 	if c.ClusterHeartbeat.D() <= 0 || c.ClusterNodeTimeout.D() < 2*c.ClusterHeartbeat.D() {
 		bad("cluster_node_timeout", "must be at least twice cluster_heartbeat (%s), got %s", c.ClusterHeartbeat.D(), c.ClusterNodeTimeout.D())

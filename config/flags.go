@@ -49,6 +49,7 @@ var usages = map[string]string{
 	"nats_url":                          "nats:// URL of the nats cluster broker (default empty)",
 	"cluster_node_timeout":              "silence after which the other nodes drop a node's presence members (default 15s)",
 	"cluster_heartbeat":                 "how often a node announces itself to the cluster (default 3s)",
+	"cluster_prefix":                    "broker channel/subject prefix shared by the nodes of one cluster (default pushwire)",
 }
 
 // appUsages is the one-line help of the app fields settable as PUSHWIRE_APP_* variables.

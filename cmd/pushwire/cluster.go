@@ -27,9 +27,9 @@ func startCluster(ctx context.Context, cfg *config.Config, hub *channels.Hub, re
 	)
 	switch cfg.Cluster {
 	case "redis":
-		b, err = cluster.NewRedis(ctx, cluster.RedisOptions{URL: cfg.RedisURL, Logger: log})
+		b, err = cluster.NewRedis(ctx, cluster.RedisOptions{URL: cfg.RedisURL, Prefix: cfg.ClusterPrefix, Logger: log})
 	case "nats":
-		b, err = cluster.NewNATS(ctx, cluster.NATSOptions{URL: cfg.NATSURL, Logger: log})
+		b, err = cluster.NewNATS(ctx, cluster.NATSOptions{URL: cfg.NATSURL, Prefix: cfg.ClusterPrefix, Logger: log})
 	default:
 		err = fmt.Errorf("unknown cluster broker %q", cfg.Cluster)
 	}
@@ -39,7 +39,7 @@ func startCluster(ctx context.Context, cfg *config.Config, hub *channels.Hub, re
 	var idem httpapi.Idempotency
 	closeIdem := func() {}
 	if cfg.RedisURL != "" {
-		ri, err := cluster.NewRedisIdempotency(ctx, cfg.RedisURL, "")
+		ri, err := cluster.NewRedisIdempotency(ctx, cfg.RedisURL, cfg.ClusterPrefix)
 		if err != nil {
 			_ = b.Close()
 			return nil, nil, fmt.Errorf("cluster idempotency store: %w", err)
