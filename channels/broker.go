@@ -6,8 +6,10 @@ import "context"
 // cluster.NATS implement it; cluster/clustertest is their conformance suite). Envelopes are
 // opaque bytes to the broker; the hub encodes publishes, presence and count changes in them.
 //
-// The hub does not use a Broker yet: this is the contract the cluster implementations are
-// built against (issue 8).
+// Hub.StartCluster connects a hub to the other nodes through one (see cluster.go for what
+// travels and how). Broadcast pub/sub with per-sender order is all the hub needs: there is
+// no request/reply, since every node keeps a replica of the others' presence members and
+// subscription counts.
 type Broker interface {
 	// NodeID identifies this node; envelopes it publishes are not delivered back to it.
 	NodeID() string

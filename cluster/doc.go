@@ -6,7 +6,9 @@
 //   - Redis: Redis pub/sub through github.com/redis/go-redis/v9.
 //   - NATS: NATS core pub/sub through github.com/nats-io/nats.go.
 //
-// cluster/clustertest is the conformance suite every implementation passes.
+// cluster/clustertest is the conformance suite every implementation passes. Hub.StartCluster
+// (channels/cluster.go) is what uses them; cmd/pushwire wires one in with --cluster redis or
+// --cluster nats. RedisIdempotency shares the HTTP publish idempotency keys between nodes.
 //
 // # Addressing
 //

@@ -56,3 +56,9 @@ func TestLocalPublishCancelled(t *testing.T) {
 		t.Fatal("Publish with a cancelled context succeeded")
 	}
 }
+
+// TestLocalHubs: hubs joined through Locals behave as one server.
+func TestLocalHubs(t *testing.T) {
+	bus := cluster.NewLocalBus()
+	clustertest.RunHubs(t, func(t *testing.T) channels.Broker { return cluster.NewLocal(bus, "") })
+}

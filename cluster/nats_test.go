@@ -94,3 +94,11 @@ func TestNATSServerFrozen(t *testing.T) {
 	}
 	testBrokerRestart(t, newNATS(t, opts), newNATS(t, opts), func() { srv.signal(t, syscall.SIGSTOP) }, func() { srv.signal(t, syscall.SIGCONT) })
 }
+
+// TestNATSHubs: hubs joined through NATS behave as one server.
+func TestNATSHubs(t *testing.T) {
+	url := testkit.NATSURL(t)
+	clustertest.RunHubs(t, func(t *testing.T) channels.Broker {
+		return newNATS(t, cluster.NATSOptions{URL: url, Prefix: "pwtest." + clustertest.ClusterID(t)})
+	})
+}

@@ -212,3 +212,11 @@ func (s *server) signal(t *testing.T, sig syscall.Signal) {
 		t.Cleanup(func() { _ = s.cmd.Process.Signal(syscall.SIGCONT) })
 	}
 }
+
+// TestRedisHubs: hubs joined through Redis behave as one server.
+func TestRedisHubs(t *testing.T) {
+	addr := testkit.RedisAddr(t)
+	clustertest.RunHubs(t, func(t *testing.T) channels.Broker {
+		return newRedis(t, cluster.RedisOptions{Addr: addr, Prefix: "pwtest:" + clustertest.ClusterID(t)})
+	})
+}
