@@ -27,13 +27,16 @@ import (
 const clusterWait = 30 * time.Second
 
 // clusterArgs are the flags of one node of a test cluster: broker, a prefix of its own, a
-// shared Postgres history, quick heartbeats.
+// shared Postgres history, quick heartbeats. On NATS there is no Redis: idempotency keys go
+// to JetStream.
 func clusterArgs(broker, redisURL, natsURL, prefix, pgURL string, extra ...string) []string {
-	args := []string{"--cluster", broker, "--redis-url", redisURL, "--cluster-prefix", prefix,
+	args := []string{"--cluster", broker, "--cluster-prefix", prefix,
 		"--history", "postgres", "--database-url", pgURL,
 		"--cluster-heartbeat", "300ms", "--cluster-node-timeout", "2s"}
-	if natsURL != "" {
+	if broker == "nats" {
 		args = append(args, "--nats-url", natsURL)
+	} else {
+		args = append(args, "--redis-url", redisURL)
 	}
 	return append(args, extra...)
 }
@@ -129,6 +132,9 @@ func TestCluster(t *testing.T) {
 	for _, broker := range []string{"redis", "nats"} {
 		t.Run(broker, func(t *testing.T) {
 			nodes := startNodes(t, 3, clusterArgs(broker, redisURL, natsURL, clusterPrefix(), testkit.PostgresURL(t)))
+			if out := nodes[0].Output(); strings.Contains(out, "remembered per node") {
+				t.Fatalf("idempotency keys not shared:\n%s", out)
+			}
 			t.Run("PublishExactlyOnce", func(t *testing.T) { testClusterPublish(t, nodes) })
 			t.Run("Presence", func(t *testing.T) { testClusterPresence(t, nodes) })
 			t.Run("Terminate", func(t *testing.T) { testClusterTerminate(t, nodes) })

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -12,6 +13,15 @@ import (
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/httpapi"
 )
+
+// maxIdempotencyTTL is the longest idempotency_ttl of the apps.
+func maxIdempotencyTTL(cfg *config.Config) time.Duration {
+	var d time.Duration
+	for _, a := range cfg.Apps {
+		d = max(d, a.IdempotencyTTL.D())
+	}
+	return d
+}
 
 // startCluster connects the hub to the configured broker (nothing for cluster: local) and
 // returns the idempotency store every node shares (nil: the API's in-process default) and
@@ -45,8 +55,10 @@ func startCluster(ctx context.Context, cfg *config.Config, hub *channels.Hub, re
 			return nil, nil, fmt.Errorf("cluster idempotency store: %w", err)
 		}
 		idem, closeIdem = ri, func() { _ = ri.Close() }
+	} else if ni, err := cluster.NewNATSIdempotency(ctx, cfg.NATSURL, cfg.ClusterPrefix, maxIdempotencyTTL(cfg)); err == nil {
+		idem, closeIdem = ni, func() { _ = ni.Close() }
 	} else {
-		log.Warn("cluster: no redis_url: publish idempotency keys are remembered per node, so a retry reaching another node may deliver twice")
+		log.Warn("cluster: no redis_url and no JetStream: publish idempotency keys are remembered per node, so a retry reaching another node may deliver twice", zap.Error(err))
 	}
 
 	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "pushwire_cluster_broker_up",
