@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os/exec"
 	"sort"
@@ -521,4 +522,94 @@ func startRedis(t *testing.T, port int) *redisProc {
 func (r *redisProc) kill() {
 	_ = r.cmd.Process.Kill()
 	<-r.done
+}
+
+// TestClusterWebhooksOnce: channel_occupied/vacated and member_added/removed are sent once
+// for the cluster, not once per node, when the sockets of one user and one channel are
+// spread over three nodes.
+func TestClusterWebhooksOnce(t *testing.T) {
+	rec := &receiver{}
+	hook := httptest.NewServer(rec)
+	defer hook.Close()
+	cfg := fmt.Sprintf(`
+apps:
+  - id: app-id
+    key: app-key
+    secret: app-secret
+    enabled: true
+    webhooks:
+      - url: %s/all
+        event_types: [channel_occupied, channel_vacated, member_added, member_removed]
+        headers:
+          X-Tenant: acme
+`, hook.URL)
+	args := append(clusterArgs("redis", "redis://"+testkit.RedisAddr(t)+"/0", "", clusterPrefix(), testkit.PostgresURL(t)), "--webhook-vacate-delay=300ms")
+	nodes := make([]*testkit.Server, 3)
+	for i := range nodes {
+		nodes[i] = testkit.Start(t, testkit.Options{Port: -1, Args: args, Config: cfg})
+	}
+	for i, s := range nodes {
+		testkit.WaitFor(t, clusterWait, fmt.Sprintf("node %d sees 3 nodes", i), func() bool { return metric(t, s, "pushwire_cluster_nodes") == "3" })
+	}
+	const ch = "presence-cl-hook"
+	users := func(want string) {
+		t.Helper()
+		for _, s := range nodes {
+			testkit.WaitFor(t, clusterWait, "users "+want, func() bool { return strings.Join(presenceUsers(t, s, ch), ",") == want })
+		}
+	}
+	subs := func(want int) {
+		t.Helper()
+		for _, s := range nodes {
+			testkit.WaitFor(t, clusterWait, fmt.Sprint(want, " subscriptions"), func() bool { n, _ := channelInfo(t, s, ch); return n == want })
+		}
+	}
+	join := func(s *testkit.Server, user string) *client {
+		c := connect(t, s)
+		c.subscribePresence(t, ch, `{"user_id":"`+user+`"}`)
+		c.expectEvent(t, "pusher_internal:subscription_succeeded")
+		return c
+	}
+	a := join(nodes[0], "u1")
+	users("u1")
+	subs(1)
+	b := join(nodes[1], "u1")
+	subs(2)
+	c := join(nodes[2], "u2")
+	users("u1,u2")
+	subs(3)
+	a.close()
+	subs(2)
+	b.close()
+	users("u2")
+	c.close()
+	subs(0)
+	want := map[string]int{
+		`channel_occupied ` + ch: 1, `channel_vacated ` + ch: 1,
+		`member_added u1`: 1, `member_added u2`: 1, `member_removed u1`: 1, `member_removed u2`: 1,
+	}
+	count := func() map[string]int {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		got := map[string]int{}
+		for _, e := range rec.events {
+			var ev struct {
+				Name    string `json:"name"`
+				Channel string `json:"channel"`
+				UserID  string `json:"user_id"`
+			}
+			_ = json.Unmarshal([]byte(e), &ev)
+			k := ev.Name + " " + ev.Channel
+			if ev.UserID != "" {
+				k = ev.Name + " " + ev.UserID
+			}
+			got[k]++
+		}
+		return got
+	}
+	testkit.WaitFor(t, clusterWait, "every webhook", func() bool { return len(count()) == len(want) })
+	time.Sleep(time.Second) // duplicates would arrive within the vacate delay and a batch
+	if got := count(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("webhook events %v, want %v", got, want)
+	}
 }
