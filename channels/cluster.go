@@ -50,6 +50,7 @@ const (
 	envLeave     = "leave" // the sender no longer holds it: Channel, User
 	envCounts    = "cnt"   // the sender's subscription counts of some channels: Counts
 	envTerminate = "term"  // close every connection of User
+	envUpdate    = "pupd"  // a member of the sender replaced its user_info: Channel, User, Info
 	envHello     = "hello" // the sender (re)appeared: send it your state
 	envHeartbeat = "hb"    // the sender is alive
 	envSync      = "sync"  // the sender's whole state, replacing what was known: Apps
@@ -94,11 +95,11 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 		if e.Msg.Mutable != nil && e.Msg.Mutable.Full != nil && e.Msg.Mutable.Action != protocol.ActionAppend {
 			e.Msg.Mutable.Full = nil
 		}
-	case envJoin, envLeave:
+	case envJoin, envLeave, envUpdate:
 		if e.Channel == "" || e.User == "" {
 			return nil, fmt.Errorf("cluster envelope: %s without channel or user", e.Kind)
 		}
-		if e.Kind == envJoin && (len(e.Info) == 0 || !json.Valid(e.Info)) {
+		if e.Kind != envLeave && (len(e.Info) == 0 || !json.Valid(e.Info)) {
 			e.Info = []byte("{}")
 		}
 	case envTerminate:
@@ -661,6 +662,8 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 		cn.mu.Unlock()
 	case envTerminate:
 		cn.hub.terminateLocal(a, env.User)
+	case envUpdate:
+		cn.applyUpdate(a, from, env.Channel, env.User, env.Info)
 	}
 }
 
@@ -805,6 +808,48 @@ func (cn *clusterNode) applyMembers(a *appState, from, channel string, set map[s
 		}
 	}
 	return added, removed
+}
+
+// applyUpdate records a member's new user_info from node from and sends
+// presence_update to this node's V2 subscribers of the channel.
+func (cn *clusterNode) applyUpdate(a *appState, from, channel, user string, info json.RawMessage) {
+	cn.mu.Lock()
+	if p := cn.peers[from]; p != nil {
+		if ms := p.app(a.cfg.ID).Members[channel]; ms != nil {
+			if _, ok := ms[user]; ok {
+				ms[user] = info
+			}
+		}
+	}
+	cn.mu.Unlock()
+	ch := a.lookup(channel)
+	if ch == nil {
+		return
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	m := ch.members[user]
+	if m == nil {
+		return
+	}
+	m.info = info
+	var frame []byte
+	for sc := range ch.subs {
+		if sc.v2 {
+			if frame == nil {
+				frame = protocol.PresenceUpdate(protocol.V2, channel, user, info)
+			}
+			sc.sub.Send(frame)
+		}
+	}
+}
+
+// clusterPresenceUpdate tells the other nodes a member replaced its user_info. Callers hold
+// the channel's lock.
+func (a *appState) clusterPresenceUpdate(channel, userID string, info json.RawMessage) {
+	if cn := a.hub.cl.Load(); cn != nil {
+		cn.queue(a.cfg.ID, envelope{Kind: envUpdate, Channel: channel, User: userID, Info: info})
+	}
 }
 
 // remoteHoldersLocked counts the other nodes holding user on channel. Callers hold cn.mu.

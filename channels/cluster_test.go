@@ -356,3 +356,29 @@ func TestClusterBrokerOutage(t *testing.T) {
 		t.Errorf("got %q, want the publish made after the outage", got)
 	}
 }
+
+// TestClusterPresenceUpdate: a V2 member's new user_info reaches V2 subscribers on other
+// nodes and the presence hash there.
+func TestClusterPresenceUpdate(t *testing.T) {
+	_, nodes := newCluster(t, 2, channels.ClusterOptions{})
+	const ch = "presence-pu"
+	a, as := connectV2(t, nodes[0].hub, channels.ConnOptions{})
+	mustSubscribe(t, a, as, ch, member("agent", `{"s":"idle"}`))
+	b, bs := connectV2(t, nodes[1].hub, channels.ConnOptions{})
+	mustSubscribe(t, b, bs, ch, member("boss", ""))
+	as.WaitFrames(t, 2, waitTimeout) // ack, member_added boss
+	bs.Take()
+	if err := a.PresenceUpdate(json.RawMessage(`{"channel":"`+ch+`","data":{"s":"busy"}}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	got := bs.WaitFrames(t, 1, waitTimeout)
+	want := `{"event":"sockudo_internal:presence_update","channel":"presence-pu","data":"{\"user_id\":\"agent\",\"user_info\":{\"s\":\"busy\"}}"}`
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("node 1 got %q, want %s", got, want)
+	}
+	c, cs := connectV2(t, nodes[1].hub, channels.ConnOptions{})
+	mustSubscribe(t, c, cs, ch, member("late", ""))
+	if ack := cs.Frames()[0]; !strings.Contains(ack, `\"agent\":{\"s\":\"busy\"}`) {
+		t.Errorf("late joiner's hash lacks the new info: %s", ack)
+	}
+}

@@ -87,6 +87,7 @@ func (c *Conn) PresenceUpdate(data json.RawMessage, frameChannel string) *protoc
 		return nil
 	}
 	m.info = newInfo
+	c.app.clusterPresenceUpdate(name, userID, newInfo)
 	var frame []byte
 	for sc := range ch.subs {
 		if !sc.v2 {
