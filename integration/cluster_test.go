@@ -433,43 +433,54 @@ func (c *client) expectEventWithin(t testing.TB, event string, d time.Duration) 
 	return f
 }
 
-// TestClusterBrokerRestart: the Redis broker dies; publishes still reach the publishing
-// node's clients (logged, and pushwire_cluster_broker_up drops to 0), and when Redis comes
-// back the nodes reconnect and deliver across nodes again.
+// TestClusterBrokerRestart: the broker (Redis, then NATS) dies; publishes still reach the
+// publishing node's clients (logged, and pushwire_cluster_broker_up drops to 0), and when the
+// broker comes back the nodes reconnect and deliver across nodes again.
 func TestClusterBrokerRestart(t *testing.T) {
-	port := freeTCPPort(t)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	redis := startRedis(t, port)
-	args := clusterArgs("redis", "redis://"+addr+"/0", "", clusterPrefix(), testkit.PostgresURL(t))
-	nodes := startNodes(t, 2, args)
-	const ch = "cl-outage"
-	a, b := connect(t, nodes[0]), connect(t, nodes[1])
-	a.subscribe(t, ch)
-	b.subscribe(t, ch)
-	publish(t, nodes[0], map[string]any{"name": "e", "channel": ch, "data": "before"})
-	a.expect(t, eventFrame("e", ch, "before"))
-	b.expect(t, eventFrame("e", ch, "before"))
+	for _, broker := range []string{"redis", "nats"} {
+		t.Run(broker, func(t *testing.T) {
+			port := freeTCPPort(t)
+			addr := "127.0.0.1:" + strconv.Itoa(port)
+			start := func() *brokerProc { return startRedis(t, port) }
+			args := clusterArgs("redis", "redis://"+addr+"/0", "", clusterPrefix(), testkit.PostgresURL(t))
+			if broker == "nats" {
+				start = func() *brokerProc { return startNATS(t, port) }
+				args = clusterArgs("nats", "", "nats://"+addr, clusterPrefix(), testkit.PostgresURL(t))
+			}
+			proc := start()
+			nodes := startNodes(t, 2, args)
+			const ch = "cl-outage"
+			a, b := connect(t, nodes[0]), connect(t, nodes[1])
+			a.subscribe(t, ch)
+			b.subscribe(t, ch)
+			publish(t, nodes[0], map[string]any{"name": "e", "channel": ch, "data": "before"})
+			a.expect(t, eventFrame("e", ch, "before"))
+			b.expect(t, eventFrame("e", ch, "before"))
 
-	redis.kill()
-	testkit.WaitFor(t, clusterWait, "broker down on node 0", func() bool { return metric(t, nodes[0], "pushwire_cluster_broker_up") == "0" })
-	publish(t, nodes[0], map[string]any{"name": "e", "channel": ch, "data": "during"})
-	a.expect(t, eventFrame("e", ch, "during"))
-	if !strings.Contains(nodes[0].Output(), "broker connection lost") {
-		t.Errorf("node 0 did not log the outage:\n%s", nodes[0].Output())
-	}
-	if !strings.Contains(scrape(t, nodes[0]), `pushwire_cluster_local_only_messages_total{app_id="app-id"} 1`) {
-		t.Errorf("local-only message not counted:\n%s", scrape(t, nodes[0]))
-	}
+			proc.kill()
+			testkit.WaitFor(t, clusterWait, "broker down on node 0", func() bool { return metric(t, nodes[0], "pushwire_cluster_broker_up") == "0" })
+			publish(t, nodes[0], map[string]any{"name": "e", "channel": ch, "data": "during"})
+			a.expect(t, eventFrame("e", ch, "during"))
+			if !strings.Contains(nodes[0].Output(), "broker connection lost") {
+				t.Errorf("node 0 did not log the outage:\n%s", nodes[0].Output())
+			}
+			if !strings.Contains(scrape(t, nodes[0]), `pushwire_cluster_local_only_messages_total{app_id="app-id"} 1`) {
+				t.Errorf("local-only message not counted:\n%s", scrape(t, nodes[0]))
+			}
 
-	redis = startRedis(t, port)
-	for i, s := range nodes {
-		testkit.WaitFor(t, clusterWait, fmt.Sprintf("broker up again on node %d", i), func() bool { return metric(t, s, "pushwire_cluster_broker_up") == "1" })
+			start()
+			for i, s := range nodes {
+				testkit.WaitFor(t, clusterWait, fmt.Sprintf("broker up again on node %d", i), func() bool { return metric(t, s, "pushwire_cluster_broker_up") == "1" })
+			}
+			testkit.WaitFor(t, clusterWait, "the nodes see each other again", func() bool {
+				return metric(t, nodes[0], "pushwire_cluster_nodes") == "2" && metric(t, nodes[1], "pushwire_cluster_nodes") == "2"
+			})
+			publish(t, nodes[0], map[string]any{"name": "e", "channel": ch, "data": "after"})
+			a.expect(t, eventFrame("e", ch, "after"))
+			b.expect(t, eventFrame("e", ch, "after")) // "during" never reached node 1
+			b.ping(t)
+		})
 	}
-	publish(t, nodes[0], map[string]any{"name": "e", "channel": ch, "data": "after"})
-	a.expect(t, eventFrame("e", ch, "after"))
-	b.expect(t, eventFrame("e", ch, "after")) // "during" never reached node 1
-	b.ping(t)
-	_ = redis
 }
 
 func scrape(t testing.TB, s *testkit.Server) string {
@@ -492,24 +503,32 @@ func freeTCPPort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// redisProc is a redis-server this test started.
-type redisProc struct {
+// brokerProc is a redis-server or nats-server this test started.
+type brokerProc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-func startRedis(t *testing.T, port int) *redisProc {
-	t.Helper()
+func startRedis(t *testing.T, port int) *brokerProc {
 	p := strconv.Itoa(port)
-	cmd := exec.Command("redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	return startBroker(t, port, "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+}
+
+func startNATS(t *testing.T, port int) *brokerProc {
+	return startBroker(t, port, "nats-server", "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+}
+
+func startBroker(t *testing.T, port int, name string, args ...string) *brokerProc {
+	t.Helper()
+	cmd := exec.Command(name, args...)
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("redis-server: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
-	r := &redisProc{cmd: cmd, done: make(chan struct{})}
+	r := &brokerProc{cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(r.done) }()
 	t.Cleanup(r.kill)
-	testkit.WaitFor(t, 10*time.Second, "redis-server listening", func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+p, 100*time.Millisecond)
+	testkit.WaitFor(t, 10*time.Second, name+" listening", func() bool {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 100*time.Millisecond)
 		if err != nil {
 			return false
 		}
@@ -519,7 +538,7 @@ func startRedis(t *testing.T, port int) *redisProc {
 	return r
 }
 
-func (r *redisProc) kill() {
+func (r *brokerProc) kill() {
 	_ = r.cmd.Process.Kill()
 	<-r.done
 }
