@@ -21,6 +21,8 @@ type channel struct {
 	members map[string]*member
 	// countPending is set while a coalesced subscription_count send is scheduled.
 	countPending bool
+	// remoteSubs counts the channel's subscriptions on the other cluster nodes (cluster.go).
+	remoteSubs int
 }
 
 // subscription is one connection's membership of a channel.

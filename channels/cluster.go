@@ -559,6 +559,11 @@ func (cn *clusterNode) dropPeer(id string, webhooks bool) {
 		cn.mu.Lock()
 		st.Counts = map[string]int{}
 		cn.mu.Unlock()
+		gone := make([]string, 0, len(counts))
+		for ch := range counts {
+			gone = append(gone, ch)
+		}
+		cn.refreshRemoteSubs(a, gone)
 		if notify && cn.hub.obs != nil && cn.leaderWithout(id) {
 			for ch := range counts {
 				if !a.occupiedAnywhere(ch) {
@@ -649,6 +654,7 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 		cn.applyMembers(a, from, env.Channel, nil, []string{env.User})
 	case envCounts:
 		cn.mu.Lock()
+		chans := make([]string, 0, len(env.Counts))
 		if p := cn.peers[from]; p != nil {
 			st := p.app(appID)
 			for ch, n := range env.Counts {
@@ -657,9 +663,11 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 				} else {
 					st.Counts[ch] = n
 				}
+				chans = append(chans, ch)
 			}
 		}
 		cn.mu.Unlock()
+		cn.refreshRemoteSubs(a, chans)
 	case envTerminate:
 		cn.hub.terminateLocal(a, env.User)
 	case envUpdate:
@@ -682,6 +690,14 @@ func (cn *clusterNode) applySync(from string, apps map[string]*nodeAppState) {
 	}
 	var changes []change
 	seen := map[string]bool{}
+	counted := map[string][]string{} // app → channels whose count may have changed
+	for _, old := range []map[string]*nodeAppState{p.apps, apps} {
+		for appID, st := range old {
+			for ch := range st.Counts {
+				counted[appID] = append(counted[appID], ch)
+			}
+		}
+	}
 	for appID, st := range apps {
 		seen[appID] = true
 		old := p.app(appID)
@@ -721,6 +737,11 @@ func (cn *clusterNode) applySync(from string, apps map[string]*nodeAppState) {
 	for _, c := range changes {
 		if a := cn.hub.byID[c.app]; a != nil {
 			cn.applyMembers(a, from, c.ch, c.set, c.del)
+		}
+	}
+	for appID, chans := range counted {
+		if a := cn.hub.byID[appID]; a != nil {
+			cn.refreshRemoteSubs(a, chans)
 		}
 	}
 }
@@ -852,6 +873,37 @@ func (a *appState) clusterPresenceUpdate(channel, userID string, info json.RawMe
 	}
 }
 
+// remoteSubsLocked sums the other nodes' subscriptions of channel. Callers hold cn.mu.
+func (cn *clusterNode) remoteSubsLocked(app, channel string) int {
+	n := 0
+	for _, p := range cn.peers {
+		if st := p.apps[app]; st != nil {
+			n += st.Counts[channel]
+		}
+	}
+	return n
+}
+
+// refreshRemoteSubs updates the other nodes' subscription count kept on this node's
+// channels, sending pusher_internal:subscription_count where the app wants it.
+func (cn *clusterNode) refreshRemoteSubs(a *appState, chans []string) {
+	for _, name := range chans {
+		ch := a.lookup(name)
+		if ch == nil {
+			continue
+		}
+		cn.mu.Lock()
+		n := cn.remoteSubsLocked(a.cfg.ID, name)
+		cn.mu.Unlock()
+		ch.mu.Lock()
+		if ch.remoteSubs != n {
+			ch.remoteSubs = n
+			a.subscriptionCountChanged(ch)
+		}
+		ch.mu.Unlock()
+	}
+}
+
 // remoteHoldersLocked counts the other nodes holding user on channel. Callers hold cn.mu.
 func (cn *clusterNode) remoteHoldersLocked(app, channel, user string) int {
 	n := 0
@@ -874,7 +926,7 @@ func (a *appState) forward(m *protocol.Message, exceptSocketID string) {
 	if cn == nil || cn.stopped.Load() {
 		return
 	}
-	if !cn.up.Load() || !cn.b.Healthy() {
+	if !cn.b.Healthy() {
 		if cn.o.OnLocalOnly != nil {
 			cn.o.OnLocalOnly(a.cfg.ID)
 		}
@@ -889,14 +941,18 @@ func (a *appState) forward(m *protocol.Message, exceptSocketID string) {
 }
 
 // clusterSeed gives a channel just created on this node the presence members other nodes
-// hold. Callers hold the channel's shard lock (write).
+// hold and their subscription count. Callers hold the channel's shard lock (write).
 func (a *appState) clusterSeed(ch *channel) {
 	cn := a.hub.cl.Load()
-	if cn == nil || ch.members == nil {
+	if cn == nil {
 		return
 	}
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
+	ch.remoteSubs = cn.remoteSubsLocked(a.cfg.ID, ch.name)
+	if ch.members == nil {
+		return
+	}
 	for _, p := range cn.peers {
 		st := p.apps[a.cfg.ID]
 		if st == nil {

@@ -364,6 +364,7 @@ func TestClusterPresenceUpdate(t *testing.T) {
 	const ch = "presence-pu"
 	a, as := connectV2(t, nodes[0].hub, channels.ConnOptions{})
 	mustSubscribe(t, a, as, ch, member("agent", `{"s":"idle"}`))
+	waitFor(t, "agent known on node 1", func() bool { u, _ := nodes[1].hub.Users(appID, ch); return len(u) == 1 })
 	b, bs := connectV2(t, nodes[1].hub, channels.ConnOptions{})
 	mustSubscribe(t, b, bs, ch, member("boss", ""))
 	as.WaitFrames(t, 2, waitTimeout) // ack, member_added boss
@@ -381,4 +382,41 @@ func TestClusterPresenceUpdate(t *testing.T) {
 	if ack := cs.Frames()[0]; !strings.Contains(ack, `\"agent\":{\"s\":\"busy\"}`) {
 		t.Errorf("late joiner's hash lacks the new info: %s", ack)
 	}
+}
+
+// TestClusterSubscriptionCountEvents: pusher_internal:subscription_count counts the
+// subscribers of every node.
+func TestClusterSubscriptionCountEvents(t *testing.T) {
+	bus := &fakeBus{}
+	var hubs []*channels.Hub
+	for i := range 2 {
+		app := config.DefaultApp()
+		app.ApplyDefaults()
+		app.SubscriptionCountEvents = true
+		h := channels.New([]config.App{app}, channels.Options{})
+		b := bus.node(fmt.Sprintf("n%d", i))
+		if err := h.StartCluster(context.Background(), b, channels.ClusterOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.StopCluster(); _ = b.Close() })
+		hubs = append(hubs, h)
+	}
+	waitFor(t, "2 nodes", func() bool { return hubs[0].ClusterNodes() == 2 && hubs[1].ClusterNodes() == 2 })
+	a, as := connect(t, hubs[0])
+	mustSubscribe(t, a, as, "counted", "")
+	waitFor(t, "count on node 1", func() bool { info, _ := hubs[1].Channel(appID, "counted"); return info.SubscriptionCount == 1 })
+	b, bs := connect(t, hubs[1])
+	mustSubscribe(t, b, bs, "counted", "")
+	if got := bs.Frames(); len(got) < 2 || !strings.Contains(got[1], `subscription_count\":2`) {
+		t.Fatalf("node 1 subscriber got %q, want a count of 2", got)
+	}
+	waitFor(t, "node 0 subscriber told 2", func() bool {
+		f := as.Frames()
+		return strings.Contains(f[len(f)-1], `subscription_count\":2`)
+	})
+	b.Disconnect()
+	waitFor(t, "node 0 subscriber told 1", func() bool {
+		f := as.Frames()
+		return strings.Contains(f[len(f)-1], `subscription_count\":1`)
+	})
 }

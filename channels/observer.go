@@ -62,7 +62,7 @@ func (a *appState) subscriptionCountChanged(ch *channel) {
 
 // sendSubscriptionCount fans out the current count. Callers hold ch.mu.
 func (ch *channel) sendSubscriptionCount() {
-	data := protocol.Str(`{"subscription_count":` + strconv.Itoa(len(ch.subs)) + `}`)
+	data := protocol.Str(`{"subscription_count":` + strconv.Itoa(len(ch.subs)+ch.remoteSubs) + `}`)
 	ch.fanoutSystem(func(v protocol.Version) []byte {
 		return protocol.OutFrame{Event: v.EventName(protocol.EventSubscriptionCount), Channel: ch.name, Data: data}.Bytes()
 	}, nil)
