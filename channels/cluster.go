@@ -54,6 +54,7 @@ const (
 	envHello     = "hello" // the sender (re)appeared: send it your state
 	envHeartbeat = "hb"    // the sender is alive
 	envSync      = "sync"  // the sender's whole state, replacing what was known: Apps
+	envBye       = "bye"   // the sender is shutting down: forget it now
 )
 
 // envelope is what one node tells the others, JSON-encoded as the broker's opaque bytes.
@@ -134,7 +135,7 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 				}
 			}
 		}
-	case envHello, envHeartbeat:
+	case envHello, envHeartbeat, envBye:
 	default:
 		return nil, fmt.Errorf("cluster envelope: unknown kind %q", e.Kind)
 	}
@@ -249,8 +250,9 @@ func (h *Hub) StartCluster(ctx context.Context, b Broker, o ClusterOptions) erro
 	return nil
 }
 
-// StopCluster sends what is still queued (the leaves of sockets closed at shutdown) and
-// stops the cluster goroutines. The caller closes the broker afterwards.
+// StopCluster sends what is still queued (the leaves of sockets closed at shutdown), tells
+// the other nodes this one is leaving, and stops the cluster goroutines. The caller closes
+// the broker afterwards.
 func (h *Hub) StopCluster() {
 	cn := h.cl.Load()
 	if cn == nil || !cn.stopped.CompareAndSwap(false, true) {
@@ -259,6 +261,11 @@ func (h *Hub) StopCluster() {
 	close(cn.stop)
 	cn.wg.Wait()
 	cn.flush()
+	if cn.b.Healthy() {
+		if err := cn.send(sysApp, &envelope{Kind: envBye}); err != nil {
+			cn.log.Warn("cluster: goodbye not sent; the others drop this node after the timeout", zap.Error(err))
+		}
+	}
 }
 
 // ClusterNodes returns the number of live nodes this node knows, itself included (1 when
@@ -614,7 +621,7 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 		cn.warn("cluster: dropped a bad envelope", zap.String("peer", from), zap.Error(err))
 		return
 	}
-	if cn.touch(from) && env.Kind != envHello && env.Kind != envSync {
+	if cn.touch(from) && env.Kind != envHello && env.Kind != envSync && env.Kind != envBye {
 		// A node we did not know (or had dropped): it needs our state and we need its.
 		cn.outMu.Lock()
 		cn.needHello, cn.needSync = true, true
@@ -630,6 +637,9 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 			cn.signal()
 		case envSync:
 			cn.applySync(from, env.Apps)
+		case envBye:
+			cn.log.Info("cluster: node left", zap.String("peer", from))
+			cn.dropPeer(from, false) // its sockets' leaves came before, with their webhooks
 		}
 		return
 	}
@@ -639,15 +649,9 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 	}
 	switch env.Kind {
 	case envPublish:
-		m := env.Msg
-		if m.Serial > 0 {
-			mu := a.publishLock(m.Channel)
-			mu.Lock()
-			a.deliverLocal(m, nil, env.Except)
-			mu.Unlock()
-		} else {
-			a.deliverLocal(m, nil, env.Except)
-		}
+		// Not under the channel's publish lock: a local publish waiting on the history store
+		// must not stall every other node's messages.
+		a.deliverLocal(env.Msg, nil, env.Except)
 	case envJoin:
 		cn.applyMembers(a, from, env.Channel, map[string]json.RawMessage{env.User: env.Info}, nil)
 	case envLeave:

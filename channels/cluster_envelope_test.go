@@ -28,6 +28,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		{"terminate", envelope{Kind: envTerminate, User: "u"}},
 		{"hello", envelope{Kind: envHello}},
 		{"heartbeat", envelope{Kind: envHeartbeat}},
+		{"bye", envelope{Kind: envBye}},
 		{"sync", envelope{Kind: envSync, Apps: map[string]*nodeAppState{"app": {Counts: map[string]int{"a": 2},
 			Members: map[string]map[string]json.RawMessage{"presence-a": {"u": json.RawMessage(`{"x":1}`)}}}}}},
 	}
@@ -70,7 +71,7 @@ func TestDecodeEnvelopeRefuses(t *testing.T) {
 func FuzzDecodeEnvelope(f *testing.F) {
 	for _, s := range []string{`{"k":"pub","m":{"Event":"e","Channel":"c","Data":"Ik0i","Serial":3,"Mutable":{"Action":"append","Full":"IngiCg=="}}}`,
 		`{"k":"join","c":"presence-a","u":"u","i":"e30="}`, `{"k":"cnt","n":{"a":1}}`, `{"k":"sync","s":{"a":{"n":{"c":1},"m":{"c":{"u":{}}}}}}`,
-		`{"k":"hb"}`, `{"k":"term","u":"x"}`} {
+		`{"k":"hb"}`, `{"k":"bye"}`, `{"k":"term","u":"x"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

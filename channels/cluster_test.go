@@ -299,8 +299,8 @@ func TestClusterDeadNode(t *testing.T) {
 	for _, nd := range nodes {
 		nd.obs.take()
 	}
-	nodes[2].hub.StopCluster() // dies without a word
-	_ = nodes[2].b.Close()
+	_ = nodes[2].b.Close() // dies without a word: cut off first, so no goodbye goes out
+	nodes[2].hub.StopCluster()
 	ws.WaitFrames(t, 1, waitTimeout)
 	if got := ws.Take(); len(got) != 1 || !strings.Contains(got[0], "member_removed") || !strings.Contains(got[0], "ghost") {
 		t.Fatalf("got %q, want member_removed ghost", got)
@@ -419,4 +419,12 @@ func TestClusterSubscriptionCountEvents(t *testing.T) {
 		f := as.Frames()
 		return strings.Contains(f[len(f)-1], `subscription_count\":1`)
 	})
+}
+
+// TestClusterGracefulLeave: a node that stops cleanly is forgotten by the others at once,
+// not after the node timeout.
+func TestClusterGracefulLeave(t *testing.T) {
+	_, nodes := newCluster(t, 3, channels.ClusterOptions{NodeTimeout: time.Hour, Heartbeat: time.Minute})
+	nodes[2].hub.StopCluster()
+	waitFor(t, "two nodes left", func() bool { return nodes[0].hub.ClusterNodes() == 2 && nodes[1].hub.ClusterNodes() == 2 })
 }
