@@ -31,6 +31,9 @@ func startCluster(ctx context.Context, cfg *config.Config, hub *channels.Hub, re
 		return nil, func() {}, nil
 	}
 	log = log.Named("cluster")
+	if cfg.History != "postgres" {
+		log.Warn("cluster with history: memory: every node numbers its own serials and keeps its own history, so V2 serials, rewind and resume disagree between nodes; use history: postgres")
+	}
 	var (
 		b   channels.Broker
 		err error
