@@ -428,3 +428,22 @@ func TestClusterGracefulLeave(t *testing.T) {
 	nodes[2].hub.StopCluster()
 	waitFor(t, "two nodes left", func() bool { return nodes[0].hub.ClusterNodes() == 2 && nodes[1].hub.ClusterNodes() == 2 })
 }
+
+// TestClusterCacheChannel: a cache channel's last event published on one node is replayed
+// to a subscriber joining on another.
+func TestClusterCacheChannel(t *testing.T) {
+	_, nodes := newCluster(t, 2, channels.ClusterOptions{})
+	w, ws := connect(t, nodes[1].hub) // a subscriber on node 1 tells when the event arrived
+	mustSubscribe(t, w, ws, "cache-prices", "")
+	ws.Take()
+	if err := nodes[0].hub.Publish(appID, channels.Event{Name: "price", Channels: []string{"cache-prices"}, Data: "42"}); err != nil {
+		t.Fatal(err)
+	}
+	ws.WaitFrames(t, 1, waitTimeout)
+	c, cs := connect(t, nodes[1].hub)
+	mustSubscribe(t, c, cs, "cache-prices", "")
+	want := []string{ack("cache-prices"), `{"event":"price","channel":"cache-prices","data":"42"}`}
+	if got := cs.Take(); !reflect.DeepEqual(got, want) {
+		t.Errorf("late subscriber on node 1 got %q, want %q", got, want)
+	}
+}
