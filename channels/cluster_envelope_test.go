@@ -92,3 +92,28 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkEnvelope measures what a publish costs on its way between nodes: encoding on
+// the publishing node, decoding on each receiver.
+func BenchmarkEnvelope(b *testing.B) {
+	m := &protocol.Message{Event: "price", Channel: "market:spot", Data: protocol.Str(`{"asset":"BTC","bid":64123.5,"ask":64124.1}`),
+		Tags: map[string]string{"market": "spot"}, MessageID: protocol.NewUUID(), StreamID: protocol.NewUUID(), Serial: 123456, PublishedAtMs: 1}
+	env := &envelope{Kind: envPublish, Msg: m}
+	raw, _ := json.Marshal(env)
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(env); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeEnvelope(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
