@@ -447,3 +447,83 @@ func TestClusterCacheChannel(t *testing.T) {
 		t.Errorf("late subscriber on node 1 got %q, want %q", got, want)
 	}
 }
+
+// TestClusterPresenceStress: sockets of a few users join and leave one presence channel on
+// three nodes at once; afterwards every node agrees on the members, and each watcher saw
+// every user's member_added and member_removed strictly alternate, ending with no member.
+func TestClusterPresenceStress(t *testing.T) {
+	_, nodes := newCluster(t, 3, channels.ClusterOptions{})
+	const ch = "presence-stress"
+	var watchers []*channelstest.Sub
+	for i, nd := range nodes {
+		c, s := connect(t, nd.hub)
+		mustSubscribe(t, c, s, ch, member(fmt.Sprint("w", i), ""))
+		watchers = append(watchers, s)
+	}
+	for _, nd := range nodes {
+		waitFor(t, "watchers everywhere", func() bool { u, _ := nd.hub.Users(appID, ch); return len(u) == 3 })
+	}
+	for _, s := range watchers {
+		s.Take()
+	}
+	var wg sync.WaitGroup
+	for _, nd := range nodes {
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 40 {
+					c, s := connect(t, nd.hub)
+					if err := c.Subscribe(subReq(s, ch, member(fmt.Sprint("u", (g+i)%5), ""))); err != nil {
+						t.Error(err)
+						return
+					}
+					if i%3 == 0 {
+						time.Sleep(time.Millisecond)
+					}
+					c.Disconnect()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for i, nd := range nodes {
+		waitFor(t, fmt.Sprint("node ", i, " back to the watchers"), func() bool {
+			u, _ := nd.hub.Users(appID, ch)
+			info, _ := nd.hub.Channel(appID, ch)
+			return len(u) == 3 && info.SubscriptionCount == 3
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i, s := range watchers {
+		present := map[string]bool{}
+		for _, f := range s.Frames() {
+			var fr struct {
+				Event string `json:"event"`
+				Data  string `json:"data"`
+			}
+			_ = json.Unmarshal([]byte(f), &fr)
+			var d struct {
+				UserID string `json:"user_id"`
+			}
+			_ = json.Unmarshal([]byte(fr.Data), &d)
+			switch fr.Event {
+			case "pusher_internal:member_added":
+				if present[d.UserID] {
+					t.Fatalf("watcher %d: member_added %s twice in a row", i, d.UserID)
+				}
+				present[d.UserID] = true
+			case "pusher_internal:member_removed":
+				if !present[d.UserID] {
+					t.Fatalf("watcher %d: member_removed %s without member_added", i, d.UserID)
+				}
+				delete(present, d.UserID)
+			}
+		}
+		for u := range present {
+			if !strings.HasPrefix(u, "w") {
+				t.Errorf("watcher %d: %s still a member by its frames", i, u)
+			}
+		}
+	}
+}
