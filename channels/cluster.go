@@ -39,6 +39,9 @@ type ClusterOptions struct {
 	OnNodes func(n int)
 }
 
+// failPause is how long messages stay local after a message publish failed.
+const failPause = time.Second
+
 // sysApp is the broker app id of node-level envelopes (hello, heartbeat, sync). No pushwire
 // app id can be this (app ids come from configuration and are printable).
 const sysApp = "\x00pushwire-node"
@@ -195,6 +198,9 @@ type clusterNode struct {
 
 	up       atomic.Bool
 	lastWarn atomic.Int64 // unix nanos of the last rate-limited warning
+	// failedUntil (unix nanos): a message publish failed; until then messages stay local
+	// without trying, so a broker that hangs costs one PublishTimeout, not one per message.
+	failedUntil atomic.Int64
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	stopped  atomic.Bool
@@ -924,19 +930,21 @@ func (cn *clusterNode) remoteHoldersLocked(app, channel, user string) int {
 // The hooks below are called by the hub; each does nothing on a node without a cluster.
 
 // forward publishes a message this node delivered to the other nodes. On a broker that is
-// down or refuses it the message stays local, which is logged and counted.
+// down or refuses it the message stays local, which is logged and counted; after a failed
+// publish the next failPause of messages stay local without waiting on the broker.
 func (a *appState) forward(m *protocol.Message, exceptSocketID string) {
 	cn := a.hub.cl.Load()
 	if cn == nil || cn.stopped.Load() {
 		return
 	}
-	if !cn.b.Healthy() {
+	if !cn.b.Healthy() || time.Now().UnixNano() < cn.failedUntil.Load() {
 		if cn.o.OnLocalOnly != nil {
 			cn.o.OnLocalOnly(a.cfg.ID)
 		}
 		return
 	}
 	if err := cn.send(a.cfg.ID, &envelope{Kind: envPublish, Msg: m, Except: exceptSocketID}); err != nil {
+		cn.failedUntil.Store(time.Now().Add(failPause).UnixNano())
 		cn.warn("cluster: message delivered on this node only", zap.String("app_id", a.cfg.ID), zap.String("channel", m.Channel), zap.Error(err))
 		if cn.o.OnLocalOnly != nil {
 			cn.o.OnLocalOnly(a.cfg.ID)

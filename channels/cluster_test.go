@@ -24,6 +24,7 @@ type fakeBus struct {
 	mu    sync.Mutex
 	nodes []*fakeBroker
 	down  atomic.Bool
+	hang  atomic.Bool // Publish waits for its context to end and fails, Healthy stays true
 }
 
 type fakeBroker struct {
@@ -44,7 +45,11 @@ func (b *fakeBus) node(id string) *fakeBroker {
 
 func (n *fakeBroker) NodeID() string { return n.id }
 
-func (n *fakeBroker) Publish(_ context.Context, app string, env []byte) error {
+func (n *fakeBroker) Publish(ctx context.Context, app string, env []byte) error {
+	if n.bus.hang.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	if n.bus.down.Load() {
 		return errors.New("fake broker down")
 	}
@@ -526,4 +531,31 @@ func TestClusterPresenceStress(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestClusterBrokerHangs: a broker that accepts connections but never answers costs one
+// publish timeout, not one per message: the following messages stay local at once.
+func TestClusterBrokerHangs(t *testing.T) {
+	var localOnly atomic.Int64
+	bus, nodes := newCluster(t, 2, channels.ClusterOptions{PublishTimeout: 300 * time.Millisecond, OnLocalOnly: func(string) { localOnly.Add(1) }})
+	c, s := connect(t, nodes[0].hub)
+	mustSubscribe(t, c, s, "hang", "")
+	s.Take()
+	bus.hang.Store(true)
+	start := time.Now()
+	for i := range 5 {
+		if err := nodes[0].hub.Publish(appID, channels.Event{Name: "e", Channels: []string{"hang"}, Data: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Errorf("5 publishes took %s with a hanging broker", d)
+	}
+	if got := s.Frames(); len(got) != 5 {
+		t.Errorf("local subscriber got %d frames, want 5", len(got))
+	}
+	if localOnly.Load() != 5 {
+		t.Errorf("%d messages counted local-only, want 5", localOnly.Load())
+	}
+	bus.hang.Store(false)
 }
