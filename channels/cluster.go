@@ -201,9 +201,9 @@ type clusterNode struct {
 	// failedUntil (unix nanos): a message publish failed; until then messages stay local
 	// without trying, so a broker that hangs costs one PublishTimeout, not one per message.
 	failedUntil atomic.Int64
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	stopped  atomic.Bool
+	stop        chan struct{}
+	wg          sync.WaitGroup
+	stopped     atomic.Bool
 }
 
 // StartCluster connects the hub to the other nodes of its cluster through b: from then on
