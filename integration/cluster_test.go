@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -433,11 +434,12 @@ func (c *client) expectEventWithin(t testing.TB, event string, d time.Duration) 
 	return f
 }
 
-// TestClusterBrokerRestart: the broker (Redis, then NATS) dies; publishes still reach the
-// publishing node's clients (logged, and pushwire_cluster_broker_up drops to 0), and when the
-// broker comes back the nodes reconnect and deliver across nodes again.
+// TestClusterBrokerRestart: the broker (Redis, then NATS) dies, or Redis freezes (SIGSTOP);
+// publishes still reach the publishing node's clients (logged, and
+// pushwire_cluster_broker_up drops to 0), and when the broker comes back the nodes
+// reconnect and deliver across nodes again.
 func TestClusterBrokerRestart(t *testing.T) {
-	for _, broker := range []string{"redis", "nats"} {
+	for _, broker := range []string{"redis", "nats", "redis-frozen"} {
 		t.Run(broker, func(t *testing.T) {
 			port := freeTCPPort(t)
 			addr := "127.0.0.1:" + strconv.Itoa(port)
@@ -448,6 +450,12 @@ func TestClusterBrokerRestart(t *testing.T) {
 				args = clusterArgs("nats", "", "nats://"+addr, clusterPrefix(), testkit.PostgresURL(t))
 			}
 			proc := start()
+			stop := proc.kill
+			if broker == "redis-frozen" {
+				stop = func() { _ = proc.cmd.Process.Signal(syscall.SIGSTOP) }
+				start = func() *brokerProc { _ = proc.cmd.Process.Signal(syscall.SIGCONT); return proc }
+				t.Cleanup(func() { _ = proc.cmd.Process.Signal(syscall.SIGCONT) })
+			}
 			nodes := startNodes(t, 2, args)
 			const ch = "cl-outage"
 			a, b := connect(t, nodes[0]), connect(t, nodes[1])
@@ -457,7 +465,7 @@ func TestClusterBrokerRestart(t *testing.T) {
 			a.expect(t, eventFrame("e", ch, "before"))
 			b.expect(t, eventFrame("e", ch, "before"))
 
-			proc.kill()
+			stop()
 			testkit.WaitFor(t, clusterWait, "broker down on node 0", func() bool { return metric(t, nodes[0], "pushwire_cluster_broker_up") == "0" })
 			publish(t, nodes[0], map[string]any{"name": "e", "channel": ch, "data": "during"})
 			a.expect(t, eventFrame("e", ch, "during"))
