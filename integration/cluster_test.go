@@ -142,6 +142,7 @@ func TestCluster(t *testing.T) {
 			t.Run("Terminate", func(t *testing.T) { testClusterTerminate(t, nodes) })
 			t.Run("Idempotency", func(t *testing.T) { testClusterIdempotency(t, nodes) })
 			t.Run("ResumeOnAnotherNode", func(t *testing.T) { testClusterResume(t, nodes) })
+			t.Run("GracefulLeave", func(t *testing.T) { testClusterLeave(t, nodes) }) // stops node 2
 		})
 	}
 }
@@ -317,6 +318,30 @@ func testClusterIdempotency(t *testing.T, nodes []*testkit.Server) {
 	c.expect(t, eventFrame("once", ch, "x"))
 	c.ping(t)
 	c.close()
+}
+
+// testClusterLeave: a node stopped with SIGTERM takes its members with it (member_removed
+// at once) and says goodbye, so the others count it out without waiting for the timeout.
+func testClusterLeave(t *testing.T, nodes []*testkit.Server) {
+	const ch = "presence-cl-leave"
+	w := connect(t, nodes[0])
+	w.subscribePresence(t, ch, `{"user_id":"stayer"}`)
+	w.expectEvent(t, "pusher_internal:subscription_succeeded")
+	c := connect(t, nodes[2])
+	c.subscribePresence(t, ch, `{"user_id":"leaver"}`)
+	c.expectEvent(t, "pusher_internal:subscription_succeeded")
+	w.expectEvent(t, "pusher_internal:member_added")
+	nodes[2].Stop()
+	stopped := time.Now()
+	f := w.expectEvent(t, "pusher_internal:member_removed")
+	if !strings.Contains(string(f.Data), "leaver") {
+		t.Fatalf("member_removed %s", f.Data)
+	}
+	testkit.WaitFor(t, clusterWait, "2 nodes", func() bool { return metric(t, nodes[0], "pushwire_cluster_nodes") == "2" })
+	if d := time.Since(stopped); d > time.Second { // the node timeout is 2s
+		t.Errorf("the stopped node was counted out after %s: no goodbye?", d)
+	}
+	w.close()
 }
 
 // testClusterResume: a client that held serial 3 reconnects to another node and gets what
