@@ -201,7 +201,8 @@ func (a *appState) signOut(id string, c *Conn) {
 }
 
 // TerminateUserConnections closes every connection of the user (signed in or present in a
-// presence channel under that id) with 4009, and reports how many it closed.
+// presence channel under that id) with 4009, on every node of a cluster, and reports how
+// many it closed on this node.
 func (h *Hub) TerminateUserConnections(appID, userID string) int {
 	app, ok := h.byID[appID]
 	if !ok {
