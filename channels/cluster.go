@@ -28,6 +28,9 @@ type ClusterOptions struct {
 	// CountInterval is how long changed subscription counts gather before they are sent to
 	// the other nodes (a channel becoming occupied or vacated is sent at once). Default 50ms.
 	CountInterval time.Duration
+	// ResyncInterval is how often this node sends its whole state even when nothing failed,
+	// so a replica that missed an envelope (pub/sub delivers at most once) heals. Default 1m.
+	ResyncInterval time.Duration
 	// OnBrokerState, when set, is told when the broker connection goes down (false) or comes
 	// back (true), and once at start.
 	OnBrokerState func(up bool)
@@ -221,6 +224,9 @@ func (h *Hub) StartCluster(ctx context.Context, b Broker, o ClusterOptions) erro
 	}
 	if o.CountInterval <= 0 {
 		o.CountInterval = 50 * time.Millisecond
+	}
+	if o.ResyncInterval <= 0 {
+		o.ResyncInterval = time.Minute
 	}
 	cn := &clusterNode{
 		hub: h, b: b, id: b.NodeID(), o: o,
@@ -455,17 +461,25 @@ func (cn *clusterNode) snapshot() map[string]*nodeAppState {
 	return out
 }
 
-// monitor sends heartbeats, drops silent nodes and follows the broker's health.
+// monitor sends heartbeats, drops silent nodes, follows the broker's health and schedules
+// the periodic resync.
 func (cn *clusterNode) monitor() {
 	defer cn.wg.Done()
 	hb := time.NewTicker(cn.o.Heartbeat)
 	defer hb.Stop()
 	health := time.NewTicker(250 * time.Millisecond)
 	defer health.Stop()
+	resync := time.NewTicker(cn.o.ResyncInterval)
+	defer resync.Stop()
 	for {
 		select {
 		case <-cn.stop:
 			return
+		case <-resync.C:
+			cn.outMu.Lock()
+			cn.needSync = true
+			cn.outMu.Unlock()
+			cn.signal()
 		case <-health.C:
 			cn.checkBroker()
 		case <-hb.C:

@@ -25,6 +25,7 @@ type fakeBus struct {
 	nodes []*fakeBroker
 	down  atomic.Bool
 	hang  atomic.Bool // Publish waits for its context to end and fails, Healthy stays true
+	drop  atomic.Bool // Publish succeeds and delivers nothing
 }
 
 type fakeBroker struct {
@@ -52,6 +53,9 @@ func (n *fakeBroker) Publish(ctx context.Context, app string, env []byte) error 
 	}
 	if n.bus.down.Load() {
 		return errors.New("fake broker down")
+	}
+	if n.bus.drop.Load() {
+		return nil
 	}
 	n.bus.mu.Lock()
 	defer n.bus.mu.Unlock()
@@ -558,4 +562,19 @@ func TestClusterBrokerHangs(t *testing.T) {
 		t.Errorf("%d messages counted local-only, want 5", localOnly.Load())
 	}
 	bus.hang.Store(false)
+}
+
+// TestClusterResyncHealsLostEnvelopes: a join lost on the way (pub/sub is at most once) is
+// repaired by the periodic resync.
+func TestClusterResyncHealsLostEnvelopes(t *testing.T) {
+	bus, nodes := newCluster(t, 2, channels.ClusterOptions{ResyncInterval: 200 * time.Millisecond})
+	bus.drop.Store(true) // every envelope is lost, the broker looks healthy
+	c, s := connect(t, nodes[0].hub)
+	mustSubscribe(t, c, s, "presence-lost", member("u", ""))
+	time.Sleep(100 * time.Millisecond)
+	bus.drop.Store(false)
+	waitFor(t, "node 1 learns the member from a resync", func() bool {
+		u, _ := nodes[1].hub.Users(appID, "presence-lost")
+		return len(u) == 1
+	})
 }
