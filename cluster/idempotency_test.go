@@ -2,10 +2,15 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushwire/pushwire/cluster"
 	"github.com/pushwire/pushwire/cluster/clustertest"
@@ -39,12 +44,13 @@ func TestIdempotencyStores(t *testing.T) {
 			if err != nil {
 				t.Skipf("JetStream not available on the test NATS server: %v", err)
 			}
+			t.Cleanup(func() { deleteBucket(t, testkit.NATSURL(t), prefix+"_idempotency") })
 			return s
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			prefix := "pwtest" + clustertest.ClusterID(t)
+			prefix := fmt.Sprintf("pwtest%s%d", clustertest.ClusterID(t), time.Now().UnixNano()) // fresh keys on every run
 			a, b := tc.open(t, prefix), tc.open(t, prefix)
 			defer a.Close()
 			defer b.Close()
@@ -100,5 +106,22 @@ func TestIdempotencyStores(t *testing.T) {
 				return ok
 			})
 		})
+	}
+}
+
+// deleteBucket removes a JetStream key-value bucket a test made.
+func deleteBucket(t testing.TB, url, bucket string) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Logf("delete bucket %s: %v", bucket, err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err == nil {
+		err = js.DeleteKeyValue(context.Background(), bucket)
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Logf("delete bucket %s: %v", bucket, err)
 	}
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
@@ -133,7 +136,11 @@ func TestCluster(t *testing.T) {
 	natsURL := testkit.NATSURL(t)
 	for _, broker := range []string{"redis", "nats"} {
 		t.Run(broker, func(t *testing.T) {
-			nodes := startNodes(t, 3, clusterArgs(broker, redisURL, natsURL, clusterPrefix(), testkit.PostgresURL(t)))
+			prefix := clusterPrefix()
+			if broker == "nats" {
+				t.Cleanup(func() { deleteBucket(t, natsURL, prefix+"_idempotency") })
+			}
+			nodes := startNodes(t, 3, clusterArgs(broker, redisURL, natsURL, prefix, testkit.PostgresURL(t)))
 			if out := nodes[0].Output(); strings.Contains(out, "remembered per node") {
 				t.Fatalf("idempotency keys not shared:\n%s", out)
 			}
@@ -663,5 +670,22 @@ apps:
 	time.Sleep(time.Second) // duplicates would arrive within the vacate delay and a batch
 	if got := count(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("webhook events %v, want %v", got, want)
+	}
+}
+
+// deleteBucket removes the JetStream idempotency bucket a test cluster made.
+func deleteBucket(t testing.TB, url, bucket string) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Logf("delete bucket %s: %v", bucket, err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err == nil {
+		err = js.DeleteKeyValue(context.Background(), bucket)
+	}
+	if err != nil {
+		t.Logf("delete bucket %s: %v", bucket, err)
 	}
 }
