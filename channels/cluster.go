@@ -671,7 +671,7 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 	case envPublish:
 		// Not under the channel's publish lock: a local publish waiting on the history store
 		// must not stall every other node's messages.
-		a.deliverLocal(env.Msg, nil, env.Except)
+		a.deliverOrdered(env.Msg, nil, env.Except)
 	case envJoin:
 		cn.applyMembers(a, from, env.Channel, map[string]json.RawMessage{env.User: env.Info}, nil)
 	case envLeave:

@@ -129,8 +129,10 @@ type shard struct {
 
 // appState is the live state of one app.
 type appState struct {
-	hub    *Hub
-	cfg    config.App
+	hub *Hub
+	cfg config.App
+	// ord puts serial messages back in order on a clustered node (cluster_order.go).
+	ord    orderer
 	shards [shardCount]shard
 	conns  atomic.Int64
 

@@ -163,8 +163,10 @@ func (a *appState) mutate(ctx context.Context, req MutationRequest) (MutationRes
 	}
 	d := res.Delivery
 	a.deliver(d, nil, "")
-	d.Mutable.Full = nil // replays rebuild it (appendFulls); the hot buffer need not hold it
-	a.remember(d, a.hub.now())
+	kept := *d // the hot buffer need not hold the whole string: replays rebuild it (appendFulls)
+	keptMu := *d.Mutable
+	keptMu.Full, kept.Mutable = nil, &keptMu
+	a.remember(&kept, a.hub.now())
 	return out, nil
 }
 

@@ -131,7 +131,11 @@ func (a *appState) publishLock(channel string) *sync.Mutex {
 // deliver delivers a message published on this node here, then to the other nodes of the
 // cluster (cluster.go).
 func (a *appState) deliver(m *protocol.Message, sender *Conn, exceptSocketID string) {
-	a.deliverLocal(m, sender, exceptSocketID)
+	if a.hub.cl.Load() == nil {
+		a.deliverLocal(m, sender, exceptSocketID)
+		return
+	}
+	a.deliverOrdered(m, sender, exceptSocketID)
 	a.forward(m, exceptSocketID)
 }
 
