@@ -2,7 +2,6 @@ package channels
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"sync"
 	"time"
@@ -246,12 +245,8 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 				return err
 			}
 		}
-		mu := app.publishLock(name)
-		mu.Lock()
-		defer mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
-		st, err := app.hub.history.State(ctx, app.cfg.ID, name)
-		cancel()
+		st, unlock, err := app.lockedState(name)
+		defer unlock()
 		switch {
 		case err == nil:
 			pos = &st

@@ -123,6 +123,17 @@ func (a *appState) publish(m *protocol.Message, sender *Conn, exceptSocketID str
 	a.deliver(m, sender, exceptSocketID)
 }
 
+// lockedState takes the channel's publish lock, so no message of the channel goes out
+// until unlock, and reads the channel's stream state. Callers always call unlock.
+func (a *appState) lockedState(channel string) (protocol.StreamState, func(), error) {
+	mu := a.publishLock(channel)
+	mu.Lock()
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	st, err := a.hub.history.State(ctx, a.cfg.ID, channel)
+	return st, mu.Unlock, err
+}
+
 // publishLock returns the lock that orders the publishes of one channel.
 func (a *appState) publishLock(channel string) *sync.Mutex {
 	return &a.pubLocks[maphash.String(a.hub.seed, channel)%uint64(len(a.pubLocks))]

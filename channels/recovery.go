@@ -452,15 +452,13 @@ func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*re
 	if !subscribed {
 		return nil, fail("continuity_unverifiable", "channel_not_subscribed", nil)
 	}
-	mu := app.publishLock(ch)
-	mu.Lock()
-	defer mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
-	defer cancel()
-	st, err := app.hub.history.State(ctx, app.cfg.ID, ch)
+	st, unlock, err := app.lockedState(ch)
+	defer unlock()
 	if err != nil {
 		return nil, fail("persistence_unavailable", "history_store_error", nil)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
 	if mark, ok := app.degradedAt(ch); ok && pos.Serial <= mark {
 		return nil, fail("persistence_unavailable", "history_stream_degraded", &st)
 	}
