@@ -163,6 +163,7 @@ func (a *appState) mutate(ctx context.Context, req MutationRequest) (MutationRes
 	}
 	d := res.Delivery
 	a.deliver(d, nil, "")
+	a.versionCreated(ch, d.Mutable)
 	kept := *d // the hot buffer need not hold the whole string: replays rebuild it (appendFulls)
 	keptMu := *d.Mutable
 	keptMu.Full, kept.Mutable = nil, &keptMu

@@ -28,6 +28,20 @@ type Observer interface {
 	SubscriptionCount(appID, channel string, count int)
 }
 
+// VersionObserver is an optional part of an Observer: an Observer that implements it is
+// also told about every version of a mutable message (its create, each update, delete and
+// append), after it was stored, e.g. for the message_version_created webhook.
+type VersionObserver interface {
+	MessageVersionCreated(appID, channel, messageSerial, versionSerial string, action protocol.Action)
+}
+
+// versionCreated tells the observer, if it wants it, about a stored version.
+func (a *appState) versionCreated(channel string, mu *protocol.Mutable) {
+	if vo, ok := a.hub.obs.(VersionObserver); ok && mu != nil {
+		vo.MessageVersionCreated(a.cfg.ID, channel, mu.MessageSerial, mu.Version.Serial, mu.Action)
+	}
+}
+
 // subscriptionCountBurst is the channel size up to which pusher_internal:subscription_count
 // goes out on every change; larger channels get at most one per subscriptionCountDelay, so a
 // crowd joining does not cost O(n²) frames.

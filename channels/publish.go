@@ -79,6 +79,7 @@ func (h *Hub) PublishAcks(appID string, ev Event) ([]PublishAck, error) {
 		ack := PublishAck{Channel: name, Serial: m.Serial, StreamID: m.StreamID, MessageID: m.MessageID}
 		if m.Mutable != nil {
 			ack.MessageSerial, ack.VersionSerial = m.Mutable.MessageSerial, m.Mutable.Version.Serial
+			app.versionCreated(name, m.Mutable)
 		}
 		acks = append(acks, ack)
 	}

@@ -223,7 +223,8 @@ type Webhook struct {
 	// X-Pusher-Signature (hex HMAC-SHA256 of the body with the app secret). Required.
 	URL string `yaml:"url"`
 	// EventTypes lists the events this endpoint wants: channel_occupied, channel_vacated,
-	// member_added, member_removed, client_event, cache_miss, subscription_count. Required.
+	// member_added, member_removed, client_event, cache_miss, subscription_count,
+	// message_version_created. Required.
 	EventTypes []string `yaml:"event_types"`
 	// ChannelPrefix, when set, limits the endpoint to channels starting with it.
 	ChannelPrefix string `yaml:"channel_prefix"`
@@ -232,7 +233,7 @@ type Webhook struct {
 }
 
 // WebhookEventTypes are the event types a webhook may subscribe to.
-var WebhookEventTypes = []string{"channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss", "subscription_count"}
+var WebhookEventTypes = []string{"channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss", "subscription_count", "message_version_created"}
 
 // Wants reports whether the endpoint takes this event type on this channel.
 func (w *Webhook) Wants(eventType, channel string) bool {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -739,5 +740,38 @@ func TestMutableTwoNodes(t *testing.T) {
 		if it.DeliverySerial != c.DeliverySerial+uint64(i) {
 			t.Fatalf("version %d has delivery serial %d, want %d", i, it.DeliverySerial, c.DeliverySerial+uint64(i))
 		}
+	}
+}
+
+// TestMutableWebhook: every version of a mutable message (create, update, append, delete)
+// fires message_version_created with its serials.
+func TestMutableWebhook(t *testing.T) {
+	t.Parallel()
+	rec := &receiver{}
+	hook := httptest.NewServer(rec)
+	defer hook.Close()
+	s := testkit.Start(t, testkit.Options{Port: -1, Config: fmt.Sprintf(`
+apps:
+  - id: app-id
+    key: app-key
+    secret: app-secret
+    enable_versioned_messages: true
+    webhooks:
+      - url: %s/versions
+        event_types: [message_version_created]
+        headers:
+          X-Tenant: acme
+`, hook.URL)})
+	const ch = "chat:hooks"
+	c := publishCreate(t, s, ch, "chat.message", "a")
+	up := mutateOK(t, s, ch, c.MessageSerial, "update", map[string]any{"data": "b"})
+	ap := mutateOK(t, s, ch, c.MessageSerial, "append", map[string]any{"data": "c"})
+	del := mutateOK(t, s, ch, c.MessageSerial, "delete", map[string]any{})
+	for _, v := range []struct{ action, serial string }{{"create", c.VersionSerial}, {"update", up.VersionSerial}, {"append", ap.VersionSerial}, {"delete", del.VersionSerial}} {
+		w := fmt.Sprintf(`{"name":"message_version_created","channel":%q,"message_serial":%q,"version_serial":%q,"action":"message.%s"}`, ch, c.MessageSerial, v.serial, v.action)
+		testkit.WaitFor(t, 5*time.Second, w, func() bool { return rec.has(w) })
+	}
+	if rec.bad != 0 {
+		t.Errorf("%d webhook requests failed signature or shape checks", rec.bad)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/protocol"
 )
 
 // TestEventShapes checks the exact body of each event type: Pusher's field names, order
@@ -51,6 +52,9 @@ func TestEventShapes(t *testing.T) {
 			`{"name":"subscription_count","channel":"my-channel","subscription_count":3}`},
 		{"subscription_count zero", func(s *Sender) { s.SubscriptionCount(appID, "my-channel", 0) },
 			`{"name":"subscription_count","channel":"my-channel","subscription_count":0}`},
+		{"message_version_created", func(s *Sender) {
+			s.MessageVersionCreated(appID, "chat", "m1", "v2", protocol.ActionAppend)
+		}, `{"name":"message_version_created","channel":"chat","message_serial":"m1","version_serial":"v2","action":"message.append"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

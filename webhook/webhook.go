@@ -14,6 +14,7 @@ import (
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/protocol"
 )
 
 var _ channels.Observer = (*Sender)(nil)
@@ -27,6 +28,7 @@ const (
 	typeClientEvent       = "client_event"
 	typeCacheMiss         = "cache_miss"
 	typeSubscriptionCount = "subscription_count"
+	typeMessageVersion    = "message_version_created"
 )
 
 // Defaults of the options that have no server setting in config.
@@ -345,6 +347,20 @@ func (s *Sender) MemberRemoved(appID, channel, userID string) {
 		return
 	}
 	s.schedule(a, typeMemberRemoved, stateKey{app: appID, channel: channel, user: userID})
+}
+
+// MessageVersionCreated implements channels.VersionObserver: message_version_created, for
+// every create, update, delete and append of a mutable message.
+func (s *Sender) MessageVersionCreated(appID, channel, messageSerial, versionSerial string, action protocol.Action) {
+	s.emit(appID, typeMessageVersion, channel, func() []byte {
+		return encode(struct {
+			Name          string `json:"name"`
+			Channel       string `json:"channel"`
+			MessageSerial string `json:"message_serial"`
+			VersionSerial string `json:"version_serial"`
+			Action        string `json:"action"`
+		}{typeMessageVersion, channel, messageSerial, versionSerial, "message." + string(action)})
+	})
 }
 
 // ClientEvent implements channels.Observer: client_event.
