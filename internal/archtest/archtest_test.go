@@ -29,6 +29,7 @@ var rules = []rule{
 	{pkg: "protocol", onlyOf: []string{}, why: "protocol is the pure wire layer at the bottom: it imports nothing of ours"},
 	{pkg: "config", onlyOf: []string{"protocol"}, why: "config is plain values; it may only use protocol"},
 	{pkg: "delta", onlyOf: []string{"protocol"}, why: "delta is pure codecs; it may only use protocol"},
+	{pkg: "server/wsframe", onlyOf: []string{}, why: "wsframe is the pure WebSocket frame codec; it imports nothing of ours"},
 	{pkg: "channels", deny: []string{"server", "httpapi", "history", "cluster", "webhook", "cmd/pushwire"},
 		why: "channels is the core; it receives storage, brokers and transports through its own interfaces"},
 	{pkg: "server", deny: []string{"httpapi", "cmd/pushwire"}, why: "server and httpapi are sibling adapters around channels"},
