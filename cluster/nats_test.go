@@ -39,7 +39,7 @@ func TestNATSBadOptions(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	_, err := cluster.NewNATS(context.Background(), cluster.NATSOptions{URL: "nats://127.0.0.1:" + strconv.Itoa(freePort(t))})
+	_, err := cluster.NewNATS(context.Background(), cluster.NATSOptions{URL: "nats://127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))})
 	if err == nil {
 		t.Fatal("NewNATS succeeded against a closed port")
 	}
@@ -50,13 +50,13 @@ func TestNATSBadOptions(t *testing.T) {
 
 // A small server max_payload makes every envelope travel in fragments.
 func TestNATSFragments(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	p := strconv.Itoa(port)
 	conf := filepath.Join(t.TempDir(), "nats.conf")
 	if err := os.WriteFile(conf, []byte("max_payload: 4096\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	startServer(t, "127.0.0.1:"+p, "nats-server", "-a", "127.0.0.1", "-p", p, "-c", conf)
+	testkit.StartNATSServer(t, port, "-c", conf)
 	o := cluster.NATSOptions{URL: "nats://127.0.0.1:" + p, Prefix: "pwtest." + clustertest.ClusterID(t)}
 	clustertest.Run(t, func(t *testing.T) channels.Broker {
 		o := o
@@ -68,31 +68,29 @@ func TestNATSFragments(t *testing.T) {
 // TestNATSServerRestart: the NATS server dies and comes back; the nodes notice, Publish fails
 // fast meanwhile, and delivery resumes by itself.
 func TestNATSServerRestart(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	p := strconv.Itoa(port)
-	start := func() *server {
-		return startServer(t, "127.0.0.1:"+p, "nats-server", "-a", "127.0.0.1", "-p", p)
-	}
+	start := func() *testkit.Process { return testkit.StartNATSServer(t, port) }
 	srv := start()
 	opts := cluster.NATSOptions{
 		URL: "nats://127.0.0.1:" + p, Prefix: "pwtest." + clustertest.ClusterID(t),
 		ReconnectWait: 50 * time.Millisecond, PingInterval: 500 * time.Millisecond, DialTimeout: time.Second,
 	}
-	testBrokerRestart(t, newNATS(t, opts), newNATS(t, opts), func() { srv.kill(t) }, func() { srv = start() })
+	testBrokerRestart(t, newNATS(t, opts), newNATS(t, opts), func() { srv.Kill(t) }, func() { srv = start() })
 }
 
 // TestNATSServerFrozen: the NATS server stops answering without closing its connections
 // (SIGSTOP), then wakes up (SIGCONT): client pings notice, Publish fails fast, and delivery
 // resumes by itself.
 func TestNATSServerFrozen(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	p := strconv.Itoa(port)
-	srv := startServer(t, "127.0.0.1:"+p, "nats-server", "-a", "127.0.0.1", "-p", p)
+	srv := testkit.StartNATSServer(t, port)
 	opts := cluster.NATSOptions{
 		URL: "nats://127.0.0.1:" + p, Prefix: "pwtest." + clustertest.ClusterID(t),
 		ReconnectWait: 50 * time.Millisecond, PingInterval: 300 * time.Millisecond, DialTimeout: time.Second,
 	}
-	testBrokerRestart(t, newNATS(t, opts), newNATS(t, opts), func() { srv.signal(t, syscall.SIGSTOP) }, func() { srv.signal(t, syscall.SIGCONT) })
+	testBrokerRestart(t, newNATS(t, opts), newNATS(t, opts), func() { srv.Signal(t, syscall.SIGSTOP) }, func() { srv.Signal(t, syscall.SIGCONT) })
 }
 
 // TestNATSHubs: hubs joined through NATS behave as one server.

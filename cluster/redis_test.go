@@ -3,9 +3,6 @@ package cluster_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"os/exec"
 	"strconv"
 	"syscall"
 	"testing"
@@ -44,7 +41,7 @@ func TestRedisURLAndUnreachable(t *testing.T) {
 		t.Error("NewRedis accepted an http URL")
 	}
 	start := time.Now()
-	_, err := cluster.NewRedis(context.Background(), cluster.RedisOptions{Addr: "127.0.0.1:" + strconv.Itoa(freePort(t))})
+	_, err := cluster.NewRedis(context.Background(), cluster.RedisOptions{Addr: "127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))})
 	if err == nil {
 		t.Fatal("NewRedis succeeded against a closed port")
 	}
@@ -56,9 +53,9 @@ func TestRedisURLAndUnreachable(t *testing.T) {
 // TestRedisServerRestart: the Redis server dies and comes back; the nodes notice, Publish
 // fails fast meanwhile, and delivery resumes by itself.
 func TestRedisServerRestart(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	srv := startRedisServer(t, port)
+	srv := testkit.StartRedisServer(t, port)
 	opts := cluster.RedisOptions{
 		Addr: addr, Prefix: "pwtest:" + clustertest.ClusterID(t),
 		HealthInterval: 500 * time.Millisecond, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond,
@@ -66,8 +63,8 @@ func TestRedisServerRestart(t *testing.T) {
 	}
 	testBrokerRestart(t,
 		newRedis(t, opts), newRedis(t, opts),
-		func() { srv.kill(t) },
-		func() { srv = startRedisServer(t, port) })
+		func() { srv.Kill(t) },
+		func() { srv = testkit.StartRedisServer(t, port) })
 }
 
 // testBrokerRestart drives a fault test on two nodes of one cluster: kill stops the broker
@@ -128,89 +125,18 @@ func mustPublish(t *testing.T, b channels.Broker, env string) {
 	}
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// server is a broker server process this test started.
-type server struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// startServer runs name with args, waits until addr accepts connections, and kills the
-// process when the test ends.
-func startServer(t *testing.T, addr, name string, args ...string) *server {
-	t.Helper()
-	bin, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not installed: %v", name, err)
-	}
-	s := &server{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() { s.kill(t) })
-	testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("%s listening on %s", name, addr), func() bool {
-		select {
-		case <-s.done:
-			t.Fatalf("%s exited at start", name)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
-	return s
-}
-
-// kill stops the server at once (SIGKILL) and waits for it to exit.
-func (s *server) kill(t *testing.T) {
-	_ = s.cmd.Process.Kill()
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("server pid %d did not exit", s.cmd.Process.Pid)
-	}
-}
-
-func startRedisServer(t *testing.T, port int) *server {
-	p := strconv.Itoa(port)
-	return startServer(t, "127.0.0.1:"+p, "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-}
-
 // TestRedisServerFrozen: the Redis server stops answering without closing its connections
 // (SIGSTOP), then wakes up (SIGCONT): the health ping notices, Publish is bounded by ctx,
 // and delivery resumes by itself.
 func TestRedisServerFrozen(t *testing.T) {
-	port := freePort(t)
-	srv := startRedisServer(t, port)
+	port := testkit.FreePort(t)
+	srv := testkit.StartRedisServer(t, port)
 	opts := cluster.RedisOptions{
 		Addr: "127.0.0.1:" + strconv.Itoa(port), Prefix: "pwtest:" + clustertest.ClusterID(t),
 		HealthInterval: 300 * time.Millisecond, ReconnectMin: 50 * time.Millisecond, ReconnectMax: 500 * time.Millisecond,
 		DialTimeout: time.Second, IOTimeout: time.Second,
 	}
-	testBrokerRestart(t, newRedis(t, opts), newRedis(t, opts), func() { srv.signal(t, syscall.SIGSTOP) }, func() { srv.signal(t, syscall.SIGCONT) })
-}
-
-// signal sends sig to the server; a stopped server is resumed before the test kills it.
-func (s *server) signal(t *testing.T, sig syscall.Signal) {
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal %v: %v", sig, err)
-	}
-	if sig == syscall.SIGSTOP {
-		t.Cleanup(func() { _ = s.cmd.Process.Signal(syscall.SIGCONT) })
-	}
+	testBrokerRestart(t, newRedis(t, opts), newRedis(t, opts), func() { srv.Signal(t, syscall.SIGSTOP) }, func() { srv.Signal(t, syscall.SIGCONT) })
 }
 
 // TestRedisHubs: hubs joined through Redis behave as one server.

@@ -7,11 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -473,20 +471,19 @@ func (c *client) expectEventWithin(t testing.TB, event string, d time.Duration) 
 func TestClusterBrokerRestart(t *testing.T) {
 	for _, broker := range []string{"redis", "nats", "redis-frozen"} {
 		t.Run(broker, func(t *testing.T) {
-			port := freeTCPPort(t)
+			port := testkit.FreePort(t)
 			addr := "127.0.0.1:" + strconv.Itoa(port)
-			start := func() *brokerProc { return startRedis(t, port) }
+			start := func() *testkit.Process { return testkit.StartRedisServer(t, port) }
 			args := clusterArgs("redis", "redis://"+addr+"/0", "", clusterPrefix(), testkit.PostgresURL(t))
 			if broker == "nats" {
-				start = func() *brokerProc { return startNATS(t, port) }
+				start = func() *testkit.Process { return testkit.StartNATSServer(t, port) }
 				args = clusterArgs("nats", "", "nats://"+addr, clusterPrefix(), testkit.PostgresURL(t))
 			}
 			proc := start()
-			stop := proc.kill
+			stop := func() { proc.Kill(t) }
 			if broker == "redis-frozen" {
-				stop = func() { _ = proc.cmd.Process.Signal(syscall.SIGSTOP) }
-				start = func() *brokerProc { _ = proc.cmd.Process.Signal(syscall.SIGCONT); return proc }
-				t.Cleanup(func() { _ = proc.cmd.Process.Signal(syscall.SIGCONT) })
+				stop = func() { proc.Signal(t, syscall.SIGSTOP) }
+				start = func() *testkit.Process { proc.Signal(t, syscall.SIGCONT); return proc }
 			}
 			nodes := startNodes(t, 2, args)
 			const ch = "cl-outage"
@@ -534,56 +531,6 @@ func scrape(t testing.TB, s *testkit.Server) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-func freeTCPPort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// brokerProc is a redis-server or nats-server this test started.
-type brokerProc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startRedis(t *testing.T, port int) *brokerProc {
-	p := strconv.Itoa(port)
-	return startBroker(t, port, "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-}
-
-func startNATS(t *testing.T, port int) *brokerProc {
-	return startBroker(t, port, "nats-server", "-a", "127.0.0.1", "-p", strconv.Itoa(port))
-}
-
-func startBroker(t *testing.T, port int, name string, args ...string) *brokerProc {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	r := &brokerProc{cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(r.done) }()
-	t.Cleanup(r.kill)
-	testkit.WaitFor(t, 10*time.Second, name+" listening", func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 100*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
-	return r
-}
-
-func (r *brokerProc) kill() {
-	_ = r.cmd.Process.Kill()
-	<-r.done
 }
 
 // TestClusterWebhooksOnce: channel_occupied/vacated and member_added/removed are sent once

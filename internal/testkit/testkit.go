@@ -154,9 +154,9 @@ func Start(t testing.TB, o Options) *Server {
 		port = DefaultPort
 		unlock = lockPort(t, port)
 	case -1:
-		port = freePort(t)
+		port = FreePort(t)
 	}
-	metricsPort := freePort(t)
+	metricsPort := FreePort(t)
 	args := []string{"--host=127.0.0.1", "--port=" + strconv.Itoa(port), "--log-level=debug",
 		"--metrics-host=127.0.0.1", "--metrics-port=" + strconv.Itoa(metricsPort)}
 	if o.Config != "" {
@@ -273,16 +273,6 @@ func lockPort(t testing.TB, port int) func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // WaitFor polls cond every 10ms until it returns true or timeout passes, then fails.
