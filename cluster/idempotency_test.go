@@ -2,15 +2,11 @@ package cluster_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushwire/pushwire/cluster"
 	"github.com/pushwire/pushwire/cluster/clustertest"
@@ -44,7 +40,7 @@ func TestIdempotencyStores(t *testing.T) {
 			if err != nil {
 				t.Skipf("JetStream not available on the test NATS server: %v", err)
 			}
-			t.Cleanup(func() { deleteBucket(t, testkit.NATSURL(t), prefix+"_idempotency") })
+			t.Cleanup(func() { testkit.DeleteNATSBucket(t, testkit.NATSURL(t), prefix+"_idempotency") })
 			return s
 		}},
 	}
@@ -106,22 +102,5 @@ func TestIdempotencyStores(t *testing.T) {
 				return ok
 			})
 		})
-	}
-}
-
-// deleteBucket removes a JetStream key-value bucket a test made.
-func deleteBucket(t testing.TB, url, bucket string) {
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Logf("delete bucket %s: %v", bucket, err)
-		return
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err == nil {
-		err = js.DeleteKeyValue(context.Background(), bucket)
-	}
-	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
-		t.Logf("delete bucket %s: %v", bucket, err)
 	}
 }

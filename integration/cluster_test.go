@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -19,8 +18,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
@@ -136,7 +133,7 @@ func TestCluster(t *testing.T) {
 		t.Run(broker, func(t *testing.T) {
 			prefix := clusterPrefix()
 			if broker == "nats" {
-				t.Cleanup(func() { deleteBucket(t, natsURL, prefix+"_idempotency") })
+				t.Cleanup(func() { testkit.DeleteNATSBucket(t, natsURL, prefix+"_idempotency") })
 			}
 			nodes := startNodes(t, 3, clusterArgs(broker, redisURL, natsURL, prefix, testkit.PostgresURL(t)))
 			if out := nodes[0].Output(); strings.Contains(out, "remembered per node") {
@@ -620,22 +617,5 @@ apps:
 	time.Sleep(time.Second) // duplicates would arrive within the vacate delay and a batch
 	if got := count(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("webhook events %v, want %v", got, want)
-	}
-}
-
-// deleteBucket removes the JetStream idempotency bucket a test cluster made.
-func deleteBucket(t testing.TB, url, bucket string) {
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Logf("delete bucket %s: %v", bucket, err)
-		return
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err == nil {
-		err = js.DeleteKeyValue(context.Background(), bucket)
-	}
-	if err != nil {
-		t.Logf("delete bucket %s: %v", bucket, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Real services for integration tests: PostgreSQL, Redis and NATS on their standard local
@@ -341,5 +344,23 @@ func waitUntil(d time.Duration, ok func() bool) bool {
 		if time.Now().After(deadline) {
 			return false
 		}
+	}
+}
+
+// DeleteNATSBucket removes a JetStream key-value bucket a test made (a missing bucket is
+// fine); failures are logged, not fatal, as this runs in cleanups.
+func DeleteNATSBucket(t testing.TB, url, bucket string) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Logf("testkit: delete bucket %s: %v", bucket, err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err == nil {
+		err = js.DeleteKeyValue(context.Background(), bucket)
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Logf("testkit: delete bucket %s: %v", bucket, err)
 	}
 }
