@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
@@ -40,26 +41,34 @@ const (
 	reasonPanic           CloseReason = "internal_error"
 	reasonWriteFailed     CloseReason = "write_failed"
 	reasonIPRateLimited   CloseReason = "ip_rate_limited"
+	reasonProtocol        CloseReason = "protocol_error"
 )
 
-// conn is one WebSocket connection. The reader goroutine (serve) owns hc's state; a writer
-// goroutine, started when frames are queued and gone after writerLinger without any, owns
-// the socket's write side; Send and closeWith are safe from anywhere. An idle connection
-// therefore holds no writer goroutine and no read buffer: only the reader blocked in the
-// socket read, the heartbeat timer and this struct.
+// conn is one WebSocket connection. Its read side (the reader goroutine of a stdWire, or a
+// pollWire's readiness callbacks, one at a time) owns hc's state; a writer goroutine, started
+// when frames are queued and gone after writerLinger without any, owns the socket's write
+// side; Send and closeWith are safe from anywhere. An idle connection therefore holds no
+// writer goroutine and no read buffer; on a pollWire it holds no goroutine at all, only the
+// heartbeat timer and its structs.
 type conn struct {
 	srv      *Server
-	ws       *websocket.Conn
+	wire     wire
+	pw       *pollWire // wire when it is a pollWire: Send may write to it directly
 	hc       *channels.Conn
-	log      *zap.Logger
+	remote   string // the client's address, for logs
 	version  protocol.Version
 	socketID string
 	appID    string // set before the hub sees the connection; "" until then
 
 	lastRead atomic.Int64 // unix nanos of the last inbound frame or ping
 
+	started time.Time
+
 	mu       sync.Mutex
 	queue    [][]byte
+	ctrl     []byte   // encoded bytes to write before queue (pollWire: control frames, a direct write's rest)
+	wsCode   int      // close code for reasonProtocol and reasonTooBig (0: the default)
+	wsText   string   // its close reason
 	spare    [][]byte // the writer's last batch, emptied, reused as the next queue
 	queued   int      // bytes in queue
 	closeErr *protocol.Error
@@ -73,13 +82,14 @@ type conn struct {
 	heartbeat *time.Timer  // runs beat
 	pingAt    atomic.Int64 // unix nanos of our outstanding heartbeat ping, 0 if none
 
-	watchdog   *time.Timer  // runs checkWrite while a writer writes a batch
+	watchdog   *time.Timer  // runs checkWrite while a writer writes a batch; made with the first writer
 	inBatch    atomic.Bool  // a writer is writing a batch
 	writeStart atomic.Int64 // unix nanos the current socket write began, 0 between writes
 }
 
-// writerLinger is how long a writer goroutine waits for more frames before it exits, so a
-// busy connection keeps one writer while an idle one holds none.
+// writerLinger is how long a stdWire's writer goroutine waits for more frames before it
+// exits, so a busy connection keeps one writer while an idle one holds none. A pollWire's
+// writer exits as soon as the queue is empty (Send writes directly while none runs).
 const writerLinger = time.Second
 
 func (c *conn) init() {
@@ -89,12 +99,20 @@ func (c *conn) init() {
 	// the fields; serve and the writer arm them.
 	c.heartbeat = time.AfterFunc(time.Hour, c.beat)
 	c.heartbeat.Stop()
-	c.watchdog = time.AfterFunc(time.Hour, c.checkWrite)
-	c.watchdog.Stop()
 	c.touch()
 }
 
 func (c *conn) touch() { c.lastRead.Store(time.Now().UnixNano()) }
+
+// logAt logs msg with the connection's fields (socket_id, remote, app_id), built only when
+// the level is on: a connection keeps no logger of its own.
+func (c *conn) logAt(lvl zapcore.Level, msg string, fields ...zap.Field) {
+	ce := c.srv.log.Check(lvl, msg)
+	if ce == nil {
+		return
+	}
+	ce.Write(append([]zap.Field{zap.String("socket_id", c.socketID), zap.String("remote", c.remote), zap.String("app_id", c.appID)}, fields...)...)
+}
 
 // SocketID implements channels.Subscriber.
 func (c *conn) SocketID() string { return c.socketID }
@@ -118,9 +136,44 @@ func (c *conn) Send(frame []byte) {
 		}
 		return
 	}
+	if c.pw != nil && c.serving && !c.writer && len(c.queue) == 0 && len(c.ctrl) == 0 && len(frame) <= maxDirect {
+		c.sendDirect(frame)
+		return
+	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
 	c.kickLocked()
+}
+
+// maxDirect is the largest message Send writes on the caller's goroutine.
+const maxDirect = 64 << 10
+
+// sendDirect writes frame on the calling goroutine with one non-blocking write, when
+// nothing is queued and no writer runs: no goroutine is woken, none started. It holds the
+// writer's role (c.writer) for the time of the write. What the socket did not take (its
+// buffer is full) is left for a writer goroutine in c.ctrl, ahead of anything queued since.
+// Called with c.mu held; releases it.
+func (c *conn) sendDirect(frame []byte) {
+	c.writer = true
+	c.mu.Unlock()
+	rest, err := c.pw.tryWrite(frame)
+	c.mu.Lock()
+	c.writer = false
+	if err != nil {
+		c.mu.Unlock()
+		c.logAt(zap.DebugLevel, "write failed", zap.Error(err))
+		c.closeWith(nil, reasonWriteFailed)
+		return
+	}
+	if rest != nil {
+		c.ctrl = append(rest, c.ctrl...)
+	}
+	if len(c.queue) > 0 || len(c.ctrl) > 0 || c.closed {
+		c.kickLocked()
+	} else {
+		c.mu.Unlock()
+	}
+	c.srv.metrics.MessageOut(c.appID, len(frame))
 }
 
 // kickLocked releases c.mu and makes sure a writer goroutine will look at the queue: it
@@ -129,6 +182,11 @@ func (c *conn) Send(frame []byte) {
 func (c *conn) kickLocked() {
 	start := !c.writer && c.serving
 	c.writer = c.writer || start
+	if start && c.watchdog == nil {
+		// Made (stopped) before the first writer runs; the writer arms it per batch.
+		c.watchdog = time.AfterFunc(time.Hour, c.checkWrite)
+		c.watchdog.Stop()
+	}
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop()
@@ -171,14 +229,38 @@ func (c *conn) closeWith(err *protocol.Error, reason CloseReason) bool {
 	return true
 }
 
+// closeProtocol closes the connection for a WebSocket-level failure of the client (a frame
+// breaking RFC 6455, invalid UTF-8, a message over the hard limit): no error frame, a close
+// frame with code.
+func (c *conn) closeProtocol(code int, text string, reason CloseReason) {
+	c.mu.Lock()
+	if !c.closed {
+		c.wsCode, c.wsText = code, text
+	}
+	c.mu.Unlock()
+	c.closeWith(nil, reason)
+}
+
+// queueCtrl queues an encoded control frame, written before the queued messages. A client
+// flooding pings gets pongs only while fewer than maxCtrl bytes wait (RFC 6455 lets a server
+// answer only the latest ping).
+func (c *conn) queueCtrl(frame []byte) {
+	c.mu.Lock()
+	if c.closed || len(c.ctrl)+len(frame) > maxCtrl {
+		c.mu.Unlock()
+		return
+	}
+	c.ctrl = append(c.ctrl, frame...)
+	c.kickLocked()
+}
+
+const maxCtrl = 4 << 10
+
 // refuse ends a connection before the handshake: error frame, then close with its code.
 func (c *conn) refuse(err *protocol.Error, reason CloseReason) {
-	c.log.Info("connection refused", zap.Int("code", err.Code), zap.String("reason", string(reason)), zap.String("message", err.Message))
+	c.logAt(zap.InfoLevel, "connection refused", zap.Int("code", err.Code), zap.String("reason", string(reason)), zap.String("message", err.Message))
 	c.srv.metrics.Refused(string(reason))
-	ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
-	defer cancel()
-	_ = c.ws.Write(ctx, websocket.MessageText, protocol.ErrorFrame(c.version, err))
-	_ = c.ws.Close(websocket.StatusCode(err.Code), closeText(err.Message))
+	c.wire.refuse(protocol.ErrorFrame(c.version, err), err.Code, closeText(err.Message))
 }
 
 // closeText trims a close reason to the 123 bytes a close frame allows.
@@ -189,10 +271,12 @@ func closeText(s string) string {
 	return s
 }
 
-// serve runs the connection: handshake, heartbeat, read loop, cleanup.
+// serve runs the connection after the handshake: connection_established, heartbeat, the
+// read side, cleanup. On a stdWire it returns when the connection has ended; a pollWire's
+// read side runs from readiness callbacks, so serve returns at once and end runs later.
 func (c *conn) serve(ctx context.Context) {
-	start := time.Now()
-	c.log.Debug("connected", zap.Stringer("protocol", versionName(c.version)))
+	c.started = time.Now()
+	c.logAt(zap.DebugLevel, "connected", zap.Stringer("protocol", versionName(c.version)))
 	c.mu.Lock()
 	c.serving = true
 	c.mu.Unlock()
@@ -200,28 +284,39 @@ func (c *conn) serve(ctx context.Context) {
 	c.mu.Lock()
 	c.kickLocked() // also when a closeWith came first and the Send was dropped
 	c.heartbeat.Reset(c.idleLimit())
-	err := c.readLoop(ctx)
-	// The read side is over: make sure the writer finishes and the socket is closed.
+	switch w := c.wire.(type) {
+	case *stdWire:
+		c.end(c.readLoop(ctx, w.ws))
+	case *pollWire:
+		w.start()
+	}
+}
+
+// end cleans up once the read side is over (readErr says how): it makes sure the writer
+// finishes and the socket is closed, leaves the hub and unregisters the connection.
+func (c *conn) end(readErr error) {
 	c.closeWith(nil, reasonClient)
 	<-c.done
 	c.heartbeat.Stop()
 	c.hc.Disconnect()
 	c.mu.Lock()
-	reason, closeErr := c.reason, c.closeErr
+	reason, closeErr, wsCode := c.reason, c.closeErr, c.wsCode
 	c.mu.Unlock()
-	code := closeCode(closeErr, reason, err)
+	code := closeCode(closeErr, reason, readErr, wsCode)
 	c.srv.metrics.Disconnected(c.appID, code, string(reason))
-	fields := []zap.Field{zap.String("reason", string(reason)), zap.Int("code", code), zap.Duration("duration", time.Since(start))}
-	if err != nil && websocket.CloseStatus(err) == -1 && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
-		fields = append(fields, zap.Error(err))
+	fields := []zap.Field{zap.String("reason", string(reason)), zap.Int("code", code), zap.Duration("duration", time.Since(c.started))}
+	if readErr != nil && websocket.CloseStatus(readErr) == -1 && !errors.Is(readErr, io.EOF) && !errors.Is(readErr, context.Canceled) {
+		fields = append(fields, zap.Error(readErr))
 	}
-	c.log.Debug("disconnected", fields...)
+	c.logAt(zap.DebugLevel, "disconnected", fields...)
+	c.srv.unregister(c)
 }
 
 // closeCode is the close code a connection ended with: the server's error code, the client's
 // code when the client closed (1005 when it gave none), 1006 when the socket dropped or a
-// write failed, 1009 for an oversized message, 1000 for any other server close.
-func closeCode(closeErr *protocol.Error, reason CloseReason, readErr error) int {
+// write failed, wsCode (1002, 1007, 1009) for a WebSocket-level failure of the client, 1009
+// for an oversized message, 1000 for any other server close.
+func closeCode(closeErr *protocol.Error, reason CloseReason, readErr error, wsCode int) int {
 	switch {
 	case closeErr != nil:
 		return closeErr.Code
@@ -232,6 +327,8 @@ func closeCode(closeErr *protocol.Error, reason CloseReason, readErr error) int 
 		return int(websocket.StatusAbnormalClosure)
 	case reason == reasonWriteFailed:
 		return int(websocket.StatusAbnormalClosure)
+	case wsCode != 0:
+		return wsCode
 	case reason == reasonTooBig:
 		return int(websocket.StatusMessageTooBig)
 	}
@@ -282,7 +379,7 @@ func (c *conn) beat() {
 	}
 	c.pingAt.Store(now)
 	if c.version == protocol.V2 {
-		go c.nativePing(o.PongTimeout)
+		c.wire.ping()
 	} else {
 		c.Send(protocol.Ping(c.version))
 	}
@@ -301,12 +398,19 @@ func (c *conn) writeLoop() {
 	}()
 	for {
 		c.mu.Lock()
-		batch := c.queue
+		batch, ctrl := c.queue, c.ctrl
 		if len(batch) > 0 {
 			c.queue, c.spare, c.queued = c.spare, nil, 0
 		}
+		c.ctrl = nil
 		closing, closeErr, reason := c.closed, c.closeErr, c.reason
-		if len(batch) == 0 && !closing {
+		if len(batch) == 0 && len(ctrl) == 0 && !closing {
+			if c.pw != nil {
+				// On a pollWire the next Send writes directly: no reason to linger.
+				c.writer = false
+				c.mu.Unlock()
+				return
+			}
 			c.mu.Unlock()
 			if linger == nil {
 				linger = time.NewTimer(writerLinger)
@@ -319,7 +423,7 @@ func (c *conn) writeLoop() {
 			case <-linger.C:
 			}
 			c.mu.Lock()
-			if len(c.queue) == 0 && !c.closed {
+			if len(c.queue) == 0 && len(c.ctrl) == 0 && !c.closed {
 				c.writer = false
 				c.mu.Unlock()
 				return
@@ -330,16 +434,18 @@ func (c *conn) writeLoop() {
 		c.mu.Unlock()
 		c.inBatch.Store(true)
 		c.watchdog.Reset(c.srv.opts.WriteTimeout)
-		for _, frame := range batch {
-			if err := c.write(frame); err != nil {
+		if len(batch) > 0 || len(ctrl) > 0 {
+			n, err := c.wire.write(ctrl, batch)
+			for _, frame := range batch[:n] {
+				c.srv.metrics.MessageOut(c.appID, len(frame))
+			}
+			if err != nil {
 				c.closeWith(nil, reasonWriteFailed)
-				c.log.Debug("write failed", zap.Error(err))
+				c.logAt(zap.DebugLevel, "write failed", zap.Error(err))
 				if closing {
 					reason = reasonWriteFailed
 				}
-				break
 			}
-			c.srv.metrics.MessageOut(c.appID, len(frame))
 		}
 		if closing {
 			c.finish(closeErr, reason)
@@ -348,9 +454,10 @@ func (c *conn) writeLoop() {
 		c.watchdog.Stop()
 		if closing {
 			close(c.done)
+			c.wire.afterClose()
 			return
 		}
-		if cap(batch) <= maxSpare {
+		if len(batch) > 0 && cap(batch) <= maxSpare { // (an empty batch is still c.queue)
 			clear(batch) // don't pin the frames
 			c.mu.Lock()
 			c.spare = batch[:0]
@@ -379,56 +486,55 @@ func (c *conn) checkWrite() {
 		c.watchdog.Reset(timeout - elapsed)
 		return
 	}
-	c.log.Debug("write timed out", zap.Duration("timeout", timeout))
-	_ = c.ws.CloseNow()
+	c.logAt(zap.DebugLevel, "write timed out", zap.Duration("timeout", timeout))
+	c.wire.closeNow()
 }
 
-// nativePing sends a WebSocket ping and counts its pong as activity. The pong is read by the
-// connection's read loop; the heartbeat in writeLoop closes the connection if none comes.
-func (c *conn) nativePing(timeout time.Duration) {
+// nativePing sends a WebSocket ping on ws and counts its pong as activity. The pong is read
+// by the connection's read loop; the heartbeat closes the connection if none comes.
+func (c *conn) nativePing(ws *websocket.Conn, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if c.ws.Ping(ctx) == nil {
+	if ws.Ping(ctx) == nil {
 		c.touch()
 	}
 }
 
-// write sends one frame. Only the writer goroutine writes, with the watchdog armed.
-func (c *conn) write(frame []byte) error {
-	c.writeStart.Store(time.Now().UnixNano())
-	err := c.ws.Write(context.Background(), websocket.MessageText, frame)
-	c.writeStart.Store(0)
-	return err
-}
-
-// finish writes the closing error frame (if any) and closes the socket.
+// finish writes the closing error frame (if any) and closes the socket with the error's
+// code (the WebSocket-level code for reasonProtocol and reasonTooBig, else 1000).
 func (c *conn) finish(err *protocol.Error, reason CloseReason) {
 	if err == nil {
-		_ = c.ws.Close(websocket.StatusNormalClosure, "")
+		code, text := int(websocket.StatusNormalClosure), ""
+		c.mu.Lock()
+		if c.wsCode != 0 {
+			code, text = c.wsCode, c.wsText
+		}
+		c.mu.Unlock()
+		_ = c.wire.finish(nil, code, text)
 		return
 	}
+	var frame []byte
 	if reason != reasonWriteFailed {
-		frame := protocol.ErrorFrame(c.version, err)
-		if c.write(frame) == nil {
-			c.srv.metrics.MessageOut(c.appID, len(frame))
-		}
+		frame = protocol.ErrorFrame(c.version, err)
 	}
-	c.log.Debug("closing", zap.Int("code", err.Code), zap.String("reason", string(reason)))
-	_ = c.ws.Close(websocket.StatusCode(err.Code), closeText(err.Message))
+	c.logAt(zap.DebugLevel, "closing", zap.Int("code", err.Code), zap.String("reason", string(reason)))
+	if c.wire.finish(frame, err.Code, closeText(err.Message)) == nil && frame != nil {
+		c.srv.metrics.MessageOut(c.appID, len(frame))
+	}
 }
 
-// readLoop reads and dispatches frames until the connection ends.
-func (c *conn) readLoop(ctx context.Context) (err error) {
+// readLoop reads and dispatches a stdWire's messages until the connection ends.
+func (c *conn) readLoop(ctx context.Context, ws *websocket.Conn) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.log.Error("panic while serving connection", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			c.logAt(zap.ErrorLevel, "panic while serving connection", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
 			c.closeWith(&protocol.Error{Code: protocol.CodeReconnect, Message: "Internal server error"}, reasonPanic)
 			err = fmt.Errorf("server: panic: %v", p)
 		}
 	}()
 	limit := c.srv.opts.MaxMessageBytes
 	for {
-		typ, r, err := c.ws.Reader(ctx)
+		typ, r, err := ws.Reader(ctx)
 		if err != nil {
 			return err
 		}
@@ -448,19 +554,30 @@ func (c *conn) readLoop(ctx context.Context) (err error) {
 				c.closeWith(nil, reasonTooBig)
 				return err
 			}
-			c.srv.metrics.MessageIn(c.appID, int(n+rest))
-			c.sendError(protocol.Errorf(protocol.CodeGeneric, "Message too large: the limit is %d bytes", limit))
+			c.tooLarge(int(n + rest))
 			continue
 		}
-		c.srv.metrics.MessageIn(c.appID, int(n))
-		if typ != websocket.MessageText {
-			putReadBuf(buf)
-			c.sendError(&protocol.Error{Code: protocol.CodeGeneric, Message: "Binary frames are not supported: send JSON text frames"})
-			continue
-		}
-		c.dispatch(buf.Bytes())
+		c.message(typ == websocket.MessageText, buf.Bytes())
 		putReadBuf(buf)
 	}
+}
+
+// message handles one whole inbound data message of at most MaxMessageBytes; msg is only
+// valid during the call.
+func (c *conn) message(text bool, msg []byte) {
+	c.srv.metrics.MessageIn(c.appID, len(msg))
+	if !text {
+		c.sendError(&protocol.Error{Code: protocol.CodeGeneric, Message: "Binary frames are not supported: send JSON text frames"})
+		return
+	}
+	c.dispatch(msg)
+}
+
+// tooLarge answers a message of size bytes over MaxMessageBytes (but within the hard limit
+// that closes the connection) with an error frame; the connection stays open.
+func (c *conn) tooLarge(size int) {
+	c.srv.metrics.MessageIn(c.appID, size)
+	c.sendError(protocol.Errorf(protocol.CodeGeneric, "Message too large: the limit is %d bytes", c.srv.opts.MaxMessageBytes))
 }
 
 // readBufs holds the buffers inbound messages are read into, shared by all connections.

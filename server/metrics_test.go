@@ -98,125 +98,131 @@ func (f *fakeMetrics) waitCount(t *testing.T, call string, n int) {
 }
 
 func TestMetricsConnectMessagesDisconnect(t *testing.T) {
-	cases := []struct {
-		name  string
-		close func(c *client)
-		want  string
-	}{
-		{"client normal close", func(c *client) { _ = c.ws.Close(websocket.StatusNormalClosure, "bye") }, "disconnected app-id 1000 client_closed"},
-		{"client going away", func(c *client) { _ = c.ws.Close(websocket.StatusGoingAway, "") }, "disconnected app-id 1001 client_closed"},
-		{"socket dropped", func(c *client) { _ = c.ws.CloseNow() }, "disconnected app-id 1006 client_closed"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			fm := newFakeMetrics()
-			_, _, url := newTestServer(t, Options{Metrics: fm})
-			c := dial(t, url+"/app/app-key?protocol=7")
-			c.handshake()
-			fm.waitCount(t, "connected app-id", 1)
-			c.send(`{"event":"pusher:ping","data":{}}`)
-			c.expect(`{"event":"pusher:pong"}`)
-			// Two frames written (handshake, pong), one read (ping).
-			fm.waitCount(t, "out app-id", 2)
-			fm.waitCount(t, "in app-id", 1)
-			tc.close(c)
-			fm.waitCount(t, tc.want, 1)
-			fm.mu.Lock()
-			bytesIn, out := fm.bytesIn, fm.out
-			fm.mu.Unlock()
-			if bytesIn != len(`{"event":"pusher:ping","data":{}}`) {
-				t.Errorf("bytes in %d", bytesIn)
-			}
-			if out < len(`{"event":"pusher:pong"}`) {
-				t.Errorf("bytes out %d", out)
-			}
-		})
-	}
+	forTransports(t, func(t *testing.T) {
+		cases := []struct {
+			name  string
+			close func(c *client)
+			want  string
+		}{
+			{"client normal close", func(c *client) { _ = c.ws.Close(websocket.StatusNormalClosure, "bye") }, "disconnected app-id 1000 client_closed"},
+			{"client going away", func(c *client) { _ = c.ws.Close(websocket.StatusGoingAway, "") }, "disconnected app-id 1001 client_closed"},
+			{"socket dropped", func(c *client) { _ = c.ws.CloseNow() }, "disconnected app-id 1006 client_closed"},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				fm := newFakeMetrics()
+				_, _, url := newTestServer(t, Options{Metrics: fm})
+				c := dial(t, url+"/app/app-key?protocol=7")
+				c.handshake()
+				fm.waitCount(t, "connected app-id", 1)
+				c.send(`{"event":"pusher:ping","data":{}}`)
+				c.expect(`{"event":"pusher:pong"}`)
+				// Two frames written (handshake, pong), one read (ping).
+				fm.waitCount(t, "out app-id", 2)
+				fm.waitCount(t, "in app-id", 1)
+				tc.close(c)
+				fm.waitCount(t, tc.want, 1)
+				fm.mu.Lock()
+				bytesIn, out := fm.bytesIn, fm.out
+				fm.mu.Unlock()
+				if bytesIn != len(`{"event":"pusher:ping","data":{}}`) {
+					t.Errorf("bytes in %d", bytesIn)
+				}
+				if out < len(`{"event":"pusher:pong"}`) {
+					t.Errorf("bytes out %d", out)
+				}
+			})
+		}
+	})
 }
 
 func TestMetricsServerCloses(t *testing.T) {
-	cases := []struct {
-		name string
-		opts Options
-		run  func(t *testing.T, c *client, hub *channels.Hub, srv *Server, fm *fakeMetrics)
-		want []string
-	}{
-		{
-			name: "activity timeout",
-			opts: Options{ActivityTimeout: 50 * time.Millisecond, PongTimeout: 50 * time.Millisecond},
-			run: func(t *testing.T, c *client, _ *channels.Hub, _ *Server, _ *fakeMetrics) {
-				c.expectClose(protocol.CodePongTimeout)
+	forTransports(t, func(t *testing.T) {
+		cases := []struct {
+			name string
+			opts Options
+			run  func(t *testing.T, c *client, hub *channels.Hub, srv *Server, fm *fakeMetrics)
+			want []string
+		}{
+			{
+				name: "activity timeout",
+				opts: Options{ActivityTimeout: 50 * time.Millisecond, PongTimeout: 50 * time.Millisecond},
+				run: func(t *testing.T, c *client, _ *channels.Hub, _ *Server, _ *fakeMetrics) {
+					c.expectClose(protocol.CodePongTimeout)
+				},
+				want: []string{"disconnected app-id 4201 activity_timeout"},
 			},
-			want: []string{"disconnected app-id 4201 activity_timeout"},
-		},
-		{
-			name: "shutdown",
-			run: func(t *testing.T, c *client, _ *channels.Hub, srv *Server, _ *fakeMetrics) {
-				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					defer cancel()
-					_ = srv.Shutdown(ctx)
-				}()
-				c.expectClose(protocol.CodeReconnect)
+			{
+				name: "shutdown",
+				run: func(t *testing.T, c *client, _ *channels.Hub, srv *Server, _ *fakeMetrics) {
+					go func() {
+						ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						defer cancel()
+						_ = srv.Shutdown(ctx)
+					}()
+					c.expectClose(protocol.CodeReconnect)
+				},
+				want: []string{"disconnected app-id 4200 shutdown"},
 			},
-			want: []string{"disconnected app-id 4200 shutdown"},
-		},
-		{
-			name: "slow consumer",
-			opts: Options{WriteQueueMessages: 4},
-			run: func(t *testing.T, c *client, hub *channels.Hub, _ *Server, fm *fakeMetrics) {
-				c.send(`{"event":"pusher:subscribe","data":{"channel":"feed"}}`)
-				c.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"feed","data":"{}"}`)
-				// The client does not read; enough large events overflow its socket buffers
-				// and then its 4-frame queue.
-				big := strings.Repeat("z", 64<<10)
-				for i := 0; i < 400 && fm.count("slow app-id") == 0; i++ {
-					if err := hub.Publish("app-id", channels.Event{Name: "e", Channels: []string{"feed"}, Data: big}); err != nil {
-						t.Fatal(err)
+			{
+				name: "slow consumer",
+				opts: Options{WriteQueueMessages: 4},
+				run: func(t *testing.T, c *client, hub *channels.Hub, _ *Server, fm *fakeMetrics) {
+					c.send(`{"event":"pusher:subscribe","data":{"channel":"feed"}}`)
+					c.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"feed","data":"{}"}`)
+					// The client does not read; enough large events overflow its socket buffers
+					// and then its 4-frame queue.
+					big := strings.Repeat("z", 64<<10)
+					for i := 0; i < 400 && fm.count("slow app-id") == 0; i++ {
+						if err := hub.Publish("app-id", channels.Event{Name: "e", Channels: []string{"feed"}, Data: big}); err != nil {
+							t.Fatal(err)
+						}
 					}
-				}
-				// Reading now lets the blocked writer finish and send the close.
-				c.expectCloseOrError(protocol.CodeOverCapacity)
+					// Reading now lets the blocked writer finish and send the close.
+					c.expectCloseOrError(protocol.CodeOverCapacity)
+				},
+				want: []string{"slow app-id", "disconnected app-id 4100 slow_consumer"},
 			},
-			want: []string{"slow app-id", "disconnected app-id 4100 slow_consumer"},
-		},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			fm := newFakeMetrics()
-			tc.opts.Metrics = fm
-			srv, hub, url := newTestServer(t, tc.opts)
-			c := dial(t, url+"/app/app-key")
-			c.handshake()
-			tc.run(t, c, hub, srv, fm)
-			for _, w := range tc.want {
-				fm.waitCount(t, w, 1)
-			}
-			if n := fm.count("connected app-id"); n != 1 {
-				t.Fatalf("connected %d times", n)
-			}
-		})
-	}
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				fm := newFakeMetrics()
+				tc.opts.Metrics = fm
+				srv, hub, url := newTestServer(t, tc.opts)
+				c := dial(t, url+"/app/app-key")
+				c.handshake()
+				tc.run(t, c, hub, srv, fm)
+				for _, w := range tc.want {
+					fm.waitCount(t, w, 1)
+				}
+				if n := fm.count("connected app-id"); n != 1 {
+					t.Fatalf("connected %d times", n)
+				}
+			})
+		}
+	})
 }
 
 func TestPerIPLimitRefuses4100(t *testing.T) {
-	clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
-	fm := newFakeMetrics()
-	_, _, url := newTestServer(t, Options{MaxConnectionsPerIPPerMinute: 2, Now: clock.Now, Metrics: fm})
-	for i := 0; i < 2; i++ {
+	forTransports(t, func(t *testing.T) {
+		clock := testkit.NewClock(time.Unix(1_700_000_000, 0))
+		fm := newFakeMetrics()
+		_, _, url := newTestServer(t, Options{MaxConnectionsPerIPPerMinute: 2, Now: clock.Now, Metrics: fm})
+		for i := 0; i < 2; i++ {
+			dial(t, url+"/app/app-key").handshake()
+		}
+		c := dial(t, url+"/app/app-key")
+		c.expect(`{"event":"pusher:error","data":{"code":4100,"message":"Too many connections from your address"}}`)
+		c.expectClose(4100)
+		if n := fm.count("refused ip_rate_limited"); n != 1 {
+			t.Fatalf("refused ip_rate_limited %d times", n)
+		}
+		clock.Add(30 * time.Second) // half a minute refills one of two tokens
 		dial(t, url+"/app/app-key").handshake()
-	}
-	c := dial(t, url+"/app/app-key")
-	c.expect(`{"event":"pusher:error","data":{"code":4100,"message":"Too many connections from your address"}}`)
-	c.expectClose(4100)
-	if n := fm.count("refused ip_rate_limited"); n != 1 {
-		t.Fatalf("refused ip_rate_limited %d times", n)
-	}
-	clock.Add(30 * time.Second) // half a minute refills one of two tokens
-	dial(t, url+"/app/app-key").handshake()
-	c = dial(t, url+"/app/app-key")
-	c.expect(`{"event":"pusher:error","data":{"code":4100,"message":"Too many connections from your address"}}`)
-	c.expectClose(4100)
+		c = dial(t, url+"/app/app-key")
+		c.expect(`{"event":"pusher:error","data":{"code":4100,"message":"Too many connections from your address"}}`)
+		c.expectClose(4100)
+	})
 }
 
 func TestDraining(t *testing.T) {
@@ -243,16 +249,24 @@ func TestDraining(t *testing.T) {
 }
 
 func TestRefusalsCounted(t *testing.T) {
-	fm := newFakeMetrics()
-	_, _, url := newTestServer(t, Options{Metrics: fm, MaxConnections: 1})
-	dial(t, url+"/app/nope").expectClose(protocol.CodeAppNotFound)
-	fm.waitCount(t, "refused app_refused", 1)
-	dial(t, url+"/app/app-key").handshake()
-	dial(t, url+"/app/app-key").expectCloseOrError(protocol.CodeOverCapacity)
-	fm.waitCount(t, "refused over_capacity", 1)
-	if n := fm.count("connected app-id"); n != 1 {
-		t.Fatalf("connected %d times, want 1 (refusals are not connections)", n)
-	}
+	forTransports(t, func(t *testing.T) {
+		fm := newFakeMetrics()
+		srv, _, url := newTestServer(t, Options{Metrics: fm, MaxConnections: 1})
+		dial(t, url+"/app/nope").expectClose(protocol.CodeAppNotFound)
+		fm.waitCount(t, "refused app_refused", 1)
+		// The refused connection counts until the server has finished closing it.
+		for deadline := time.Now().Add(5 * time.Second); srv.Connections() != 0; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("refused connection still counted")
+			}
+		}
+		dial(t, url+"/app/app-key").handshake()
+		dial(t, url+"/app/app-key").expectCloseOrError(protocol.CodeOverCapacity)
+		fm.waitCount(t, "refused over_capacity", 1)
+		if n := fm.count("connected app-id"); n != 1 {
+			t.Fatalf("connected %d times, want 1 (refusals are not connections)", n)
+		}
+	})
 }
 
 func TestIPLimiter(t *testing.T) {
@@ -342,19 +356,22 @@ func TestCloseCode(t *testing.T) {
 		err    *protocol.Error
 		reason CloseReason
 		read   error
+		wsCode int
 		want   int
 	}{
-		{"server error code", &protocol.Error{Code: 4100}, reasonSlowConsumer, nil, 4100},
-		{"client close 1000", nil, reasonClient, websocket.CloseError{Code: websocket.StatusNormalClosure}, 1000},
-		{"client close without status", nil, reasonClient, websocket.CloseError{Code: websocket.StatusNoStatusRcvd}, 1005},
-		{"client dropped", nil, reasonClient, fmt.Errorf("EOF"), 1006},
-		{"write failed", nil, reasonWriteFailed, nil, 1006},
-		{"too big", nil, reasonTooBig, nil, 1009},
-		{"server close without error", nil, reasonServer, nil, 1000},
+		{"server error code", &protocol.Error{Code: 4100}, reasonSlowConsumer, nil, 0, 4100},
+		{"client close 1000", nil, reasonClient, websocket.CloseError{Code: websocket.StatusNormalClosure}, 0, 1000},
+		{"client close without status", nil, reasonClient, websocket.CloseError{Code: websocket.StatusNoStatusRcvd}, 0, 1005},
+		{"client dropped", nil, reasonClient, fmt.Errorf("EOF"), 0, 1006},
+		{"write failed", nil, reasonWriteFailed, nil, 0, 1006},
+		{"too big", nil, reasonTooBig, nil, 0, 1009},
+		{"protocol error", nil, reasonProtocol, nil, 1002, 1002},
+		{"invalid UTF-8", nil, reasonProtocol, nil, 1007, 1007},
+		{"server close without error", nil, reasonServer, nil, 0, 1000},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := closeCode(tc.err, tc.reason, tc.read); got != tc.want {
+			if got := closeCode(tc.err, tc.reason, tc.read, tc.wsCode); got != tc.want {
 				t.Fatalf("closeCode = %d, want %d", got, tc.want)
 			}
 		})

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -53,6 +54,36 @@ type Options struct {
 	// CompressionThreshold is the smallest message compressed. Default: coder/websocket's
 	// (512 bytes without context takeover).
 	CompressionThreshold int
+	// Transport picks the WebSocket implementation. Default TransportAuto.
+	Transport Transport
+}
+
+// Transport is the WebSocket implementation under the connections.
+type Transport string
+
+// Transports.
+const (
+	// TransportAuto serves plain (non-TLS) connections that negotiate no compression on
+	// TransportEpoll where the platform has it (Linux), everything else on TransportStd.
+	TransportAuto Transport = "auto"
+	// TransportStd serves every connection on coder/websocket: a reader goroutine and
+	// bufio buffers per connection.
+	TransportStd Transport = "std"
+	// TransportEpoll is pushwire's event-driven transport: no goroutine and no buffer per
+	// idle connection, one write per batch of queued messages. TLS connections and those
+	// negotiating permessage-deflate still use coder/websocket.
+	TransportEpoll Transport = "epoll"
+)
+
+// ParseTransport reads a ws_transport setting ("" is auto).
+func ParseTransport(s string) (Transport, error) {
+	switch t := Transport(strings.ToLower(s)); t {
+	case "", TransportAuto:
+		return TransportAuto, nil
+	case TransportStd, TransportEpoll:
+		return t, nil
+	}
+	return "", fmt.Errorf("server: unknown transport %q: use auto, std or epoll", s)
 }
 
 func (o *Options) applyDefaults() {
@@ -83,6 +114,9 @@ func (o *Options) applyDefaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Transport == "" {
+		o.Transport = TransportAuto
+	}
 }
 
 // Server accepts WebSocket connections and serves them against a channels hub.
@@ -92,6 +126,7 @@ type Server struct {
 	log     *zap.Logger
 	metrics Metrics
 	limiter *ipLimiter // nil when unlimited
+	poll    *netpoller // nil when every connection uses coder/websocket
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -113,7 +148,24 @@ func New(hub *channels.Hub, opts Options) *Server {
 	if opts.MaxConnectionsPerIPPerMinute > 0 {
 		s.limiter = newIPLimiter(opts.MaxConnectionsPerIPPerMinute, opts.Now)
 	}
+	if opts.Transport != TransportStd {
+		p, err := newNetpoller()
+		switch {
+		case err == nil:
+			s.poll = p
+		case opts.Transport == TransportEpoll:
+			s.log.Warn("ws_transport epoll is not available here: using std", zap.Error(err))
+		}
+	}
 	return s
+}
+
+// Transport reports the transport plain connections get: TransportEpoll or TransportStd.
+func (s *Server) Transport() Transport {
+	if s.poll != nil {
+		return TransportEpoll
+	}
+	return TransportStd
 }
 
 // Connections returns the number of open WebSocket connections.
@@ -150,28 +202,42 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.init()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		InsecureSkipVerify:   true, // origins are checked per app below, with a Pusher error code
-		CompressionMode:      s.opts.Compression,
-		CompressionThreshold: s.opts.CompressionThreshold,
-		OnPingReceived: func(context.Context, []byte) bool {
-			c.touch()
-			return true
-		},
-	})
-	if err != nil {
-		s.log.Debug("websocket upgrade failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
-		return
+	if s.pollable(r) {
+		pw, err := s.acceptPoll(w, r, c)
+		if err != nil {
+			s.log.Debug("websocket upgrade failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
+			return
+		}
+		c.wire, c.pw = pw, pw
+	} else {
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+			InsecureSkipVerify:   true, // origins are checked per app below, with a Pusher error code
+			CompressionMode:      s.opts.Compression,
+			CompressionThreshold: s.opts.CompressionThreshold,
+			OnPingReceived: func(context.Context, []byte) bool {
+				c.touch()
+				return true
+			},
+		})
+		if err != nil {
+			s.log.Debug("websocket upgrade failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
+			return
+		}
+		ws.SetReadLimit(int64(s.opts.MaxMessageBytes) * oversizeFactor)
+		c.wire = &stdWire{ws: ws, c: c, writeStart: &c.writeStart}
 	}
-	ws.SetReadLimit(int64(s.opts.MaxMessageBytes) * oversizeFactor)
-	c.ws = ws
-	c.log = s.log.With(zap.String("socket_id", c.socketID), zap.String("remote", r.RemoteAddr))
+	c.remote = r.RemoteAddr
 
 	if !s.register(c) {
 		c.refuse(&protocol.Error{Code: protocol.CodeReconnect, Message: "Server is shutting down"}, reasonShutdown)
 		return
 	}
-	defer s.unregister(c)
+	served := false
+	defer func() {
+		if !served {
+			s.unregister(c) // refused; a served connection unregisters in conn.end
+		}
+	}()
 	if s.limiter != nil && !s.limiter.allow(clientKey(r, s.opts.TrustForwardedFor)) {
 		c.refuse(&protocol.Error{Code: protocol.CodeOverCapacity, Message: "Too many connections from your address"}, reasonIPRateLimited)
 		return
@@ -215,8 +281,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.hc = hc
-	c.log = c.log.With(zap.String("app_id", hc.App()))
 	s.metrics.Connected(c.appID)
+	served = true
 	c.serve(r.Context())
 }
 
@@ -266,7 +332,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.conns {
-			_ = c.ws.CloseNow()
+			c.wire.closeNow()
 		}
 		s.mu.Unlock()
 		return errors.Join(errors.New("server: shutdown: connections still open"), ctx.Err())

@@ -26,6 +26,9 @@ func newTestServer(t *testing.T, opts Options, apps ...config.App) (*Server, *ch
 		apps[i].ApplyDefaults()
 	}
 	hub := channels.New(apps, channels.Options{})
+	if opts.Transport == "" {
+		opts.Transport = testTransport
+	}
 	srv := New(hub, opts)
 	mux := http.NewServeMux()
 	mux.Handle("/app/", srv)
@@ -37,6 +40,26 @@ func newTestServer(t *testing.T, opts Options, apps ...config.App) (*Server, *ch
 		ts.Close()
 	})
 	return srv, hub, "ws" + strings.TrimPrefix(ts.URL, "http")
+}
+
+// testTransport is the transport newTestServer gives a server whose options name none; set
+// by forTransports.
+var testTransport Transport
+
+// forTransports runs f once per transport (std, then epoll where the platform has it).
+func forTransports(t *testing.T, f func(t *testing.T)) {
+	for _, tr := range []Transport{TransportStd, TransportEpoll} {
+		t.Run(string(tr), func(t *testing.T) {
+			testTransport = tr
+			defer func() { testTransport = "" }()
+			if tr == TransportEpoll {
+				if _, err := newNetpoller(); err != nil {
+					t.Skip("no netpoller here")
+				}
+			}
+			f(t)
+		})
+	}
 }
 
 type client struct {
@@ -119,88 +142,100 @@ func (c *client) expectClose(code int) {
 }
 
 func TestHandshakePingSubscribePublish(t *testing.T) {
-	_, hub, url := newTestServer(t, Options{})
-	c := dial(t, url+"/app/app-key?protocol=7&client=js&version=8.6.0&flash=false")
-	c.handshake()
-	c.send(`{"event":"pusher:ping","data":{}}`)
-	c.expect(`{"event":"pusher:pong"}`)
-	c.send(`{"event":"pusher:subscribe","data":{"auth":"","channel":"test-channel"}}`)
-	c.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"test-channel","data":"{}"}`)
-	if err := hub.Publish("app-id", channels.Event{Name: "my-event", Channels: []string{"test-channel"}, Data: `{"a":1}`}); err != nil {
-		t.Fatal(err)
-	}
-	c.expect(`{"event":"my-event","channel":"test-channel","data":"{\"a\":1}"}`)
+	forTransports(t, func(t *testing.T) {
+		_, hub, url := newTestServer(t, Options{})
+		c := dial(t, url+"/app/app-key?protocol=7&client=js&version=8.6.0&flash=false")
+		c.handshake()
+		c.send(`{"event":"pusher:ping","data":{}}`)
+		c.expect(`{"event":"pusher:pong"}`)
+		c.send(`{"event":"pusher:subscribe","data":{"auth":"","channel":"test-channel"}}`)
+		c.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"test-channel","data":"{}"}`)
+		if err := hub.Publish("app-id", channels.Event{Name: "my-event", Channels: []string{"test-channel"}, Data: `{"a":1}`}); err != nil {
+			t.Fatal(err)
+		}
+		c.expect(`{"event":"my-event","channel":"test-channel","data":"{\"a\":1}"}`)
+	})
 }
 
 func TestUnknownAppRefused(t *testing.T) {
-	_, _, url := newTestServer(t, Options{})
-	c := dial(t, url+"/app/nope?protocol=7")
-	c.expect(`{"event":"pusher:error","data":{"code":4001,"message":"App key nope does not exist"}}`)
-	c.expectClose(4001)
+	forTransports(t, func(t *testing.T) {
+		_, _, url := newTestServer(t, Options{})
+		c := dial(t, url+"/app/nope?protocol=7")
+		c.expect(`{"event":"pusher:error","data":{"code":4001,"message":"App key nope does not exist"}}`)
+		c.expectClose(4001)
+	})
 }
 
 func TestBadInputKeepsConnection(t *testing.T) {
-	_, _, url := newTestServer(t, Options{MaxMessageBytes: 1024})
-	c := dial(t, url+"/app/app-key")
-	c.handshake()
-	for _, in := range []string{`nope`, `[]`, `{"data":{}}`, `{"event":5}`, `{"event":"pusher:foo"}`, `{"event":"foo"}`, strings.Repeat("x", 5000)} {
-		c.send(in)
-		got, err := c.read()
-		if err != nil || !strings.HasPrefix(got, `{"event":"pusher:error","data":{"code":4000,`) {
-			t.Fatalf("input %.20q: got %s, %v", in, got, err)
+	forTransports(t, func(t *testing.T) {
+		_, _, url := newTestServer(t, Options{MaxMessageBytes: 1024})
+		c := dial(t, url+"/app/app-key")
+		c.handshake()
+		for _, in := range []string{`nope`, `[]`, `{"data":{}}`, `{"event":5}`, `{"event":"pusher:foo"}`, `{"event":"foo"}`, strings.Repeat("x", 5000)} {
+			c.send(in)
+			got, err := c.read()
+			if err != nil || !strings.HasPrefix(got, `{"event":"pusher:error","data":{"code":4000,`) {
+				t.Fatalf("input %.20q: got %s, %v", in, got, err)
+			}
 		}
-	}
-	c.send(`{"event":"pusher:ping"}`)
-	c.expect(`{"event":"pusher:pong"}`)
+		c.send(`{"event":"pusher:ping"}`)
+		c.expect(`{"event":"pusher:pong"}`)
+	})
 }
 
 func TestSubscriptionErrorOnBadAuth(t *testing.T) {
-	_, _, url := newTestServer(t, Options{})
-	c := dial(t, url+"/app/app-key")
-	c.handshake()
-	c.send(`{"event":"pusher:subscribe","data":{"auth":"app-key:deadbeef","channel":"private-x"}}`)
-	c.expect(`{"event":"pusher:error","data":{"code":4009,"message":"Invalid signature: expected HMAC SHA256 hex digest of socket_id:channel_name"}}`)
-	c.expect(`{"event":"pusher:subscription_error","channel":"private-x","data":{"type":"AuthError","error":"Invalid signature: expected HMAC SHA256 hex digest of socket_id:channel_name","status":401,"code":4009}}`)
-	c.send(`{"event":"pusher:ping"}`)
-	c.expect(`{"event":"pusher:pong"}`)
+	forTransports(t, func(t *testing.T) {
+		_, _, url := newTestServer(t, Options{})
+		c := dial(t, url+"/app/app-key")
+		c.handshake()
+		c.send(`{"event":"pusher:subscribe","data":{"auth":"app-key:deadbeef","channel":"private-x"}}`)
+		c.expect(`{"event":"pusher:error","data":{"code":4009,"message":"Invalid signature: expected HMAC SHA256 hex digest of socket_id:channel_name"}}`)
+		c.expect(`{"event":"pusher:subscription_error","channel":"private-x","data":{"type":"AuthError","error":"Invalid signature: expected HMAC SHA256 hex digest of socket_id:channel_name","status":401,"code":4009}}`)
+		c.send(`{"event":"pusher:ping"}`)
+		c.expect(`{"event":"pusher:pong"}`)
+	})
 }
 
 func TestActivityTimeoutPingThenClose(t *testing.T) {
-	_, _, url := newTestServer(t, Options{ActivityTimeout: 200 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
-	c := dial(t, url+"/app/app-key")
-	c.handshake()
-	c.expect(`{"event":"pusher:ping"}`)
-	c.send(`{"event":"pusher:pong","data":{}}`)
-	c.expect(`{"event":"pusher:ping"}`)
-	c.expect(`{"event":"pusher:error","data":{"code":4201,"message":"Pong reply not received in time"}}`)
-	c.expectClose(4201)
+	forTransports(t, func(t *testing.T) {
+		_, _, url := newTestServer(t, Options{ActivityTimeout: 200 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
+		c := dial(t, url+"/app/app-key")
+		c.handshake()
+		c.expect(`{"event":"pusher:ping"}`)
+		c.send(`{"event":"pusher:pong","data":{}}`)
+		c.expect(`{"event":"pusher:ping"}`)
+		c.expect(`{"event":"pusher:error","data":{"code":4201,"message":"Pong reply not received in time"}}`)
+		c.expectClose(4201)
+	})
 }
 
 func TestSlowConsumerClosedOthersServed(t *testing.T) {
-	_, hub, url := newTestServer(t, Options{WriteQueueBytes: 1 << 20})
-	slow := dial(t, url+"/app/app-key")
-	slow.handshake()
-	slow.send(`{"event":"pusher:subscribe","data":{"channel":"feed"}}`)
-	slow.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"feed","data":"{}"}`)
-	fast := dial(t, url+"/app/app-key")
-	fast.handshake()
-	fast.send(`{"event":"pusher:subscribe","data":{"channel":"feed"}}`)
-	fast.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"feed","data":"{}"}`)
-	big := strings.Repeat("y", 60000)
-	const n = 300
-	// Publish at the pace of the reading client: the slow one never reads, so its socket
-	// buffers and then its 1 MiB queue fill up.
-	for i := 0; i < n; i++ {
-		if err := hub.Publish("app-id", channels.Event{Name: "tick", Channels: []string{"feed"}, Data: big}); err != nil {
-			t.Fatal(err)
+	forTransports(t, func(t *testing.T) {
+		_, hub, url := newTestServer(t, Options{WriteQueueBytes: 1 << 20})
+		slow := dial(t, url+"/app/app-key")
+		slow.handshake()
+		slow.send(`{"event":"pusher:subscribe","data":{"channel":"feed"}}`)
+		slow.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"feed","data":"{}"}`)
+		fast := dial(t, url+"/app/app-key")
+		fast.handshake()
+		fast.send(`{"event":"pusher:subscribe","data":{"channel":"feed"}}`)
+		fast.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"feed","data":"{}"}`)
+		big := strings.Repeat("y", 60000)
+		const n = 300
+		// Publish at the pace of the reading client: the slow one never reads, so its socket
+		// buffers and then its 1 MiB queue fill up.
+		for i := 0; i < n; i++ {
+			if err := hub.Publish("app-id", channels.Event{Name: "tick", Channels: []string{"feed"}, Data: big}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fast.read(); err != nil {
+				t.Fatalf("reading client lost event %d: %v", i, err)
+			}
 		}
-		if _, err := fast.read(); err != nil {
-			t.Fatalf("reading client lost event %d: %v", i, err)
-		}
-	}
-	// The slow client never read; it must have been cut off with 4100 rather than holding
-	// up the publisher.
-	slow.expectCloseOrError(protocol.CodeOverCapacity)
+		// The slow client never read; it must have been cut off with 4100 rather than holding
+		// up the publisher.
+		slow.expectCloseOrError(protocol.CodeOverCapacity)
+	})
 }
 
 func (c *client) expectCloseOrError(code int) {
@@ -220,43 +255,47 @@ func (c *client) expectCloseOrError(code int) {
 }
 
 func TestShutdownCloses4200(t *testing.T) {
-	srv, _, url := newTestServer(t, Options{})
-	c := dial(t, url+"/app/app-key")
-	c.handshake()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}()
-	c.expect(`{"event":"pusher:error","data":{"code":4200,"message":"Server is shutting down"}}`)
-	c.expectClose(4200)
+	forTransports(t, func(t *testing.T) {
+		srv, _, url := newTestServer(t, Options{})
+		c := dial(t, url+"/app/app-key")
+		c.handshake()
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(ctx)
+		}()
+		c.expect(`{"event":"pusher:error","data":{"code":4200,"message":"Server is shutting down"}}`)
+		c.expectClose(4200)
+	})
 }
 
 // TestShutdownFlushesQueuedEvents: events accepted before shutdown reach the client before
 // its 4200 close, even when they are still queued.
 func TestShutdownFlushesQueuedEvents(t *testing.T) {
-	srv, hub, url := newTestServer(t, Options{})
-	c := dial(t, url+"/app/app-key")
-	c.handshake()
-	c.send(`{"event":"pusher:subscribe","data":{"channel":"feed"}}`)
-	c.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"feed","data":"{}"}`)
-	const n = 500
-	for i := 0; i < n; i++ {
-		if err := hub.Publish("app-id", channels.Event{Name: "tick", Channels: []string{"feed"}, Data: strings.Repeat("z", 1000)}); err != nil {
-			t.Fatal(err)
+	forTransports(t, func(t *testing.T) {
+		srv, hub, url := newTestServer(t, Options{})
+		c := dial(t, url+"/app/app-key")
+		c.handshake()
+		c.send(`{"event":"pusher:subscribe","data":{"channel":"feed"}}`)
+		c.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"feed","data":"{}"}`)
+		const n = 500
+		for i := 0; i < n; i++ {
+			if err := hub.Publish("app-id", channels.Event{Name: "tick", Channels: []string{"feed"}, Data: strings.Repeat("z", 1000)}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}()
-	for i := 0; i < n; i++ {
-		got, err := c.read()
-		if err != nil || !strings.HasPrefix(got, `{"event":"tick"`) {
-			t.Fatalf("event %d of %d: %.80s %v", i, n, got, err)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(ctx)
+		}()
+		for i := 0; i < n; i++ {
+			got, err := c.read()
+			if err != nil || !strings.HasPrefix(got, `{"event":"tick"`) {
+				t.Fatalf("event %d of %d: %.80s %v", i, n, got, err)
+			}
 		}
-	}
-	c.expect(`{"event":"pusher:error","data":{"code":4200,"message":"Server is shutting down"}}`)
-	c.expectClose(4200)
+		c.expect(`{"event":"pusher:error","data":{"code":4200,"message":"Server is shutting down"}}`)
+		c.expectClose(4200)
+	})
 }

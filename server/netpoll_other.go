@@ -1,0 +1,15 @@
+//go:build !linux
+
+package server
+
+import "errors"
+
+// netpoller is Linux-only (epoll); elsewhere every connection uses coder/websocket.
+type netpoller struct{}
+
+func newNetpoller() (*netpoller, error) { return nil, errors.ErrUnsupported }
+
+func (*netpoller) add(int, func()) error { return errors.ErrUnsupported }
+func (*netpoller) rearm(int) error       { return errors.ErrUnsupported }
+func (*netpoller) remove(int)            {}
+func (*netpoller) close()                {}

@@ -1,0 +1,520 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/zap"
+
+	"github.com/pushwire/pushwire/protocol"
+	"github.com/pushwire/pushwire/server/wsframe"
+)
+
+// pollWire is a conn on pushwire's own RFC 6455 transport: a hijacked TCP socket whose
+// reads are driven by the server's netpoller, so an idle connection has no goroutine, no
+// read buffer and no bufio buffers. When the socket is readable, a short-lived goroutine
+// (one at a time per connection: the fd is armed one-shot) reads what is there into a
+// pooled buffer, dispatches every whole message and keeps only the bytes of an unfinished
+// frame. The writer encodes a whole batch of queued messages into one buffer and writes it
+// with one call.
+//
+// Closing follows RFC 6455: the side that closes first sends a close frame, and the TCP
+// connection is closed once both have (or after closeWait).
+type pollWire struct {
+	c    *conn
+	nc   net.Conn
+	rc   syscall.RawConn
+	fd   int
+	poll *netpoller
+	asm  wsframe.Assembler
+
+	// Owned by the read side (one readiness callback at a time).
+	pending []byte // bytes of an unfinished frame between two callbacks; nil when idle
+	rbuf    []byte // doRead's arguments and results
+	rn      int
+	rerr    error
+	readFn  func(fd uintptr) bool
+	wbuf    []byte // doWrite's arguments and results (whoever holds the writer role)
+	wn      int
+	werr    error
+	writeFn func(fd uintptr) bool
+	onEvent func()
+	// handoff orders one callback's work before the next one's for the race detector (the
+	// real order comes from the one-shot re-arm, a system call it cannot see).
+	handoff atomic.Uint32
+
+	readErr   atomic.Pointer[error] // how the read side ended (for the disconnect's code)
+	peerDone  atomic.Bool           // the read side is over: do not wait for the client's close frame
+	finished  atomic.Bool           // the writer has sent our close frame
+	closeOnce sync.Once
+	endOnce   sync.Once
+}
+
+// closeWait is how long a connection whose close frame was sent waits for the client's.
+const closeWait = 5 * time.Second
+
+// writeChunk bounds one socket write, so the write watchdog measures progress, not the size
+// of a batch.
+const writeChunk = 256 << 10
+
+// pollReadSize is the size of the pooled read buffers; a frame that does not fit gets a
+// buffer of its own size while it arrives.
+const pollReadSize = 16 << 10
+
+var (
+	pollReadBufs  = sync.Pool{New: func() any { b := make([]byte, pollReadSize); return &b }}
+	pollWriteBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+)
+
+// pollable reports whether r can be served on a pollWire: the server has a netpoller, the
+// request is plain HTTP/1.1 (TLS stays on coder/websocket), and no permessage-deflate is to
+// be negotiated.
+func (s *Server) pollable(r *http.Request) bool {
+	if s.poll == nil || r.TLS != nil || r.ProtoMajor != 1 {
+		return false
+	}
+	return s.opts.Compression == websocket.CompressionDisabled || !offersDeflate(r.Header)
+}
+
+// offersDeflate reports whether the client offers permessage-deflate.
+func offersDeflate(h http.Header) bool {
+	for _, v := range h.Values("Sec-WebSocket-Extensions") {
+		if bytes.Contains(bytes.ToLower([]byte(v)), []byte("permessage-deflate")) {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptPoll performs the opening handshake itself and hijacks the socket for a pollWire.
+// A request that is not a valid upgrade gets its HTTP error here.
+func (s *Server) acceptPoll(w http.ResponseWriter, r *http.Request, c *conn) (*pollWire, error) {
+	key, err := wsframe.CheckUpgrade(r)
+	if err != nil {
+		if errors.Is(err, wsframe.ErrBadVersion) {
+			w.Header().Set("Sec-WebSocket-Version", "13")
+			http.Error(w, "pushwire: unsupported Sec-WebSocket-Version: use 13", http.StatusUpgradeRequired)
+		} else {
+			http.Error(w, "pushwire: "+err.Error(), http.StatusBadRequest)
+		}
+		return nil, err
+	}
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "pushwire: cannot take over the connection", http.StatusInternalServerError)
+		return nil, fmt.Errorf("server: hijack: %w", err)
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		_ = nc.Close()
+		return nil, fmt.Errorf("server: hijack: %T has no file descriptor", nc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("server: hijack: %w", err)
+	}
+	pw := &pollWire{c: c, nc: nc, rc: rc, poll: s.poll}
+	pw.asm.MaxMessage = int64(s.opts.MaxMessageBytes) * oversizeFactor
+	pw.readFn, pw.writeFn = pw.doRead, pw.doWrite
+	pw.onEvent = pw.event
+	if err := rc.Control(func(fd uintptr) { pw.fd = int(fd) }); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("server: hijack: %w", err)
+	}
+	// Frames the client sent right behind its request are already in net/http's buffer.
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		pw.pending = bytes.Clone(b)
+	}
+	_ = nc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
+	_, err = nc.Write(wsframe.AppendResponse(make([]byte, 0, 160), key))
+	_ = nc.SetWriteDeadline(time.Time{})
+	if err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("server: handshake: %w", err)
+	}
+	return pw, nil
+}
+
+// start hands the read side to the netpoller (after handling what arrived with the request).
+func (w *pollWire) start() {
+	if w.pending != nil && !w.drain() {
+		return
+	}
+	w.handoff.Add(1)
+	var err error
+	if cerr := w.rc.Control(func(fd uintptr) { err = w.poll.add(int(fd), w.onEvent) }); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		w.stopReading(fmt.Errorf("server: netpoller: %w", err), true)
+	}
+}
+
+// event is the netpoller's callback: read and handle what is there, then re-arm.
+func (w *pollWire) event() {
+	w.handoff.Load()
+	if !w.drain() {
+		return
+	}
+	w.handoff.Add(1)
+	// Re-armed under the fd's reference, so a concurrent close cannot hand the number to
+	// another connection in between.
+	_ = w.rc.Control(func(fd uintptr) { _ = w.poll.rearm(int(fd)) })
+}
+
+// drain reads the socket until it would block, handling every whole message. It reports
+// whether the read side goes on (the fd should be re-armed).
+func (w *pollWire) drain() (more bool) {
+	bp := pollReadBufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	defer func() {
+		if p := recover(); p != nil {
+			w.c.logAt(zap.ErrorLevel, "panic while serving connection", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
+			w.c.closeWith(&protocol.Error{Code: protocol.CodeReconnect, Message: "Internal server error"}, reasonPanic)
+			w.stopReading(fmt.Errorf("server: panic: %v", p), false)
+			more = false
+		}
+		pollReadBufs.Put(bp)
+	}()
+	if w.pending != nil {
+		if cap(w.pending) > cap(b) {
+			b = w.pending
+		} else {
+			b = append(b, w.pending...)
+		}
+		w.pending = nil
+	}
+	if len(b) > 0 { // what arrived with the request, or a partial frame from last time
+		off, stop := w.process(b)
+		if stop {
+			return false
+		}
+		b = w.compact(b, off)
+	}
+	for {
+		space := cap(b) - len(b)
+		n, err := w.read(b[len(b):cap(b)])
+		if n > 0 {
+			b = b[:len(b)+n]
+			off, stop := w.process(b)
+			if stop {
+				return false
+			}
+			b = w.compact(b, off)
+		}
+		switch {
+		case errors.Is(err, syscall.EAGAIN):
+		case err != nil:
+			w.stopReading(err, true)
+			return false
+		case n == 0:
+			w.stopReading(io.EOF, true)
+			return false
+		case n == space:
+			continue // there may be more
+		}
+		break
+	}
+	if len(b) > 0 {
+		if cap(b) > pollReadSize {
+			w.pending = b // a large frame's own buffer
+		} else {
+			w.pending = bytes.Clone(b)
+		}
+	}
+	return true
+}
+
+// read reads into p under the fd's reference (no waiting: EAGAIN when nothing is there).
+func (w *pollWire) read(p []byte) (int, error) {
+	w.rbuf = p
+	err := w.rc.Read(w.readFn)
+	w.rbuf = nil
+	if err != nil {
+		return 0, err
+	}
+	if w.rn < 0 {
+		return 0, w.rerr
+	}
+	return w.rn, w.rerr
+}
+
+func (w *pollWire) doRead(fd uintptr) bool {
+	for {
+		w.rn, w.rerr = syscall.Read(int(fd), w.rbuf)
+		if w.rerr != syscall.EINTR {
+			return true
+		}
+	}
+}
+
+// compact moves the unconsumed bytes b[off:] to the front, into a buffer that can hold the
+// whole next frame.
+func (w *pollWire) compact(b []byte, off int) []byte {
+	rest := b[off:]
+	if len(rest) == 0 {
+		return b[:0]
+	}
+	if need := frameSize(rest); need > cap(b) {
+		nb := make([]byte, len(rest), need)
+		copy(nb, rest)
+		return nb
+	}
+	n := copy(b, rest)
+	return b[:n]
+}
+
+// frameSize is the size of the frame starting at b, as far as its header tells.
+func frameSize(b []byte) int {
+	h, hn, err := wsframe.ParseHeader(b, 0, true)
+	if err != nil || hn == 0 {
+		return wsframe.MaxHeaderLen
+	}
+	return hn + int(h.Length)
+}
+
+// process handles every whole frame in b and returns how many bytes it consumed; stop
+// reports that the read side is over.
+func (w *pollWire) process(b []byte) (off int, stop bool) {
+	c := w.c
+	for off < len(b) {
+		n, m, ok, err := w.asm.Next(b[off:])
+		if err != nil {
+			var ce *wsframe.CloseError
+			code, text, reason := 1002, err.Error(), reasonProtocol
+			if errors.As(err, &ce) {
+				code, text = int(ce.Code), ce.Reason
+			}
+			if code == 1009 {
+				reason = reasonTooBig
+			}
+			c.closeProtocol(code, text, reason)
+			w.stopReading(err, false)
+			return off, true
+		}
+		if n == 0 {
+			return off, false
+		}
+		off += n
+		if !ok {
+			continue
+		}
+		c.touch()
+		switch m.Op {
+		case wsframe.OpText, wsframe.OpBinary:
+			if w.finished.Load() {
+				continue // our close frame is out: data is discarded
+			}
+			if len(m.Payload) > c.srv.opts.MaxMessageBytes {
+				c.tooLarge(len(m.Payload))
+				continue
+			}
+			c.message(m.Op == wsframe.OpText, m.Payload)
+		case wsframe.OpPing:
+			c.queueCtrl(wsframe.AppendFrame(nil, wsframe.OpPong, m.Payload))
+		case wsframe.OpClose:
+			code, _, _ := wsframe.ParseClose(m.Payload)
+			c.closeWith(nil, reasonClient)
+			w.stopReading(websocket.CloseError{Code: websocket.StatusCode(code)}, false)
+			return off, true
+		}
+	}
+	return off, false
+}
+
+// stopReading ends the read side. A dead socket (dead) is closed at once; after the client's
+// close frame, a protocol error or a panic, the connection ends once the writer has sent our
+// close frame (afterClose).
+func (w *pollWire) stopReading(err error, dead bool) {
+	w.readErr.Store(&err)
+	w.peerDone.Store(true)
+	if dead || w.finished.Load() {
+		w.teardown()
+	}
+}
+
+// tryWrite writes frame with one non-blocking write and returns (a copy of) what the socket
+// did not take. Only the holder of the conn's writer role calls it.
+func (w *pollWire) tryWrite(frame []byte) (rest []byte, err error) {
+	bp, b := getWriteBuf(len(frame) + wsframe.MaxHeaderLen)
+	b = wsframe.AppendFrame(b, wsframe.OpText, frame)
+	w.wbuf = b
+	err = w.rc.Write(w.writeFn)
+	w.wbuf = nil
+	n := 0
+	if err == nil {
+		n, err = max(w.wn, 0), w.werr
+		if errors.Is(err, syscall.EAGAIN) {
+			err = nil
+		}
+	}
+	if err == nil && n < len(b) {
+		rest = bytes.Clone(b[n:])
+	}
+	putWriteBuf(bp, b)
+	return rest, err
+}
+
+func (w *pollWire) doWrite(fd uintptr) bool {
+	for {
+		w.wn, w.werr = syscall.Write(int(fd), w.wbuf)
+		if w.werr != syscall.EINTR {
+			return true
+		}
+	}
+}
+
+func (w *pollWire) write(ctrl []byte, frames [][]byte) (int, error) {
+	size := len(ctrl)
+	for _, f := range frames {
+		size += len(f) + wsframe.MaxHeaderLen
+	}
+	bp, b := getWriteBuf(size)
+	b = append(b, ctrl...)
+	for _, f := range frames {
+		b = wsframe.AppendFrame(b, wsframe.OpText, f)
+	}
+	err := w.send(b)
+	putWriteBuf(bp, b)
+	if err != nil {
+		return 0, err
+	}
+	return len(frames), nil
+}
+
+// send writes b in chunks, with the write watchdog's clock running for each.
+func (w *pollWire) send(b []byte) error {
+	for len(b) > 0 {
+		chunk := b[:min(len(b), writeChunk)]
+		w.c.writeStart.Store(time.Now().UnixNano())
+		n, err := w.nc.Write(chunk)
+		w.c.writeStart.Store(0)
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func getWriteBuf(size int) (*[]byte, []byte) {
+	bp := pollWriteBufs.Get().(*[]byte)
+	if cap(*bp) < size {
+		return bp, make([]byte, 0, size)
+	}
+	return bp, (*bp)[:0]
+}
+
+// putWriteBuf returns the pool's buffer, or b in its place when it grew, unless it is large
+// (a burst's buffer is left to the garbage collector rather than pinned).
+func putWriteBuf(bp *[]byte, b []byte) {
+	if cap(b) > cap(*bp) && cap(b) <= 64<<10 {
+		*bp = b[:0]
+	}
+	pollWriteBufs.Put(bp)
+}
+
+func (w *pollWire) finish(errFrame []byte, code int, reason string) error {
+	bp, b := getWriteBuf(len(errFrame) + 2*wsframe.MaxHeaderLen + 2 + len(reason))
+	if errFrame != nil {
+		b = wsframe.AppendFrame(b, wsframe.OpText, errFrame)
+	}
+	b = wsframe.AppendClose(b, uint16(code), reason)
+	err := w.send(b)
+	putWriteBuf(bp, b)
+	if cw, ok := w.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	return err
+}
+
+func (w *pollWire) afterClose() {
+	w.finished.Store(true)
+	if w.peerDone.Load() {
+		w.teardown()
+		return
+	}
+	time.AfterFunc(closeWait, w.teardown)
+}
+
+func (w *pollWire) refuse(errFrame []byte, code int, reason string) {
+	_ = w.nc.SetWriteDeadline(time.Now().Add(w.c.srv.opts.WriteTimeout))
+	_ = w.finish(errFrame, code, reason)
+	w.awaitClose(time.Second)
+	w.closeSocket()
+}
+
+// awaitClose reads (for at most d, on the calling goroutine) until the client's close frame
+// arrives, so closing the socket cannot lose our last frames to a reset.
+func (w *pollWire) awaitClose(d time.Duration) {
+	_ = w.nc.SetReadDeadline(time.Now().Add(d))
+	b := append(make([]byte, 0, 1024), w.pending...)
+	w.pending = nil
+	a := wsframe.Assembler{MaxMessage: 64 << 10}
+	for {
+		for off := 0; ; {
+			n, m, ok, err := a.Next(b[off:])
+			if err != nil || (ok && m.Op == wsframe.OpClose) {
+				return
+			}
+			if n == 0 {
+				b = w.compact(b, off)
+				break
+			}
+			off += n
+		}
+		if len(b) == cap(b) {
+			return // a frame too large to wait for
+		}
+		n, err := w.nc.Read(b[len(b):cap(b)])
+		if err != nil {
+			return
+		}
+		b = b[:len(b)+n]
+	}
+}
+
+func (w *pollWire) closeNow() {
+	w.peerDone.Store(true)
+	w.closeSocket()
+	if w.finished.Load() {
+		w.teardown()
+	}
+}
+
+func (w *pollWire) ping() {
+	w.c.queueCtrl(wsframe.AppendFrame(nil, wsframe.OpPing, nil))
+}
+
+// closeSocket unregisters the fd and closes it (in that order, so the number cannot be
+// reused while the netpoller still knows it).
+func (w *pollWire) closeSocket() {
+	w.closeOnce.Do(func() {
+		_ = w.rc.Control(func(fd uintptr) { w.poll.remove(int(fd)) })
+		_ = w.nc.Close()
+	})
+}
+
+// teardown closes the socket and ends the connection (once).
+func (w *pollWire) teardown() {
+	w.endOnce.Do(func() {
+		w.closeSocket()
+		var err error
+		if p := w.readErr.Load(); p != nil {
+			err = *p
+		}
+		go w.c.end(err)
+	})
+}
