@@ -24,7 +24,7 @@ type Conn struct {
 
 	// channels maps each subscribed channel to the presence user id held there ("" off
 	// presence). Only the reader goroutine touches it.
-	channels map[string]string
+	channels chanSet
 	rlStart  time.Time // client-event rate window start (reader goroutine only)
 	rlCount  int
 	puStart  time.Time // presence_update rate window start (reader goroutine only)
@@ -82,7 +82,7 @@ func (h *Hub) ConnectWith(appKey string, sub Subscriber, opts ConnOptions) (*Con
 		app.conns.Add(-1)
 		return nil, errTokenRevoked
 	}
-	c := &Conn{app: app, sub: sub, socketID: sub.SocketID(), channels: map[string]string{}}
+	c := &Conn{app: app, sub: sub, socketID: sub.SocketID()}
 	c.v2 = sub.Version() == protocol.V2
 	c.echo = c.v2 && opts.Echo
 	c.appendFull = c.v2 && opts.AppendFull
@@ -330,7 +330,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		sub.hold = newHeldQueue(c.sub.Send)
 	}
 	ch.subs[c] = sub
-	c.channels[name] = userID
+	c.channels.set(name, userID)
 	c.sub.Send(ack(ch))
 	subscribed = true
 	if deltaAlg != "" && c.deltaAll == "" {
@@ -428,8 +428,7 @@ func parseChannelData(s string, maxKB int) (string, json.RawMessage, *protocol.E
 
 // Unsubscribe leaves a channel; unknown channels are ignored (Pusher sends no reply).
 func (c *Conn) Unsubscribe(name string) {
-	_, ok := c.channels[name]
-	delete(c.channels, name)
+	ok := c.channels.del(name)
 	delete(c.attach, name)
 	if ok {
 		c.leave(name)
@@ -532,10 +531,10 @@ func (c *Conn) Disconnect() {
 	if token != nil {
 		c.app.untrackToken(c, token)
 	}
-	for n := range c.channels {
+	for n := range c.channels.names() {
 		c.leave(n)
 	}
-	clear(c.channels)
+	c.channels.clear()
 	if user != "" {
 		c.app.signOut(user, c)
 	}

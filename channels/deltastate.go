@@ -315,7 +315,7 @@ func (c *Conn) EnableDelta() *protocol.Error {
 		return &protocol.Error{Code: protocol.CodeGeneric, Message: "Delta compression is disabled for this app"}
 	}
 	c.deltaAll = DeltaFossil
-	for name := range c.channels {
+	for name := range c.channels.names() {
 		if protocol.Classify(name).Type == protocol.Encrypted {
 			continue
 		}
@@ -342,7 +342,7 @@ func (c *Conn) DeltaSyncError(data json.RawMessage, frameChannel string) *protoc
 	if name == "" {
 		name = frameChannel
 	}
-	if _, ok := c.channels[name]; !ok {
+	if !c.channels.has(name) {
 		return protocol.Errorf(protocol.CodeGeneric, "delta_sync_error: not subscribed to %q", protocol.Truncate(name, 200))
 	}
 	if ch := c.app.lookup(name); ch != nil {

@@ -43,7 +43,7 @@ func (c *Conn) PresenceUpdate(data json.RawMessage, frameChannel string) *protoc
 	if protocol.Classify(name).Type != protocol.Presence {
 		return protocol.Errorf(protocol.CodeChannelError, "presence_update is only for presence channels, not %s", protocol.Truncate(name, 200))
 	}
-	userID, subscribed := c.channels[name]
+	userID, subscribed := c.channels.get(name)
 	if !subscribed {
 		return protocol.Errorf(protocol.CodeChannelError, "Socket %s is not a member of %s", c.socketID, protocol.Truncate(name, 200))
 	}

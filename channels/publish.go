@@ -230,7 +230,7 @@ func (c *Conn) ClientEvent(f protocol.Frame) *protocol.Error {
 	if len(f.Data) > app.cfg.MaxEventPayloadKB*1024 {
 		return protocol.Errorf(protocol.CodeClientEventRefused, "Client event data is larger than %d KB", app.cfg.MaxEventPayloadKB)
 	}
-	userID, subscribed := c.channels[f.Channel]
+	userID, subscribed := c.channels.get(f.Channel)
 	if !subscribed {
 		return protocol.Errorf(protocol.CodeClientEventRefused, "Socket %s is not subscribed to channel %s", c.socketID, f.Channel)
 	}

@@ -248,7 +248,7 @@ func (c *Conn) ChannelHistory(data json.RawMessage, frameChannel string) *protoc
 	if perr != nil {
 		return perr
 	}
-	if _, ok := c.channels[name]; !ok {
+	if !c.channels.has(name) {
 		return protocol.Errorf(protocol.CodeChannelError, "channel_history: not subscribed to %s", protocol.Truncate(name, 200))
 	}
 	if err := c.allow(protocol.OpHistory, name); err != nil {
@@ -545,7 +545,7 @@ func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*re
 
 // subscription returns the connection's subscription of a channel.
 func (c *Conn) subscription(name string) (subscription, bool) {
-	if _, ok := c.channels[name]; !ok {
+	if !c.channels.has(name) {
 		return subscription{}, false
 	}
 	ch := c.app.lookup(name)

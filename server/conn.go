@@ -282,7 +282,11 @@ func (c *conn) serve(ctx context.Context) {
 	c.mu.Unlock()
 	c.Send(protocol.ConnectionEstablished(c.version, c.socketID, c.srv.activity))
 	c.mu.Lock()
-	c.kickLocked() // also when a closeWith came first and the Send was dropped
+	if c.closed || len(c.queue) > 0 || len(c.ctrl) > 0 {
+		c.kickLocked() // also when a closeWith came first and the Send was dropped
+	} else {
+		c.mu.Unlock()
+	}
 	c.heartbeat.Reset(c.idleLimit())
 	switch w := c.wire.(type) {
 	case *stdWire:

@@ -40,14 +40,6 @@ type pollWire struct {
 
 	// Owned by the read side (one readiness callback at a time).
 	pending []byte // bytes of an unfinished frame between two callbacks; nil when idle
-	rbuf    []byte // doRead's arguments and results
-	rn      int
-	rerr    error
-	readFn  func(fd uintptr) bool
-	wbuf    []byte // doWrite's arguments and results (whoever holds the writer role)
-	wn      int
-	werr    error
-	writeFn func(fd uintptr) bool
 	onEvent func()
 	// handoff orders one callback's work before the next one's for the race detector (the
 	// real order comes from the one-shot re-arm, a system call it cannot see).
@@ -126,7 +118,6 @@ func (s *Server) acceptPoll(w http.ResponseWriter, r *http.Request, c *conn) (*p
 	}
 	pw := &pollWire{c: c, nc: nc, rc: rc, poll: s.poll}
 	pw.asm.MaxMessage = int64(s.opts.MaxMessageBytes) * oversizeFactor
-	pw.readFn, pw.writeFn = pw.doRead, pw.doWrite
 	pw.onEvent = pw.event
 	if err := rc.Control(func(fd uintptr) { pw.fd = int(fd) }); err != nil {
 		_ = nc.Close()
@@ -238,26 +229,59 @@ func (w *pollWire) drain() (more bool) {
 }
 
 // read reads into p under the fd's reference (no waiting: EAGAIN when nothing is there).
-func (w *pollWire) read(p []byte) (int, error) {
-	w.rbuf = p
-	err := w.rc.Read(w.readFn)
-	w.rbuf = nil
-	if err != nil {
-		return 0, err
-	}
-	if w.rn < 0 {
-		return 0, w.rerr
-	}
-	return w.rn, w.rerr
+func (w *pollWire) read(p []byte) (int, error) { return rawIO(w.rc, p, false) }
+
+// ioOp carries one system call through syscall.RawConn, which holds the fd's reference
+// meanwhile (so a concurrent Close cannot hand the number to another socket), without a
+// closure allocated per call or kept per connection.
+type ioOp struct {
+	buf         []byte
+	n           int
+	err         error
+	read, write func(fd uintptr) bool
 }
 
-func (w *pollWire) doRead(fd uintptr) bool {
+var ioOps = sync.Pool{New: func() any {
+	op := &ioOp{}
+	op.read, op.write = op.doRead, op.doWrite
+	return op
+}}
+
+func (op *ioOp) doRead(fd uintptr) bool {
 	for {
-		w.rn, w.rerr = syscall.Read(int(fd), w.rbuf)
-		if w.rerr != syscall.EINTR {
+		op.n, op.err = syscall.Read(int(fd), op.buf)
+		if op.err != syscall.EINTR {
 			return true
 		}
 	}
+}
+
+func (op *ioOp) doWrite(fd uintptr) bool {
+	for {
+		op.n, op.err = syscall.Write(int(fd), op.buf)
+		if op.err != syscall.EINTR {
+			return true
+		}
+	}
+}
+
+// rawIO makes one non-blocking read or write of p on rc.
+func rawIO(rc syscall.RawConn, p []byte, write bool) (int, error) {
+	op := ioOps.Get().(*ioOp)
+	op.buf = p
+	var err error
+	if write {
+		err = rc.Write(op.write)
+	} else {
+		err = rc.Read(op.read)
+	}
+	n, opErr := max(op.n, 0), op.err
+	op.buf, op.n, op.err = nil, 0, nil
+	ioOps.Put(op)
+	if err != nil {
+		return 0, err
+	}
+	return n, opErr
 }
 
 // compact moves the unconsumed bytes b[off:] to the front, into a buffer that can hold the
@@ -350,30 +374,15 @@ func (w *pollWire) stopReading(err error, dead bool) {
 func (w *pollWire) tryWrite(frame []byte) (rest []byte, err error) {
 	bp, b := getWriteBuf(len(frame) + wsframe.MaxHeaderLen)
 	b = wsframe.AppendFrame(b, wsframe.OpText, frame)
-	w.wbuf = b
-	err = w.rc.Write(w.writeFn)
-	w.wbuf = nil
-	n := 0
-	if err == nil {
-		n, err = max(w.wn, 0), w.werr
-		if errors.Is(err, syscall.EAGAIN) {
-			err = nil
-		}
+	n, err := rawIO(w.rc, b, true)
+	if errors.Is(err, syscall.EAGAIN) {
+		err = nil
 	}
 	if err == nil && n < len(b) {
 		rest = bytes.Clone(b[n:])
 	}
 	putWriteBuf(bp, b)
 	return rest, err
-}
-
-func (w *pollWire) doWrite(fd uintptr) bool {
-	for {
-		w.wn, w.werr = syscall.Write(int(fd), w.wbuf)
-		if w.werr != syscall.EINTR {
-			return true
-		}
-	}
 }
 
 func (w *pollWire) write(ctrl []byte, frames [][]byte) (int, error) {
