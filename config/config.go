@@ -89,6 +89,17 @@ type Config struct {
 	WSCompression string `yaml:"ws_compression"`
 	// WSCompressionThreshold is the smallest message compressed, in bytes. Default 512.
 	WSCompressionThreshold int `yaml:"ws_compression_threshold"`
+	// WSTransport is the WebSocket implementation: "auto" (default: pushwire's event-driven
+	// epoll transport on Linux for plain connections that negotiate no compression,
+	// coder/websocket for the rest), "std" (coder/websocket for all) or "epoll" (as auto,
+	// with a warning where epoll is missing).
+	WSTransport string `yaml:"ws_transport"`
+	// GCPercent is the Go garbage collector's target (GOGC) unless the GOGC environment
+	// variable is set: the heap may grow this many percent over the live data before a
+	// collection. Default 50 — a realtime server's heap is mostly long-lived connection
+	// state, so a lower target costs little CPU and keeps the memory per connection down.
+	// -1 keeps Go's own default (100).
+	GCPercent int `yaml:"gc_percent"`
 
 	// History is the message store of channels that keep history: "memory" (default:
 	// bounded per channel, gone on restart) or "postgres" (durable, shared by several nodes;
@@ -361,6 +372,7 @@ const (
 	DefaultTokenRefreshGrace            = 30 * time.Second
 	DefaultHistoryMaxAge                = 24 * time.Hour
 	DefaultDeltaFullInterval            = 10
+	DefaultGCPercent                    = 50
 	DefaultIdempotencyTTL               = 120 * time.Second
 	DefaultClusterNodeTimeout           = 15 * time.Second
 	DefaultClusterHeartbeat             = 3 * time.Second
@@ -402,6 +414,8 @@ func (c *Config) ApplyDefaults() {
 	setStr(&c.ClusterPrefix, "pushwire")
 	setStr(&c.WSCompression, "no_context_takeover")
 	setInt(&c.WSCompressionThreshold, 512)
+	setStr(&c.WSTransport, "auto")
+	setInt(&c.GCPercent, DefaultGCPercent)
 	setDur(&c.HistoryMaxAge, DefaultHistoryMaxAge)
 	if len(c.Apps) == 0 {
 		c.Apps = []App{DefaultApp()}
@@ -457,6 +471,14 @@ func (c *Config) problems() []string {
 	case "no_context_takeover", "context_takeover", "disabled":
 	default:
 		bad("ws_compression", "must be no_context_takeover, context_takeover or disabled, got %q", c.WSCompression)
+	}
+	switch c.WSTransport {
+	case "auto", "std", "epoll":
+	default:
+		bad("ws_transport", "must be auto, std or epoll, got %q", c.WSTransport)
+	}
+	if c.GCPercent != -1 && (c.GCPercent < 10 || c.GCPercent > 1000) {
+		bad("gc_percent", "must be between 10 and 1000, or -1 for Go's default, got %d", c.GCPercent)
 	}
 	switch c.History {
 	case "memory":

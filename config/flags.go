@@ -39,6 +39,8 @@ var usages = map[string]string{
 	"webhook_vacate_delay":              "wait and re-check before channel_vacated / member_removed (default 3s)",
 	"ws_compression":                    "permessage-deflate: no_context_takeover, context_takeover or disabled (default no_context_takeover)",
 	"ws_compression_threshold":          "smallest WebSocket message compressed, in bytes (default 512)",
+	"ws_transport":                      "WebSocket implementation: auto (epoll where it can), std (coder/websocket) or epoll (default auto)",
+	"gc_percent":                        "Go GC target (GOGC) unless GOGC is set; -1 = Go's default 100 (default 50)",
 	"history":                           "message store of channels with history: memory or postgres (default memory)",
 	"database_url":                      "Postgres URL of the postgres history store (default empty)",
 	"history_max_messages":              "messages kept per channel, 0 = the store's default: 1000 memory, 10000 postgres (default 0)",

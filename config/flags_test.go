@@ -27,14 +27,14 @@ func TestFlagNames(t *testing.T) {
 	var got []string
 	fs.VisitAll(func(f *flag.Flag) { got = append(got, f.Name) })
 	want := []string{
-		"activity-timeout", "cluster", "cluster-heartbeat", "cluster-node-timeout", "cluster-prefix", "config", "database-url", "drain-delay", "history", "history-max-age",
+		"activity-timeout", "cluster", "cluster-heartbeat", "cluster-node-timeout", "cluster-prefix", "config", "database-url", "drain-delay", "gc-percent", "history", "history-max-age",
 		"history-max-messages", "host", "log-format", "log-level",
 		"max-connections", "max-connections-per-ip-per-minute", "max-message-kb",
 		"max-request-body-kb", "metrics-enabled", "metrics-host", "metrics-port", "nats-url", "pong-timeout",
 		"port", "redis-url", "shutdown-timeout", "tls-cert-file", "tls-key-file", "token-refresh-grace", "trust-forwarded-for",
 		"webhook-batch-interval", "webhook-batch-size", "webhook-queue-size", "webhook-retry-for",
 		"webhook-timeout", "webhook-vacate-delay", "write-queue-kb", "write-queue-messages",
-		"write-timeout", "ws-compression", "ws-compression-threshold",
+		"write-timeout", "ws-compression", "ws-compression-threshold", "ws-transport",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("flags = %q\nwant %q", got, want)

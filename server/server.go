@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -74,17 +73,6 @@ const (
 	// negotiating permessage-deflate still use coder/websocket.
 	TransportEpoll Transport = "epoll"
 )
-
-// ParseTransport reads a ws_transport setting ("" is auto).
-func ParseTransport(s string) (Transport, error) {
-	switch t := Transport(strings.ToLower(s)); t {
-	case "", TransportAuto:
-		return TransportAuto, nil
-	case TransportStd, TransportEpoll:
-		return t, nil
-	}
-	return "", fmt.Errorf("server: unknown transport %q: use auto, std or epoll", s)
-}
 
 func (o *Options) applyDefaults() {
 	if o.Logger == nil {

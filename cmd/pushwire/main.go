@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -64,11 +65,22 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	defer func() { _ = log.Sync() }()
+	setGCPercent(cfg.GCPercent, log)
 	if err := serve(ctx, cfg, log); err != nil {
 		log.Error("pushwire stopped", zap.Error(err))
 		return 1
 	}
 	return 0
+}
+
+// setGCPercent applies gc_percent unless GOGC is set in the environment (which wins) or
+// gc_percent is -1.
+func setGCPercent(pct int, log *zap.Logger) {
+	if _, set := os.LookupEnv("GOGC"); set || pct <= 0 {
+		return
+	}
+	debug.SetGCPercent(pct)
+	log.Debug("gc target", zap.Int("gc_percent", pct))
 }
 
 // serve wires the hub, the WebSocket gateway and the REST API on one listener.
@@ -114,6 +126,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		WriteTimeout:       cfg.WriteTimeout.D(),
 		MaxConnections:     cfg.MaxConnections,
 
+		Transport:                    server.Transport(cfg.WSTransport),
 		Compression:                  compressionMode(cfg.WSCompression),
 		CompressionThreshold:         cfg.WSCompressionThreshold,
 		MaxConnectionsPerIPPerMinute: cfg.MaxConnectionsPerIPPerMinute,
@@ -174,7 +187,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		log.Info("app", zap.String("id", a.ID), zap.String("key", a.Key), zap.Bool("enabled", a.IsEnabled()))
 	}
 	log.Info("pushwire listening", zap.String("addr", ln.Addr().String()),
-		zap.String("websocket", scheme+"://"+ln.Addr().String()+"/app/{key}"))
+		zap.String("websocket", scheme+"://"+ln.Addr().String()+"/app/{key}"), zap.String("transport", string(ws.Transport())))
 
 	select {
 	case err := <-errc:
