@@ -136,65 +136,105 @@ func (c *conn) Send(frame []byte) {
 		}
 		return
 	}
-	if c.pw != nil && c.serving && !c.writer && len(c.queue) == 0 && len(c.ctrl) == 0 && len(frame) <= maxDirect {
-		c.sendDirect(frame)
-		return
-	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
 	c.kickLocked()
 }
 
-// maxDirect is the largest message Send writes on the caller's goroutine.
-const maxDirect = 64 << 10
-
-// sendDirect writes frame on the calling goroutine with one non-blocking write, when
-// nothing is queued and no writer runs: no goroutine is woken, none started. It holds the
-// writer's role (c.writer) for the time of the write. What the socket did not take (its
-// buffer is full) is left for a writer goroutine in c.ctrl, ahead of anything queued since.
-// Called with c.mu held; releases it.
-func (c *conn) sendDirect(frame []byte) {
-	c.writer = true
-	c.mu.Unlock()
-	rest, err := c.pw.tryWrite(frame)
-	c.mu.Lock()
-	c.writer = false
-	if err != nil {
-		c.mu.Unlock()
-		c.logAt(zap.DebugLevel, "write failed", zap.Error(err))
-		c.closeWith(nil, reasonWriteFailed)
+// kickLocked releases c.mu and makes sure the queue will be written. If nobody holds the
+// writer role (c.writer), it is taken: a pollWire connection is handed to the server's
+// flushers (no goroutine of its own), any other gets a writer goroutine. Otherwise the
+// holder is woken. Before serve nothing is written (a refused connection writes its own
+// error), and serve kicks once it starts.
+func (c *conn) kickLocked() {
+	if !c.writer && c.serving {
+		c.writer = true
+		if c.pw != nil && !c.closed {
+			c.mu.Unlock()
+			c.srv.flush.push(c)
+			return
+		}
+		c.startWriterLocked()
 		return
 	}
-	if rest != nil {
-		c.ctrl = append(rest, c.ctrl...)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
-	if len(c.queue) > 0 || len(c.ctrl) > 0 || c.closed {
-		c.kickLocked()
-	} else {
-		c.mu.Unlock()
-	}
-	c.srv.metrics.MessageOut(c.appID, len(frame))
 }
 
-// kickLocked releases c.mu and makes sure a writer goroutine will look at the queue: it
-// starts one if none runs, or wakes the running one. Before serve nothing is written (a
-// refused connection writes its own error), and serve kicks once it starts.
-func (c *conn) kickLocked() {
-	start := !c.writer && c.serving
-	c.writer = c.writer || start
-	if start && c.watchdog == nil {
+// startWriterLocked starts a writer goroutine for the holder of the writer role and
+// releases c.mu.
+func (c *conn) startWriterLocked() {
+	if c.watchdog == nil {
 		// Made (stopped) before the first writer runs; the writer arms it per batch.
 		c.watchdog = time.AfterFunc(time.Hour, c.checkWrite)
 		c.watchdog.Stop()
 	}
 	c.mu.Unlock()
-	if start {
-		go c.writeLoop()
+	go c.writeLoop()
+}
+
+// flushMaxBytes is the most a flusher writes for one connection in one turn; a larger
+// backlog goes to a writer goroutine of its own.
+const flushMaxBytes = 256 << 10
+
+// flush is a flusher's turn at c, which holds the writer role: everything queued, encoded
+// into one buffer and written with one non-blocking write. When the socket does not take
+// it all (the client reads slowly), when the backlog is large, or when the connection is
+// closing (the close sequence may wait), a writer goroutine takes the role over and the
+// flusher moves on.
+func (c *conn) flush() {
+	c.mu.Lock()
+	if c.closed || c.queued > flushMaxBytes {
+		c.startWriterLocked()
 		return
 	}
-	select {
-	case c.wake <- struct{}{}:
+	batch, ctrl := c.queue, c.ctrl
+	if len(batch) == 0 && len(ctrl) == 0 {
+		c.writer = false
+		c.mu.Unlock()
+		return
+	}
+	if len(batch) > 0 {
+		c.queue, c.spare, c.queued = c.spare, nil, 0
+	}
+	c.ctrl = nil
+	c.mu.Unlock()
+	rest, err := c.pw.tryWrite(ctrl, batch)
+	if err == nil {
+		for _, frame := range batch {
+			c.srv.metrics.MessageOut(c.appID, len(frame))
+		}
+	}
+	c.mu.Lock()
+	c.recycleLocked(batch)
+	switch {
+	case err != nil:
+		c.mu.Unlock()
+		c.logAt(zap.DebugLevel, "write failed", zap.Error(err))
+		c.closeWith(nil, reasonWriteFailed)
+		c.mu.Lock()
+		c.startWriterLocked() // to close the socket
+	case rest != nil:
+		c.ctrl = append(rest, c.ctrl...)
+		c.startWriterLocked() // waits until the socket takes the rest
+	case len(c.queue) > 0 || len(c.ctrl) > 0 || c.closed:
+		c.mu.Unlock()
+		c.srv.flush.push(c) // more came meanwhile: another turn
 	default:
+		c.writer = false
+		c.mu.Unlock()
+	}
+}
+
+// recycleLocked keeps a written batch's slice as the next queue's (an empty batch is still
+// c.queue and stays). Called with c.mu held.
+func (c *conn) recycleLocked(batch [][]byte) {
+	if len(batch) > 0 && cap(batch) <= maxSpare {
+		clear(batch) // don't pin the frames
+		c.spare = batch[:0]
 	}
 }
 
@@ -461,12 +501,9 @@ func (c *conn) writeLoop() {
 			c.wire.afterClose()
 			return
 		}
-		if len(batch) > 0 && cap(batch) <= maxSpare { // (an empty batch is still c.queue)
-			clear(batch) // don't pin the frames
-			c.mu.Lock()
-			c.spare = batch[:0]
-			c.mu.Unlock()
-		}
+		c.mu.Lock()
+		c.recycleLocked(batch)
+		c.mu.Unlock()
 	}
 }
 

@@ -369,11 +369,11 @@ func (w *pollWire) stopReading(err error, dead bool) {
 	}
 }
 
-// tryWrite writes frame with one non-blocking write and returns (a copy of) what the socket
-// did not take. Only the holder of the conn's writer role calls it.
-func (w *pollWire) tryWrite(frame []byte) (rest []byte, err error) {
-	bp, b := getWriteBuf(len(frame) + wsframe.MaxHeaderLen)
-	b = wsframe.AppendFrame(b, wsframe.OpText, frame)
+// tryWrite writes ctrl and then frames as text messages, encoded into one buffer, with one
+// non-blocking write, and returns (a copy of) what the socket did not take. Only the holder
+// of the conn's writer role calls it.
+func (w *pollWire) tryWrite(ctrl []byte, frames [][]byte) (rest []byte, err error) {
+	bp, b := w.encode(ctrl, frames)
 	n, err := rawIO(w.rc, b, true)
 	if errors.Is(err, syscall.EAGAIN) {
 		err = nil
@@ -385,7 +385,8 @@ func (w *pollWire) tryWrite(frame []byte) (rest []byte, err error) {
 	return rest, err
 }
 
-func (w *pollWire) write(ctrl []byte, frames [][]byte) (int, error) {
+// encode puts ctrl and frames (as text messages) into a pooled buffer.
+func (w *pollWire) encode(ctrl []byte, frames [][]byte) (*[]byte, []byte) {
 	size := len(ctrl)
 	for _, f := range frames {
 		size += len(f) + wsframe.MaxHeaderLen
@@ -395,6 +396,11 @@ func (w *pollWire) write(ctrl []byte, frames [][]byte) (int, error) {
 	for _, f := range frames {
 		b = wsframe.AppendFrame(b, wsframe.OpText, f)
 	}
+	return bp, b
+}
+
+func (w *pollWire) write(ctrl []byte, frames [][]byte) (int, error) {
+	bp, b := w.encode(ctrl, frames)
 	err := w.send(b)
 	putWriteBuf(bp, b)
 	if err != nil {

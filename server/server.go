@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,6 +116,7 @@ type Server struct {
 	metrics Metrics
 	limiter *ipLimiter // nil when unlimited
 	poll    *netpoller // nil when every connection uses coder/websocket
+	flush   *flusher   // writes pollWire connections' queues; nil with poll
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -140,7 +142,7 @@ func New(hub *channels.Hub, opts Options) *Server {
 		p, err := newNetpoller()
 		switch {
 		case err == nil:
-			s.poll = p
+			s.poll, s.flush = p, newFlusher(runtime.GOMAXPROCS(0))
 		case opts.Transport == TransportEpoll:
 			s.log.Warn("ws_transport epoll is not available here: using std", zap.Error(err))
 		}
@@ -316,6 +318,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		if s.poll != nil { // every connection is gone: so are the netpoller and the flushers
+			s.poll.close()
+			s.flush.close()
+		}
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()

@@ -1,0 +1,73 @@
+package server
+
+import "sync"
+
+// flusher writes the queues of pollWire connections from a few shared goroutines instead of
+// a goroutine per connection: Send queues the frame and, if the connection is not already
+// waiting for a turn, puts it on the ready list. A flusher takes connections off the list
+// in order, a chunk at a time, and gives each one non-blocking write of everything it has
+// queued (conn.flush). A publish to 5,000 subscribers therefore wakes one or two flushers,
+// not 5,000 goroutines, and a connection whose frames pile up while it waits gets them in
+// one write. A connection whose socket is full leaves the flushers for a writer goroutine
+// of its own, so a slow client never holds a flusher.
+type flusher struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	ready  []*conn
+	closed bool
+}
+
+// flushChunk is how many connections a flusher takes off the ready list at once.
+const flushChunk = 64
+
+func newFlusher(workers int) *flusher {
+	f := &flusher{}
+	f.cond.L = &f.mu
+	for range max(workers, 1) {
+		go f.loop()
+	}
+	return f
+}
+
+// push puts c, which holds the writer role, on the ready list.
+func (f *flusher) push(c *conn) {
+	f.mu.Lock()
+	f.ready = append(f.ready, c)
+	f.mu.Unlock()
+	f.cond.Signal()
+}
+
+// close stops the flushers once the list is empty.
+func (f *flusher) close() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.cond.Broadcast()
+}
+
+func (f *flusher) loop() {
+	mine := make([]*conn, 0, flushChunk)
+	for {
+		f.mu.Lock()
+		for len(f.ready) == 0 && !f.closed {
+			f.cond.Wait()
+		}
+		if len(f.ready) == 0 {
+			f.mu.Unlock()
+			return
+		}
+		k := min(len(f.ready), flushChunk)
+		mine = append(mine[:0], f.ready[:k]...)
+		n := copy(f.ready, f.ready[k:])
+		clear(f.ready[n:])
+		f.ready = f.ready[:n]
+		if n > 0 {
+			f.cond.Signal() // more for another flusher
+		}
+		f.mu.Unlock()
+		for _, c := range mine {
+			c.flush()
+		}
+		clear(mine)
+	}
+}
