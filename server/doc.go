@@ -1,11 +1,24 @@
-// Package server is pushwire's WebSocket gateway: it upgrades GET /app/{key}, runs one reader
-// goroutine and one writer goroutine per connection, keeps each connection's bounded write
-// queue, enforces heartbeats and the activity timeout, performs the handshake and refusals
-// (4001, 4003, 4004, 4009, 4100), dispatches inbound frames to the channels hub, and closes
-// every connection with 4200 on shutdown.
+// Package server is pushwire's WebSocket gateway: it upgrades GET /app/{key}, keeps each
+// connection's bounded write queue, enforces heartbeats and the activity timeout, performs the
+// handshake and refusals (4001, 4003, 4004, 4009, 4100), dispatches inbound frames to the
+// channels hub, and closes every connection with 4200 on shutdown.
 //
-// A connection that cannot keep up with its queue is closed with 4100 from its own writer
-// goroutine; nothing a client does can block a publisher or another client.
+// Two transports sit under a connection (Options.Transport, ws_transport):
+//
+//   - The epoll transport (pollWire, Linux; the default for plain connections that negotiate
+//     no compression) does the RFC 6455 handshake itself (server/wsframe), takes the socket
+//     over and hands its readability to one epoll instance (netpoller). An idle connection
+//     holds no goroutine and no buffer: when bytes arrive, a short-lived goroutine reads them
+//     into a pooled buffer, dispatches every whole message and keeps only an unfinished
+//     frame. Queued messages are written by a few shared flushers (flusher), one
+//     non-blocking write per connection per turn with everything that piled up, so a publish
+//     to thousands of subscribers wakes one or two goroutines, not thousands.
+//   - coder/websocket (stdWire) serves TLS, permessage-deflate and ws_transport: std, with a
+//     reader goroutine per connection and a writer goroutine while frames are queued.
+//
+// A connection that cannot keep up with its queue is closed with 4100; one whose socket is
+// full gets a writer goroutine of its own until it drains, so nothing a client does can
+// block a publisher, a flusher or another client.
 //
 // New connections from one client address (one IPv6 /64; the first X-Forwarded-For entry when
 // trusted) are limited by a token bucket of Options.MaxConnectionsPerIPPerMinute; an upgrade

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
@@ -37,6 +38,10 @@ type pollWire struct {
 	fd   int
 	poll *netpoller
 	asm  wsframe.Assembler
+	// deflate is set when permessage-deflate was agreed: messages of at least threshold
+	// bytes go out compressed.
+	deflate   bool
+	threshold int
 
 	// Owned by the read side (one readiness callback at a time).
 	pending []byte // bytes of an unfinished frame between two callbacks; nil when idle
@@ -69,13 +74,14 @@ var (
 )
 
 // pollable reports whether r can be served on a pollWire: the server has a netpoller, the
-// request is plain HTTP/1.1 (TLS stays on coder/websocket), and no permessage-deflate is to
-// be negotiated.
+// request is plain HTTP/1.1 (TLS stays on coder/websocket), and permessage-deflate, if the
+// client offers it, is not to be agreed with context takeover (which keeps a window per
+// connection: coder/websocket does that).
 func (s *Server) pollable(r *http.Request) bool {
 	if s.poll == nil || r.TLS != nil || r.ProtoMajor != 1 {
 		return false
 	}
-	return s.opts.Compression == websocket.CompressionDisabled || !offersDeflate(r.Header)
+	return s.opts.Compression != websocket.CompressionContextTakeover || !offersDeflate(r.Header)
 }
 
 // offersDeflate reports whether the client offers permessage-deflate.
@@ -118,6 +124,13 @@ func (s *Server) acceptPoll(w http.ResponseWriter, r *http.Request, c *conn) (*p
 	}
 	pw := &pollWire{c: c, nc: nc, rc: rc, poll: s.poll}
 	pw.asm.MaxMessage = int64(s.opts.MaxMessageBytes) * oversizeFactor
+	if s.opts.Compression == websocket.CompressionNoContextTakeover && acceptDeflate(r.Header) {
+		pw.deflate, pw.asm.Deflate = true, true
+		pw.threshold = s.opts.CompressionThreshold
+		if pw.threshold <= 0 {
+			pw.threshold = defaultDeflateThreshold
+		}
+	}
 	pw.onEvent = pw.event
 	if err := rc.Control(func(fd uintptr) { pw.fd = int(fd) }); err != nil {
 		_ = nc.Close()
@@ -129,7 +142,11 @@ func (s *Server) acceptPoll(w http.ResponseWriter, r *http.Request, c *conn) (*p
 		pw.pending = bytes.Clone(b)
 	}
 	_ = nc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
-	_, err = nc.Write(wsframe.AppendResponse(make([]byte, 0, 160), key))
+	resp := wsframe.AppendResponse(make([]byte, 0, 256), key)
+	if pw.deflate {
+		resp = append(resp[:len(resp)-2], deflateExtension+"\r\n"...)
+	}
+	_, err = nc.Write(resp)
 	_ = nc.SetWriteDeadline(time.Time{})
 	if err != nil {
 		_ = nc.Close()
@@ -341,6 +358,12 @@ func (w *pollWire) process(b []byte) (off int, stop bool) {
 			if w.finished.Load() {
 				continue // our close frame is out: data is discarded
 			}
+			if m.Compressed {
+				if !w.inflated(m) {
+					return off, true
+				}
+				continue
+			}
 			if len(m.Payload) > c.srv.opts.MaxMessageBytes {
 				c.tooLarge(len(m.Payload))
 				continue
@@ -356,6 +379,31 @@ func (w *pollWire) process(b []byte) (off int, stop bool) {
 		}
 	}
 	return off, false
+}
+
+// inflated handles a compressed message; false means the connection is failing (the data
+// does not inflate, or not to UTF-8 text).
+func (w *pollWire) inflated(m wsframe.Message) bool {
+	c := w.c
+	limit := c.srv.opts.MaxMessageBytes
+	buf := readBufs.Get().(*bytes.Buffer)
+	defer putReadBuf(buf)
+	if err := inflateMessage(buf, m.Payload, limit); err != nil {
+		c.closeProtocol(1007, "invalid compressed data", reasonProtocol)
+		w.stopReading(fmt.Errorf("server: inflate: %w", err), false)
+		return false
+	}
+	if buf.Len() > limit {
+		c.tooLarge(buf.Len()) // at least; the rest was not inflated
+		return true
+	}
+	if m.Op == wsframe.OpText && !utf8.Valid(buf.Bytes()) {
+		c.closeProtocol(1007, "invalid UTF-8", reasonProtocol)
+		w.stopReading(errors.New("server: invalid UTF-8 in a compressed message"), false)
+		return false
+	}
+	c.message(m.Op == wsframe.OpText, buf.Bytes())
+	return true
 }
 
 // stopReading ends the read side. A dead socket (dead) is closed at once; after the client's
@@ -394,6 +442,10 @@ func (w *pollWire) encode(ctrl []byte, frames [][]byte) (*[]byte, []byte) {
 	bp, b := getWriteBuf(size)
 	b = append(b, ctrl...)
 	for _, f := range frames {
+		if w.deflate && len(f) >= w.threshold {
+			b = appendDeflatedFrame(b, f)
+			continue
+		}
 		b = wsframe.AppendFrame(b, wsframe.OpText, f)
 	}
 	return bp, b

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/klauspost/compress/flate"
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/server/wsframe"
@@ -359,8 +361,9 @@ func TestPollIdleConnectionsHoldNoGoroutine(t *testing.T) {
 	t.Fatalf("%d idle connections hold %d goroutines", n, extra)
 }
 
-// TestTransportChoice: plain connections get the epoll transport; a client offering
-// permessage-deflate to a server that compresses gets coder/websocket, which negotiates it.
+// TestTransportChoice: plain connections get the epoll transport, which also agrees
+// permessage-deflate without context takeover; context takeover (a window per connection)
+// and ws_transport std stay on coder/websocket.
 func TestTransportChoice(t *testing.T) {
 	if _, err := newNetpoller(); err != nil {
 		t.Skip("no netpoller here")
@@ -373,7 +376,10 @@ func TestTransportChoice(t *testing.T) {
 		deflate bool
 	}{
 		{"plain", Options{Compression: websocket.CompressionNoContextTakeover}, "", "*server.pollWire", false},
-		{"deflate offered", Options{Compression: websocket.CompressionNoContextTakeover}, "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n", "*server.stdWire", true},
+		{"deflate offered", Options{Compression: websocket.CompressionNoContextTakeover}, "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n", "*server.pollWire", true},
+		{"deflate with a small window", Options{Compression: websocket.CompressionNoContextTakeover}, "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n", "*server.pollWire", false},
+		{"second offer taken", Options{Compression: websocket.CompressionNoContextTakeover}, "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10, permessage-deflate\r\n", "*server.pollWire", true},
+		{"deflate with context takeover", Options{Compression: websocket.CompressionContextTakeover}, "Sec-WebSocket-Extensions: permessage-deflate\r\n", "*server.stdWire", true},
 		{"deflate offered, compression off", Options{}, "Sec-WebSocket-Extensions: permessage-deflate\r\n", "*server.pollWire", false},
 		{"std asked for", Options{Transport: TransportStd}, "", "*server.stdWire", false},
 	}
@@ -482,4 +488,86 @@ func TestPollFanoutWithPings(t *testing.T) {
 	if pongs == 0 {
 		t.Error("no pong")
 	}
+}
+
+// TestPollDeflate: with permessage-deflate agreed, large messages go out compressed and
+// small ones as they are, and compressed client messages are inflated; coder/websocket's
+// client (an independent implementation) reads and writes both.
+func TestPollDeflate(t *testing.T) {
+	srv, _, url := newPollServer(t, Options{Compression: websocket.CompressionNoContextTakeover})
+	t.Run("raw frames", func(t *testing.T) {
+		c := dialRaw(t, url, "/app/app-key", nil, "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
+		c.expectPrefix(`{"event":"pusher:connection_established"`) // under the threshold: plain
+		big := `{"event":"pusher:subscribe","data":{"channel":"feed","pad":"` + strings.Repeat("ab", 400) + `"}}`
+		var z bytes.Buffer
+		fw, _ := flate.NewWriter(&z, flate.BestCompression)
+		_, _ = fw.Write([]byte(big))
+		_ = fw.Flush()
+		f := clientFrame(true, wsframe.OpText, bytes.TrimSuffix(z.Bytes(), []byte{0, 0, 0xff, 0xff}))
+		f[0] |= 0x40
+		c.write(f)
+		c.expect(wsframe.OpText, `{"event":"pusher_internal:subscription_succeeded","channel":"feed","data":"{}"}`)
+		data := strings.Repeat("price tick ", 100)
+		if err := srv.hub.Publish("app-id", channels.Event{Name: "e", Channels: []string{"feed"}, Data: data}); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		hdr := make([]byte, 2)
+		if _, err := io.ReadFull(c.br, hdr); err != nil || hdr[0] != 0xc1 { // FIN, RSV1, text
+			t.Fatalf("frame header % x (%v), want a compressed text frame", hdr, err)
+		}
+		p := make([]byte, int(hdr[1]&0x7f))
+		if hdr[1]&0x7f >= 126 {
+			t.Fatalf("compressed frame of %d+ bytes for %d bytes of data", hdr[1]&0x7f, len(data))
+		}
+		if _, err := io.ReadFull(c.br, p); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}))))
+		if want := `{"event":"e","channel":"feed","data":"` + data + `"}`; err != nil || string(got) != want {
+			t.Fatalf("inflated %.80q (%v)", got, err)
+		}
+		bad := clientFrame(true, wsframe.OpText, []byte{0xff, 0xff, 0xff})
+		bad[0] |= 0x40
+		c.write(bad)
+		c.expectClose(1007)
+	})
+	t.Run("coder/websocket client", func(t *testing.T) {
+		ctx := t.Context()
+		ws, resp, err := websocket.Dial(ctx, url+"/app/app-key", &websocket.DialOptions{CompressionMode: websocket.CompressionNoContextTakeover})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.CloseNow()
+		if resp.Header.Get("Sec-WebSocket-Extensions") == "" {
+			t.Fatal("permessage-deflate not agreed")
+		}
+		ws.SetReadLimit(1 << 20)
+		read := func() string {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+		if got := read(); !strings.HasPrefix(got, `{"event":"pusher:connection_established"`) {
+			t.Fatalf("got %.80s", got)
+		}
+		sub := `{"event":"pusher:subscribe","data":{"channel":"feed2","pad":"` + strings.Repeat("z", 2000) + `"}}`
+		if err := ws.Write(ctx, websocket.MessageText, []byte(sub)); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(); got != `{"event":"pusher_internal:subscription_succeeded","channel":"feed2","data":"{}"}` {
+			t.Fatalf("got %.80s", got)
+		}
+		for _, n := range []int{10, 600, 60000} {
+			data := strings.Repeat("q", n)
+			if err := srv.hub.Publish("app-id", channels.Event{Name: "e", Channels: []string{"feed2"}, Data: data}); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := read(), `{"event":"e","channel":"feed2","data":"`+data+`"}`; got != want {
+				t.Fatalf("%d bytes: got %.80s", n, got)
+			}
+		}
+	})
 }

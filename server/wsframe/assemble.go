@@ -17,6 +17,10 @@ func (e *CloseError) Error() string { return "wsframe: " + e.Reason }
 type Message struct {
 	Op      Opcode // OpText, OpBinary, OpClose, OpPing or OpPong
 	Payload []byte // unmasked payload; valid until the next call to Next
+	// Compressed is set for a data message whose first frame had RSV1 (permessage-deflate,
+	// RFC 7692): Payload is the raw DEFLATE data, and UTF-8 is for the caller to check
+	// after inflating it.
+	Compressed bool
 }
 
 // Assembler turns a stream of client frames into messages. The caller keeps
@@ -26,10 +30,17 @@ type Message struct {
 type Assembler struct {
 	// MaxMessage is the largest data message accepted; 0 means no limit.
 	MaxMessage int64
+	// Deflate allows RSV1 on the first frame of a data message (permessage-deflate was
+	// negotiated); anywhere else, or without Deflate, RSV1 is a protocol error.
+	Deflate bool
 
-	op   Opcode // opcode of the message being assembled, 0 when none
-	frag []byte // fragments of the message being assembled
+	op         Opcode // opcode of the message being assembled, 0 when none
+	compressed bool   // the message being assembled had RSV1
+	frag       []byte // fragments of the message being assembled
 }
+
+// rsv1 is RSV1 in Header.RSV.
+const rsv1 = 4
 
 // Next consumes at most one complete frame from b. It returns the number of
 // bytes consumed and, when a message or control frame is complete, ok=true and
@@ -38,12 +49,19 @@ type Assembler struct {
 // frame yet. Payload bytes in b are unmasked in place. Any error is fatal: close
 // the connection with the CloseError's code.
 func (a *Assembler) Next(b []byte) (n int, m Message, ok bool, err error) {
-	h, hn, err := ParseHeader(b, 0, true)
+	var allowed byte
+	if a.Deflate {
+		allowed = rsv1
+	}
+	h, hn, err := ParseHeader(b, allowed, true)
 	if err != nil {
 		return 0, m, false, &CloseError{Code: 1002, Reason: err.Error()}
 	}
 	if hn == 0 {
 		return 0, m, false, nil
+	}
+	if h.RSV != 0 && (h.Op.IsControl() || h.Op == OpContinuation) {
+		return 0, m, false, &CloseError{Code: 1002, Reason: "RSV1 set on a control or continuation frame"}
 	}
 	if h.Op.IsControl() {
 		if int64(len(b)-hn) < h.Length {
@@ -77,26 +95,26 @@ func (a *Assembler) Next(b []byte) (n int, m Message, ok bool, err error) {
 	p := b[hn : hn+int(h.Length)]
 	Mask(h.Key, 0, p)
 	n = hn + len(p)
-	op := h.Op
+	op, compressed := h.Op, h.RSV != 0
 	if op == OpContinuation {
-		op = a.op
+		op, compressed = a.op, a.compressed
 	}
 	if !h.Fin {
-		a.op = op
+		a.op, a.compressed = op, compressed
 		a.frag = append(a.frag, p...)
 		return n, m, false, nil
 	}
 	if a.op != 0 {
 		a.frag = append(a.frag, p...)
 		p = a.frag
-		a.op = 0
+		a.op, a.compressed = 0, false
 		a.frag = a.frag[:0]
 	}
-	if op == OpText && !utf8.Valid(p) {
+	if op == OpText && !compressed && !utf8.Valid(p) {
 		return 0, m, false, &CloseError{Code: 1007, Reason: "invalid UTF-8"}
 	}
-	return n, Message{Op: op, Payload: p}, true, nil
+	return n, Message{Op: op, Payload: p, Compressed: compressed}, true, nil
 }
 
 // Reset drops any partly assembled message and releases its buffer.
-func (a *Assembler) Reset() { a.op, a.frag = 0, nil }
+func (a *Assembler) Reset() { a.op, a.compressed, a.frag = 0, false, nil }

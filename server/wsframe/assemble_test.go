@@ -28,22 +28,32 @@ func TestAssembler(t *testing.T) {
 	type want struct {
 		op Opcode
 		p  string
+		c  bool // compressed
 	}
+	rsv1 := func(f []byte) []byte { f[0] |= 0x40; return f }
 	for _, tc := range []struct {
 		name    string
 		in      []byte
 		max     int64
+		deflate bool
 		want    []want
 		errCode uint16
 	}{
-		{name: "text", in: clientFrame(true, OpText, "hi"), want: []want{{OpText, "hi"}}},
+		{name: "rsv1 without deflate", in: rsv1(clientFrame(true, OpText, "x")), errCode: 1002},
+		{name: "compressed (no UTF-8 check before inflating)", in: rsv1(clientFrame(true, OpText, "\xff")), deflate: true,
+			want: []want{{OpText, "\xff", true}}},
+		{name: "compressed fragments", in: cat(rsv1(clientFrame(false, OpText, "a")), clientFrame(true, OpContinuation, "b"), clientFrame(true, OpText, "c")), deflate: true,
+			want: []want{{OpText, "ab", true}, {OpText, "c", false}}},
+		{name: "rsv1 on a continuation", in: cat(clientFrame(false, OpText, "a"), rsv1(clientFrame(true, OpContinuation, "b"))), deflate: true, errCode: 1002},
+		{name: "rsv1 on a ping", in: rsv1(clientFrame(true, OpPing, "p")), deflate: true, errCode: 1002},
+		{name: "text", in: clientFrame(true, OpText, "hi"), want: []want{{OpText, "hi", false}}},
 		{name: "fragmented with ping between", in: cat(
 			clientFrame(false, OpText, "he"), clientFrame(true, OpPing, "p"),
 			clientFrame(false, OpContinuation, "l"), clientFrame(true, OpContinuation, "lo")),
-			want: []want{{OpPing, "p"}, {OpText, "hello"}}},
+			want: []want{{OpPing, "p", false}, {OpText, "hello", false}}},
 		{name: "two messages", in: cat(clientFrame(true, OpText, "a"), clientFrame(true, OpBinary, "b")),
-			want: []want{{OpText, "a"}, {OpBinary, "b"}}},
-		{name: "close", in: clientFrame(true, OpClose, "\x03\xe8bye"), want: []want{{OpClose, "\x03\xe8bye"}}},
+			want: []want{{OpText, "a", false}, {OpBinary, "b", false}}},
+		{name: "close", in: clientFrame(true, OpClose, "\x03\xe8bye"), want: []want{{OpClose, "\x03\xe8bye", false}}},
 		{name: "unmasked", in: AppendFrame(nil, OpText, []byte("x")), errCode: 1002},
 		{name: "stray continuation", in: clientFrame(true, OpContinuation, "x"), errCode: 1002},
 		{name: "interleaved message", in: cat(clientFrame(false, OpText, "a"), clientFrame(true, OpText, "b")), errCode: 1002},
@@ -51,11 +61,11 @@ func TestAssembler(t *testing.T) {
 		{name: "too big across fragments", in: cat(clientFrame(false, OpText, "123"), clientFrame(true, OpContinuation, "45")), max: 4, errCode: 1009},
 		{name: "bad utf8", in: clientFrame(true, OpText, "\xff"), errCode: 1007},
 		{name: "utf8 split across fragments", in: cat(clientFrame(false, OpText, "\xe2\x82"), clientFrame(true, OpContinuation, "\xac")),
-			want: []want{{OpText, "€"}}},
+			want: []want{{OpText, "€", false}}},
 		{name: "close 1 byte", in: clientFrame(true, OpClose, "x"), errCode: 1002},
 		{name: "close bad utf8 reason", in: clientFrame(true, OpClose, "\x03\xe8\xff"), errCode: 1007},
 	} {
-		a := Assembler{MaxMessage: tc.max}
+		a := Assembler{MaxMessage: tc.max, Deflate: tc.deflate}
 		buf := tc.in
 		var got []want
 		var err error
@@ -70,7 +80,7 @@ func TestAssembler(t *testing.T) {
 			var ok bool
 			n, m, ok, err = a.Next(buf[:avail])
 			if ok {
-				got = append(got, want{m.Op, string(m.Payload)})
+				got = append(got, want{m.Op, string(m.Payload), m.Compressed})
 			}
 			if n == 0 && !ok && err == nil && avail == len(buf) {
 				t.Fatalf("%s: incomplete input", tc.name)
@@ -90,12 +100,12 @@ func TestAssembler(t *testing.T) {
 			continue
 		}
 		if len(got) != len(tc.want) {
-			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
 			continue
 		}
 		for i := range got {
 			if got[i] != tc.want[i] {
-				t.Errorf("%s: message %d = %q, want %q", tc.name, i, got[i], tc.want[i])
+				t.Errorf("%s: message %d = %+v, want %+v", tc.name, i, got[i], tc.want[i])
 			}
 		}
 	}
@@ -108,7 +118,7 @@ func FuzzAssembler(f *testing.F) {
 	f.Add(cat(clientFrame(false, OpText, "he"), clientFrame(true, OpPing, "p"), clientFrame(true, OpContinuation, "llo")))
 	f.Add(clientFrame(true, OpClose, "\x03\xe8bye"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a := Assembler{MaxMessage: 64}
+		a := Assembler{MaxMessage: 64, Deflate: len(b) > 0 && b[len(b)-1]&1 == 1}
 		for len(b) > 0 {
 			n, m, ok, err := a.Next(b)
 			if err != nil || (n == 0 && !ok) {
@@ -119,6 +129,9 @@ func FuzzAssembler(f *testing.F) {
 			}
 			if ok && !m.Op.IsControl() && int64(len(m.Payload)) > a.MaxMessage {
 				t.Fatalf("message of %d bytes over limit", len(m.Payload))
+			}
+			if ok && m.Compressed && (!a.Deflate || m.Op.IsControl()) {
+				t.Fatalf("compressed %v message without deflate (%v)", m.Op, a.Deflate)
 			}
 			b = b[n:]
 		}
