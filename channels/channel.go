@@ -144,11 +144,13 @@ func (ch *channel) fanoutSystem(build func(protocol.Version) []byte, except *Con
 // {"presence":{"ids":[...],"hash":{...},"count":n}}. Callers hold ch.mu.
 func (ch *channel) presenceData() []byte {
 	ids := make([]string, 0, len(ch.members))
-	for id := range ch.members {
+	size := 48
+	for id, m := range ch.members {
 		ids = append(ids, id)
+		size += 2*len(id) + len(m.info) + 8 // quoted twice, separators (escapes may grow it)
 	}
 	sort.Strings(ids)
-	b := []byte(`{"presence":{"ids":[`)
+	b := append(make([]byte, 0, size), `{"presence":{"ids":[`...)
 	for i, id := range ids {
 		if i > 0 {
 			b = append(b, ',')

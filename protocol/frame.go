@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Frame is an inbound client frame: {"event","channel","data"}.
@@ -222,7 +223,14 @@ func Ping(v Version) []byte { return OutFrame{Event: v.EventName(EventPing)}.Byt
 // SubscriptionSucceeded acknowledges a subscription; data is the double-encoded payload
 // ("{}" or the presence object).
 func SubscriptionSucceeded(v Version, channel string, data []byte) []byte {
-	return OutFrame{Event: v.EventName(EventSubscriptionSucceeded), Channel: channel, Data: Str(string(data))}.Bytes()
+	event := v.EventName(EventSubscriptionSucceeded)
+	b := make([]byte, 0, 40+len(event)+len(channel)+len(data)+len(data)/8)
+	b = OutFrame{Event: event, Channel: channel}.Append(b)
+	b = append(b[:len(b)-1], `,"data":`...)
+	// data is only read, during the call: no copy into a string (a presence channel's
+	// member list can be large, and is sent on every join).
+	b = AppendJSONString(b, unsafe.String(unsafe.SliceData(data), len(data)))
+	return append(b, '}')
 }
 
 // SubscriptionError reports a refused subscription on the channel itself, in the shape
