@@ -158,6 +158,9 @@ func (c *conn) kickLocked() {
 		return
 	}
 	c.mu.Unlock()
+	if c.pw != nil {
+		return // a pollWire's role holder (flusher or writer) looks at the queue again before it lets go
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:
