@@ -11,7 +11,8 @@ import (
 
 // Conn is the hub's record of one connection: its subscriptions, its signed-in user and its
 // client-event budget. The server calls Subscribe, Unsubscribe, ClientEvent, SignIn and
-// finally Disconnect from the connection's one reader goroutine, never concurrently.
+// finally Disconnect from the connection's read side (one goroutine at a time, in order), never
+// concurrently; "reader goroutine" below means that read side.
 type Conn struct {
 	app      *appState
 	sub      Subscriber
