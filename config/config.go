@@ -90,9 +90,9 @@ type Config struct {
 	// WSCompressionThreshold is the smallest message compressed, in bytes. Default 512.
 	WSCompressionThreshold int `yaml:"ws_compression_threshold"`
 	// WSTransport is the WebSocket implementation: "auto" (default: pushwire's event-driven
-	// epoll transport on Linux for plain connections that negotiate no compression,
-	// coder/websocket for the rest), "std" (coder/websocket for all) or "epoll" (as auto,
-	// with a warning where epoll is missing).
+	// epoll transport on Linux for plain connections, permessage-deflate without context
+	// takeover included; coder/websocket for TLS and context takeover), "std"
+	// (coder/websocket for all) or "epoll" (as auto, with a warning where epoll is missing).
 	WSTransport string `yaml:"ws_transport"`
 	// GCPercent is the Go garbage collector's target (GOGC) unless the GOGC environment
 	// variable is set: the heap may grow this many percent over the live data before a

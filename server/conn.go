@@ -53,7 +53,7 @@ const (
 type conn struct {
 	srv      *Server
 	wire     wire
-	pw       *pollWire // wire when it is a pollWire: Send may write to it directly
+	pw       *pollWire // wire when it is a pollWire (its queue is written by the flushers)
 	hc       *channels.Conn
 	remote   string // the client's address, for logs
 	version  protocol.Version
@@ -66,7 +66,7 @@ type conn struct {
 
 	mu       sync.Mutex
 	queue    [][]byte
-	ctrl     []byte   // encoded bytes to write before queue (pollWire: control frames, a direct write's rest)
+	ctrl     []byte   // encoded bytes to write before queue (pollWire: control frames, the rest of a flusher's write)
 	wsCode   int      // close code for reasonProtocol and reasonTooBig (0: the default)
 	wsText   string   // its close reason
 	spare    [][]byte // the writer's last batch, emptied, reused as the next queue
@@ -89,7 +89,7 @@ type conn struct {
 
 // writerLinger is how long a stdWire's writer goroutine waits for more frames before it
 // exits, so a busy connection keeps one writer while an idle one holds none. A pollWire's
-// writer exits as soon as the queue is empty (Send writes directly while none runs).
+// writer exits as soon as the queue is empty (the flushers take the next frames).
 const writerLinger = time.Second
 
 func (c *conn) init() {

@@ -63,15 +63,17 @@ type Transport string
 
 // Transports.
 const (
-	// TransportAuto serves plain (non-TLS) connections that negotiate no compression on
-	// TransportEpoll where the platform has it (Linux), everything else on TransportStd.
+	// TransportAuto serves plain (non-TLS) connections on TransportEpoll where the platform
+	// has it (Linux), unless they agree permessage-deflate with context takeover; everything
+	// else is on TransportStd.
 	TransportAuto Transport = "auto"
 	// TransportStd serves every connection on coder/websocket: a reader goroutine and
 	// bufio buffers per connection.
 	TransportStd Transport = "std"
 	// TransportEpoll is pushwire's event-driven transport: no goroutine and no buffer per
-	// idle connection, one write per batch of queued messages. TLS connections and those
-	// negotiating permessage-deflate still use coder/websocket.
+	// idle connection, queued messages written by shared flushers, permessage-deflate
+	// without context takeover. TLS connections and those agreeing context takeover still
+	// use coder/websocket.
 	TransportEpoll Transport = "epoll"
 )
 
