@@ -9,12 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// netpoller is the readiness notifier for the event-driven WebSocket
-// transport (issue 9, not wired in yet): one epoll instance and one goroutine
-// waiting on it. Each registered fd is armed EPOLLONESHOT, so its callback
-// runs at most once per readiness event; the callback re-arms the fd with
-// rearm once it has read what was available. No goroutine exists per idle
-// connection.
+// netpoller is the readiness notifier of the epoll transport (pollWire): one
+// epoll instance and one goroutine waiting on it. Each registered fd is armed
+// EPOLLONESHOT, so its callback runs at most once per readiness event (in a
+// goroutine of its own); the callback re-arms the fd with rearm once it has read
+// what was available. No goroutine exists per idle connection.
 type netpoller struct {
 	epfd int
 
@@ -75,6 +74,7 @@ func (p *netpoller) close() {
 
 func (p *netpoller) loop() {
 	events := make([]unix.EpollEvent, 256)
+	var fns []func()
 	for {
 		n, err := unix.EpollWait(p.epfd, events, 100)
 		p.mu.Lock()
@@ -83,7 +83,7 @@ func (p *netpoller) loop() {
 			_ = unix.Close(p.epfd)
 			return
 		}
-		var fns []func()
+		fns = fns[:0]
 		for i := 0; i < n; i++ {
 			if fn := p.handlers[events[i].Fd]; fn != nil {
 				fns = append(fns, fn)
@@ -93,6 +93,7 @@ func (p *netpoller) loop() {
 		for _, fn := range fns {
 			go fn()
 		}
+		clear(fns)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return
 		}
