@@ -2,7 +2,7 @@ package channels
 
 import (
 	"encoding/json"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -17,8 +17,12 @@ type channel struct {
 	mu sync.RWMutex
 	// subs maps each subscribed connection to its subscription.
 	subs map[*Conn]*subscription
-	// members holds presence members by user id (presence channels only).
+	// members holds presence members by user id (presence channels only); change it only
+	// with addMember and removeMember, which keep ids in step.
 	members map[string]*member
+	// ids is members' keys in sorted order, for the subscription ack's member list (built
+	// on every join, so it is kept sorted rather than sorted each time).
+	ids []string
 	// countPending is set while a coalesced subscription_count send is scheduled.
 	countPending bool
 	// remoteSubs counts the channel's subscriptions on the other cluster nodes (cluster.go).
@@ -49,6 +53,23 @@ type member struct {
 	conns int
 	// remote counts the other cluster nodes holding the member (cluster.go).
 	remote int
+}
+
+// addMember records a new presence member.
+func (ch *channel) addMember(id string, m *member) {
+	ch.members[id] = m
+	i, found := slices.BinarySearch(ch.ids, id)
+	if !found {
+		ch.ids = slices.Insert(ch.ids, i, id)
+	}
+}
+
+// removeMember forgets a presence member.
+func (ch *channel) removeMember(id string) {
+	delete(ch.members, id)
+	if i, found := slices.BinarySearch(ch.ids, id); found {
+		ch.ids = slices.Delete(ch.ids, i, i+1)
+	}
 }
 
 func newChannel(name string, class protocol.ChannelClass) *channel {
@@ -143,13 +164,11 @@ func (ch *channel) fanoutSystem(build func(protocol.Version) []byte, except *Con
 // presenceData is the double-encoded payload of a presence subscription_succeeded:
 // {"presence":{"ids":[...],"hash":{...},"count":n}}. Callers hold ch.mu.
 func (ch *channel) presenceData() []byte {
-	ids := make([]string, 0, len(ch.members))
+	ids := ch.ids
 	size := 48
-	for id, m := range ch.members {
-		ids = append(ids, id)
-		size += 2*len(id) + len(m.info) + 8 // quoted twice, separators (escapes may grow it)
+	for _, id := range ids {
+		size += 2*len(id) + len(ch.members[id].info) + 8 // quoted twice, separators (escapes may grow it)
 	}
-	sort.Strings(ids)
 	b := append(make([]byte, 0, size), `{"presence":{"ids":[`...)
 	for i, id := range ids {
 		if i > 0 {

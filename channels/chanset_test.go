@@ -1,9 +1,14 @@
 package channels
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
+	"math/rand/v2"
+	"slices"
 	"testing"
+
+	"github.com/pushwire/pushwire/protocol"
 )
 
 // TestChanSet checks chanSet against a map through growth past the slice, updates and
@@ -51,5 +56,36 @@ func TestChanSet(t *testing.T) {
 			clear(want)
 			check()
 		})
+	}
+}
+
+// TestPresenceIDsInStep: the sorted member ids kept for the ack follow every add and remove,
+// and the ack lists members in that order.
+func TestPresenceIDsInStep(t *testing.T) {
+	ch := newChannel("presence-x", protocol.Classify("presence-x"))
+	want := map[string]bool{}
+	rnd := rand.New(rand.NewPCG(7, 9))
+	for i := 0; i < 500; i++ {
+		id := fmt.Sprint("u", rnd.IntN(60))
+		if want[id] {
+			ch.removeMember(id)
+			delete(want, id)
+		} else {
+			ch.addMember(id, &member{info: json.RawMessage(`{"n":1}`)})
+			want[id] = true
+		}
+		keys := slices.Sorted(maps.Keys(want))
+		if !slices.Equal(ch.ids, keys) || len(ch.members) != len(keys) {
+			t.Fatalf("step %d: ids %v, members %d, want %v", i, ch.ids, len(ch.members), keys)
+		}
+	}
+	var d struct {
+		Presence struct {
+			IDs   []string `json:"ids"`
+			Count int      `json:"count"`
+		} `json:"presence"`
+	}
+	if err := json.Unmarshal(ch.presenceData(), &d); err != nil || !slices.Equal(d.Presence.IDs, ch.ids) || d.Presence.Count != len(ch.ids) {
+		t.Fatalf("ack data %+v (%v), ids %v", d, err, ch.ids)
 	}
 }

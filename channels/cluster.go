@@ -839,14 +839,14 @@ func (cn *clusterNode) applyMembers(a *appState, from, channel string, set map[s
 		switch {
 		case m == nil && us.after > 0:
 			m = &member{info: us.info, remote: us.after}
-			ch.members[u] = m
+			ch.addMember(u, m)
 			added = append(added, u)
 			info := m.info
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberAdded(v, channel, u, info) }, nil)
 		case m != nil:
 			m.remote = us.after
 			if m.conns <= 0 && m.remote <= 0 {
-				delete(ch.members, u)
+				ch.removeMember(u)
 				removed = append(removed, u)
 				ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberRemoved(v, channel, u) }, nil)
 			}
@@ -988,7 +988,7 @@ func (a *appState) clusterSeed(ch *channel) {
 			m := ch.members[u]
 			if m == nil {
 				m = &member{info: info}
-				ch.members[u] = m
+				ch.addMember(u, m)
 			}
 			m.remote++
 		}

@@ -313,7 +313,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 				return protocol.Errorf(protocol.CodeOverCapacity, "Presence channel %s is full (%d members)", protocol.Truncate(name, 64), app.cfg.MaxPresenceMembersPerChannel)
 			}
 			m = &member{info: info}
-			ch.members[userID] = m
+			ch.addMember(userID, m)
 			memberAdded = true
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberAdded(v, name, userID, info) }, nil)
 		}
@@ -493,7 +493,7 @@ func (ch *channel) removeLocked(c *Conn) (userID string, memberRemoved bool) {
 	delete(ch.subs, c)
 	if m := ch.members[userID]; m != nil {
 		if m.conns--; m.conns <= 0 && m.remote <= 0 {
-			delete(ch.members, userID)
+			ch.removeMember(userID)
 			memberRemoved = true
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberRemoved(v, ch.name, userID) }, nil)
 		}
