@@ -61,6 +61,8 @@ type conn struct {
 	appID    string // set before the hub sees the connection; "" until then
 
 	lastRead atomic.Int64 // unix nanos of the last inbound frame or ping
+	// lastFlush is when a flusher last wrote to the connection (unix nanos), for coalescing.
+	lastFlush atomic.Int64
 
 	started time.Time
 
@@ -206,6 +208,7 @@ func (c *conn) flush() {
 	c.ctrl = nil
 	c.mu.Unlock()
 	rest, err := c.pw.tryWrite(ctrl, batch)
+	c.lastFlush.Store(time.Now().UnixNano())
 	if err == nil {
 		for _, frame := range batch {
 			c.srv.metrics.MessageOut(c.appID, len(frame))

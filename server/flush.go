@@ -1,6 +1,9 @@
 package server
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // flusher writes the queues of pollWire connections from a few shared goroutines instead of
 // a goroutine per connection: Send queues the frame and, if the connection is not already
@@ -8,14 +11,25 @@ import "sync"
 // in order, a chunk at a time, and gives each one non-blocking write of everything it has
 // queued (conn.flush). A publish to 5,000 subscribers therefore wakes one or two flushers,
 // not 5,000 goroutines, and a connection whose frames pile up while it waits gets them in
-// one write. A connection whose socket is full leaves the flushers for a writer goroutine
-// of its own, so a slow client never holds a flusher.
+// one write. A connection written to less than coalesceWindow ago waits out the window
+// first, so a burst shares writes. A connection whose socket is full leaves the flushers for
+// a writer goroutine of its own, so a slow client never holds a flusher.
 type flusher struct {
 	mu     sync.Mutex
 	cond   sync.Cond
 	ready  []*conn
 	closed bool
+	// later holds connections written to less than coalesceWindow ago; due gets them when
+	// the window has passed, and they are written then without another look at the clock.
+	later, due []*conn
+	timer      bool // a release of later is scheduled
 }
+
+// coalesceWindow: a connection written to less than this long ago waits until the window
+// has passed, so that messages arriving in quick succession (a presence storm, a fast
+// ticker) share one write instead of one each. A connection that receives less often than
+// this is written at once, so ordinary fan-out and chat latency is unchanged.
+const coalesceWindow = 2 * time.Millisecond
 
 // flushChunk is how many connections a flusher takes off the ready list at once.
 const flushChunk = 64
@@ -49,8 +63,21 @@ func (f *flusher) loop() {
 	mine := make([]*conn, 0, flushChunk)
 	for {
 		f.mu.Lock()
-		for len(f.ready) == 0 && !f.closed {
+		for len(f.ready) == 0 && len(f.due) == 0 && !f.closed {
 			f.cond.Wait()
+		}
+		if len(f.due) > 0 {
+			k := min(len(f.due), flushChunk)
+			mine = append(mine[:0], f.due[:k]...)
+			n := copy(f.due, f.due[k:])
+			clear(f.due[n:])
+			f.due = f.due[:n]
+			f.mu.Unlock()
+			for _, c := range mine {
+				c.flush()
+			}
+			clear(mine)
+			continue
 		}
 		if len(f.ready) == 0 {
 			f.mu.Unlock()
@@ -65,9 +92,35 @@ func (f *flusher) loop() {
 			f.cond.Signal() // more for another flusher
 		}
 		f.mu.Unlock()
+		now := time.Now().UnixNano()
 		for _, c := range mine {
+			if now-c.lastFlush.Load() < int64(coalesceWindow) {
+				f.wait(c)
+				continue
+			}
 			c.flush()
 		}
 		clear(mine)
 	}
+}
+
+// wait puts c on the later list, released to due when the window has passed.
+func (f *flusher) wait(c *conn) {
+	f.mu.Lock()
+	f.later = append(f.later, c)
+	if !f.timer {
+		f.timer = true
+		time.AfterFunc(coalesceWindow, f.release)
+	}
+	f.mu.Unlock()
+}
+
+func (f *flusher) release() {
+	f.mu.Lock()
+	f.due = append(f.due, f.later...)
+	clear(f.later)
+	f.later = f.later[:0]
+	f.timer = false
+	f.mu.Unlock()
+	f.cond.Broadcast()
 }
