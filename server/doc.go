@@ -11,8 +11,9 @@
 //     holds no goroutine and no buffer: when bytes arrive, a short-lived goroutine reads them
 //     into a pooled buffer, dispatches every whole message and keeps only an unfinished
 //     frame. Queued messages are written by a few shared flushers (flusher), one
-//     non-blocking write per connection per turn with everything that piled up, so a publish
-//     to thousands of subscribers wakes one or two goroutines, not thousands.
+//     non-blocking write per connection per turn with everything that piled up (a
+//     connection written to under 2 ms ago waits out that window, so bursts share writes),
+//     so a publish to thousands of subscribers wakes one or two goroutines, not thousands.
 //   - coder/websocket (stdWire) serves TLS, permessage-deflate and ws_transport: std, with a
 //     reader goroutine per connection and a writer goroutine while frames are queued.
 //
