@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -28,7 +29,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testkit.Cleanup() // the server binary the smoke run built
+	os.Exit(code)
 }
 
 func TestParseArgsDefaults(t *testing.T) {

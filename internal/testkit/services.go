@@ -135,6 +135,15 @@ var throwawayStop = func() {}
 // after m.Run; without it the cluster is left to the OS temp directory.
 func StopServices() { throwawayStop() }
 
+// Cleanup is StopServices plus the removal of the binary Binary built (some 35 MB per test
+// process otherwise left in the temp directory). Call it from TestMain after m.Run.
+func Cleanup() {
+	StopServices()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // PostgresURL returns the URL of a fresh, empty database on the test Postgres server,
 // dropped when the test ends.
 func PostgresURL(t testing.TB) string {
