@@ -22,16 +22,18 @@ const deflateExtension = "Sec-WebSocket-Extensions: permessage-deflate; server_n
 // defaultDeflateThreshold is the smallest message compressed when Options leave it at 0.
 const defaultDeflateThreshold = 512
 
-// acceptDeflate reports whether the client offers permessage-deflate in a form this
-// transport can take: any offer whose parameters are known and that does not ask for a
-// window below the 32 KB one (server_max_window_bits under 15).
-func acceptDeflate(h http.Header) bool {
+// deflateOffer reads the client's Sec-WebSocket-Extensions: whether it offers
+// permessage-deflate at all, and whether in a form this transport can take (an offer whose
+// parameters are all known and that does not ask for a window below the 32 KB one, i.e.
+// server_max_window_bits under 15).
+func deflateOffer(h http.Header) (offered, acceptable bool) {
 	for _, v := range h.Values("Sec-WebSocket-Extensions") {
 		for _, offer := range strings.Split(v, ",") {
 			params := strings.Split(offer, ";")
 			if !strings.EqualFold(strings.TrimSpace(params[0]), "permessage-deflate") {
 				continue
 			}
+			offered = true
 			ok := true
 			for _, p := range params[1:] {
 				k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
@@ -44,11 +46,11 @@ func acceptDeflate(h http.Header) bool {
 				}
 			}
 			if ok {
-				return true
+				return true, true
 			}
 		}
 	}
-	return false
+	return offered, false
 }
 
 var (

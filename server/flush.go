@@ -67,11 +67,7 @@ func (f *flusher) loop() {
 			f.cond.Wait()
 		}
 		if len(f.due) > 0 {
-			k := min(len(f.due), flushChunk)
-			mine = append(mine[:0], f.due[:k]...)
-			n := copy(f.due, f.due[k:])
-			clear(f.due[n:])
-			f.due = f.due[:n]
+			mine = take(&f.due, mine)
 			f.mu.Unlock()
 			for _, c := range mine {
 				c.flush()
@@ -83,12 +79,8 @@ func (f *flusher) loop() {
 			f.mu.Unlock()
 			return
 		}
-		k := min(len(f.ready), flushChunk)
-		mine = append(mine[:0], f.ready[:k]...)
-		n := copy(f.ready, f.ready[k:])
-		clear(f.ready[n:])
-		f.ready = f.ready[:n]
-		if n > 0 {
+		mine = take(&f.ready, mine)
+		if len(f.ready) > 0 {
 			f.cond.Signal() // more for another flusher
 		}
 		f.mu.Unlock()
@@ -102,6 +94,18 @@ func (f *flusher) loop() {
 		}
 		clear(mine)
 	}
+}
+
+// take moves up to flushChunk connections from the front of *list into mine (emptied
+// first) and returns it.
+func take(list *[]*conn, mine []*conn) []*conn {
+	l := *list
+	k := min(len(l), flushChunk)
+	mine = append(mine[:0], l[:k]...)
+	n := copy(l, l[k:])
+	clear(l[n:])
+	*list = l[:n]
+	return mine
 }
 
 // wait puts c on the later list, released to due when the window has passed.

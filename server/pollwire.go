@@ -34,8 +34,7 @@ import (
 type pollWire struct {
 	c    *conn
 	nc   net.Conn
-	rc   syscall.RawConn
-	fd   int
+	rc   syscall.RawConn // every use of the fd goes through it (see ioOp)
 	poll *netpoller
 	asm  wsframe.Assembler
 	// deflate is set when permessage-deflate was agreed: messages of at least threshold
@@ -75,28 +74,19 @@ var (
 
 // pollable reports whether r can be served on a pollWire: the server has a netpoller, the
 // request is plain HTTP/1.1 (TLS stays on coder/websocket), and permessage-deflate, if the
-// client offers it, is not to be agreed with context takeover (which keeps a window per
-// connection: coder/websocket does that).
-func (s *Server) pollable(r *http.Request) bool {
+// client offers it (deflateOffered), is not to be agreed with context takeover (which keeps
+// a window per connection: coder/websocket does that).
+func (s *Server) pollable(r *http.Request, deflateOffered bool) bool {
 	if s.poll == nil || r.TLS != nil || r.ProtoMajor != 1 {
 		return false
 	}
-	return s.opts.Compression != websocket.CompressionContextTakeover || !offersDeflate(r.Header)
+	return s.opts.Compression != websocket.CompressionContextTakeover || !deflateOffered
 }
 
-// offersDeflate reports whether the client offers permessage-deflate.
-func offersDeflate(h http.Header) bool {
-	for _, v := range h.Values("Sec-WebSocket-Extensions") {
-		if bytes.Contains(bytes.ToLower([]byte(v)), []byte("permessage-deflate")) {
-			return true
-		}
-	}
-	return false
-}
-
-// acceptPoll performs the opening handshake itself and hijacks the socket for a pollWire.
-// A request that is not a valid upgrade gets its HTTP error here.
-func (s *Server) acceptPoll(w http.ResponseWriter, r *http.Request, c *conn) (*pollWire, error) {
+// acceptPoll performs the opening handshake itself and hijacks the socket for a pollWire,
+// agreeing permessage-deflate when deflate is set. A request that is not a valid upgrade
+// gets its HTTP error here.
+func (s *Server) acceptPoll(w http.ResponseWriter, r *http.Request, c *conn, deflate bool) (*pollWire, error) {
 	key, err := wsframe.CheckUpgrade(r)
 	if err != nil {
 		if errors.Is(err, wsframe.ErrBadVersion) {
@@ -124,7 +114,7 @@ func (s *Server) acceptPoll(w http.ResponseWriter, r *http.Request, c *conn) (*p
 	}
 	pw := &pollWire{c: c, nc: nc, rc: rc, poll: s.poll}
 	pw.asm.MaxMessage = int64(s.opts.MaxMessageBytes) * oversizeFactor
-	if s.opts.Compression == websocket.CompressionNoContextTakeover && acceptDeflate(r.Header) {
+	if deflate {
 		pw.deflate, pw.asm.Deflate = true, true
 		pw.threshold = s.opts.CompressionThreshold
 		if pw.threshold <= 0 {
@@ -132,10 +122,6 @@ func (s *Server) acceptPoll(w http.ResponseWriter, r *http.Request, c *conn) (*p
 		}
 	}
 	pw.onEvent = pw.event
-	if err := rc.Control(func(fd uintptr) { pw.fd = int(fd) }); err != nil {
-		_ = nc.Close()
-		return nil, fmt.Errorf("server: hijack: %w", err)
-	}
 	// Frames the client sent right behind its request are already in net/http's buffer.
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
@@ -204,23 +190,19 @@ func (w *pollWire) drain() (more bool) {
 		}
 		w.pending = nil
 	}
+	ok := true
 	if len(b) > 0 { // what arrived with the request, or a partial frame from last time
-		off, stop := w.process(b)
-		if stop {
+		if b, ok = w.consume(b); !ok {
 			return false
 		}
-		b = w.compact(b, off)
 	}
 	for {
 		space := cap(b) - len(b)
 		n, err := w.read(b[len(b):cap(b)])
 		if n > 0 {
-			b = b[:len(b)+n]
-			off, stop := w.process(b)
-			if stop {
+			if b, ok = w.consume(b[:len(b)+n]); !ok {
 				return false
 			}
-			b = w.compact(b, off)
 		}
 		switch {
 		case errors.Is(err, syscall.EAGAIN):
@@ -299,6 +281,16 @@ func rawIO(rc syscall.RawConn, p []byte, write bool) (int, error) {
 		return 0, err
 	}
 	return n, opErr
+}
+
+// consume handles every whole frame in b and returns the unfinished rest, moved to the front
+// (compact); false means the read side is over.
+func (w *pollWire) consume(b []byte) ([]byte, bool) {
+	off, stop := w.process(b)
+	if stop {
+		return nil, false
+	}
+	return w.compact(b, off), true
 }
 
 // compact moves the unconsumed bytes b[off:] to the front, into a buffer that can hold the

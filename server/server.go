@@ -194,29 +194,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.init()
-	if s.pollable(r) {
-		pw, err := s.acceptPoll(w, r, c)
-		if err != nil {
-			s.log.Debug("websocket upgrade failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
-			return
-		}
-		c.wire, c.pw = pw, pw
-	} else {
-		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-			InsecureSkipVerify:   true, // origins are checked per app below, with a Pusher error code
-			CompressionMode:      s.opts.Compression,
-			CompressionThreshold: s.opts.CompressionThreshold,
-			OnPingReceived: func(context.Context, []byte) bool {
-				c.touch()
-				return true
-			},
-		})
-		if err != nil {
-			s.log.Debug("websocket upgrade failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
-			return
-		}
-		ws.SetReadLimit(int64(s.opts.MaxMessageBytes) * oversizeFactor)
-		c.wire = &stdWire{ws: ws, c: c, writeStart: &c.writeStart}
+	if err := s.upgrade(w, r, c); err != nil {
+		s.log.Debug("websocket upgrade failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
+		return
 	}
 	c.remote = r.RemoteAddr
 
@@ -276,6 +256,35 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.Connected(c.appID)
 	served = true
 	c.serve(r.Context())
+}
+
+// upgrade completes the WebSocket handshake on the transport r gets (pollable) and sets
+// c.wire (and c.pw on the epoll transport). A failed upgrade has had its HTTP answer.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *conn) error {
+	offered, acceptable := deflateOffer(r.Header)
+	if s.pollable(r, offered) {
+		pw, err := s.acceptPoll(w, r, c, acceptable && s.opts.Compression == websocket.CompressionNoContextTakeover)
+		if err != nil {
+			return err
+		}
+		c.wire, c.pw = pw, pw
+		return nil
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify:   true, // origins are checked per app below, with a Pusher error code
+		CompressionMode:      s.opts.Compression,
+		CompressionThreshold: s.opts.CompressionThreshold,
+		OnPingReceived: func(context.Context, []byte) bool {
+			c.touch()
+			return true
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ws.SetReadLimit(int64(s.opts.MaxMessageBytes) * oversizeFactor)
+	c.wire = &stdWire{ws: ws, c: c, writeStart: &c.writeStart}
+	return nil
 }
 
 // register records a connection unless the server is shutting down.
