@@ -1,15 +1,11 @@
 package history_test
 
 import (
-	"os"
 	"testing"
 
 	"github.com/pushwire/pushwire/internal/testkit"
 )
 
-// TestMain stops any service the tests started for themselves (a throwaway Postgres).
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.StopServices()
-	os.Exit(code)
-}
+// TestMain stops any service the tests started for themselves and removes the server binary
+// they built (testkit.Cleanup).
+func TestMain(m *testing.M) { testkit.Main(m) }

@@ -322,17 +322,25 @@ func testClusterIdempotency(t *testing.T, nodes []*testkit.Server) {
 	c.close()
 }
 
+// presencePair joins presence channel ch as user watcher on one node, then as member on
+// another, and returns both once the watcher has seen the member_added from across nodes.
+func presencePair(t *testing.T, ch string, wNode *testkit.Server, watcher string, mNode *testkit.Server, member string) (w, m *client) {
+	t.Helper()
+	w = connect(t, wNode)
+	w.subscribePresence(t, ch, `{"user_id":"`+watcher+`"}`)
+	w.expectEvent(t, "pusher_internal:subscription_succeeded")
+	m = connect(t, mNode)
+	m.subscribePresence(t, ch, `{"user_id":"`+member+`"}`)
+	m.expectEvent(t, "pusher_internal:subscription_succeeded")
+	w.expectEvent(t, "pusher_internal:member_added")
+	return w, m
+}
+
 // testClusterLeave: a node stopped with SIGTERM takes its members with it (member_removed
 // at once) and says goodbye, so the others count it out without waiting for the timeout.
 func testClusterLeave(t *testing.T, nodes []*testkit.Server) {
 	const ch = "presence-cl-leave"
-	w := connect(t, nodes[0])
-	w.subscribePresence(t, ch, `{"user_id":"stayer"}`)
-	w.expectEvent(t, "pusher_internal:subscription_succeeded")
-	c := connect(t, nodes[2])
-	c.subscribePresence(t, ch, `{"user_id":"leaver"}`)
-	c.expectEvent(t, "pusher_internal:subscription_succeeded")
-	w.expectEvent(t, "pusher_internal:member_added")
+	w, _ := presencePair(t, ch, nodes[0], "stayer", nodes[2], "leaver")
 	nodes[2].Stop()
 	stopped := time.Now()
 	f := w.expectEvent(t, "pusher_internal:member_removed")
@@ -389,13 +397,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	args := clusterArgs("redis", redisURL, "", clusterPrefix(), testkit.PostgresURL(t))
 	nodes := startNodes(t, 3, args)
 	const pres, stream = "presence-cl-kill", "cl-stream"
-	w := connect(t, nodes[0])
-	w.subscribePresence(t, pres, `{"user_id":"watcher"}`)
-	w.expectEvent(t, "pusher_internal:subscription_succeeded")
-	ghost := connect(t, nodes[2])
-	ghost.subscribePresence(t, pres, `{"user_id":"ghost"}`)
-	ghost.expectEvent(t, "pusher_internal:subscription_succeeded")
-	w.expectEvent(t, "pusher_internal:member_added")
+	w, _ := presencePair(t, pres, nodes[0], "watcher", nodes[2], "ghost")
 	var subs []*client
 	for _, s := range nodes[:2] {
 		c := connect(t, s)

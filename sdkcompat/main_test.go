@@ -1,15 +1,11 @@
 package sdkcompat
 
 import (
-	"os"
 	"testing"
 
 	"github.com/pushwire/pushwire/internal/testkit"
 )
 
-// TestMain removes the server binary the tests built (and stops any service they started).
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.Cleanup()
-	os.Exit(code)
-}
+// TestMain stops any service the tests started for themselves and removes the server binary
+// they built (testkit.Cleanup).
+func TestMain(m *testing.M) { testkit.Main(m) }

@@ -29,9 +29,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	code := m.Run()
-	testkit.Cleanup() // the server binary the smoke run built
-	os.Exit(code)
+	testkit.Main(m) // removes the server binary the smoke run built
 }
 
 func TestParseArgsDefaults(t *testing.T) {

@@ -136,12 +136,20 @@ var throwawayStop = func() {}
 func StopServices() { throwawayStop() }
 
 // Cleanup is StopServices plus the removal of the binary Binary built (some 35 MB per test
-// process otherwise left in the temp directory). Call it from TestMain after m.Run.
+// process otherwise left in the temp directory). Main calls it after the tests.
 func Cleanup() {
 	StopServices()
 	if binPath != "" {
 		_ = os.RemoveAll(filepath.Dir(binPath))
 	}
+}
+
+// Main runs the tests, then Cleanup, and exits with their code: a package's TestMain is
+// `func TestMain(m *testing.M) { testkit.Main(m) }`.
+func Main(m *testing.M) {
+	code := m.Run()
+	Cleanup()
+	os.Exit(code)
 }
 
 // PostgresURL returns the URL of a fresh, empty database on the test Postgres server,
