@@ -400,11 +400,16 @@ func applyWindow(base, delta []byte, pos *int, out []byte, cache *addrCache) ([]
 		}
 		seg = from[at : at+size : at+size]
 	}
-	encLen, err := readLen(delta, pos, len(delta)-*pos)
+	encLen, err := readLen(delta, pos, len(delta))
 	if err != nil {
 		return nil, err
 	}
+	// The bound is checked after the length's own bytes are consumed: the window's encoding
+	// starts there, so a length that fits before its varint can still run past the end.
 	end := *pos + encLen
+	if end > len(delta) {
+		return nil, errVCDTrunc
+	}
 	enc := delta[:end]
 	tgtLen, err := readLen(enc, pos, MaxOutput-len(out))
 	if err != nil {
