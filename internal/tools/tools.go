@@ -18,5 +18,5 @@ import (
 	_ "github.com/pusher/pusher-http-go/v5"
 	_ "github.com/redis/go-redis/v9"
 	_ "golang.org/x/crypto/nacl/secretbox"
-	_ "gopkg.in/yaml.v3"
+	_ "go.yaml.in/yaml/v3"
 )
