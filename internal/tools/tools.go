@@ -17,6 +17,6 @@ import (
 	_ "github.com/prometheus/common/expfmt"
 	_ "github.com/pusher/pusher-http-go/v5"
 	_ "github.com/redis/go-redis/v9"
-	_ "golang.org/x/crypto/nacl/secretbox"
 	_ "go.yaml.in/yaml/v3"
+	_ "golang.org/x/crypto/nacl/secretbox"
 )
