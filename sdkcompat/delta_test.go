@@ -19,9 +19,6 @@ import (
 	"github.com/pushwire/pushwire/delta/deltatest"
 )
 
-// deltaInteropTimeout bounds the node run and the xdelta3 runs together.
-const deltaInteropTimeout = 3 * time.Minute
-
 // requireXdelta3 returns the xdelta3 executable, failing (not skipping) when it is missing:
 // the VCDIFF interop check is part of `make test`.
 func requireXdelta3(t *testing.T) string {
@@ -109,7 +106,9 @@ func TestDeltaInterop(t *testing.T) {
 	ensureNodeModules(t, dir)
 	xd := requireXdelta3(t)
 
-	ctx, cancel := context.WithTimeout(context.Background(), deltaInteropTimeout)
+	// No deadline of our own: how long 257 node and xdelta3 runs take depends on the
+	// machine's load, and `go test -timeout` already ends a run that hangs.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	work := t.TempDir()
 	cases := deltaInteropCases()

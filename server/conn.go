@@ -323,11 +323,18 @@ func closeText(s string) string {
 func (c *conn) serve(ctx context.Context) {
 	c.started = time.Now()
 	c.logAt(zap.DebugLevel, "connected", zap.Stringer("protocol", versionName(c.version)))
+	// The hub may already have queued frames for this connection (a capability token that
+	// expires during the handshake, a revocation, a terminate): connection_established goes
+	// in front of them, and nothing is written before it, so it is always the first frame.
+	hello := protocol.ConnectionEstablished(c.version, c.socketID, c.srv.activity)
 	c.mu.Lock()
+	if !c.closed {
+		c.queue = append(c.queue, nil)
+		copy(c.queue[1:], c.queue)
+		c.queue[0] = hello
+		c.queued += len(hello)
+	}
 	c.serving = true
-	c.mu.Unlock()
-	c.Send(protocol.ConnectionEstablished(c.version, c.socketID, c.srv.activity))
-	c.mu.Lock()
 	if c.closed || len(c.queue) > 0 || len(c.ctrl) > 0 {
 		c.kickLocked() // also when a closeWith came first and the Send was dropped
 	} else {
