@@ -13,12 +13,24 @@ import (
 // FreePort returns a TCP port free on 127.0.0.1 right now.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts returns n distinct TCP ports free on 127.0.0.1 right now. The listeners are held
+// until all n are chosen: ports asked for one after the other can be the same one, which the
+// kernel hands out again as soon as it is released.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // Process is a helper server (redis-server, nats-server) a test started, to kill, freeze or

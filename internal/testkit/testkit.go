@@ -153,10 +153,14 @@ func Start(t testing.TB, o Options) *Server {
 	case 0:
 		port = DefaultPort
 		unlock = lockPort(t, port)
-	case -1:
-		port = FreePort(t)
 	}
-	metricsPort := FreePort(t)
+	var metricsPort int
+	if port == -1 {
+		ps := FreePorts(t, 2)
+		port, metricsPort = ps[0], ps[1]
+	} else {
+		metricsPort = FreePort(t)
+	}
 	args := []string{"--host=127.0.0.1", "--port=" + strconv.Itoa(port), "--log-level=debug",
 		"--metrics-host=127.0.0.1", "--metrics-port=" + strconv.Itoa(metricsPort)}
 	if o.Config != "" {
