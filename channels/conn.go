@@ -372,6 +372,9 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			obs.CacheMiss(id, name)
 		}
 	}
+	if t := app.tapping(); t != nil {
+		t.Record(Activity{Kind: ActSubscribed, AppID: app.cfg.ID, Channel: name, SocketID: c.socketID, UserID: userID})
+	}
 	return nil
 }
 
@@ -475,6 +478,9 @@ func (c *Conn) leave(name string) {
 		if vacated && !app.occupiedElsewhere(name) {
 			obs.ChannelVacated(id, name)
 		}
+	}
+	if t := app.tapping(); t != nil {
+		t.Record(Activity{Kind: ActUnsubscribed, AppID: app.cfg.ID, Channel: name, SocketID: c.socketID, UserID: userID})
 	}
 }
 

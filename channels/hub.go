@@ -34,6 +34,9 @@ type Options struct {
 	Now func() time.Time
 	// Observer, when set, is told about channel lifecycle events.
 	Observer Observer
+	// Tap, when set, gets a live copy of the activity of the apps someone watches (the
+	// debug console). Default none.
+	Tap Tap
 	// History, when set, gives the channels that keep history (App.HistoryFor) their
 	// serials and stores their messages. Default none: no serials. When it also implements
 	// Versions, apps with versioned messages get mutable messages (App.VersionedFor).
@@ -57,6 +60,7 @@ type Hub struct {
 	now   func() time.Time
 	seed  maphash.Seed
 	obs   Observer
+	tap   Tap
 
 	history        History
 	versions       Versions // the History when it also keeps mutable messages
@@ -76,6 +80,7 @@ func New(apps []config.App, opts Options) *Hub {
 		now:   opts.Now,
 		seed:  maphash.MakeSeed(),
 		obs:   opts.Observer,
+		tap:   opts.Tap,
 
 		history:        opts.History,
 		onHistoryError: opts.OnHistoryError,

@@ -76,6 +76,9 @@ func (h *Hub) PublishAcks(appID string, ev Event) ([]PublishAck, error) {
 			markCreate(m)
 		}
 		app.publish(m, nil, except)
+		if t := app.tapping(); t != nil {
+			t.Record(Activity{Kind: ActPublish, AppID: appID, Channel: name, Event: ev.Name, Data: ev.Data})
+		}
 		ack := PublishAck{Channel: name, Serial: m.Serial, StreamID: m.StreamID, MessageID: m.MessageID}
 		if m.Mutable != nil {
 			ack.MessageSerial, ack.VersionSerial = m.Mutable.MessageSerial, m.Mutable.Version.Serial
@@ -246,6 +249,10 @@ func (c *Conn) ClientEvent(f protocol.Frame) *protocol.Error {
 	app.publish(m, c, "")
 	if obs := app.hub.obs; obs != nil {
 		obs.ClientEvent(app.cfg.ID, f.Channel, f.Event, data, c.socketID, userID)
+	}
+	if t := app.tapping(); t != nil {
+		s, _ := protocol.StringOrRaw(data)
+		t.Record(Activity{Kind: ActClientEvent, AppID: app.cfg.ID, Channel: f.Channel, Event: f.Event, SocketID: c.socketID, UserID: userID, Data: s})
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/pushwire/pushwire/protocol"
 )
 
 // ChannelInfo describes one channel on this node.
@@ -95,4 +97,72 @@ func (h *Hub) Connections(appID string) int {
 		return 0
 	}
 	return int(app.conns.Load())
+}
+
+// AppStats are an app's counts on this node, as GET /stats reports them.
+type AppStats struct {
+	// Connections are the open connections; AuthenticatedConnections those signed in
+	// (pusher:signin), by Users distinct user ids.
+	Connections, AuthenticatedConnections, Users int
+	// Channels are the occupied channels and Subscriptions their subscriptions, presence
+	// channels included; PresenceChannels, PresenceSubscriptions and PresenceMembers (distinct
+	// users per channel, summed) count the presence channels alone.
+	Channels, Subscriptions, PresenceChannels, PresenceSubscriptions, PresenceMembers int
+}
+
+// Stats counts an app's connections, users and channel occupancy on this node.
+func (h *Hub) Stats(appID string) (AppStats, error) {
+	app, ok := h.byID[appID]
+	if !ok {
+		return AppStats{}, ErrUnknownApp
+	}
+	st := AppStats{Connections: int(app.conns.Load())}
+	for i := range app.shards {
+		s := &app.shards[i]
+		s.mu.RLock()
+		for _, ch := range s.channels {
+			ch.mu.RLock()
+			if n := len(ch.subs); n > 0 {
+				st.Channels++
+				st.Subscriptions += n
+				if ch.class.Type == protocol.Presence {
+					st.PresenceChannels++
+					st.PresenceSubscriptions += n
+					st.PresenceMembers += len(ch.members)
+				}
+			}
+			ch.mu.RUnlock()
+		}
+		s.mu.RUnlock()
+	}
+	app.usersMu.Lock()
+	st.Users = len(app.signedIn)
+	for _, conns := range app.signedIn {
+		st.AuthenticatedConnections += len(conns)
+	}
+	app.usersMu.Unlock()
+	return st, nil
+}
+
+// HistoryStats describe the history store as this node uses it.
+type HistoryStats struct {
+	// Enabled: a store is configured and at least one app keeps history.
+	Enabled bool
+	// DegradedChannels are channels whose messages went out without a serial since the
+	// store failed (no resume across that point can be proven complete).
+	DegradedChannels int
+}
+
+// HistoryStats reports whether history is on and how many channels are degraded.
+func (h *Hub) HistoryStats() HistoryStats {
+	var st HistoryStats
+	for _, app := range h.byID {
+		if h.history != nil && (app.cfg.EnableHistory == nil || *app.cfg.EnableHistory) {
+			st.Enabled = true
+		}
+		app.rec.mu.Lock()
+		st.DegradedChannels += len(app.rec.degraded)
+		app.rec.mu.Unlock()
+	}
+	return st
 }

@@ -60,6 +60,16 @@ type Config struct {
 	// MetricsPort is the port of the metrics listener (GET /metrics). Default 9601.
 	MetricsPort int `yaml:"metrics_port"`
 
+	// Console serves the operator's debug console (live connections, channels and events of
+	// an app, and a form that publishes a test event). Each app signs in with its
+	// console_token, or its secret when it has none. Default false.
+	Console bool `yaml:"console"`
+	// ConsoleListener is where the console is served: "metrics" (default: the metrics
+	// listener, which needs metrics_enabled) or "main" (the WebSocket and REST port).
+	ConsoleListener string `yaml:"console_listener"`
+	// ConsolePath is the URL path of the console on its listener. Default /console.
+	ConsolePath string `yaml:"console_path"`
+
 	// MaxConnectionsPerIPPerMinute caps new WebSocket connections from one client IP per
 	// minute; one over it gets error 4100 and close 4100 (clients back off). 0 = unlimited.
 	MaxConnectionsPerIPPerMinute int `yaml:"max_connections_per_ip_per_minute"`
@@ -170,6 +180,9 @@ type App struct {
 	// MaxBackendEventsPerSecond caps HTTP API publishes (events, counting each batch item)
 	// per second for the app; over it the API answers 429. 0 = unlimited (default).
 	MaxBackendEventsPerSecond int `yaml:"max_backend_events_per_second"`
+	// ConsoleToken is the credential that signs in to the debug console for this app, so the
+	// operators need not know the secret. Default empty: the app secret signs in.
+	ConsoleToken string `yaml:"console_token"`
 	// Webhooks are the endpoints notified of this app's channel events. Default none.
 	Webhooks []Webhook `yaml:"webhooks"`
 	// AllowedOrigins, when non-empty, refuses sockets whose Origin header is not listed
@@ -354,6 +367,7 @@ const (
 	DefaultMaxRequestBodyKB             = 10240
 	DefaultMetricsHost                  = "127.0.0.1"
 	DefaultMetricsPort                  = 9601
+	DefaultConsolePath                  = "/console"
 	DefaultWebhookQueueSize             = 10000
 	DefaultWebhookBatchSize             = 100
 	DefaultWebhookBatchInterval         = 50 * time.Millisecond
@@ -400,6 +414,8 @@ func (c *Config) ApplyDefaults() {
 	setInt(&c.MaxRequestBodyKB, DefaultMaxRequestBodyKB)
 	setStr(&c.MetricsHost, DefaultMetricsHost)
 	setInt(&c.MetricsPort, DefaultMetricsPort)
+	setStr(&c.ConsoleListener, "metrics")
+	setStr(&c.ConsolePath, DefaultConsolePath)
 	setInt(&c.WebhookQueueSize, DefaultWebhookQueueSize)
 	setInt(&c.WebhookBatchSize, DefaultWebhookBatchSize)
 	setDur(&c.WebhookBatchInterval, DefaultWebhookBatchInterval)
@@ -555,6 +571,18 @@ func (c *Config) problems() []string {
 	if c.MetricsOn() && c.MetricsPort == c.Port && (c.MetricsHost == c.Host || c.MetricsHost == "0.0.0.0" || c.Host == "0.0.0.0") {
 		bad("metrics_port", "must differ from port %d", c.Port)
 	}
+	switch c.ConsoleListener {
+	case "metrics":
+		if c.Console && !c.MetricsOn() {
+			bad("console_listener", "is metrics but metrics_enabled is false: enable metrics or use console_listener: main")
+		}
+	case "main":
+	default:
+		bad("console_listener", "must be metrics or main, got %q", c.ConsoleListener)
+	}
+	if !validConsolePath(c.ConsolePath) {
+		bad("console_path", "must be a path such as /console or /ops/console (letters, digits, '-', '_', '/'), not one of pushwire's own paths, got %q", c.ConsolePath)
+	}
 	for _, p := range []struct {
 		field string
 		v     int
@@ -671,4 +699,23 @@ func setDur(p *Duration, d time.Duration) {
 	if *p == 0 {
 		*p = Duration(d)
 	}
+}
+
+// validConsolePath reports whether p can be the console's path: absolute, of plain
+// segments, without a trailing slash, and clear of pushwire's own routes.
+func validConsolePath(p string) bool {
+	if len(p) < 2 || len(p) > 100 || p[0] != '/' || strings.HasSuffix(p, "/") || strings.Contains(p, "//") {
+		return false
+	}
+	for _, r := range p {
+		if !(r == '/' || r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	first, _, _ := strings.Cut(p[1:], "/")
+	switch first {
+	case "app", "apps", "up", "live", "ready", "usage", "stats", "metrics":
+		return false
+	}
+	return true
 }

@@ -27,7 +27,7 @@ func TestFlagNames(t *testing.T) {
 	var got []string
 	fs.VisitAll(func(f *flag.Flag) { got = append(got, f.Name) })
 	want := []string{
-		"activity-timeout", "cluster", "cluster-heartbeat", "cluster-node-timeout", "cluster-prefix", "config", "database-url", "drain-delay", "gc-percent", "history", "history-max-age",
+		"activity-timeout", "cluster", "cluster-heartbeat", "cluster-node-timeout", "cluster-prefix", "config", "console", "console-listener", "console-path", "database-url", "drain-delay", "gc-percent", "history", "history-max-age",
 		"history-max-messages", "host", "log-format", "log-level",
 		"max-connections", "max-connections-per-ip-per-minute", "max-message-kb",
 		"max-request-body-kb", "metrics-enabled", "metrics-host", "metrics-port", "nats-url", "pong-timeout",

@@ -96,16 +96,24 @@ func (s *signed) param(key string) string { return s.query.Params[key] }
 // It reads the body once and hands it, the app and the parsed query to the handler.
 func (a *api) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, aerr := a.verify(r)
+		s, aerr := a.verify(r, true)
 		if aerr != nil {
+			a.recordRefusal(r, aerr)
 			fail(w, aerr)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, s)))
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, s))
+		if a.watching(s.app.ID) {
+			a.serveRecordingErrors(w, r, s.app.ID, next)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
-func (a *api) verify(r *http.Request) (*signed, *apiError) {
+// verify checks a signed request; pathApp: the app must also be the {appID} of the path
+// (every /apps/ route; GET /stats has none).
+func (a *api) verify(r *http.Request, pathApp bool) (*signed, *apiError) {
 	q, err := protocol.ParseAPIQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, badRequest("Invalid authentication query: %v (signed requests carry auth_key, auth_timestamp, auth_version, auth_signature, and body_md5 on POST)", err)
@@ -114,7 +122,7 @@ func (a *api) verify(r *http.Request) (*signed, *apiError) {
 	if !ok {
 		return nil, &apiError{http.StatusNotFound, codeAppNotFound, fmt.Sprintf("Application key %q not found", protocol.Truncate(q.AuthKey, 64))}
 	}
-	if id, err := pathParam(r, "appID"); err != nil || id != app.ID {
+	if id, err := pathParam(r, "appID"); pathApp && (err != nil || id != app.ID) {
 		return nil, authFailed("auth_key %q does not belong to the app in the path", protocol.Truncate(q.AuthKey, 64))
 	}
 	if err := q.CheckTimestamp(a.now()); err != nil {

@@ -35,6 +35,15 @@ type Options struct {
 	AppIDs []string
 	// Idempotency remembers publish idempotency keys. Default: an in-process store.
 	Idempotency Idempotency
+	// Tap is shown the errors the API answers to apps someone watches (the debug console).
+	// Default none.
+	Tap channels.Tap
+	// ConsoleAuth, when set, authenticates a request by the debug console's credential (its
+	// session cookie or HTTP Basic app id and credential), as an alternative to the request
+	// signature on GET /stats and /apps/{id}/stats. Default: signatures only.
+	ConsoleAuth func(r *http.Request) (appID string, ok bool)
+	// HistoryBackend names the history store in GET /stats ("memory", "postgres"; "" none).
+	HistoryBackend string
 }
 
 // Metrics receives the API's counters. It is defined here, where it is consumed;
@@ -64,6 +73,9 @@ type api struct {
 	start   time.Time
 	events  *eventLimiter
 	idem    Idempotency
+	tap     channels.Tap
+	console func(*http.Request) (string, bool)
+	backend string
 }
 
 // New returns the REST API handler for hub: the signed Pusher endpoints under /apps/ and the
@@ -94,6 +106,7 @@ func newAPI(hub *channels.Hub, opts Options) *api {
 	a.start = a.now()
 	a.events = newEventLimiter(a.now)
 	a.idem = opts.Idempotency
+	a.tap, a.console, a.backend = opts.Tap, opts.ConsoleAuth, opts.HistoryBackend
 	if a.idem == nil {
 		a.idem = NewMemoryIdempotency(a.now, 0)
 	}
@@ -109,6 +122,8 @@ func (a *api) router() *chi.Mux {
 	r.Get("/up/{appID}", a.upApp)
 	r.Get("/ready", a.readyz)
 	r.Get("/usage", a.usage)
+	r.Get("/stats", a.stats)
+	r.Get("/apps/{appID}/stats", a.appStats)
 	// A group, not a sub-router: its middleware runs once the route matched, so an unknown
 	// path is a 404 without a signature check and every request has its full route pattern.
 	r.Group(func(r chi.Router) {

@@ -135,6 +135,7 @@ func (c *conn) Send(frame []byte) {
 		c.mu.Unlock()
 		if c.closeWith(&protocol.Error{Code: protocol.CodeOverCapacity, Message: "Client is too slow: write queue full"}, reasonSlowConsumer) {
 			c.srv.metrics.SlowConsumer(c.appID)
+			c.record(channels.Activity{Kind: channels.ActSlowConsumer, Code: protocol.CodeOverCapacity, Detail: "write queue full"})
 		}
 		return
 	}
@@ -361,6 +362,7 @@ func (c *conn) end(readErr error) {
 	c.mu.Unlock()
 	code := closeCode(closeErr, reason, readErr, wsCode)
 	c.srv.metrics.Disconnected(c.appID, code, string(reason))
+	c.record(channels.Activity{Kind: channels.ActDisconnected, Code: code, Detail: string(reason)})
 	fields := []zap.Field{zap.String("reason", string(reason)), zap.Int("code", code), zap.Duration("duration", time.Since(c.started))}
 	if readErr != nil && websocket.CloseStatus(readErr) == -1 && !errors.Is(readErr, io.EOF) && !errors.Is(readErr, context.Canceled) {
 		fields = append(fields, zap.Error(readErr))
@@ -647,6 +649,19 @@ func putReadBuf(b *bytes.Buffer) {
 	readBufs.Put(b)
 }
 
-func (c *conn) sendError(err *protocol.Error) {
+func (c *conn) sendError(err *protocol.Error) { c.sendErrorOn("", err) }
+
+// sendErrorOn sends an error frame about channel ("" none) and shows it to a console watching
+// the app.
+func (c *conn) sendErrorOn(channel string, err *protocol.Error) {
 	c.Send(protocol.ErrorFrame(c.version, err))
+	c.record(channels.Activity{Kind: channels.ActError, Channel: channel, Code: err.Code, Detail: err.Message})
+}
+
+// record hands an activity of this connection to the tap when someone watches its app.
+func (c *conn) record(a channels.Activity) {
+	if t := c.srv.opts.Tap; t != nil && c.appID != "" && t.Watching(c.appID) {
+		a.AppID, a.SocketID = c.appID, c.socketID
+		t.Record(a)
+	}
 }

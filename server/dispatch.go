@@ -102,7 +102,7 @@ func (c *conn) subscriptionFailed(channel string, err *protocol.Error) {
 	case protocol.CodeOverCapacity:
 		typ, status = "LimitReached", 403
 	}
-	c.sendError(err)
+	c.sendErrorOn(channel, err)
 	if len(channel) <= 256 {
 		c.Send(protocol.SubscriptionError(c.version, channel, typ, status, err))
 	}

@@ -46,6 +46,9 @@ type Options struct {
 	TrustForwardedFor bool
 	// Metrics receives connection and message counters. Default: none.
 	Metrics Metrics
+	// Tap gets connections, disconnections, error frames and slow-consumer closes of the
+	// apps someone watches (the debug console). Default none.
+	Tap channels.Tap
 	// Now is the clock of the per-address limiter. Default time.Now.
 	Now func() time.Time
 	// Compression negotiates permessage-deflate with clients that offer it. Default
@@ -254,6 +257,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.hc = hc
 	s.metrics.Connected(c.appID)
+	c.record(channels.Activity{Kind: channels.ActConnected, Detail: "protocol " + versionName(c.version).String() + " from " + c.remote})
 	served = true
 	c.serve(r.Context())
 }

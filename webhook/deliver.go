@@ -3,6 +3,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
 )
 
@@ -166,6 +168,7 @@ func (s *Sender) deliver(e *endpoint, events [][]byte) {
 		err := s.post(e, b, sig)
 		if err == nil {
 			s.metrics.Delivered(a.id, len(events))
+			s.record(e, events, 0, "delivered to "+e.logURL)
 			return
 		}
 		status, retryAfter := 0, time.Duration(0)
@@ -173,6 +176,7 @@ func (s *Sender) deliver(e *endpoint, events [][]byte) {
 		if errors.As(err, &se) {
 			status, retryAfter = se.status, se.retryAfter
 		}
+		s.record(e, events, status, fmt.Sprintf("attempt %d failed: %v", attempt, err))
 		s.metrics.Failed(a.id, status)
 		giveUp := func(why string) {
 			s.metrics.Dropped(a.id, len(events))
@@ -324,5 +328,26 @@ func isDone(ch <-chan struct{}) bool {
 		return true
 	default:
 		return false
+	}
+}
+
+// record shows one request's events and outcome to the tap when someone watches the app.
+func (s *Sender) record(e *endpoint, events [][]byte, status int, detail string) {
+	t := s.tap
+	if t == nil || !t.Watching(e.app.id) {
+		return
+	}
+	for _, ev := range events {
+		var head struct {
+			Name    string `json:"name"`
+			Channel string `json:"channel"`
+			Event   string `json:"event"`
+		}
+		_ = json.Unmarshal(ev, &head)
+		event := "webhook:" + head.Name
+		if head.Event != "" {
+			event += " " + head.Event
+		}
+		t.Record(channels.Activity{Kind: channels.ActWebhook, AppID: e.app.id, Channel: head.Channel, Event: event, Code: status, Detail: detail})
 	}
 }

@@ -100,6 +100,9 @@ type Options struct {
 	Checker Checker
 	// Metrics counts deliveries, failures, retries and drops. Default none.
 	Metrics Metrics
+	// Tap is shown every request of the apps someone watches (the debug console), one
+	// Activity per event with the outcome. Default none.
+	Tap channels.Tap
 	// Now is the clock for time_ms and the RetryFor budget. Default time.Now.
 	Now func() time.Time
 }
@@ -121,6 +124,7 @@ type Sender struct {
 	ownClient bool
 	log       *zap.Logger
 	metrics   Metrics
+	tap       channels.Tap
 	now       func() time.Time
 	checker   atomic.Pointer[Checker]
 	sem       chan struct{}
@@ -181,6 +185,7 @@ func New(apps []config.App, opts Options) *Sender {
 		client:    opts.Client,
 		log:       opts.Logger,
 		metrics:   opts.Metrics,
+		tap:       opts.Tap,
 		now:       opts.Now,
 		sem:       make(chan struct{}, orInt(opts.MaxConcurrent, DefaultMaxConcurrent)),
 		sleep:     sleepCtx,

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/console"
 	"github.com/pushwire/pushwire/delta"
 	"github.com/pushwire/pushwire/httpapi"
 	"github.com/pushwire/pushwire/metrics"
@@ -86,6 +88,12 @@ func setGCPercent(pct int, log *zap.Logger) {
 // serve wires the hub, the WebSocket gateway and the REST API on one listener.
 func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	m := metrics.New()
+	var tap channels.Tap // stays a nil interface without the console
+	var con *console.Console
+	if cfg.Console {
+		con = console.New(cfg.Apps, console.Options{Path: cfg.ConsolePath, Logger: log.Named("console")})
+		tap = con
+	}
 	wh := webhook.New(cfg.Apps, webhook.Options{
 		QueueSize:     cfg.WebhookQueueSize,
 		BatchSize:     cfg.WebhookBatchSize,
@@ -95,6 +103,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		VacateDelay:   cfg.WebhookVacateDelay.D(),
 		Logger:        log.Named("webhook"),
 		Metrics:       m,
+		Tap:           tap,
 	})
 	hist, closeHistory, err := openHistory(ctx, cfg, log)
 	if err != nil {
@@ -108,7 +117,11 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		History:           hist,
 		OnHistoryError:    m.HistoryError,
 		DeltaEncoder:      delta.Encode,
+		Tap:               tap,
 	})
+	if con != nil {
+		con.SetHub(hub)
+	}
 	idem, leaveCluster, err := startCluster(ctx, cfg, hub, m.Registry(), log)
 	if err != nil {
 		return err
@@ -132,22 +145,29 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		MaxConnectionsPerIPPerMinute: cfg.MaxConnectionsPerIPPerMinute,
 		TrustForwardedFor:            cfg.TrustForwardedFor,
 		Metrics:                      m,
+		Tap:                          tap,
 	})
 	appIDs := make([]string, len(cfg.Apps))
 	for i, a := range cfg.Apps {
 		appIDs[i] = a.ID
 	}
 	api := httpapi.New(hub, httpapi.Options{
-		Logger:       log.Named("http"),
-		MaxBodyBytes: int64(cfg.MaxRequestBodyKB) << 10,
-		Metrics:      m,
-		Ready:        ws.Ready,
-		AppIDs:       appIDs,
-		Idempotency:  idem,
+		Logger:         log.Named("http"),
+		MaxBodyBytes:   int64(cfg.MaxRequestBodyKB) << 10,
+		Metrics:        m,
+		Ready:          ws.Ready,
+		AppIDs:         appIDs,
+		Idempotency:    idem,
+		Tap:            tap,
+		ConsoleAuth:    consoleAuth(con),
+		HistoryBackend: cfg.History,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/app/", ws)
 	mux.Handle("/", api)
+	if con != nil && cfg.ConsoleListener == "main" {
+		mountConsole(mux, con)
+	}
 
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
@@ -179,12 +199,19 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		}
 		mmux := http.NewServeMux()
 		mmux.Handle("GET /metrics", m.Handler())
+		if con != nil && cfg.ConsoleListener == "metrics" {
+			mountConsole(mmux, con)
+			log.Info("console", zap.String("url", "http://"+mln.Addr().String()+con.Path()+"/"))
+		}
 		msrv = &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- msrv.Serve(mln) }()
 		log.Info("metrics listening", zap.String("url", "http://"+mln.Addr().String()+"/metrics"))
 	}
 	for _, a := range cfg.Apps {
 		log.Info("app", zap.String("id", a.ID), zap.String("key", a.Key), zap.Bool("enabled", a.IsEnabled()))
+	}
+	if con != nil && cfg.ConsoleListener == "main" {
+		log.Info("console", zap.String("url", "http"+strings.TrimPrefix(scheme, "ws")+"://"+ln.Addr().String()+con.Path()+"/"))
 	}
 	log.Info("pushwire listening", zap.String("addr", ln.Addr().String()),
 		zap.String("websocket", scheme+"://"+ln.Addr().String()+"/app/{key}"), zap.String("transport", string(ws.Transport())))
@@ -203,6 +230,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
 	defer cancel()
+	if con != nil {
+		con.Close() // ends the console's event streams, which would hold the HTTP shutdown
+	}
 	errs := []error{ws.Shutdown(sctx), srv.Shutdown(sctx)}
 	// Sockets are closed: deliver the webhooks they caused (vacated, member_removed) too.
 	errs = append(errs, wh.Close(sctx))
@@ -240,4 +270,18 @@ func compressionMode(s string) websocket.CompressionMode {
 		return websocket.CompressionNoContextTakeover
 	}
 	return websocket.CompressionDisabled
+}
+
+// mountConsole serves the debug console at its path on mux.
+func mountConsole(mux *http.ServeMux, con *console.Console) {
+	mux.Handle(con.Path(), con.Handler())
+	mux.Handle(con.Path()+"/", con.Handler())
+}
+
+// consoleAuth is the console's credential check for httpapi, nil without the console.
+func consoleAuth(con *console.Console) func(*http.Request) (string, bool) {
+	if con == nil {
+		return nil
+	}
+	return con.Authenticate
 }
