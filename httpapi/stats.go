@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/pushwire/pushwire/channels"
@@ -186,6 +188,19 @@ func parseMeminfo(r io.Reader) hostMemory {
 		m.Percent = float64(m.Used) / float64(total) * 100
 	}
 	return m
+}
+
+// RoutePatterns lists the route patterns the API reports to Metrics.ObserveHTTP (besides
+// "unmatched"), so their series can be exported before the first request.
+func RoutePatterns() []string {
+	var out []string
+	_ = chi.Walk((&api{}).router(), func(_, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if !slices.Contains(out, route) {
+			out = append(out, route)
+		}
+		return nil
+	})
+	return out
 }
 
 // watching reports whether the tap wants the app's activity.

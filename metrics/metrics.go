@@ -96,6 +96,37 @@ func New() *Metrics {
 	return m
 }
 
+// InitApps exports every per-app series of these apps at 0 from now on — connections,
+// connects, messages and bytes in and out, slow-consumer closes, 429s, webhook deliveries,
+// retries and drops, history append errors — so dashboards and absent() alerts see them
+// before the first connection. Series with other labels (close code, HTTP status) appear
+// when they first happen.
+func (m *Metrics) InitApps(appIDs ...string) {
+	for _, id := range appIDs {
+		m.app(id)
+		for _, v := range []*prometheus.CounterVec{m.slowConsumer, m.httpRateLimited, m.webhookDelivered,
+			m.webhookRetries, m.webhookDropped, m.historyErrors} {
+			v.WithLabelValues(id)
+		}
+	}
+}
+
+// InitRefusals exports connections_refused_total at 0 for each of these reasons
+// (server.RefusalReasons).
+func (m *Metrics) InitRefusals(reasons ...string) {
+	for _, r := range reasons {
+		m.refused.WithLabelValues(r)
+	}
+}
+
+// InitRoutes exports the latency histogram of each route pattern empty from now on
+// (httpapi.RoutePatterns).
+func (m *Metrics) InitRoutes(routes ...string) {
+	for _, r := range routes {
+		m.httpDuration.WithLabelValues(r)
+	}
+}
+
 // HistoryError counts a failed history append (channels.Options.OnHistoryError).
 func (m *Metrics) HistoryError(appID string, _ error) { m.historyErrors.WithLabelValues(appID).Inc() }
 

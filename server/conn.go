@@ -44,6 +44,13 @@ const (
 	reasonProtocol        CloseReason = "protocol_error"
 )
 
+// RefusalReasons are the reasons an upgrade can be refused before the handshake, the
+// reason label of Metrics.Refused.
+func RefusalReasons() []string {
+	return []string{string(reasonShutdown), string(reasonIPRateLimited), string(reasonOverCapacity),
+		string(reasonAppRefused), string(reasonAuthFailed)}
+}
+
 // conn is one WebSocket connection. Its read side (the reader goroutine of a stdWire, or a
 // pollWire's readiness callbacks, one at a time) owns hc's state; a writer goroutine, started
 // when frames are queued and gone after writerLinger without any, owns the socket's write

@@ -73,6 +73,9 @@ func startCluster(ctx context.Context, cfg *config.Config, hub *channels.Hub, re
 	if reg != nil {
 		reg.MustRegister(up, nodes, localOnly)
 	}
+	for _, a := range cfg.Apps {
+		localOnly.WithLabelValues(a.ID) // exported at 0 from the first scrape
+	}
 	err = hub.StartCluster(ctx, b, channels.ClusterOptions{
 		Heartbeat:   cfg.ClusterHeartbeat.D(),
 		NodeTimeout: cfg.ClusterNodeTimeout.D(),

@@ -151,6 +151,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	for i, a := range cfg.Apps {
 		appIDs[i] = a.ID
 	}
+	m.InitApps(appIDs...)
+	m.InitRefusals(server.RefusalReasons()...)
+	m.InitRoutes(httpapi.RoutePatterns()...)
 	api := httpapi.New(hub, httpapi.Options{
 		Logger:         log.Named("http"),
 		MaxBodyBytes:   int64(cfg.MaxRequestBodyKB) << 10,
