@@ -9,13 +9,18 @@ FUZZTIME  ?= 10m
 HOST      ?= 127.0.0.1
 PORT      ?= 6001
 
-.PHONY: run build test fmt-check vet deps unit fuzz bench bench-peers clean
+.PHONY: run build image test fmt-check vet deps unit fuzz bench bench-peers clean
 
 run:
 	$(GO) run ./cmd/pushwire --host $(HOST) --port $(PORT)
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/pushwire ./cmd/pushwire
+
+# The container image (Dockerfile): the static binary FROM scratch, built with podman or
+# docker, no registry pull. IMAGE=pushwire:local by default.
+image:
+	./scripts/image.sh
 
 # The random fuzzing campaign is not part of `make test`: a crash it finds at random would fail
 # CI on an unrelated change. `go test` (unit) replays every target's seeds and corpus, so a
@@ -29,9 +34,11 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# Node modules for the real-SDK suites (pinned in sdkcompat/package-lock.json), and a compose
+# Node modules for the real-SDK suites (pinned in sdkcompat/package-lock.json), a compose
 # implementation so integration/compose_test.go can run `docker compose config` (Debian's
-# docker-compose when no `docker compose` plugin exists; skipped without root/apt).
+# docker-compose when no `docker compose` plugin exists; skipped without root/apt), and, as
+# root on Debian, xdelta3, chromium (headless, for the console's browser test) and podman
+# (to build and run the image).
 deps:
 	@command -v node >/dev/null || { echo "node is required for the sdkcompat suites (Node 20+)"; exit 1; }
 	cd sdkcompat && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
@@ -43,6 +50,8 @@ deps:
 		else echo "no docker compose: the compose test checks structure only"; fi; \
 	fi
 	@./scripts/deps-delta.sh
+	@./scripts/deps-apt.sh chromium chromium "the debug console's browser test (console TestConsoleInBrowser)"
+	@./scripts/deps-apt.sh podman podman "the container image test (integration TestContainerImage)"
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...

@@ -22,7 +22,7 @@ func (c *conn) dispatch(msg []byte) {
 	if !system {
 		if len(f.Event) > len(protocol.PrefixClient) && f.Event[:len(protocol.PrefixClient)] == protocol.PrefixClient {
 			if err := c.hc.ClientEvent(f); err != nil {
-				c.sendError(err)
+				c.sendErrorOn(f.Channel, err)
 			}
 			return
 		}

@@ -36,6 +36,9 @@ var rules = []rule{
 	{pkg: "httpapi", deny: []string{"server", "cmd/pushwire"}, why: "server and httpapi are sibling adapters around channels"},
 	{pkg: "cluster", deny: []string{"server", "httpapi", "history", "webhook", "cmd/pushwire"},
 		why: "cluster is a broker implementation below channels; only cmd/pushwire wires it in"},
+	{pkg: "console", deny: []string{"server", "httpapi", "webhook", "history", "cluster", "cmd/pushwire"},
+		why: "the console is a sibling adapter around channels: it reads the hub and is told through channels.Tap; only cmd/pushwire wires it to the others"},
+	{pkg: "metrics", onlyOf: []string{}, why: "metrics imports nothing of ours: its consumers declare the interfaces it implements"},
 	{pkg: "history", deny: []string{"server", "httpapi", "cluster", "webhook", "cmd/pushwire"},
 		why: "history is a storage implementation below channels; only cmd/pushwire wires it in"},
 }
