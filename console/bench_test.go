@@ -53,3 +53,14 @@ func BenchmarkPublishConsole(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWatchingIdle is the whole cost the console adds to a publish (per channel) and to
+// each subscription, client event and error while nobody watches: one Watching call.
+func BenchmarkWatchingIdle(b *testing.B) {
+	var tap channels.Tap = console.New(apps(), console.Options{})
+	for b.Loop() {
+		if tap.Watching("app-id") {
+			b.Fatal("watching without a viewer")
+		}
+	}
+}
