@@ -265,6 +265,21 @@ func TestLoadFileErrors(t *testing.T) {
 			want: []string{"port: must be between 1 and 65535, got 70000", `log_format: must be console or json, got "xml"`},
 		},
 		{
+			name: "console without its listener",
+			yaml: "console: true\nmetrics_enabled: false\n",
+			want: []string{"console_listener: is metrics but metrics_enabled is false"},
+		},
+		{
+			name: "console listener and path",
+			yaml: "console_listener: side\nconsole_path: /apps/console\n",
+			want: []string{`console_listener: must be metrics or main, got "side"`, `console_path: must be a path such as /console`},
+		},
+		{
+			name: "console path shape",
+			yaml: "console_path: console/\n",
+			want: []string{`got "console/"`},
+		},
+		{
 			name: "unset variable",
 			yaml: "apps:\n  - id: a\n    key: k\n    secret: ${APP_SECRET}\n",
 			want: []string{"line 4: environment variable APP_SECRET is not set"},

@@ -31,6 +31,12 @@
 // channels per app, memory, goroutines and uptime, as JSON). Health answers are plain text,
 // echoed in the X-Health-Check header.
 //
+// Stats (GET /stats, GET /apps/{app_id}/stats) answer Sockudo's operator stats shape
+// (memory, history, presence_history, totals, apps; node-local counts) for the one app the
+// caller proves it holds: a request signed with the app's key and secret (the path /stats
+// signed like any API path), or the debug console's credential (Options.ConsoleAuth: HTTP
+// Basic app id and console token or secret, or the console's session cookie).
+//
 // Every request is reported to Options.Metrics under its chi route pattern, never its raw
 // path. The WebSocket endpoint /app/{key} and Prometheus metrics are served elsewhere.
 package httpapi

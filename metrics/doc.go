@@ -10,6 +10,13 @@
 // raw paths), HTTP methods and statuses, close codes and close reasons. Socket ids, channel
 // names, user ids and client addresses never become labels.
 //
+// Series whose labels are known at start are exported from the first scrape, at 0, so
+// dashboards and absent() alerts work before the first connection: the per-app series of
+// every configured app (InitApps), connections_refused_total per refusal reason
+// (InitRefusals) and the latency histogram per API route (InitRoutes); cmd/pushwire calls
+// them at start. Series with a close code or HTTP status appear when those first happen.
+// deploy/grafana/pushwire-dashboard.json charts these families.
+//
 // Metric families (all prefixed pushwire_):
 //
 //	connections{app}                          gauge: WebSocket connections open now
