@@ -119,9 +119,9 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request, appID string) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	c.addViewer(v)
+	c.addViewer(v) // before the answer starts, so what follows it is seen
 	defer c.removeViewer(v)
+	w.WriteHeader(http.StatusOK)
 
 	send := func(event string, data []byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
