@@ -133,7 +133,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// clear empties an input (as a user selecting its text and deleting it would).
 	clear := func(sel string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := chromedp.Evaluate[bool](`(() => { const e = document.querySelector('` + sel + `'); e.value = ''; e.dispatchEvent(new Event('input')); return true })()`)(ctx, tg)
+			_, err := chromedp.Evaluate[bool](`(() => { const e = document.querySelector('`+sel+`'); e.value = ''; e.dispatchEvent(new Event('input')); return true })()`)(ctx, tg)
 			return err
 		})
 	}

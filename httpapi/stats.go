@@ -75,17 +75,10 @@ type totalStats struct {
 // credential. One credential covers one app, so on a node serving several apps each sees
 // only its own entry and totals (Sockudo's unauthenticated /stats shows every app).
 func (a *api) stats(w http.ResponseWriter, r *http.Request) {
-	id, aerr := a.statsCaller(r, false)
-	if aerr != nil {
-		fail(w, aerr)
+	app, ok := a.callerStats(w, r, false)
+	if !ok {
 		return
 	}
-	st, err := a.hub.Stats(id)
-	if err != nil {
-		fail(w, errInternal)
-		return
-	}
-	app := toAppStats(id, st)
 	h := a.hub.HistoryStats()
 	hist := historyStatus{Backend: "disabled", StateAuthority: "disabled"}
 	if h.Enabled {
@@ -106,17 +99,25 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 
 // appStats answers GET /apps/{id}/stats: the app's entry of /stats.
 func (a *api) appStats(w http.ResponseWriter, r *http.Request) {
-	id, aerr := a.statsCaller(r, true)
+	if app, ok := a.callerStats(w, r, true); ok {
+		writeJSON(w, http.StatusOK, app)
+	}
+}
+
+// callerStats authenticates the request (statsCaller) and counts its app, or answers the
+// error and reports false.
+func (a *api) callerStats(w http.ResponseWriter, r *http.Request, pathApp bool) (appStats, bool) {
+	id, aerr := a.statsCaller(r, pathApp)
 	if aerr != nil {
 		fail(w, aerr)
-		return
+		return appStats{}, false
 	}
 	st, err := a.hub.Stats(id)
 	if err != nil {
 		fail(w, errInternal)
-		return
+		return appStats{}, false
 	}
-	writeJSON(w, http.StatusOK, toAppStats(id, st))
+	return toAppStats(id, st), true
 }
 
 // statsCaller returns the app the request is authenticated for: by signature when it

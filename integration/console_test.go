@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +21,6 @@ import (
 // app has a console token.
 func TestConsoleFeed(t *testing.T) {
 	t.Parallel()
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}))
-	defer hook.Close()
 	cfg := fmt.Sprintf(`
 webhook_retry_for: 1ms
 apps:
@@ -35,7 +30,7 @@ apps:
     console_token: the-console-token
     webhooks:
       - {url: %q, event_types: [channel_occupied]}
-`, hook.URL)
+`, failingWebhook(t, http.StatusServiceUnavailable))
 	s := testkit.Start(t, testkit.Options{Port: -1, Config: cfg, Args: []string{"--console"}})
 	streamURL := "http://" + s.MetricsAddr + "/console/api/stream"
 

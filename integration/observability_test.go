@@ -148,10 +148,6 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 	names := dashboardMetrics(t, dash)
 
-	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(http.StatusInternalServerError)
-	}))
-	defer failing.Close()
 	cfg := fmt.Sprintf(`
 webhook_retry_for: 1ms
 apps:
@@ -160,7 +156,7 @@ apps:
     secret: app-secret
     webhooks:
       - {url: %q, event_types: [channel_occupied]}
-`, failing.URL)
+`, failingWebhook(t, http.StatusInternalServerError))
 	s := testkit.Start(t, testkit.Options{Port: -1, Config: cfg,
 		Args: []string{"--cluster", "redis", "--redis-url", "redis://" + testkit.RedisAddr(t) + "/0", "--cluster-prefix", clusterPrefix()}})
 	c := connect(t, s)
@@ -179,6 +175,13 @@ apps:
 		}
 	}
 	t.Logf("%d metric names checked", len(names))
+}
+
+// failingWebhook is a webhook receiver that answers every request with status.
+func failingWebhook(t *testing.T, status int) string {
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(status) }))
+	t.Cleanup(hook.Close)
+	return hook.URL
 }
 
 // TestStatsEndpoints: GET /stats and /apps/{id}/stats answer in Sockudo's shape, signed with
