@@ -83,7 +83,8 @@ func TestContainerImage(t *testing.T) {
 		t.Errorf("image user = %q (%v), want 65532:65532", strings.TrimSpace(user), err)
 	}
 
-	port, metricsPort := testkit.FreePort(t), testkit.FreePort(t)
+	ports := testkit.FreePorts(t, 2)
+	port, metricsPort := ports[0], ports[1]
 	const secret = "image-test-secret"
 	cfg := fmt.Sprintf(`host: 127.0.0.1
 port: %d
