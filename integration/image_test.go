@@ -47,6 +47,7 @@ func tailLines(s string, n int) string {
 // official `pusher` server SDK publishes. Skipped only when neither podman nor docker can
 // run containers.
 func TestContainerImage(t *testing.T) {
+	t.Parallel() // its image build overlaps the other tests
 	engine, why := containerEngine()
 	if engine == "" {
 		t.Skipf("no container engine can run containers here: %s (make deps installs podman as root on Debian)", why)
