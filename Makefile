@@ -1,5 +1,6 @@
 # pushwire — the two commands a newcomer needs:
-#   make run    server on 127.0.0.1:6001 with the embedded default app (app-id/app-key/app-secret)
+#   make run    server on 127.0.0.1:6001 with the embedded default app (app-id/app-key/app-secret),
+#               the debug console on http://127.0.0.1:9601/console/
 #   make test   everything: format, vet, unit + end-to-end + real-SDK suites under -race, and
 #               every fuzz target's seeds and committed corpus (testdata/fuzz) as regular tests
 #   make fuzz   a fuzzing campaign over every target (FUZZTIME each, default 10m): new
@@ -12,7 +13,7 @@ PORT      ?= 6001
 .PHONY: run build image test fmt-check vet deps unit fuzz bench bench-peers clean
 
 run:
-	$(GO) run ./cmd/pushwire --host $(HOST) --port $(PORT)
+	$(GO) run ./cmd/pushwire --host $(HOST) --port $(PORT) --console
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/pushwire ./cmd/pushwire
