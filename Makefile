@@ -52,7 +52,7 @@ deps:
 	fi
 	@./scripts/deps-delta.sh
 	@./scripts/deps-apt.sh chromium chromium "the debug console's browser test (console TestConsoleInBrowser)"
-	@./scripts/deps-apt.sh podman podman "the container image test (integration TestContainerImage)"
+	@./scripts/deps-apt.sh podman podman "the container image test (integration/image TestContainerImage)"
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m ./...

@@ -270,7 +270,7 @@ func TestDeployConfig(t *testing.T) {
 
 // TestDockerfile checks the image recipe: one stage FROM scratch (no registry pull) holding the
 // static binary that scripts/image.sh (make image) builds and stages, a non-root numeric
-// user, the compose ports, and a build context of the staged files only. TestContainerImage
+// user, the compose ports, and a build context of the staged files only. integration/image TestContainerImage
 // builds and runs it.
 func TestDockerfile(t *testing.T) {
 	t.Parallel()

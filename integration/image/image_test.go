@@ -1,4 +1,6 @@
-package integration
+// Package image builds the container image (make image's script) and proves it runs: its own
+// package, so the image build gets its own test timeout beside the long integration suite.
+package image
 
 import (
 	"context"
@@ -19,6 +21,9 @@ import (
 
 // containerEngine returns podman or docker, whichever can run containers here, or why
 // neither can.
+// deployConfigPath is where the image expects its config (as in docker-compose.yml).
+const deployConfigPath = "/etc/pushwire/pushwire.yaml"
+
 func containerEngine() (string, string) {
 	var why []string
 	for _, e := range []string{"podman", "docker"} {
@@ -132,7 +137,7 @@ apps:
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	client := exec.CommandContext(ctx, node, filepath.Join(testkit.RepoRoot(), "integration", "testdata", "image-client.js"))
+	client := exec.CommandContext(ctx, node, filepath.Join(testkit.RepoRoot(), "integration", "image", "testdata", "image-client.js"))
 	client.Env = append(os.Environ(), "NODE_PATH="+modules, "PUSHWIRE_HOST=127.0.0.1", "PUSHWIRE_PORT="+strconv.Itoa(port),
 		"APP_SECRET="+secret, "CHANNEL=image-check-"+id)
 	out, err = client.CombinedOutput()
