@@ -189,7 +189,16 @@ func failingWebhook(t *testing.T, status int) string {
 // anything else.
 func TestStatsEndpoints(t *testing.T) {
 	t.Parallel()
-	s := testkit.Start(t, testkit.Options{Port: -1, Args: []string{"--console"}})
+	s := testkit.Start(t, testkit.Options{Port: -1, Args: []string{"--console", "--console-listener=main"}})
+	// The console on the main port, under its path, beside the API.
+	page, err := http.Get(s.HTTPURL() + "/console/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK || page.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("GET /console/ on the main port: %d", page.StatusCode)
+	}
 	c := connect(t, s)
 	c.subscribePresence(t, "presence-stats", `{"user_id":"u1"}`)
 	c2 := connect(t, s)
