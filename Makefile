@@ -10,7 +10,7 @@ FUZZTIME  ?= 10m
 HOST      ?= 127.0.0.1
 PORT      ?= 6001
 
-.PHONY: run build image test fmt-check vet deps unit fuzz bench bench-peers clean
+.PHONY: run build image test fmt-check vet deps unit fuzz bench bench-peers clean proto
 
 run:
 	$(GO) run ./cmd/pushwire --host $(HOST) --port $(PORT) --console
@@ -66,6 +66,12 @@ bench:
 # Load scenarios against soketi 1.6.1 and pushwire, alternately; results into bench/RESULTS.md.
 bench-peers:
 	./scripts/bench-peers.sh
+
+# Regenerate protocol/wirepb from its .proto files (the generated Go is checked in: building
+# and `make test` never need protoc). Needs protoc (Debian: protobuf-compiler) and
+# protoc-gen-go (`go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12`).
+proto:
+	cd protocol/wirepb && PATH="$$PATH:$$($(GO) env GOPATH)/bin" protoc --proto_path=. --go_out=. --go_opt=paths=source_relative envelope.proto flutter.proto
 
 clean:
 	rm -rf bin sdkcompat/node_modules
