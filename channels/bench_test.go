@@ -26,8 +26,9 @@ func (s *benchSub) Version() protocol.Version {
 	}
 	return s.v
 }
-func (s *benchSub) Send(frame []byte)     { s.n++; s.last = frame }
-func (s *benchSub) Close(*protocol.Error) {}
+func (s *benchSub) Send(frame []byte)        { s.n++; s.last = frame }
+func (s *benchSub) SendEncoded(frame []byte) { s.n++; s.last = frame }
+func (s *benchSub) Close(*protocol.Error)    {}
 
 func newBenchSub(i int) *benchSub { return &benchSub{id: strconv.Itoa(i+1) + ".1"} }
 

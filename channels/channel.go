@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pushwire/pushwire/protocol"
 )
@@ -89,7 +90,10 @@ func newChannel(name string, class protocol.ChannelClass) *channel {
 // Mutations of mutable messages (update, delete, append) go to V2 subscribers only; an
 // append_mode=full subscriber gets an append with the whole accumulated data.
 func (ch *channel) fanout(m *protocol.Message, sender *Conn, exceptSocketID string, v1, v2 []byte) {
-	var df, dfFull *deltaFanout
+	// One delta state per wire dialect (connections of one dialect keep the same base text),
+	// one encoding per binary form of the V2 frame and of its append_mode=full variant.
+	var df, dfFull [protocol.NumWires]*deltaFanout
+	var v2Forms, fullForms formCache
 	var v2Full []byte
 	mutation, fullForm := m.IsMutation(), m.HasFullForm()
 	for c, s := range ch.subs {
@@ -110,45 +114,79 @@ func (ch *channel) fanout(m *protocol.Message, sender *Conn, exceptSocketID stri
 			continue
 		}
 		var frame []byte
+		w := c.wire.Index()
 		if fullForm && c.appendFull {
 			if v2Full == nil {
 				v2Full = m.AppendV2Full(make([]byte, 0, m.Size()+len(m.Mutable.Full)))
+				countEncoding()
 			}
-			frame = v2Full
 			if s.delta != nil {
-				if dfFull == nil {
-					dfFull = ch.newDeltaFanout(m, v2Full, c.app)
+				if dfFull[w] == nil {
+					dfFull[w] = ch.newDeltaFanout(m, v2Full, fullForms.frameFor(c, v2Full), c)
 				}
-				frame = dfFull.frameFor(s.delta)
+				frame = dfFull[w].frameFor(s.delta)
+			} else {
+				frame = fullForms.frameFor(c, v2Full)
 			}
 		} else {
 			if v2 == nil {
 				v2 = m.AppendV2(make([]byte, 0, m.Size()))
+				countEncoding()
 			}
-			frame = v2
 			if s.delta != nil {
-				if df == nil {
-					df = ch.newDeltaFanout(m, v2, c.app)
+				if df[w] == nil {
+					df[w] = ch.newDeltaFanout(m, v2, v2Forms.frameFor(c, v2), c)
 				}
-				frame = df.frameFor(s.delta)
+				frame = df[w].frameFor(s.delta)
+			} else {
+				frame = v2Forms.frameFor(c, v2)
 			}
 		}
 		if s.hold != nil && s.hold.add(m.Serial, frame) {
 			continue
 		}
-		c.sub.Send(frame)
+		c.sub.SendEncoded(frame)
 	}
 }
 
-func (ch *channel) newDeltaFanout(m *protocol.Message, full []byte, app *appState) *deltaFanout {
-	return &deltaFanout{m: m, full: full, key: conflationValue(m, app.cfg.DeltaConflationPath(ch.name)),
+// newDeltaFanout starts the delta work of one publish for the connections of c's wire
+// dialect: full is the V2 JSON frame, encoded the same frame in c's form.
+func (ch *channel) newDeltaFanout(m *protocol.Message, full, encoded []byte, c *Conn) *deltaFanout {
+	app := c.app
+	f := &deltaFanout{m: m, wire: c.wire, json: full, encoded: encoded,
+		key:    conflationValue(m, app.cfg.DeltaConflationPath(ch.name)),
 		encode: app.hub.deltaEncoder, interval: app.cfg.DeltaFullInterval, force: m.NoDelta}
+	f.full, f.fullOK = protocol.ClientText(c.wire, full)
+	return f
 }
 
-// fanoutSystem sends a system frame, built once per wire dialect in use, to every
-// subscriber but except. Callers hold ch.mu.
+// formCache holds one JSON frame's binary encodings, each made at most once per fan-out.
+type formCache [protocol.NumForms][]byte
+
+// frameFor returns jsonFrame in c's wire form.
+func (fc *formCache) frameFor(c *Conn, jsonFrame []byte) []byte {
+	if !c.wire.Binary() {
+		return jsonFrame
+	}
+	f := c.wire.Form()
+	if fc[f] == nil {
+		fc[f] = protocol.MustEncode(f, jsonFrame)
+		countEncoding()
+	}
+	return fc[f]
+}
+
+// encodings counts the wire encodings fan-outs made (V2 JSON builds and binary
+// transcodings), for the benchmarks and tests that prove one encoding per form per publish.
+var encodings atomic.Int64
+
+func countEncoding() { encodings.Add(1) }
+
+// fanoutSystem sends a system frame, built once per protocol version and encoded once per
+// binary form in use, to every subscriber but except. Callers hold ch.mu.
 func (ch *channel) fanoutSystem(build func(protocol.Version) []byte, except *Conn) {
 	var forms [3][]byte
+	var bin formCache
 	for c := range ch.subs {
 		if c == except {
 			continue
@@ -157,7 +195,7 @@ func (ch *channel) fanoutSystem(build func(protocol.Version) []byte, except *Con
 		if forms[v] == nil {
 			forms[v] = build(v)
 		}
-		c.sub.Send(forms[v])
+		c.sub.SendEncoded(bin.frameFor(c, forms[v]))
 	}
 }
 

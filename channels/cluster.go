@@ -879,12 +879,13 @@ func (cn *clusterNode) applyUpdate(a *appState, from, channel, user string, info
 	}
 	m.info = info
 	var frame []byte
+	var bin formCache
 	for sc := range ch.subs {
 		if sc.v2 {
 			if frame == nil {
 				frame = protocol.PresenceUpdate(protocol.V2, channel, user, info)
 			}
-			sc.sub.Send(frame)
+			sc.sub.SendEncoded(bin.frameFor(sc, frame))
 		}
 	}
 }

@@ -18,6 +18,9 @@ type Conn struct {
 	sub      Subscriber
 	socketID string
 
+	// wire is the connection's wire format (V2 format=; JSON for V1), fixed at connect.
+	wire protocol.Wire
+
 	// v2 and echo are fixed at connect: the connection speaks V2, and (V2 only) receives
 	// its own client events back. appendFull (V2) is append_mode=full: appends to mutable
 	// messages arrive with the whole accumulated data.
@@ -63,6 +66,9 @@ type ConnOptions struct {
 	// AppendFull (V2) is append_mode=full: message.append frames carry the whole string
 	// instead of the fragment.
 	AppendFull bool
+	// Wire (V2) is the connection's wire format and client: fan-outs hand it frames in that
+	// form (Subscriber.SendEncoded), and delta bases are the text that client keeps.
+	Wire protocol.Wire
 }
 
 // ConnectWith is Connect with the client's connection options. A token's grants limit what
@@ -87,6 +93,9 @@ func (h *Hub) ConnectWith(appKey string, sub Subscriber, opts ConnOptions) (*Con
 	c.v2 = sub.Version() == protocol.V2
 	c.echo = c.v2 && opts.Echo
 	c.appendFull = c.v2 && opts.AppendFull
+	if c.v2 {
+		c.wire = opts.Wire
+	}
 	if opts.Token != nil {
 		c.token = opts.Token
 		c.markAuthorized()
@@ -328,7 +337,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		sub.delta = newDeltaSub(deltaAlg)
 	}
 	if pos != nil && req.Rewind == nil {
-		sub.hold = newHeldQueue(c.sub.Send)
+		sub.hold = newHeldQueue(c.sub.SendEncoded) // fan-outs hold frames already encoded
 	}
 	ch.subs[c] = sub
 	c.channels.set(name, userID)

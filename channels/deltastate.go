@@ -62,11 +62,24 @@ func (d *deltaSub) reset() {
 	d.mu.Unlock()
 }
 
-// deltaFanout shares the work of one publish among its delta subscribers: one delta per
-// distinct (base, algorithm) and one frame per distinct (base, sequence) or full sequence.
+// deltaFanout shares the work of one publish among the delta subscribers of one wire
+// dialect (protocol.Wire.Index): one delta per distinct (base, algorithm) and one frame per
+// distinct (base, sequence) or full sequence, each encoded once in the dialect's form.
+//
+// The delta turns the text the client keeps for its previous frame into the text it keeps
+// for this one. On JSON that is the frame itself. A binary client keeps its own JSON
+// rendering of the decoded envelope (protocol.ClientText): so full is that rendering, and the
+// base a full frame leaves is the client's rendering of it with the markers stripped the way
+// the client strips them. When the rendering cannot be predicted (fullOK false) the
+// subscriber gets full frames and keeps no base, so no delta is ever computed against a text
+// the client does not hold.
 type deltaFanout struct {
 	m        *protocol.Message
-	full     []byte // the V2 frame without markers
+	wire     protocol.Wire
+	json     []byte // the V2 JSON frame without markers
+	encoded  []byte // json in the wire's form
+	full     []byte // the client's text of json: what a delta rebuilds
+	fullOK   bool
 	key      string // conflation value
 	encode   DeltaEncoder
 	interval int
@@ -74,7 +87,13 @@ type deltaFanout struct {
 
 	deltas map[deltaKey][]byte // computed deltas (nil: not smaller / failed)
 	frames map[frameKey][]byte
-	fulls  map[uint64][]byte
+	fulls  map[uint64]fullFrame
+}
+
+// fullFrame is a full frame of one sequence in the wire's form and the base it leaves
+// (nil: none the server can rely on).
+type fullFrame struct {
+	frame, base []byte
 }
 
 type deltaKey struct {
@@ -103,28 +122,31 @@ func (f *deltaFanout) frameFor(d *deltaSub) []byte {
 		d.order = append(d.order, f.key)
 	}
 	seq := g.next
-	var frame []byte
-	if g.base != nil && seq >= 2 && g.consecutive < f.interval && !f.force && f.encode != nil {
+	var frame, base []byte
+	if g.base != nil && seq >= 2 && g.consecutive < f.interval && !f.force && f.encode != nil && f.fullOK {
 		frame = f.deltaFrame(d.algorithm, g.base, g.baseSeq, seq)
 	}
 	if frame != nil {
 		g.consecutive++
+		base = f.full
 	} else {
-		frame = f.fullFrame(seq)
+		ff := f.fullFrame(seq)
+		frame, base = ff.frame, ff.base
 		g.consecutive = 0
 	}
-	g.base, g.baseSeq, g.next = f.full, seq, seq+1
+	g.base, g.baseSeq, g.next = base, seq, seq+1
 	return frame
 }
 
 // fullFrame is the V2 frame with __delta_seq (and __conflation_key) spliced in as the last
-// keys, so that stripping them gives back exactly the base bytes.
-func (f *deltaFanout) fullFrame(seq uint64) []byte {
-	if b, ok := f.fulls[seq]; ok {
-		return b
+// keys, so that stripping them gives back exactly the base bytes, in the wire's form, with
+// the base the client keeps for it.
+func (f *deltaFanout) fullFrame(seq uint64) fullFrame {
+	if ff, ok := f.fulls[seq]; ok {
+		return ff
 	}
-	b := make([]byte, 0, len(f.full)+48+len(f.key))
-	b = append(b, f.full[:len(f.full)-1]...)
+	b := make([]byte, 0, len(f.json)+48+len(f.key))
+	b = append(b, f.json[:len(f.json)-1]...)
 	b = append(b, `,"__delta_seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	if f.key != "" {
@@ -132,11 +154,24 @@ func (f *deltaFanout) fullFrame(seq uint64) []byte {
 		b = protocol.AppendJSONString(b, f.key)
 	}
 	b = append(b, '}')
-	if f.fulls == nil {
-		f.fulls = map[uint64][]byte{}
+	ff := fullFrame{frame: b, base: f.full}
+	if f.wire.Binary() {
+		ff.frame = protocol.MustEncode(f.wire.Form(), b)
+		countEncoding()
+		ff.base = nil
+		if text, ok := protocol.ClientText(f.wire, b); ok && f.fullOK {
+			if base := protocol.StripDeltaMarkers(text); bytes.Equal(base, f.full) {
+				ff.base = f.full // shared, so the next publish computes one delta for all
+			} else {
+				ff.base = base
+			}
+		}
 	}
-	f.fulls[seq] = b
-	return b
+	if f.fulls == nil {
+		f.fulls = map[uint64]fullFrame{}
+	}
+	f.fulls[seq] = ff
+	return ff
 }
 
 // deltaFrame returns the sockudo:delta frame from base (sequence baseSeq) to this message,
@@ -178,7 +213,11 @@ func (f *deltaFanout) deltaFrame(alg string, base []byte, baseSeq, seq uint64) [
 		frame = append(frame, `,"base_index":`...)
 		frame = strconv.AppendUint(frame, baseSeq, 10)
 		frame = append(frame, `}}`...)
-		if len(frame) >= len(f.full) {
+		if f.wire.Binary() {
+			frame = protocol.MustEncode(f.wire.Form(), frame)
+			countEncoding()
+		}
+		if len(frame) >= len(f.encoded) {
 			frame = nil
 		}
 	}

@@ -18,9 +18,13 @@ type Subscriber interface {
 	SocketID() string
 	// Version is the wire dialect the connection negotiated.
 	Version() protocol.Version
-	// Send queues one encoded frame for the client without blocking. A subscriber whose
+	// Send queues one JSON frame for the client without blocking; a connection speaking a
+	// binary wire format transcodes it first (frames for one connection). A subscriber whose
 	// queue is full closes itself with 4100; the frame is then dropped.
 	Send(frame []byte)
+	// SendEncoded is Send for a frame already in the connection's wire format
+	// (ConnOptions.Wire): fan-outs encode each form once and share it.
+	SendEncoded(frame []byte)
 	// Close sends an error frame and closes the connection with err's code. It must not
 	// block and may be called from any goroutine, more than once.
 	Close(err *protocol.Error)

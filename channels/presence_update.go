@@ -89,6 +89,7 @@ func (c *Conn) PresenceUpdate(data json.RawMessage, frameChannel string) *protoc
 	m.info = newInfo
 	c.app.clusterPresenceUpdate(name, userID, newInfo)
 	var frame []byte
+	var bin formCache
 	for sc := range ch.subs {
 		if !sc.v2 {
 			continue // V1 has no presence_update
@@ -96,7 +97,7 @@ func (c *Conn) PresenceUpdate(data json.RawMessage, frameChannel string) *protoc
 		if frame == nil {
 			frame = protocol.PresenceUpdate(protocol.V2, name, userID, newInfo)
 		}
-		sc.sub.Send(frame)
+		sc.sub.SendEncoded(bin.frameFor(sc, frame))
 	}
 	return nil
 }

@@ -165,13 +165,14 @@ func (a *appState) signIn(id string, c *Conn, watchlist []string) {
 func (a *appState) notifyWatchersLocked(id, name string) {
 	ev := []protocol.WatchlistEvent{{Name: name, UserIDs: []string{id}}}
 	var forms [3][]byte
+	var bin formCache
 	for watcher := range a.watchers[id] {
 		for wc := range a.signedIn[watcher] {
 			v := wc.sub.Version()
 			if forms[v] == nil {
 				forms[v] = protocol.WatchlistEvents(v, ev)
 			}
-			wc.sub.Send(forms[v])
+			wc.sub.SendEncoded(bin.frameFor(wc, forms[v]))
 		}
 	}
 }

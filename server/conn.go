@@ -58,12 +58,14 @@ func RefusalReasons() []string {
 // writer goroutine and no read buffer; on a pollWire it holds no goroutine at all, only the
 // heartbeat timer and its structs.
 type conn struct {
-	srv      *Server
-	wire     wire
-	pw       *pollWire // wire when it is a pollWire (its queue is written by the flushers)
-	hc       *channels.Conn
-	remote   string // the client's address, for logs
-	version  protocol.Version
+	srv     *Server
+	wire    wire
+	pw      *pollWire // wire when it is a pollWire (its queue is written by the flushers)
+	hc      *channels.Conn
+	remote  string // the client's address, for logs
+	version protocol.Version
+	// enc is the wire format (V2 format=): frames are binary messages unless it is JSON.
+	enc      protocol.Wire
 	socketID string
 	appID    string // set before the hub sees the connection; "" until then
 
@@ -129,9 +131,24 @@ func (c *conn) SocketID() string { return c.socketID }
 // Version implements channels.Subscriber.
 func (c *conn) Version() protocol.Version { return c.version }
 
-// Send implements channels.Subscriber: it queues frame without blocking. A connection over
-// its queue bounds is closed with 4100 and the frame dropped.
+// Send implements channels.Subscriber: it queues a JSON frame without blocking, transcoded
+// first when the connection speaks a binary format. A connection over its queue bounds is
+// closed with 4100 and the frame dropped.
 func (c *conn) Send(frame []byte) {
+	c.SendEncoded(c.encode(frame))
+}
+
+// encode transcodes a JSON frame into the connection's wire format.
+func (c *conn) encode(frame []byte) []byte {
+	if !c.enc.Binary() {
+		return frame
+	}
+	return protocol.MustEncode(c.enc.Form(), frame)
+}
+
+// SendEncoded implements channels.Subscriber: Send for a frame already in the connection's
+// wire format (a fan-out encodes each form once for all its subscribers).
+func (c *conn) SendEncoded(frame []byte) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -314,7 +331,7 @@ const maxCtrl = 4 << 10
 func (c *conn) refuse(err *protocol.Error, reason CloseReason) {
 	c.logAt(zap.InfoLevel, "connection refused", zap.Int("code", err.Code), zap.String("reason", string(reason)), zap.String("message", err.Message))
 	c.srv.metrics.Refused(string(reason))
-	c.wire.refuse(protocol.ErrorFrame(c.version, err), err.Code, closeText(err.Message))
+	c.wire.refuse(c.encode(protocol.ErrorFrame(c.version, err)), err.Code, closeText(err.Message))
 }
 
 // closeText trims a close reason to the 123 bytes a close frame allows.
@@ -578,7 +595,7 @@ func (c *conn) finish(err *protocol.Error, reason CloseReason) {
 	}
 	var frame []byte
 	if reason != reasonWriteFailed {
-		frame = protocol.ErrorFrame(c.version, err)
+		frame = c.encode(protocol.ErrorFrame(c.version, err))
 	}
 	c.logAt(zap.DebugLevel, "closing", zap.Int("code", err.Code), zap.String("reason", string(reason)))
 	if c.wire.finish(frame, err.Code, closeText(err.Message)) == nil && frame != nil {
@@ -626,14 +643,28 @@ func (c *conn) readLoop(ctx context.Context, ws *websocket.Conn) (err error) {
 }
 
 // message handles one whole inbound data message of at most MaxMessageBytes; msg is only
-// valid during the call.
+// valid during the call. A text message is JSON on every connection; a binary one is
+// decoded in the connection's binary format (a format=json connection refuses it). Either
+// way the answers go out in the connection's format.
 func (c *conn) message(text bool, msg []byte) {
 	c.srv.metrics.MessageIn(c.appID, len(msg))
-	if !text {
-		c.sendError(&protocol.Error{Code: protocol.CodeGeneric, Message: "Binary frames are not supported: send JSON text frames"})
+	var (
+		f    protocol.Frame
+		perr *protocol.Error
+	)
+	switch {
+	case text:
+		f, perr = protocol.ParseFrame(msg)
+	case c.enc.Binary():
+		f, perr = protocol.DecodeBinary(c.enc.Form(), msg)
+	default:
+		perr = &protocol.Error{Code: protocol.CodeGeneric, Message: "Binary frames are not supported: send JSON text frames"}
+	}
+	if perr != nil {
+		c.sendError(perr)
 		return
 	}
-	c.dispatch(msg)
+	c.dispatch(f)
 }
 
 // tooLarge answers a message of size bytes over MaxMessageBytes (but within the hard limit

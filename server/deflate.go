@@ -73,9 +73,9 @@ func (s *sliceWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// appendDeflatedFrame appends p as one text frame to dst: compressed (RSV1) when that makes
-// it smaller, else as it is.
-func appendDeflatedFrame(dst, p []byte) []byte {
+// appendDeflatedFrame appends p as one data frame (opcode op) to dst: compressed (RSV1)
+// when that makes it smaller, else as it is.
+func appendDeflatedFrame(dst []byte, op wsframe.Opcode, p []byte) []byte {
 	start := len(dst)
 	sw := &sliceWriter{b: append(dst, make([]byte, wsframe.MaxHeaderLen)...)}
 	w := flateWriters.Get().(*flate.Writer)
@@ -88,10 +88,10 @@ func appendDeflatedFrame(dst, p []byte) []byte {
 	body := b[start+wsframe.MaxHeaderLen:]
 	body = bytes.TrimSuffix(body, syncTail)
 	if err != nil || len(body) >= len(p) {
-		return wsframe.AppendFrame(b[:start], wsframe.OpText, p)
+		return wsframe.AppendFrame(b[:start], op, p)
 	}
 	var hdr [wsframe.MaxHeaderLen]byte
-	h := wsframe.AppendHeader(hdr[:0], true, wsframe.OpText, len(body))
+	h := wsframe.AppendHeader(hdr[:0], true, op, len(body))
 	h[0] |= 0x40 // RSV1: compressed
 	n := copy(b[start:], h)
 	n += copy(b[start+n:], body)

@@ -9,12 +9,7 @@ import (
 
 // dispatch handles one inbound frame. Protocol errors are answered with an error frame and
 // the connection stays open.
-func (c *conn) dispatch(msg []byte) {
-	f, perr := protocol.ParseFrame(msg)
-	if perr != nil {
-		c.sendError(perr)
-		return
-	}
+func (c *conn) dispatch(f protocol.Frame) {
 	name, system := protocol.Canonical(f.Event)
 	if f.Event == "channel_history" {
 		name, system = f.Event, true // also accepted without a prefix

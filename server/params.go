@@ -15,6 +15,9 @@ type connParams struct {
 	appendFull bool
 	// token is the capability token (V2), "" when none.
 	token string
+	// wire (V2) is the wire format (format=) and the client (client=flutter picks
+	// sockudo_flutter's protobuf layout); V1 is always JSON.
+	wire protocol.Wire
 }
 
 // maxTokenParam bounds the token query parameter before it is parsed (the parser refuses
@@ -23,8 +26,8 @@ const maxTokenParam = 64 << 10
 
 // parseConnParams reads the connection's query parameters. A non-empty second result is the
 // reason for an HTTP 400 before the upgrade: an unsupported format, append_mode or
-// append_rollup_window on a V2 URL (V1 ignores them, as Sockudo does). client, version and
-// flash are ignored.
+// append_rollup_window on a V2 URL (V1 ignores them, as Sockudo does). client matters only
+// to a binary format (client=flutter: sockudo_flutter); version and flash are ignored.
 func parseConnParams(v protocol.Version, q url.Values) (connParams, string) {
 	p := connParams{echo: true, token: q.Get("token")}
 	if len(p.token) > maxTokenParam {
@@ -33,13 +36,11 @@ func parseConnParams(v protocol.Version, q url.Values) (connParams, string) {
 	if v != protocol.V2 {
 		return p, ""
 	}
-	switch f := strings.ToLower(q.Get("format")); f {
-	case "", "json":
-	case "msgpack", "messagepack", "protobuf", "proto":
-		return p, "format=" + f + " is not supported: use format=json"
-	default:
-		return p, "unknown format " + quote(q.Get("format")) + ": use format=json"
+	f, ok := protocol.ParseFormat(q.Get("format"))
+	if !ok {
+		return p, "unknown format " + quote(q.Get("format")) + ": use json, messagepack (msgpack) or protobuf (proto)"
 	}
+	p.wire = protocol.Wire{Format: f, Client: protocol.ParseClient(q.Get("client"))}
 	switch m := q.Get("append_mode"); m {
 	case "", "delta":
 	case "full":

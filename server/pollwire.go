@@ -425,7 +425,8 @@ func (w *pollWire) tryWrite(ctrl []byte, frames [][]byte) (rest []byte, err erro
 	return rest, err
 }
 
-// encode puts ctrl and frames (as text messages) into a pooled buffer.
+// encode puts ctrl and frames (as text messages, or binary ones for a binary wire format)
+// into a pooled buffer.
 func (w *pollWire) encode(ctrl []byte, frames [][]byte) (*[]byte, []byte) {
 	size := len(ctrl)
 	for _, f := range frames {
@@ -435,10 +436,10 @@ func (w *pollWire) encode(ctrl []byte, frames [][]byte) (*[]byte, []byte) {
 	b = append(b, ctrl...)
 	for _, f := range frames {
 		if w.deflate && len(f) >= w.threshold {
-			b = appendDeflatedFrame(b, f)
+			b = appendDeflatedFrame(b, w.c.dataOp(), f)
 			continue
 		}
-		b = wsframe.AppendFrame(b, wsframe.OpText, f)
+		b = wsframe.AppendFrame(b, w.c.dataOp(), f)
 	}
 	return bp, b
 }
@@ -488,7 +489,7 @@ func putWriteBuf(bp *[]byte, b []byte) {
 func (w *pollWire) finish(errFrame []byte, code int, reason string) error {
 	bp, b := getWriteBuf(len(errFrame) + 2*wsframe.MaxHeaderLen + 2 + len(reason))
 	if errFrame != nil {
-		b = wsframe.AppendFrame(b, wsframe.OpText, errFrame)
+		b = wsframe.AppendFrame(b, w.c.dataOp(), errFrame)
 	}
 	b = wsframe.AppendClose(b, uint16(code), reason)
 	err := w.send(b)

@@ -196,6 +196,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "pushwire: "+bad, http.StatusBadRequest)
 		return
 	}
+	c.enc = params.wire
 	c.init()
 	if err := s.upgrade(w, r, c); err != nil {
 		s.log.Debug("websocket upgrade failed", zap.Error(err), zap.String("remote", r.RemoteAddr))
@@ -228,7 +229,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Set before Connect publishes c to the hub, so Send may read it from any goroutine.
 	c.appID = app.ID
-	opts := channels.ConnOptions{Echo: params.echo, AppendFull: params.appendFull}
+	opts := channels.ConnOptions{Echo: params.echo, AppendFull: params.appendFull, Wire: params.wire}
 	if params.token != "" {
 		// Checked before connection_established (ws-protocol §3.3); a V1 URL cannot use one.
 		if !ok {

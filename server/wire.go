@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/pushwire/pushwire/server/wsframe"
 )
 
 // wire is the socket under a conn: coder/websocket (stdWire, used for TLS, permessage-deflate
@@ -30,6 +32,23 @@ type wire interface {
 	ping()
 }
 
+// messageType is the WebSocket message type of the connection's frames: binary for the
+// binary wire formats, else text.
+func (c *conn) messageType() websocket.MessageType {
+	if c.enc.Binary() {
+		return websocket.MessageBinary
+	}
+	return websocket.MessageText
+}
+
+// dataOp is messageType as a frame opcode (the epoll transport).
+func (c *conn) dataOp() wsframe.Opcode {
+	if c.enc.Binary() {
+		return wsframe.OpBinary
+	}
+	return wsframe.OpText
+}
+
 // stdWire is a conn on coder/websocket: one Write per message, the close handshake and
 // pings handled by the library, and a reader goroutine (conn.readLoop) per connection.
 type stdWire struct {
@@ -51,7 +70,7 @@ func (w *stdWire) write(_ []byte, frames [][]byte) (int, error) {
 // so coder/websocket sets up no timer for it).
 func (w *stdWire) writeOne(frame []byte) error {
 	w.writeStart.Store(time.Now().UnixNano())
-	err := w.ws.Write(context.Background(), websocket.MessageText, frame)
+	err := w.ws.Write(context.Background(), w.c.messageType(), frame)
 	w.writeStart.Store(0)
 	return err
 }
@@ -70,7 +89,7 @@ func (w *stdWire) afterClose() {}
 func (w *stdWire) refuse(errFrame []byte, code int, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.c.srv.opts.WriteTimeout)
 	defer cancel()
-	_ = w.ws.Write(ctx, websocket.MessageText, errFrame)
+	_ = w.ws.Write(ctx, w.c.messageType(), errFrame)
 	_ = w.ws.Close(websocket.StatusCode(code), reason)
 }
 

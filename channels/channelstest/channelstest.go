@@ -21,6 +21,9 @@ type Sub struct {
 	ID string
 	// V is the wire dialect it reports (V1 unless set).
 	V protocol.Version
+	// W is its wire format (JSON unless set; pass it in channels.ConnOptions.Wire too): Send
+	// transcodes JSON frames into it as the server does, SendEncoded records frames as given.
+	W protocol.Wire
 	// Limit, when positive, behaves like the server's bounded write queue: once Limit frames
 	// are held, the next Send drops its frame and closes the fake with 4100.
 	Limit int
@@ -56,10 +59,18 @@ func (s *Sub) Version() protocol.Version {
 	return s.V
 }
 
-// Send implements channels.Subscriber. It keeps the slice it is given (no copy), so tests can
-// check that subscribers share one encoding. After Close, frames are dropped as the server
-// drops them.
+// Send implements channels.Subscriber: a JSON frame, transcoded into W when W is binary.
 func (s *Sub) Send(frame []byte) {
+	if s.W.Binary() {
+		frame = protocol.MustEncode(s.W.Form(), frame)
+	}
+	s.SendEncoded(frame)
+}
+
+// SendEncoded implements channels.Subscriber. It keeps the slice it is given (no copy), so
+// tests can check that subscribers share one encoding. After Close, frames are dropped as
+// the server drops them.
+func (s *Sub) SendEncoded(frame []byte) {
 	s.mu.Lock()
 	if len(s.closes) > 0 {
 		s.dropped++
