@@ -1,0 +1,3 @@
+
+sockudo:cache_misscache-prices
+{}

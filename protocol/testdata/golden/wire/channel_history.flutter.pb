@@ -1,0 +1,2 @@
+
+sockudo:channel_historyorders¶³{"items":[{"serial":41,"message":{"event":"order.created","channel":"orders","data":"{}","serial":41}}],"direction":"newest_first","limit":100,"has_more":false,"next_cursor":null}

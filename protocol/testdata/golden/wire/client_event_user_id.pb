@@ -1,0 +1,2 @@
+
+client-typingpresence-chat{"typing":true}*10

@@ -1,0 +1,3 @@
+
+sockudo_internal:member_removedpresence-room
+{"user_id":"11"}

@@ -1,0 +1,2 @@
+
+sockudo:pong

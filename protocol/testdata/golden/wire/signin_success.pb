@@ -1,0 +1,2 @@
+
+sockudo:signin_success<:{"user_data":"{\"id\":\"12345\",\"watchlist\":[\"777\"]}"}

@@ -1,0 +1,3 @@
+
+'sockudo_internal:subscription_succeededprivate-orders
+{}

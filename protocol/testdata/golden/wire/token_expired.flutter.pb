@@ -1,0 +1,2 @@
+
+sockudo:token_expired#!{"code":40142,"reason":"expired"}
