@@ -15,3 +15,7 @@ func (h *Hub) IndexSizes(appID string) (users, signedIn, watchers, watchlists, c
 	}
 	return users, signedIn, watchers, watchlists, channels
 }
+
+// Encodings reports how many wire encodings fan-outs have made so far (V2 JSON builds and
+// binary transcodings), so tests and benchmarks can count them per publish.
+func Encodings() int64 { return encodings.Load() }

@@ -196,6 +196,9 @@ func mpString(d *msgpack.Decoder) (string, bool, error) {
 		return "", false, fmt.Errorf("expected a string, got %s", mpKind(c))
 	}
 	s, err := d.DecodeString()
+	if err == nil && !utf8.ValidString(s) {
+		return "", false, fmt.Errorf("strings must be valid UTF-8")
+	}
 	return s, err == nil, err
 }
 
