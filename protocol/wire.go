@@ -159,25 +159,25 @@ func parseEnvelope(frame []byte) (envelope, error) {
 		switch k {
 		case "event":
 			e.hasEvent = true
-			err = json.Unmarshal(v, &e.event)
+			e.event, err = jsonStr(v)
 		case "channel":
 			e.hasChannel = true
-			err = json.Unmarshal(v, &e.channel)
+			e.channel, err = jsonStr(v)
 		case "data":
 			if string(v) != "null" {
 				e.data = v
 			}
 		case "name":
 			e.hasName = true
-			err = json.Unmarshal(v, &e.name)
+			e.name, err = jsonStr(v)
 		case "user_id":
 			e.hasUserID = true
-			err = json.Unmarshal(v, &e.userID)
+			e.userID, err = jsonStr(v)
 		case "tags":
 			e.hasTags = true
 			err = eachMember(v, func(tk string, tv json.RawMessage) error {
-				var s string
-				if err := json.Unmarshal(tv, &s); err != nil {
+				s, err := jsonStr(tv)
+				if err != nil {
 					return err
 				}
 				e.tags = append(e.tags, kv{tk, s})
@@ -185,10 +185,10 @@ func parseEnvelope(frame []byte) (envelope, error) {
 			})
 		case "message_id":
 			e.hasMessageID = true
-			err = json.Unmarshal(v, &e.messageID)
+			e.messageID, err = jsonStr(v)
 		case "stream_id":
 			e.hasStrID = true
-			err = json.Unmarshal(v, &e.streamID)
+			e.streamID, err = jsonStr(v)
 		case "serial":
 			e.hasSerial = true
 			e.serial, err = strconv.ParseUint(string(v), 10, 64)
@@ -201,7 +201,7 @@ func parseEnvelope(frame []byte) (envelope, error) {
 			e.deltaSeq, err = strconv.ParseUint(string(v), 10, 64)
 		case "__conflation_key":
 			e.hasConflationKey = true
-			err = json.Unmarshal(v, &e.conflationKey)
+			e.conflationKey, err = jsonStr(v)
 		default:
 			return fmt.Errorf("unknown member %q", Truncate(k, 32))
 		}
@@ -216,35 +216,89 @@ func parseEnvelope(frame []byte) (envelope, error) {
 	return e, nil
 }
 
-// eachMember calls fn with each member of the JSON object raw, in order, values raw.
+// eachMember calls fn with each member of the JSON object raw, in order, values raw. raw is
+// checked first; the walk itself is a plain scan (no decoder, no allocation per member).
 func eachMember(raw []byte, fn func(k string, v json.RawMessage) error) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	t, err := dec.Token()
-	if err != nil {
-		return err
+	if !json.Valid(raw) {
+		return errors.New("invalid JSON")
 	}
-	if d, ok := t.(json.Delim); !ok || d != '{' {
+	i := skipWS(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
 		return errors.New("not a JSON object")
 	}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		k, _ := t.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return err
-		}
-		if err := fn(k, v); err != nil {
-			return err
-		}
+	i = skipWS(raw, i+1)
+	if raw[i] == '}' {
+		return nil
 	}
-	if _, err := dec.Token(); err != nil {
-		return err
+	for {
+		kEnd := skipValue(raw, i)
+		var k string
+		if bytes.IndexByte(raw[i+1:kEnd-1], '\\') < 0 {
+			k = string(raw[i+1 : kEnd-1])
+		} else if err := json.Unmarshal(raw[i:kEnd], &k); err != nil {
+			return err
+		}
+		i = skipWS(raw, kEnd)
+		i = skipWS(raw, i+1) // ':'
+		vEnd := skipValue(raw, i)
+		if err := fn(k, raw[i:vEnd:vEnd]); err != nil {
+			return err
+		}
+		i = skipWS(raw, vEnd)
+		if raw[i] == '}' {
+			return nil
+		}
+		i = skipWS(raw, i+1) // ','
 	}
-	return nil
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the (valid) JSON value starting at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		for i++; b[i] != '"'; i++ {
+			if b[i] == '\\' {
+				i++
+			}
+		}
+		return i + 1
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipValue(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for i < len(b) && !strings.ContainsRune(",}] \t\n\r", rune(b[i])) {
+		i++
+	}
+	return i
+}
+
+// jsonStr decodes a JSON string value, without a decoder when it holds no escapes.
+func jsonStr(v []byte) (string, error) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(v, &s)
+	return s, err
 }
 
 // wireData is the data member as the binary formats carry it: a string (a JSON string's

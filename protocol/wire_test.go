@@ -181,12 +181,15 @@ func TestEncodeProtobufLayouts(t *testing.T) {
 	}
 }
 
+// mp encodes v as MessagePack with map keys sorted (Go maps have no order).
 func mp(t testing.TB, v any) []byte {
-	b, err := msgpack.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	enc.SetSortMapKeys(true)
+	if err := enc.Encode(v); err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return buf.Bytes()
 }
 
 func pb(t testing.TB, m proto.Message) []byte {
