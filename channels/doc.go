@@ -3,6 +3,13 @@
 // with the per-user channel and watchlists, and the publish pipeline that encodes each wire
 // form once and fans it out to local subscribers.
 //
+// Wire formats: every frame is built as JSON. Frames for one connection go to
+// Subscriber.Send (the connection transcodes them); a fan-out builds the V2 JSON frame once
+// and encodes it once per binary form in use (formCache), so a publish to any number of JSON,
+// MessagePack and protobuf subscribers costs one encoding per form, shared through
+// Subscriber.SendEncoded. Delta state is kept per wire dialect: a binary subscriber's deltas
+// turn the text its client keeps (protocol.ClientText) into the next one.
+//
 // It does no network I/O. It talks to connections only through the Subscriber interface,
 // whose Send never blocks: a subscriber that cannot keep up closes itself (4100), so a
 // publish never waits on a socket.

@@ -17,6 +17,17 @@
 //   - coder/websocket (stdWire) serves TLS, permessage-deflate and ws_transport: std, with a
 //     reader goroutine per connection and a writer goroutine while frames are queued.
 //
+// Wire formats: a V2 URL's format= picks JSON (text messages), MessagePack or protobuf
+// (binary messages both ways; client=flutter selects sockudo_flutter's protobuf layout). A
+// frame for one connection (acks, errors, replies, replays) arrives as JSON through
+// Subscriber.Send and is transcoded here, at that socket: those frames are few per
+// connection, and this keeps every builder and the recovery code format-blind. Fan-outs hand
+// frames already encoded once per form through SendEncoded. Inbound, a binary message is
+// decoded in the connection's format and a text message is read as JSON on any connection
+// (neither Sockudo client sends one on a binary connection; a person debugging with a text
+// tool still can); answers always go out in the connection's format. A V1 URL ignores
+// format=, as Sockudo does.
+//
 // A connection that cannot keep up with its queue is closed with 4100; one whose socket is
 // full gets a writer goroutine of its own until it drains, so nothing a client does can
 // block a publisher, a flusher or another client.
