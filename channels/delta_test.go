@@ -50,32 +50,40 @@ func tick(i int, asset string) channels.Event {
 			`"depth":{"bids":[[60000.1,1.5],[59999.9,2.25],[59999.5,0.75],[59998.0,4.1]],"asks":[[60001.1,1.1],[60001.9,3.3],[60002.5,0.2],[60003.0,7.7]]},"venue":"spot-eu-1","status":"open"}`, asset, 60000+i, 60000+i, i)}
 }
 
+// deltaStream subscribes a plain V2 (JSON) subscriber and two delta subscribers (algorithm
+// alg, wire w) to market-spot, publishes n ticks, and returns what the plain one received
+// and the delta subscribers.
+func deltaStream(t *testing.T, w protocol.Wire, alg string, n int) ([]string, []*channelstest.Sub) {
+	t.Helper()
+	h := deltaHub(t, nil)
+	plain, ps := connectV2(t, h, channels.ConnOptions{})
+	mustSubscribe(t, plain, ps, "market-spot", "")
+	var subs []*channelstest.Sub
+	for range 2 {
+		c, s := connectWire(t, h, w)
+		req := subReq(s, "market-spot", "")
+		req.Delta, req.DeltaSet = alg, true
+		if err := c.Subscribe(req); err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	for _, s := range append(subs, ps) {
+		s.Take()
+	}
+	for i := range n {
+		if err := h.Publish(appID, tick(i, "BTC")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ps.Take(), subs
+}
+
 func TestDeltaFramesRebuildTheFullStream(t *testing.T) {
 	for _, alg := range []string{"fossil", "xdelta3"} {
 		t.Run(alg, func(t *testing.T) {
-			h := deltaHub(t, nil)
-			plain, ps := connectV2(t, h, channels.ConnOptions{})
-			mustSubscribe(t, plain, ps, "market-spot", "")
-			var subs []*channelstest.Sub
-			for range 2 {
-				c, s := connectV2(t, h, channels.ConnOptions{})
-				req := subReq(s, "market-spot", "")
-				req.Delta, req.DeltaSet = alg, true
-				if err := c.Subscribe(req); err != nil {
-					t.Fatal(err)
-				}
-				subs = append(subs, s)
-			}
-			for _, s := range append(subs, ps) {
-				s.Take()
-			}
 			const n = 25
-			for i := range n {
-				if err := h.Publish(appID, tick(i, "BTC")); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want := ps.Take()
+			want, subs := deltaStream(t, protocol.Wire{}, alg, n)
 			r := newDeltaReader(t)
 			got := subs[0].Frames()
 			for i := range n {

@@ -98,29 +98,8 @@ func TestFanoutEncodesEachFormOnce(t *testing.T) {
 func TestDeltaOnBinaryWires(t *testing.T) {
 	for _, w := range binaryWires {
 		t.Run(w.Format.String()+"/"+strconv.Itoa(int(w.Client)), func(t *testing.T) {
-			h := deltaHub(t, nil)
-			plain, ps := connectV2(t, h, channels.ConnOptions{})
-			mustSubscribe(t, plain, ps, "market-spot", "")
-			var subs []*channelstest.Sub
-			for range 2 {
-				c, s := connectWire(t, h, w)
-				req := subReq(s, "market-spot", "")
-				req.Delta, req.DeltaSet = "fossil", true
-				if err := c.Subscribe(req); err != nil {
-					t.Fatal(err)
-				}
-				subs = append(subs, s)
-			}
-			for _, s := range append(subs, ps) {
-				s.Take()
-			}
 			const n = 25
-			for i := range n {
-				if err := h.Publish(appID, tick(i, "BTC")); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want := ps.Take()
+			want, subs := deltaStream(t, w, "fossil", n)
 			got := subs[0].RawFrames()
 			var base []byte
 			deltas := 0
