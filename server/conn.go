@@ -351,7 +351,7 @@ func (c *conn) serve(ctx context.Context) {
 	// The hub may already have queued frames for this connection (a capability token that
 	// expires during the handshake, a revocation, a terminate): connection_established goes
 	// in front of them, and nothing is written before it, so it is always the first frame.
-	hello := protocol.ConnectionEstablished(c.version, c.socketID, c.srv.activity)
+	hello := c.encode(protocol.ConnectionEstablished(c.version, c.socketID, c.srv.activity))
 	c.mu.Lock()
 	if !c.closed {
 		c.queue = append(c.queue, nil)
