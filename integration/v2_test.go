@@ -74,9 +74,28 @@ func testV2Handshake(t *testing.T, s *testkit.Server) {
 			c := connectV2(t, s, v2Options{extra: q})
 			c.close()
 		}
+		// The binary formats answer in binary (the handshake here; everything else in
+		// server, channels and sdkcompat tests).
+		for q, form := range map[string]protocol.Form{"format=msgpack": protocol.FormMsgpack, "format=protobuf": protocol.FormProtobuf,
+			"format=proto&client=flutter": protocol.FormProtobufFlutter} {
+			u := strings.Replace(v2URL(s, testkit.AppKey, v2Options{}), "&format=json&append_mode=delta", "", 1) + "&" + q
+			ctx, cancel := context.WithTimeout(context.Background(), frameTimeout)
+			ws, _, err := websocket.Dial(ctx, u, nil)
+			if err != nil {
+				cancel()
+				t.Fatalf("%s: %v", q, err)
+			}
+			typ, b, err := ws.Read(ctx)
+			cancel()
+			_ = ws.CloseNow()
+			if err != nil || typ != websocket.MessageBinary {
+				t.Fatalf("%s: first message %v %v", q, typ, err)
+			}
+			if f, perr := protocol.DecodeBinary(form, b); perr != nil || f.Event != "sockudo:connection_established" {
+				t.Errorf("%s: handshake %+v %v", q, f, perr)
+			}
+		}
 		bad := map[string]string{
-			"format=msgpack":          "not supported",
-			"format=protobuf":         "not supported",
 			"format=xml":              "unknown format",
 			"append_mode=sometimes":   "append_mode",
 			"append_rollup_window=33": "append_rollup_window",
