@@ -18,6 +18,7 @@ type benchSub struct {
 func (s *benchSub) SocketID() string          { return s.id }
 func (s *benchSub) Version() protocol.Version { return protocol.V1 }
 func (s *benchSub) Send([]byte)               { s.n++ }
+func (s *benchSub) SendEncoded([]byte)        { s.n++ }
 func (s *benchSub) Close(*protocol.Error)     {}
 
 // BenchmarkPublishConsole compares an HTTP-style publish fanned out to 100 subscribers with
