@@ -44,9 +44,20 @@ type subscription struct {
 }
 
 // MessageFilter decides whether a V2 subscriber receives a message; *protocol.Filter
-// implements it. Match runs once per subscriber in a fan-out, so it must not allocate.
+// implements it. MatchMessage runs once per subscriber in a fan-out: without an expression
+// it must not allocate, and an expression reads the message document from doc, which the
+// fan-out shares so that each message is projected at most once.
 type MessageFilter interface {
-	Match(event string, tags map[string]string) bool
+	MatchMessage(m *protocol.Message, doc *protocol.LazyDocument) bool
+}
+
+// passes applies a subscription filter to one message outside a fan-out (rewind, resume).
+func passes(f MessageFilter, m *protocol.Message) bool {
+	if f == nil {
+		return true
+	}
+	doc := protocol.NewLazyDocument(m)
+	return f.MatchMessage(m, &doc)
 }
 
 type member struct {
@@ -96,6 +107,7 @@ func (ch *channel) fanout(m *protocol.Message, sender *Conn, exceptSocketID stri
 	var v2Forms, fullForms formCache
 	var v2Full []byte
 	mutation, fullForm := m.IsMutation(), m.HasFullForm()
+	var doc *protocol.LazyDocument // built on the first filtered subscriber
 	for c, s := range ch.subs {
 		if c == sender && !(c.v2 && c.echo) || exceptSocketID != "" && c.socketID == exceptSocketID {
 			continue
@@ -110,8 +122,14 @@ func (ch *channel) fanout(m *protocol.Message, sender *Conn, exceptSocketID stri
 			c.sub.Send(v1)
 			continue
 		}
-		if s.filter != nil && !s.filter.Match(m.FilterEvent(), m.Tags) {
-			continue
+		if s.filter != nil {
+			if doc == nil {
+				d := protocol.NewLazyDocument(m)
+				doc = &d
+			}
+			if !s.filter.MatchMessage(m, doc) {
+				continue
+			}
 		}
 		var frame []byte
 		w := c.wire.Index()

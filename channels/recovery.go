@@ -230,7 +230,7 @@ func (c *Conn) rewind(name string, spec *RewindSpec, filter MessageFilter, st pr
 	sent := 0
 	for i := range items {
 		m := &items[i]
-		if filter != nil && !filter.Match(m.FilterEvent(), m.Tags) {
+		if !passes(filter, m) {
 			continue
 		}
 		c.sub.Send(m.AppendV2(make([]byte, 0, m.Size())))
@@ -527,7 +527,7 @@ func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*re
 			continue // already delivered live
 		}
 		rec.Position.Serial, rec.Position.LastMessageID = m.Serial, m.MessageID
-		if s.filter != nil && !s.filter.Match(m.FilterEvent(), m.Tags) {
+		if !passes(s.filter, m) {
 			continue
 		}
 		if full, ok := fulls[i]; ok {

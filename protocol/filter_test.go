@@ -163,9 +163,9 @@ func TestFilterRefusalMessages(t *testing.T) {
 		{"too many events", "", `{"events":[` + strs(MaxFilterEvents+1, "e") + `]}`, "filter.events has 257 names, the limit is 256"},
 		{"tags not an object", "", `{"tags":5}`, "filter.tags must be an object"},
 		{"tags refused", "", `{"events":["e"],"tags":{"op":"or","nodes":[{"key":"a","cmp":"in","vals":[[]]}]}}`, "filter.tags.nodes[0].vals[0] must be a string, number or boolean"},
-		{"expression string", "", `{"expression":"tags.market == 'spot'"}`, "filter.expression JMESPath expressions are not supported: use events and tags"},
-		{"expression object", "", `{"expression":{"language":"jmespath","source":"event == 'x'"}}`, "filter.expression JMESPath expressions are not supported: use events and tags"},
-		{"unknown compound member", "", `{"event":["x"]}`, "filter.event is not a filter member (events, tags)"},
+		{"expression does not compile", "", `{"expression":"tags.market == "}`, "filter.expression does not compile: SyntaxError: Incomplete expression"},
+		{"expression language", "", `{"expression":{"language":"jsonata","source":"event == 'x'"}}`, `filter.expression language "jsonata" is not supported: only "jmespath"`},
+		{"unknown compound member", "", `{"event":["x"]}`, "filter.event is not a filter member (events, tags, expression)"},
 		{"tags_filter checked first", `{"key":"a"}`, `{"events":"x"}`, `tags_filter.cmp "" is not one of eq, neq, in, nin, ex, nex, sw, ew, ct, gt, gte, lt, lte`},
 	}
 	for _, tt := range tests {

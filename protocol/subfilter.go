@@ -23,6 +23,7 @@ const (
 type Filter struct {
 	events map[string]struct{} // nil: any event
 	tags   *filterNode         // nil: any tags
+	expr   *Expression         // nil: no JMESPath expression
 }
 
 type filterCmp uint8
@@ -72,7 +73,8 @@ type filterNode struct {
 
 // ParseFilter reads the tags_filter and filter members of V2 subscribe data (either may be
 // absent or null). tags_filter is a FilterNode; filter is a FilterNode or a compound
-// {"events":[...],"tags":FilterNode}. It returns nil, nil when no filter is given, and a
+// {"events":[...],"tags":FilterNode,"expression":JMESPath}, all present parts ANDed (as
+// Sockudo combines them). It returns nil, nil when no filter is given, and a
 // 4300 error naming the offending path otherwise.
 func ParseFilter(tagsFilter, filter json.RawMessage) (*Filter, *Error) {
 	var f Filter
@@ -126,17 +128,19 @@ func ParseFilter(tagsFilter, filter json.RawMessage) (*Filter, *Error) {
 						f.tags = andNodes(f.tags, n)
 					}
 				case "expression":
-					if t := bytes.TrimSpace(v); len(t) > 0 && string(t) != "null" {
-						return nil, filterErr("filter.expression", "JMESPath expressions are not supported: use events and tags")
+					e, err := ParseExpressionOption(v)
+					if err != nil {
+						return nil, err
 					}
+					f.expr = e
 				default:
-					return nil, filterErr("filter."+Truncate(k, 32), "is not a filter member (events, tags)")
+					return nil, filterErr("filter."+Truncate(k, 32), "is not a filter member (events, tags, expression)")
 				}
 			}
 		}
 		given = true
 	}
-	if !given || (f.events == nil && f.tags == nil) {
+	if !given || (f.events == nil && f.tags == nil && f.expr == nil) {
 		return nil, nil
 	}
 	return &f, nil
@@ -338,8 +342,22 @@ func scalarString(v json.RawMessage, path string) (string, *Error) {
 	return s, nil
 }
 
-// Match reports whether a message with this event name and tags passes the filter. It does
-// not allocate.
+// MatchMessage reports whether a message passes the filter: its event name (the original
+// name of a mutation) and tags first, then the expression over doc (built once per message,
+// only when an expression needs it). Without an expression it does not allocate.
+func (f *Filter) MatchMessage(m *Message, doc *LazyDocument) bool {
+	if !f.Match(m.FilterEvent(), m.Tags) {
+		return false
+	}
+	return f == nil || f.expr == nil || f.expr.Match(doc.Get())
+}
+
+// HasExpression reports whether the filter carries a JMESPath expression.
+func (f *Filter) HasExpression() bool { return f != nil && f.expr != nil }
+
+// Match reports whether a message with this event name and tags passes the event and tag
+// parts of the filter (the expression is not evaluated: see MatchMessage). It does not
+// allocate.
 func (f *Filter) Match(event string, tags map[string]string) bool {
 	if f == nil {
 		return true
