@@ -101,6 +101,12 @@ func newChannel(name string, class protocol.ChannelClass) *channel {
 // Mutations of mutable messages (update, delete, append) go to V2 subscribers only; an
 // append_mode=full subscriber gets an append with the whole accumulated data.
 func (ch *channel) fanout(m *protocol.Message, sender *Conn, exceptSocketID string, v1, v2 []byte) {
+	ch.fanoutTo(m, sender, exceptSocketID, v1, v2, nil)
+}
+
+// fanoutTo is fanout leaving out the V2 subscribers for which skip, when set, is true
+// (asked after the subscriber's filter passed; wildcard.go).
+func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID string, v1, v2 []byte, skip func(*Conn) bool) {
 	// One delta state per wire dialect (connections of one dialect keep the same base text),
 	// one encoding per binary form of the V2 frame and of its append_mode=full variant.
 	var df, dfFull [protocol.NumWires]*deltaFanout
@@ -130,6 +136,9 @@ func (ch *channel) fanout(m *protocol.Message, sender *Conn, exceptSocketID stri
 			if !s.filter.MatchMessage(m, doc) {
 				continue
 			}
+		}
+		if skip != nil && skip(c) {
+			continue
 		}
 		var frame []byte
 		w := c.wire.Index()

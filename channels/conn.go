@@ -38,6 +38,8 @@ type Conn struct {
 	// deltaAll is the delta algorithm of every subscription after
 	// sockudo:enable_delta_compression ("" until then; reader goroutine only).
 	deltaAll string
+	// wildcards counts the connection's wildcard subscriptions (reader goroutine only).
+	wildcards int
 
 	mu         sync.Mutex
 	user       string // signed-in user id
@@ -201,10 +203,25 @@ func ParseSubscribeV2(data json.RawMessage) (SubscribeRequest, *protocol.Error) 
 func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	app := c.app
 	name := req.Channel
-	if err := protocol.ValidateChannelName(name, app.cfg.MaxChannelNameLength); err != nil {
-		return err
-	}
+	kind := kindOf(name)
 	class := protocol.Classify(name)
+	switch kind {
+	case kindMeta:
+		base, _ := protocol.MetaChannelBase(name)
+		if err := c.checkMeta(base); err != nil {
+			return err
+		}
+		class = protocol.ChannelClass{Type: protocol.Public}
+	case kindWildcard:
+		if err := c.checkWildcard(name); err != nil {
+			return err
+		}
+		class = protocol.ChannelClass{Type: protocol.Public}
+	default:
+		if err := protocol.ValidateChannelName(name, app.cfg.MaxChannelNameLength); err != nil {
+			return err
+		}
+	}
 	v := c.sub.Version()
 	if err := c.allow(protocol.OpSubscribe, name); err != nil {
 		return err
@@ -249,7 +266,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	// it announces is exact and no live message overtakes the rewind.
 	var pos *protocol.StreamState
 	subscribed := false
-	if c.v2 && app.hub.history != nil && app.cfg.HistoryFor(name) {
+	if c.v2 && app.hub.history != nil && kind == kindChannel && app.cfg.HistoryFor(name) {
 		if req.Rewind != nil {
 			if err := c.allow(protocol.OpHistory, name); err != nil {
 				return err
@@ -297,9 +314,21 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	ch := s.channels[name]
 	created := ch == nil
 	if created {
+		if kind == kindWildcard && app.wild.size() >= app.cfg.MaxWildcardPatterns {
+			s.mu.Unlock()
+			return protocol.Errorf(protocol.CodeOverCapacity, "Wildcard subscription %q refused: the app already has %d wildcard patterns, the limit",
+				protocol.Truncate(name, 64), app.cfg.MaxWildcardPatterns)
+		}
 		ch = newChannel(name, class)
 		s.channels[name] = ch
-		app.clusterSeed(ch)
+		switch kind {
+		case kindWildcard:
+			app.wild.add(name)
+		case kindMeta:
+			app.metas.Add(1)
+		default:
+			app.clusterSeed(ch)
+		}
 	}
 	ch.mu.Lock()
 	if old, already := ch.subs[c]; already {
@@ -332,7 +361,10 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		}
 	}
 	sub := &subscription{userID: userID, filter: req.Filter}
-	deltaAlg := c.deltaFor(req, class)
+	deltaAlg := ""
+	if kind == kindChannel {
+		deltaAlg = c.deltaFor(req, class)
+	}
 	if deltaAlg != "" {
 		sub.delta = newDeltaSub(deltaAlg)
 	}
@@ -356,10 +388,23 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		}
 	}
 	count := len(ch.subs)
-	app.subscriptionCountChanged(ch)
-	app.clusterCount(name, count, count-1)
+	total := count + ch.remoteSubs
+	if kind == kindChannel {
+		app.subscriptionCountChanged(ch)
+		app.clusterCount(name, count, count-1)
+	}
 	ch.mu.Unlock()
 	s.mu.Unlock()
+	if kind == kindWildcard {
+		c.wildcards++
+	}
+	if kind != kindChannel {
+		return nil
+	}
+	if memberAdded {
+		app.metaMember(name, "member_added", userID)
+	}
+	app.metaCount(name, total, true)
 	if userID != "" {
 		app.addUserConn(userID, c)
 	}
@@ -444,6 +489,9 @@ func (c *Conn) Unsubscribe(name string) {
 	ok := c.channels.del(name)
 	delete(c.attach, name)
 	if ok {
+		if kindOf(name) == kindWildcard {
+			c.wildcards--
+		}
 		c.leave(name)
 	}
 }
@@ -460,11 +508,22 @@ func (c *Conn) leave(name string) {
 	ch.mu.Lock()
 	before := len(ch.subs)
 	userID, memberRemoved := ch.removeLocked(c)
+	vacated := dropIfEmpty(s, ch)
+	count := len(ch.subs)
+	total := count + ch.remoteSubs
+	if kind := kindOf(name); kind != kindChannel {
+		if vacated && kind == kindWildcard {
+			app.wild.remove(name)
+		} else if vacated {
+			app.metas.Add(-1)
+		}
+		ch.mu.Unlock()
+		s.mu.Unlock()
+		return
+	}
 	if m := ch.members[userID]; userID != "" && (m == nil || m.conns <= 0) {
 		app.clusterLeft(name, userID)
 	}
-	vacated := dropIfEmpty(s, ch)
-	count := len(ch.subs)
 	if count != before {
 		app.clusterCount(name, count, before)
 	}
@@ -473,6 +532,12 @@ func (c *Conn) leave(name string) {
 	}
 	ch.mu.Unlock()
 	s.mu.Unlock()
+	if memberRemoved {
+		app.metaMember(name, "member_removed", userID)
+	}
+	if count != before {
+		app.metaCount(name, total, false)
+	}
 	if userID != "" {
 		app.removeUserConn(userID, c)
 	}

@@ -171,6 +171,11 @@ type appState struct {
 	revocations map[string]time.Time
 
 	rec recovery
+
+	// wild indexes the subscribed wildcard patterns; metas counts the metachannels that
+	// exist (wildcard.go).
+	wild  wildIndex
+	metas atomic.Int32
 }
 
 func newAppState(h *Hub, cfg config.App) *appState {

@@ -163,6 +163,10 @@ func (a *appState) deliverLocal(m *protocol.Message, sender *Conn, exceptSocketI
 	if cache {
 		v1, v2 = m.AppendV1(make([]byte, 0, m.Size())), m.AppendV2(make([]byte, 0, m.Size()))
 	}
+	pats := a.wildcardChannels(name) // nil unless wildcard subscriptions match
+	if len(pats) > 0 && v2 == nil {
+		v2 = m.AppendV2(make([]byte, 0, m.Size()))
+	}
 	s := a.shardFor(name)
 	s.mu.RLock()
 	ch := s.channels[name]
@@ -171,6 +175,9 @@ func (a *appState) deliverLocal(m *protocol.Message, sender *Conn, exceptSocketI
 			a.storeCache(name, v1, v2)
 		}
 		s.mu.RUnlock()
+		if len(pats) > 0 {
+			fanoutWildcards(m, nil, pats, sender, exceptSocketID, v2)
+		}
 		return
 	}
 	ch.mu.RLock()
@@ -179,6 +186,9 @@ func (a *appState) deliverLocal(m *protocol.Message, sender *Conn, exceptSocketI
 		a.storeCache(name, v1, v2)
 	}
 	ch.fanout(m, sender, exceptSocketID, v1, v2)
+	if len(pats) > 0 {
+		fanoutWildcards(m, ch, pats, sender, exceptSocketID, v2)
+	}
 	ch.mu.RUnlock()
 }
 

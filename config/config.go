@@ -204,6 +204,12 @@ type App struct {
 	MaxChannelNameLength int `yaml:"max_channel_name_length"`
 	// MaxEventNameLength caps event names in bytes. Default 200.
 	MaxEventNameLength int `yaml:"max_event_name_length"`
+	// MaxWildcardSubscriptionsPerConnection caps the wildcard subscriptions ("ticker:*") of
+	// one V2 connection. Default 16.
+	MaxWildcardSubscriptionsPerConnection int `yaml:"max_wildcard_subscriptions_per_connection"`
+	// MaxWildcardPatterns caps the distinct wildcard patterns subscribed in the app at once.
+	// Default 10000.
+	MaxWildcardPatterns int `yaml:"max_wildcard_patterns"`
 	// MaxEventPayloadKB caps one event's data (HTTP publish and client events). Default 100.
 	MaxEventPayloadKB int `yaml:"max_event_payload_kb"`
 	// MaxEventChannelsAtOnce caps the channels of one HTTP publish. Default 100.
@@ -378,18 +384,22 @@ const (
 	DefaultMaxPresenceMembersPerChannel = 100
 	DefaultMaxPresenceMemberSizeKB      = 2
 	DefaultMaxChannelNameLength         = 200
-	DefaultMaxEventNameLength           = 200
-	DefaultMaxEventPayloadKB            = 100
-	DefaultMaxEventChannelsAtOnce       = 100
-	DefaultMaxEventBatchSize            = 10
-	DefaultCacheTTL                     = 30 * time.Minute
-	DefaultTokenRefreshGrace            = 30 * time.Second
-	DefaultHistoryMaxAge                = 24 * time.Hour
-	DefaultDeltaFullInterval            = 10
-	DefaultGCPercent                    = 50
-	DefaultIdempotencyTTL               = 120 * time.Second
-	DefaultClusterNodeTimeout           = 15 * time.Second
-	DefaultClusterHeartbeat             = 3 * time.Second
+	// DefaultMaxWildcardSubscriptionsPerConnection and DefaultMaxWildcardPatterns are the
+	// default wildcard subscription limits.
+	DefaultMaxWildcardSubscriptionsPerConnection = 16
+	DefaultMaxWildcardPatterns                   = 10000
+	DefaultMaxEventNameLength                    = 200
+	DefaultMaxEventPayloadKB                     = 100
+	DefaultMaxEventChannelsAtOnce                = 100
+	DefaultMaxEventBatchSize                     = 10
+	DefaultCacheTTL                              = 30 * time.Minute
+	DefaultTokenRefreshGrace                     = 30 * time.Second
+	DefaultHistoryMaxAge                         = 24 * time.Hour
+	DefaultDeltaFullInterval                     = 10
+	DefaultGCPercent                             = 50
+	DefaultIdempotencyTTL                        = 120 * time.Second
+	DefaultClusterNodeTimeout                    = 15 * time.Second
+	DefaultClusterHeartbeat                      = 3 * time.Second
 )
 
 // DefaultApp is the embedded development app: app-id / app-key / app-secret, everything on.
@@ -452,6 +462,8 @@ func (a *App) ApplyDefaults() {
 	setInt(&a.MaxPresenceMemberSizeKB, DefaultMaxPresenceMemberSizeKB)
 	setInt(&a.MaxChannelNameLength, DefaultMaxChannelNameLength)
 	setInt(&a.MaxEventNameLength, DefaultMaxEventNameLength)
+	setInt(&a.MaxWildcardSubscriptionsPerConnection, DefaultMaxWildcardSubscriptionsPerConnection)
+	setInt(&a.MaxWildcardPatterns, DefaultMaxWildcardPatterns)
 	setInt(&a.MaxEventPayloadKB, DefaultMaxEventPayloadKB)
 	setInt(&a.MaxEventChannelsAtOnce, DefaultMaxEventChannelsAtOnce)
 	setInt(&a.MaxEventBatchSize, DefaultMaxEventBatchSize)
@@ -641,6 +653,8 @@ func (c *Config) problems() []string {
 			{"max_presence_member_size_kb", a.MaxPresenceMemberSizeKB},
 			{"max_channel_name_length", a.MaxChannelNameLength},
 			{"max_event_name_length", a.MaxEventNameLength},
+			{"max_wildcard_subscriptions_per_connection", a.MaxWildcardSubscriptionsPerConnection},
+			{"max_wildcard_patterns", a.MaxWildcardPatterns},
 			{"max_event_payload_kb", a.MaxEventPayloadKB},
 			{"max_event_channels_at_once", a.MaxEventChannelsAtOnce},
 			{"max_event_batch_size", a.MaxEventBatchSize},

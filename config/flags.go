@@ -89,6 +89,10 @@ var appUsages = map[string]string{
 	"enable_delta_compression":         "let V2 clients opt in to delta frames (default true)",
 	"delta_full_interval":              "most consecutive delta frames before a full one (default 10)",
 	"idempotency_ttl":                  "how long an HTTP publish idempotency key is remembered (default 120s)",
+
+	// V2 wildcard subscription limits.
+	"max_wildcard_subscriptions_per_connection": "max wildcard subscriptions (ticker:*) of one V2 socket (default 16)",
+	"max_wildcard_patterns":                     "max distinct wildcard patterns subscribed in the app (default 10000)",
 }
 
 // Flags holds the command-line options registered by BindFlags.

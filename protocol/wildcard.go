@@ -1,0 +1,82 @@
+package protocol
+
+import "strings"
+
+// MetaChannelPrefix starts a V2 metachannel name: "[meta]orders" receives the lifecycle
+// events of channel "orders" (sockudo_internal:channel_occupied, subscription_count,
+// channel_vacated, member_added, member_removed).
+const MetaChannelPrefix = "[meta]"
+
+// MetaChannelFor returns the metachannel of a channel.
+func MetaChannelFor(channel string) string { return MetaChannelPrefix + channel }
+
+// MetaChannelBase returns the channel a "[meta]<channel>" name watches.
+func MetaChannelBase(name string) (string, bool) {
+	if !strings.HasPrefix(name, MetaChannelPrefix) || len(name) == len(MetaChannelPrefix) {
+		return "", false
+	}
+	return name[len(MetaChannelPrefix):], true
+}
+
+// IsWildcard reports whether a subscribe names a wildcard pattern (it holds a '*' and is
+// not a user channel), as Sockudo decides it.
+func IsWildcard(name string) bool {
+	return strings.IndexByte(name, '*') >= 0 && !strings.HasPrefix(name, UserChannelPrefix)
+}
+
+// ValidateWildcard checks a V2 wildcard subscription pattern as Sockudo does: exactly one
+// '*', no user-limited '#', not a private, presence or encrypted prefix, only the characters
+// A-Z a-z 0-9 - _ = @ . : and '*', at most maxLen bytes (0 means 200). Errors carry 4300.
+func ValidateWildcard(pattern string, maxLen int) *Error {
+	if maxLen <= 0 {
+		maxLen = DefaultMaxChannelNameLength
+	}
+	q := Truncate(pattern, 64)
+	switch {
+	case len(pattern) > maxLen:
+		return Errorf(CodeChannelError, "Invalid wildcard subscription: longer than %d bytes", maxLen)
+	case strings.Count(pattern, "*") != 1:
+		return Errorf(CodeChannelError, "Wildcard subscription %q must contain exactly one '*'", q)
+	case strings.IndexByte(pattern, '#') >= 0:
+		return Errorf(CodeChannelError, "Wildcard subscription %q cannot use user-limited syntax", q)
+	case strings.HasPrefix(pattern, "private-"), strings.HasPrefix(pattern, "presence-"):
+		return Errorf(CodeChannelError, "Wildcard subscription %q is only supported for public channels", q)
+	}
+	for i := 0; i < len(pattern); i++ {
+		c := pattern[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '_', c == '=', c == '@', c == '.', c == ':', c == '*':
+		default:
+			return Errorf(CodeChannelError, "Wildcard subscription %q contains invalid character %q", q, c)
+		}
+	}
+	return nil
+}
+
+// SplitWildcard splits a valid pattern at its '*' into the prefix and suffix a matching
+// channel name must have.
+func SplitWildcard(pattern string) (prefix, suffix string) {
+	i := strings.IndexByte(pattern, '*')
+	if i < 0 {
+		return pattern, ""
+	}
+	return pattern[:i], pattern[i+1:]
+}
+
+// WildcardMatches reports whether channel matches a one-'*' pattern: it starts with the part
+// before the '*' and ends with the part after it (the '*' may match nothing), and it is a
+// public channel — a wildcard never delivers private, presence, encrypted or user channels,
+// whatever prefix the pattern has ("*" or "pri*" included), nor metachannels.
+func WildcardMatches(pattern, channel string) bool {
+	p, s := SplitWildcard(pattern)
+	return len(channel) >= len(p)+len(s) && strings.HasPrefix(channel, p) && strings.HasSuffix(channel, s) &&
+		WildcardDeliverable(channel)
+}
+
+// WildcardDeliverable reports whether a channel's messages may reach wildcard subscribers:
+// public channels (cache- ones included) only.
+func WildcardDeliverable(channel string) bool {
+	return Classify(channel).Type == Public && !strings.HasPrefix(channel, MetaChannelPrefix) &&
+		strings.IndexByte(channel, '*') < 0
+}
