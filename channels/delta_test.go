@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/pushwire/pushwire/channels"
@@ -112,7 +113,7 @@ func TestDeltaConnectionWideSyncErrorAndLimits(t *testing.T) {
 	mustSubscribe(t, c, s, "market-spot", "")
 	mustSubscribe(t, c, s, "private-encrypted-x", "")
 	s.Take()
-	if err := c.EnableDelta(); err != nil {
+	if err := c.EnableDelta(nil); err != nil {
 		t.Fatal(err)
 	}
 	wantFrames(t, "enable", s, `{"event":"sockudo:delta_compression_enabled","data":{"enabled":true,"algorithm":"fossil"}}`)
@@ -192,6 +193,63 @@ func BenchmarkDeltaFanout1k(b *testing.B) {
 					b.Fatal(err)
 				}
 				i++
+			}
+		})
+	}
+}
+
+// TestEnableDeltaHonoursAlgorithms: the first algorithm of the client's list that the
+// server supports is used and named in the answer; an unknown-only list changes nothing.
+func TestEnableDeltaHonoursAlgorithms(t *testing.T) {
+	tests := []struct {
+		data, want, err string
+	}{
+		{``, "fossil", ""},
+		{`{}`, "fossil", ""},
+		{`{"algorithms":["fossil","xdelta3"]}`, "fossil", ""},
+		{`{"algorithms":["xdelta3","fossil"]}`, "xdelta3", ""},
+		{`{"algorithms":["vcdiff"]}`, "xdelta3", ""},
+		{`{"algorithms":["brotli","xdelta3"]}`, "xdelta3", ""},
+		{`"{\"algorithms\":[\"xdelta3\"]}"`, "xdelta3", ""},
+		{`{"algorithms":["brotli"]}`, "", "none of the requested algorithms is supported"},
+		{`{"algorithms":[]}`, "", "none of the requested algorithms is supported"},
+		{`{"algorithms":"fossil"}`, "", "algorithms must be an array"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.data, func(t *testing.T) {
+			h := deltaHub(t, nil)
+			c, s := connectV2(t, h, channels.ConnOptions{})
+			mustSubscribe(t, c, s, "market-spot", "")
+			s.Take()
+			err := c.EnableDelta(json.RawMessage(tt.data))
+			if tt.err != "" {
+				if err == nil || err.Code != protocol.CodeGeneric || !strings.Contains(err.Message, tt.err) {
+					t.Fatalf("error %v, want 4000 %q", err, tt.err)
+				}
+				if err := h.Publish(appID, tick(1, "BTC")); err != nil {
+					t.Fatal(err)
+				}
+				if f := s.Take(); len(f) != 1 || strings.Contains(f[0], "__delta_seq") {
+					t.Fatalf("a refused opt-in still changed delivery: %q", f)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantFrames(t, "enable", s, `{"event":"sockudo:delta_compression_enabled","data":{"enabled":true,"algorithm":"`+tt.want+`"}}`)
+			r := newDeltaReader(t)
+			for i := range 3 {
+				if err := h.Publish(appID, tick(i, "BTC")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			frames := s.Take()
+			for _, f := range frames {
+				r.read(f)
+			}
+			if r.Deltas == 0 || !strings.Contains(strings.Join(frames, "\n"), `"algorithm":"`+tt.want+`"`) {
+				t.Fatalf("no %s delta in %q", tt.want, frames)
 			}
 		})
 	}

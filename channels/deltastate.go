@@ -343,30 +343,41 @@ func (c *Conn) deltaFor(req SubscribeRequest, class protocol.ChannelClass) strin
 	return c.deltaAll
 }
 
-// EnableDelta handles sockudo:enable_delta_compression: every subscription of the
-// connection (present and future, encrypted ones excepted) gets delta frames with the
-// server's algorithm (fossil), from a fresh state; the answer is delta_compression_enabled.
-func (c *Conn) EnableDelta() *protocol.Error {
+// EnableDelta handles sockudo:enable_delta_compression {"algorithms":[…]}: every
+// subscription of the connection (present and future, encrypted ones excepted) gets delta
+// frames, from a fresh state, with the first algorithm of the client's list (in its order
+// of preference) that the server supports; the answer, delta_compression_enabled, names it.
+// Without a list the server's default (fossil) is used; a list of unknown algorithms only
+// is refused (protocol.ParseDeltaAlgorithms) and changes nothing.
+func (c *Conn) EnableDelta(data json.RawMessage) *protocol.Error {
 	if !c.v2 {
 		return &protocol.Error{Code: protocol.CodeGeneric, Message: "Delta compression needs a protocol 2 connection"}
 	}
 	if !c.app.cfg.DeltaOn() {
 		return &protocol.Error{Code: protocol.CodeGeneric, Message: "Delta compression is disabled for this app"}
 	}
-	c.deltaAll = DeltaFossil
+	algs, err := protocol.ParseDeltaAlgorithms(data)
+	if err != nil {
+		return err
+	}
+	alg := DeltaFossil
+	if len(algs) > 0 {
+		alg = algs[0]
+	}
+	c.deltaAll = alg
 	for name := range c.channels.names() {
-		if protocol.Classify(name).Type == protocol.Encrypted {
+		if protocol.Classify(name).Type == protocol.Encrypted || kindOf(name) != kindChannel {
 			continue
 		}
 		if ch := c.app.lookup(name); ch != nil {
 			ch.mu.Lock()
 			if s := ch.subs[c]; s != nil {
-				s.delta = newDeltaSub(DeltaFossil)
+				s.delta = newDeltaSub(alg)
 			}
 			ch.mu.Unlock()
 		}
 	}
-	c.sub.Send(protocol.DeltaEnabled("", DeltaFossil))
+	c.sub.Send(protocol.DeltaEnabled("", alg))
 	return nil
 }
 

@@ -70,7 +70,7 @@ func (c *conn) dispatch(f protocol.Frame) {
 			c.sendError(err)
 		}
 	case "enable_delta_compression":
-		if err := c.hc.EnableDelta(); err != nil {
+		if err := c.hc.EnableDelta(f.Data); err != nil {
 			c.sendError(err)
 		}
 	case "delta_sync_error":
