@@ -402,7 +402,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		return nil
 	}
 	if memberAdded {
-		app.metaMember(name, "member_added", userID)
+		app.metaMember(name, protocol.MetaMemberAdded, userID)
 	}
 	app.metaCount(name, total, true)
 	if userID != "" {
@@ -533,7 +533,7 @@ func (c *Conn) leave(name string) {
 	ch.mu.Unlock()
 	s.mu.Unlock()
 	if memberRemoved {
-		app.metaMember(name, "member_removed", userID)
+		app.metaMember(name, protocol.MetaMemberRemoved, userID)
 	}
 	if count != before {
 		app.metaCount(name, total, false)

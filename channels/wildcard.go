@@ -2,7 +2,6 @@ package channels
 
 import (
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -250,9 +249,9 @@ func (c *Conn) checkMeta(base string) *protocol.Error {
 	return c.allow(protocol.OpSubscribe, base)
 }
 
-// metaEvent sends one lifecycle event of channel to its metachannel's subscribers, if it
-// has any. Callers hold no channel or shard lock.
-func (a *appState) metaEvent(channel, event string, data []byte) {
+// metaSend sends one frame to the subscribers of channel's metachannel, if it has any.
+// Callers hold no channel or shard lock.
+func (a *appState) metaSend(channel string, frame func() []byte) {
 	if a.metas.Load() == 0 {
 		return
 	}
@@ -260,49 +259,31 @@ func (a *appState) metaEvent(channel, event string, data []byte) {
 	if mc == nil {
 		return
 	}
-	frame := protocol.OutFrame{Event: protocol.PrefixSockudoInternal + event, Channel: mc.name, Data: data}.Append(nil)
+	b := frame()
 	mc.mu.RLock()
-	mc.fanoutSystem(func(protocol.Version) []byte { return frame }, nil)
+	mc.fanoutSystem(func(protocol.Version) []byte { return b }, nil)
 	mc.mu.RUnlock()
 }
 
 // metaCount sends channel_occupied (first subscriber) and subscription_count after a
-// subscribe, or subscription_count / channel_vacated (last one gone) after a leave: the
-// data is {"channel","subscription_count"}, an object, as Sockudo sends it.
+// subscribe, or subscription_count / channel_vacated (last one gone) after a leave, as
+// Sockudo does.
 func (a *appState) metaCount(channel string, count int, joined bool) {
-	if a.metas.Load() == 0 {
-		return
+	send := func(event string) {
+		a.metaSend(channel, func() []byte { return protocol.MetaCountFrame(event, channel, count) })
 	}
-	data := countData(channel, count)
 	switch {
 	case joined && count == 1:
-		a.metaEvent(channel, "channel_occupied", data)
-		a.metaEvent(channel, "subscription_count", data)
-	case joined:
-		a.metaEvent(channel, "subscription_count", data)
-	case count == 0:
-		a.metaEvent(channel, "channel_vacated", data)
+		send(protocol.MetaChannelOccupied)
+		send(protocol.MetaSubscriptionCount)
+	case joined || count > 0:
+		send(protocol.MetaSubscriptionCount)
 	default:
-		a.metaEvent(channel, "subscription_count", data)
+		send(protocol.MetaChannelVacated)
 	}
-}
-
-func countData(channel string, count int) []byte {
-	b := append(make([]byte, 0, len(channel)+48), `{"channel":`...)
-	b = protocol.AppendJSONString(b, channel)
-	b = append(b, `,"subscription_count":`...)
-	b = strconv.AppendInt(b, int64(count), 10)
-	return append(b, '}')
 }
 
 // metaMember sends member_added or member_removed {"channel","user_id"} to the metachannel.
 func (a *appState) metaMember(channel, event, userID string) {
-	if a.metas.Load() == 0 {
-		return
-	}
-	b := append(make([]byte, 0, len(channel)+len(userID)+32), `{"channel":`...)
-	b = protocol.AppendJSONString(b, channel)
-	b = append(b, `,"user_id":`...)
-	b = protocol.AppendJSONString(b, userID)
-	a.metaEvent(channel, event, append(b, '}'))
+	a.metaSend(channel, func() []byte { return protocol.MetaMemberFrame(event, channel, userID) })
 }

@@ -1,6 +1,9 @@
 package protocol
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // MetaChannelPrefix starts a V2 metachannel name: "[meta]orders" receives the lifecycle
 // events of channel "orders" (sockudo_internal:channel_occupied, subscription_count,
@@ -79,4 +82,36 @@ func WildcardMatches(pattern, channel string) bool {
 func WildcardDeliverable(channel string) bool {
 	return Classify(channel).Type == Public && !strings.HasPrefix(channel, MetaChannelPrefix) &&
 		strings.IndexByte(channel, '*') < 0
+}
+
+// Metachannel event names (sent with the sockudo_internal: prefix).
+const (
+	MetaChannelOccupied   = "sockudo_internal:channel_occupied"
+	MetaSubscriptionCount = "sockudo_internal:subscription_count"
+	MetaChannelVacated    = "sockudo_internal:channel_vacated"
+	MetaMemberAdded       = "sockudo_internal:member_added"
+	MetaMemberRemoved     = "sockudo_internal:member_removed"
+)
+
+// MetaCountFrame is a metachannel's channel_occupied, subscription_count or channel_vacated
+// frame for channel, as Sockudo sends it: on "[meta]<channel>", data an object (not a
+// string) {"channel","subscription_count"}, no message_id.
+func MetaCountFrame(event, channel string, count int) []byte {
+	d := append(make([]byte, 0, len(channel)+48), `{"channel":`...)
+	d = AppendJSONString(d, channel)
+	d = append(d, `,"subscription_count":`...)
+	d = strconv.AppendInt(d, int64(count), 10)
+	d = append(d, '}')
+	return OutFrame{Event: event, Channel: MetaChannelFor(channel), Data: d}.Bytes()
+}
+
+// MetaMemberFrame is a metachannel's member_added or member_removed frame for channel:
+// data {"channel","user_id"}, an object.
+func MetaMemberFrame(event, channel, userID string) []byte {
+	d := append(make([]byte, 0, len(channel)+len(userID)+32), `{"channel":`...)
+	d = AppendJSONString(d, channel)
+	d = append(d, `,"user_id":`...)
+	d = AppendJSONString(d, userID)
+	d = append(d, '}')
+	return OutFrame{Event: event, Channel: MetaChannelFor(channel), Data: d}.Bytes()
 }
