@@ -306,10 +306,26 @@ type LazyDocument struct {
 	m     *Message
 	doc   map[string]any
 	built bool
+	// results memoizes each distinct expression's verdict on this message, so subscribers
+	// that subscribed with the same expression share one evaluation per publish.
+	results map[string]bool
 }
 
 // NewLazyDocument returns a LazyDocument for m.
 func NewLazyDocument(m *Message) LazyDocument { return LazyDocument{m: m} }
+
+// Match evaluates e against the message once per distinct source and reports the result.
+func (d *LazyDocument) Match(e *Expression) bool {
+	if r, ok := d.results[e.src]; ok {
+		return r
+	}
+	r := e.Match(d.Get())
+	if d.results == nil {
+		d.results = make(map[string]bool, 1)
+	}
+	d.results[e.src] = r
+	return r
+}
 
 // Get returns the document, building it on first use (nil when the message is too large).
 func (d *LazyDocument) Get() map[string]any {

@@ -344,12 +344,12 @@ func scalarString(v json.RawMessage, path string) (string, *Error) {
 
 // MatchMessage reports whether a message passes the filter: its event name (the original
 // name of a mutation) and tags first, then the expression over doc (built once per message,
-// only when an expression needs it). Without an expression it does not allocate.
+// only when an expression needs it; each distinct expression evaluated once per message). Without an expression it does not allocate.
 func (f *Filter) MatchMessage(m *Message, doc *LazyDocument) bool {
 	if !f.Match(m.FilterEvent(), m.Tags) {
 		return false
 	}
-	return f == nil || f.expr == nil || f.expr.Match(doc.Get())
+	return f == nil || f.expr == nil || doc.Match(f.expr)
 }
 
 // HasExpression reports whether the filter carries a JMESPath expression.
