@@ -14,6 +14,12 @@
 // whose Send never blocks: a subscriber that cannot keep up closes itself (4100), so a
 // publish never waits on a socket.
 //
+// V2 wildcard subscriptions and [meta] metachannels are channels of the registry named by
+// their pattern or "[meta]<channel>" (wildcard.go): a publish reaches the matching pattern
+// channels through an index, and lifecycle events of a channel go to its metachannel.
+//
 // Lock order: appState.usersMu may be taken alone; shard.mu is taken before channel.mu;
-// Conn.mu is never held while taking a shard or channel lock.
+// Conn.mu is never held while taking a shard or channel lock. A fan-out may take a wildcard
+// pattern channel's lock (read) while holding the published channel's (read), never a shard
+// lock then: pattern channels are looked up before, and their locks are leaves.
 package channels

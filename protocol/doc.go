@@ -1,7 +1,11 @@
 // Package protocol is pushwire's pure wire layer: it owns the Pusher (and, later, V2) frame
 // envelope and its JSON codec, event-name prefixes, protocol error and close codes as typed
 // values, channel-name classes and validation, socket ids, and every HMAC signature the
-// protocol uses (channel auth, presence auth, user sign-in, HTTP API requests).
+// protocol uses (channel auth, presence auth, user sign-in, HTTP API requests), V2
+// subscription options: tag/event filters and JMESPath filter expressions (filterexpr.go,
+// evaluated with github.com/jmespath-community/go-jmespath over Sockudo's message
+// projection), wildcard patterns and [meta] metachannel names (wildcard.go), and the
+// algorithm list of enable_delta_compression (deltaopt.go).
 //
 // It performs no I/O and imports no other pushwire package but its generated protobuf schema
 // (protocol/wirepb). Every parser here has a fuzz target.
