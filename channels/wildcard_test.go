@@ -125,12 +125,7 @@ func TestWildcardRefused(t *testing.T) {
 	h, _ := newHub(t, func(a *config.App) { a.MaxWildcardSubscriptionsPerConnection, a.MaxWildcardPatterns = 2, 3 })
 	c, _ := connectV2(t, h, channels.ConnOptions{})
 	v1, _ := connect(t, h)
-	tests := []struct {
-		conn *channels.Conn
-		ch   string
-		code int
-		want string
-	}{
+	checkRefusals(t, []refusal{
 		{v1, "ticker:*", 4300, "only supported on protocol V2"},
 		{c, "a*b*", 4300, "exactly one '*'"},
 		{c, "private-*", 4300, "only supported for public channels"},
@@ -138,13 +133,7 @@ func TestWildcardRefused(t *testing.T) {
 		{c, "room#*", 4300, "user-limited"},
 		{c, "room,*", 4300, "invalid character ','"},
 		{c, strings.Repeat("a", 201) + "*", 4300, "longer than 200 bytes"},
-	}
-	for _, tt := range tests {
-		err := tt.conn.Subscribe(channels.SubscribeRequest{Channel: tt.ch})
-		if err == nil || err.Code != tt.code || !strings.Contains(err.Message, tt.want) {
-			t.Errorf("%.40s: %v, want %d %q", tt.ch, err, tt.code, tt.want)
-		}
-	}
+	})
 	for _, p := range []string{"a*", "b*"} {
 		if err := c.Subscribe(channels.SubscribeRequest{Channel: p}); err != nil {
 			t.Fatal(err)
@@ -248,12 +237,7 @@ func TestMetachannelRefused(t *testing.T) {
 	h, _ := newHub(t, nil)
 	v1, _ := connect(t, h)
 	c, _ := connectV2(t, h, channels.ConnOptions{})
-	tests := []struct {
-		conn *channels.Conn
-		ch   string
-		code int
-		want string
-	}{
+	checkRefusals(t, []refusal{
 		{v1, "[meta]room", 4300, "only supported on protocol V2"},
 		{c, "[meta]room*", 4300, "must name one channel"},
 		{c, "[meta][meta]room", 4300, "must name one channel"},
@@ -261,13 +245,7 @@ func TestMetachannelRefused(t *testing.T) {
 		{c, "[meta]private-room", 4009, "needs a capability token"},
 		{c, "[meta]presence-room", 4009, "needs a capability token"},
 		{c, "[meta]", 4300, "not allowed"},
-	}
-	for _, tt := range tests {
-		err := tt.conn.Subscribe(channels.SubscribeRequest{Channel: tt.ch})
-		if err == nil || err.Code != tt.code || !strings.Contains(err.Message, tt.want) {
-			t.Errorf("%s: %v, want %d %q", tt.ch, err, tt.code, tt.want)
-		}
-	}
+	})
 	tok := testTokenFor(t, h, map[string][]string{"[meta]*": {"subscribe"}})
 	tc, _ := connectV2(t, h, channels.ConnOptions{Token: tok})
 	if err := tc.Subscribe(channels.SubscribeRequest{Channel: "[meta]private-room"}); err == nil || err.Code != 4009 {
@@ -279,4 +257,22 @@ func TestMetachannelRefused(t *testing.T) {
 func testTokenFor(t testing.TB, h *channels.Hub, grants map[string][]string) *protocol.TokenClaims {
 	t.Helper()
 	return testToken(t, newFakeClock(), "c", grants, time.Hour)
+}
+
+// refusal is a subscribe that must fail with code and a message containing want.
+type refusal struct {
+	conn *channels.Conn
+	ch   string
+	code int
+	want string
+}
+
+func checkRefusals(t *testing.T, tests []refusal) {
+	t.Helper()
+	for _, tt := range tests {
+		err := tt.conn.Subscribe(channels.SubscribeRequest{Channel: tt.ch})
+		if err == nil || err.Code != tt.code || !strings.Contains(err.Message, tt.want) {
+			t.Errorf("%.40s: %v, want %d %q", tt.ch, err, tt.code, tt.want)
+		}
+	}
 }

@@ -384,22 +384,18 @@ const (
 	DefaultMaxPresenceMembersPerChannel = 100
 	DefaultMaxPresenceMemberSizeKB      = 2
 	DefaultMaxChannelNameLength         = 200
-	// DefaultMaxWildcardSubscriptionsPerConnection and DefaultMaxWildcardPatterns are the
-	// default wildcard subscription limits.
-	DefaultMaxWildcardSubscriptionsPerConnection = 16
-	DefaultMaxWildcardPatterns                   = 10000
-	DefaultMaxEventNameLength                    = 200
-	DefaultMaxEventPayloadKB                     = 100
-	DefaultMaxEventChannelsAtOnce                = 100
-	DefaultMaxEventBatchSize                     = 10
-	DefaultCacheTTL                              = 30 * time.Minute
-	DefaultTokenRefreshGrace                     = 30 * time.Second
-	DefaultHistoryMaxAge                         = 24 * time.Hour
-	DefaultDeltaFullInterval                     = 10
-	DefaultGCPercent                             = 50
-	DefaultIdempotencyTTL                        = 120 * time.Second
-	DefaultClusterNodeTimeout                    = 15 * time.Second
-	DefaultClusterHeartbeat                      = 3 * time.Second
+	DefaultMaxEventNameLength           = 200
+	DefaultMaxEventPayloadKB            = 100
+	DefaultMaxEventChannelsAtOnce       = 100
+	DefaultMaxEventBatchSize            = 10
+	DefaultCacheTTL                     = 30 * time.Minute
+	DefaultTokenRefreshGrace            = 30 * time.Second
+	DefaultHistoryMaxAge                = 24 * time.Hour
+	DefaultDeltaFullInterval            = 10
+	DefaultGCPercent                    = 50
+	DefaultIdempotencyTTL               = 120 * time.Second
+	DefaultClusterNodeTimeout           = 15 * time.Second
+	DefaultClusterHeartbeat             = 3 * time.Second
 )
 
 // DefaultApp is the embedded development app: app-id / app-key / app-secret, everything on.
@@ -450,6 +446,12 @@ func (c *Config) ApplyDefaults() {
 		c.Apps[i].ApplyDefaults()
 	}
 }
+
+// Default wildcard subscription limits (V2).
+const (
+	DefaultMaxWildcardSubscriptionsPerConnection = 16
+	DefaultMaxWildcardPatterns                   = 10000
+)
 
 // ApplyDefaults fills every zero limit of the app with its documented default.
 func (a *App) ApplyDefaults() {
