@@ -81,9 +81,9 @@ func (c *Conn) PresenceUpdate(data json.RawMessage, frameChannel string) *protoc
 		return nil
 	}
 	ch.mu.Lock()
-	defer ch.mu.Unlock()
 	m := ch.members[userID]
 	if m == nil {
+		ch.mu.Unlock()
 		return nil
 	}
 	m.info = newInfo
@@ -99,5 +99,7 @@ func (c *Conn) PresenceUpdate(data json.RawMessage, frameChannel string) *protoc
 		}
 		sc.sub.SendEncoded(bin.frameFor(sc, frame))
 	}
+	ch.mu.Unlock()
+	c.app.metaMember(name, protocol.MetaPresenceUpdate, userID)
 	return nil
 }

@@ -20,7 +20,7 @@ import (
 //
 // A metachannel ("[meta]orders") is a channel of the registry too; the lifecycle of the
 // channel it watches is sent to it as sockudo_internal:channel_occupied, subscription_count,
-// channel_vacated, member_added and member_removed.
+// channel_vacated, member_added, member_removed and presence_update.
 
 // subKind says what a subscribed name is.
 type subKind uint8
@@ -283,7 +283,8 @@ func (a *appState) metaCount(channel string, count int, joined bool) {
 	}
 }
 
-// metaMember sends member_added or member_removed {"channel","user_id"} to the metachannel.
+// metaMember sends member_added, member_removed or presence_update {"channel","user_id"} to
+// the metachannel.
 func (a *appState) metaMember(channel, event, userID string) {
 	a.metaSend(channel, func() []byte { return protocol.MetaMemberFrame(event, channel, userID) })
 }

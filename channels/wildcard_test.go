@@ -220,11 +220,15 @@ func TestMetachannelPresenceMembers(t *testing.T) {
 	ms.Take()
 	p, ps := connectV2(t, h, channels.ConnOptions{})
 	mustSubscribe(t, p, ps, "presence-room", member("u1", ""))
+	if err := p.PresenceUpdate(json.RawMessage(`{"channel":"presence-room","data":{"s":"busy"}}`), ""); err != nil {
+		t.Fatal(err)
+	}
 	p.Unsubscribe("presence-room")
 	want := []string{
 		`sockudo_internal:member_added [meta]presence-room {"channel":"presence-room","user_id":"u1"}`,
 		`sockudo_internal:channel_occupied [meta]presence-room {"channel":"presence-room","subscription_count":1}`,
 		`sockudo_internal:subscription_count [meta]presence-room {"channel":"presence-room","subscription_count":1}`,
+		`sockudo_internal:presence_update [meta]presence-room {"channel":"presence-room","user_id":"u1"}`,
 		`sockudo_internal:member_removed [meta]presence-room {"channel":"presence-room","user_id":"u1"}`,
 		`sockudo_internal:channel_vacated [meta]presence-room {"channel":"presence-room","subscription_count":0}`,
 	}

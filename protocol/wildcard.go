@@ -91,6 +91,7 @@ const (
 	MetaChannelVacated    = "sockudo_internal:channel_vacated"
 	MetaMemberAdded       = "sockudo_internal:member_added"
 	MetaMemberRemoved     = "sockudo_internal:member_removed"
+	MetaPresenceUpdate    = "sockudo_internal:presence_update"
 )
 
 // MetaCountFrame is a metachannel's channel_occupied, subscription_count or channel_vacated
@@ -105,7 +106,8 @@ func MetaCountFrame(event, channel string, count int) []byte {
 	return OutFrame{Event: event, Channel: MetaChannelFor(channel), Data: d}.Bytes()
 }
 
-// MetaMemberFrame is a metachannel's member_added or member_removed frame for channel:
+// MetaMemberFrame is a metachannel's member_added, member_removed or presence_update frame
+// for channel:
 // data {"channel","user_id"}, an object.
 func MetaMemberFrame(event, channel, userID string) []byte {
 	d := append(make([]byte, 0, len(channel)+len(userID)+32), `{"channel":`...)
