@@ -161,6 +161,7 @@ func FuzzParseFilter(f *testing.F) {
 	f.Add(`{"op":"and","nodes":[{"key":"p","cmp":"gte","val":1.5},{"op":"not","nodes":[{"key":"x","cmp":"in","vals":["a",2,true]}]}]}`, "")
 	f.Add("", `{"tags":{"key":"a","cmp":"ct","val":"z"}}`)
 	f.Add(`[`, `{`)
+	f.Add("", `{"events":["e"],"expression":"data.a[?@ == 'b'] | length(@) > `+"`0`"+`"}`)
 	f.Fuzz(func(t *testing.T, tags, filter string) {
 		var a, b json.RawMessage
 		if tags != "" {
@@ -178,5 +179,8 @@ func FuzzParseFilter(f *testing.F) {
 		}
 		fl.Match("e", map[string]string{"a": "b", "p": "2"})
 		fl.Match("", nil)
+		m := &Message{Event: "e", Channel: "c", Data: []byte(`{"a":[1,"b",null]}`), Tags: map[string]string{"a": "b"}}
+		doc := NewLazyDocument(m)
+		fl.MatchMessage(m, &doc)
 	})
 }
