@@ -399,6 +399,9 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		c.wildcards++
 	}
 	if kind != kindChannel {
+		if t := app.tapping(); t != nil {
+			t.Record(Activity{Kind: ActSubscribed, AppID: app.cfg.ID, Channel: name, SocketID: c.socketID})
+		}
 		return nil
 	}
 	if memberAdded {
@@ -519,6 +522,9 @@ func (c *Conn) leave(name string) {
 		}
 		ch.mu.Unlock()
 		s.mu.Unlock()
+		if t := app.tapping(); t != nil {
+			t.Record(Activity{Kind: ActUnsubscribed, AppID: app.cfg.ID, Channel: name, SocketID: c.socketID})
+		}
 		return
 	}
 	if m := ch.members[userID]; userID != "" && (m == nil || m.conns <= 0) {
