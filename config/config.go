@@ -254,7 +254,7 @@ type Webhook struct {
 	URL string `yaml:"url"`
 	// EventTypes lists the events this endpoint wants: channel_occupied, channel_vacated,
 	// member_added, member_removed, client_event, cache_miss, subscription_count,
-	// message_version_created. Required.
+	// message_version_created, push_delivery_failed. Required.
 	EventTypes []string `yaml:"event_types"`
 	// ChannelPrefix, when set, limits the endpoint to channels starting with it.
 	ChannelPrefix string `yaml:"channel_prefix"`
@@ -263,7 +263,7 @@ type Webhook struct {
 }
 
 // WebhookEventTypes are the event types a webhook may subscribe to.
-var WebhookEventTypes = []string{"channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss", "subscription_count", "message_version_created"}
+var WebhookEventTypes = []string{"channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss", "subscription_count", "message_version_created", "push_delivery_failed"}
 
 // Wants reports whether the endpoint takes this event type on this channel.
 func (w *Webhook) Wants(eventType, channel string) bool {

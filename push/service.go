@@ -683,4 +683,3 @@ type nopMetrics struct{}
 func (nopMetrics) PushPublished(string)                {}
 func (nopMetrics) PushDelivery(string, string, string) {}
 func (nopMetrics) PushRateLimited(string)              {}
-
