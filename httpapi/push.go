@@ -174,7 +174,7 @@ func (a *api) admin(w http.ResponseWriter, pr *pushRequest) bool {
 }
 
 func pushLimit(w http.ResponseWriter, a *api, r *http.Request) (int, bool) {
-	n, err := push.ParseLimit(r.URL.Query().Get("limit"))
+	n, err := push.ParseLimit(qget(r, "limit"))
 	if err != nil {
 		a.pushFail(w, err)
 		return 0, false
@@ -206,8 +206,7 @@ func (a *api) pushListDevices(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	ds, next, err := a.push.ListDevices(r.Context(), pr.app.ID, q.Get("clientId"), q.Get("cursor"), limit)
+	ds, next, err := a.push.ListDevices(r.Context(), pr.app.ID, qget(r, "clientId"), qget(r, "cursor"), limit)
 	if err != nil {
 		a.pushFail(w, err)
 		return
@@ -224,7 +223,7 @@ func (a *api) pushDeleteDevicesOfClient(w http.ResponseWriter, r *http.Request) 
 	if !a.admin(w, pr) {
 		return
 	}
-	client := r.URL.Query().Get("clientId")
+	client := qget(r, "clientId")
 	if client == "" {
 		fail(w, badRequest("removeWhere requires clientId"))
 		return
@@ -278,8 +277,22 @@ func (a *api) pushSubscribe(w http.ResponseWriter, r *http.Request) {
 
 // pushFilter reads channel, deviceId and clientId from the query.
 func pushFilter(r *http.Request) push.Filter {
+	return push.Filter{Channel: qget(r, "channel"), DeviceID: qget(r, "deviceId"), ClientID: qget(r, "clientId")}
+}
+
+// qget reads a query parameter whatever the case of its name: signing SDKs lowercase the
+// parameter names they send (the Go SDKs send deviceid), Sockudo's clients camelCase them.
+func qget(r *http.Request, key string) string {
 	q := r.URL.Query()
-	return push.Filter{Channel: q.Get("channel"), DeviceID: q.Get("deviceId"), ClientID: q.Get("clientId")}
+	if v := q.Get(key); v != "" {
+		return v
+	}
+	for k, vs := range q {
+		if strings.EqualFold(k, key) && len(vs) > 0 {
+			return vs[len(vs)-1]
+		}
+	}
+	return ""
 }
 
 func (a *api) pushListSubscriptions(w http.ResponseWriter, r *http.Request) {
@@ -288,7 +301,7 @@ func (a *api) pushListSubscriptions(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	subs, devs, next, err := a.push.ListSubscriptions(r.Context(), pr.app.ID, pushFilter(r), r.URL.Query().Get("cursor"), limit, pr.caller)
+	subs, devs, next, err := a.push.ListSubscriptions(r.Context(), pr.app.ID, pushFilter(r), qget(r, "cursor"), limit, pr.caller)
 	if err != nil {
 		a.pushFail(w, err)
 		return
@@ -319,7 +332,7 @@ func (a *api) pushListChannels(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	chs, next, err := a.push.ListChannels(r.Context(), pr.app.ID, r.URL.Query().Get("cursor"), limit)
+	chs, next, err := a.push.ListChannels(r.Context(), pr.app.ID, qget(r, "cursor"), limit)
 	if err != nil {
 		a.pushFail(w, err)
 		return
@@ -344,7 +357,7 @@ func (a *api) pushPublish(w http.ResponseWriter, r *http.Request) {
 		a.pushFail(w, err)
 		return
 	}
-	if strings.Contains(string(pr.body), `"sync":true`) || r.URL.Query().Get("mode") == "sync" {
+	if strings.Contains(string(pr.body), `"sync":true`) || qget(r, "mode") == "sync" {
 		w.Header().Set("X-Sockudo-Forced-Async", "publish-api-is-async")
 	}
 	writeJSON(w, http.StatusAccepted, push.ViewAccepted(p))
@@ -393,7 +406,7 @@ func (a *api) pushStatus(w http.ResponseWriter, r *http.Request) {
 		fail(w, badRequest("%v", perr))
 		return
 	}
-	p, ds, next, evs, err := a.push.Status(r.Context(), pr.app.ID, id, r.URL.Query().Get("cursor"), limit)
+	p, ds, next, evs, err := a.push.Status(r.Context(), pr.app.ID, id, qget(r, "cursor"), limit)
 	if err != nil {
 		a.pushFail(w, err)
 		return
