@@ -389,20 +389,26 @@ func (s *Service) afterBatch(ctx context.Context, ds []*Delivery) {
 		if (d.State == DeliveryFailed || d.State == DeliveryExpired) && s.failures != nil {
 			s.failures.PushDeliveryFailed(d.AppID, d.PublishID, d.DeviceID, d.ClientID, string(d.Platform), d.Reason, d.TokenRemoved)
 		}
-		if d.State != DeliveryPending {
-			s.forgetPublish(ctx, d)
-		}
 	}
+	s.forgetPublishes(ctx, ds)
 }
 
-// forgetPublish drops a finished publish from the payload cache.
-func (s *Service) forgetPublish(ctx context.Context, d *Delivery) {
-	k := d.AppID + "\x00" + d.PublishID
-	if _, ok := s.pubCache.Load(k); !ok {
-		return
-	}
-	if p, err := s.store.GetPublish(ctx, d.AppID, d.PublishID); err == nil && p.terminal() {
-		s.pubCache.Delete(k)
+// forgetPublishes drops the batch's finished publishes from the payload cache (one look-up
+// per publish of the batch).
+func (s *Service) forgetPublishes(ctx context.Context, ds []*Delivery) {
+	seen := map[string]bool{}
+	for _, d := range ds {
+		k := d.AppID + "\x00" + d.PublishID
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if _, ok := s.pubCache.Load(k); !ok {
+			continue
+		}
+		if p, err := s.store.GetPublish(ctx, d.AppID, d.PublishID); err == nil && p.terminal() {
+			s.pubCache.Delete(k)
+		}
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 
 // env is a push service wired to the three fake providers through a real app config.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	clock *testkit.Clock
 	store push.Store
 	svc   *push.Service
@@ -46,7 +46,7 @@ func (f *failures) all() []string {
 	return append([]string(nil), f.list...)
 }
 
-func newEnv(t *testing.T, store push.Store) *env {
+func newEnv(t testing.TB, store push.Store) *env {
 	t.Helper()
 	e := &env{t: t, clock: testkit.NewClock(time.Now().Truncate(time.Millisecond)), store: store, fails: &failures{},
 		apns: pushtest.NewFakeAPNs(t), fcm: pushtest.NewFakeFCM(t), web: pushtest.NewFakeWebPush(t)}
