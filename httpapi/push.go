@@ -173,6 +173,16 @@ func (a *api) admin(w http.ResponseWriter, pr *pushRequest) bool {
 	return false
 }
 
+// adminPage starts an admin list route: the request, once admitted, and its page size.
+func (a *api) adminPage(w http.ResponseWriter, r *http.Request) (*pushRequest, int, bool) {
+	pr := pushOf(r)
+	if !a.admin(w, pr) {
+		return nil, 0, false
+	}
+	limit, ok := pushLimit(w, a, r)
+	return pr, limit, ok
+}
+
 func pushLimit(w http.ResponseWriter, a *api, r *http.Request) (int, bool) {
 	n, err := push.ParseLimit(qget(r, "limit"))
 	if err != nil {
@@ -198,11 +208,7 @@ func (a *api) pushRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) pushListDevices(w http.ResponseWriter, r *http.Request) {
-	pr := pushOf(r)
-	if !a.admin(w, pr) {
-		return
-	}
-	limit, ok := pushLimit(w, a, r)
+	pr, limit, ok := a.adminPage(w, r)
 	if !ok {
 		return
 	}
@@ -324,11 +330,7 @@ func (a *api) pushUnsubscribe(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) pushListChannels(w http.ResponseWriter, r *http.Request) {
-	pr := pushOf(r)
-	if !a.admin(w, pr) {
-		return
-	}
-	limit, ok := pushLimit(w, a, r)
+	pr, limit, ok := a.adminPage(w, r)
 	if !ok {
 		return
 	}
@@ -393,11 +395,7 @@ func (a *api) pushBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) pushStatus(w http.ResponseWriter, r *http.Request) {
-	pr := pushOf(r)
-	if !a.admin(w, pr) {
-		return
-	}
-	limit, ok := pushLimit(w, a, r)
+	pr, limit, ok := a.adminPage(w, r)
 	if !ok {
 		return
 	}
