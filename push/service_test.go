@@ -467,3 +467,33 @@ func TestDeviceIdentityToken(t *testing.T) {
 		t.Errorf("self delete: %v", err)
 	}
 }
+
+// TestRateLimitHoldsDeliveries: over the app's rate_limit_per_second, deliveries wait in the
+// queue (not dropped, no attempt spent) and go out as tokens come back.
+func TestRateLimitHoldsDeliveries(t *testing.T) {
+	e := newEnv(t, nil)
+	e.app.Push.RateLimitPerSecond = 2
+	e.svc = e.newService()
+	for i := range 5 {
+		e.register(fmt.Sprintf(`{"id":"d%d","clientId":"u","platform":"fcm","token":"tok-1234567%d"}`, i, i))
+	}
+	p := e.publish(`{"recipients":[{"type":"client","clientId":"u"}],"payload":{"title":"hi"}}`)
+	sent := []int{}
+	for range 3 {
+		e.step()
+		sent = append(sent, len(e.fcm.Messages()))
+		e.clock.Add(time.Second)
+	}
+	if fmt.Sprint(sent) != "[2 4 5]" {
+		t.Errorf("sent after each second: %v, want [2 4 5]", sent)
+	}
+	st, ds := e.status(p.ID)
+	for _, d := range ds {
+		if d.Attempts != 1 {
+			t.Errorf("%s: %d attempts", d.DeviceID, d.Attempts)
+		}
+	}
+	if st.State != push.PublishSucceeded || st.Counters.Retries != 0 {
+		t.Errorf("%s %+v", st.State, st.Counters)
+	}
+}
