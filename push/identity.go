@@ -97,14 +97,15 @@ func asTypeError(err error, te **json.UnmarshalTypeError) bool { return errors.A
 // A cursor from another app or another list is refused.
 
 type cursor struct {
-	App  string `json:"a"`
-	Kind string `json:"k"`
-	Pos  string `json:"p"`
+	// Bytes (base64 in the JSON), so any value survives the round trip exactly.
+	App  []byte `json:"a"`
+	Kind []byte `json:"k"`
+	Pos  []byte `json:"p"`
 }
 
 // EncodeCursor returns the cursor continuing list kind of appID after position pos.
 func EncodeCursor(appID, kind, pos string) string {
-	b, _ := json.Marshal(cursor{appID, kind, pos})
+	b, _ := json.Marshal(cursor{[]byte(appID), []byte(kind), []byte(pos)})
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
@@ -118,13 +119,13 @@ func DecodeCursor(appID, kind, s string) (string, *Error) {
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	var c cursor
-	if err != nil || json.Unmarshal(b, &c) != nil || c.Pos == "" {
+	if err != nil || json.Unmarshal(b, &c) != nil || len(c.Pos) == 0 {
 		return "", errf(Invalid, "malformed cursor: pass next_cursor from the previous page unchanged")
 	}
-	if c.App != appID || c.Kind != kind {
+	if string(c.App) != appID || string(c.Kind) != kind {
 		return "", errf(Invalid, "cursor belongs to another list")
 	}
-	return c.Pos, nil
+	return string(c.Pos), nil
 }
 
 // ParseLimit parses a page size: default 100, 1 to 1000.

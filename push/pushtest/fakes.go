@@ -56,7 +56,13 @@ type fake struct {
 	script Script
 	n      atomic.Int64
 	errs   []string
+	// CountOnly keeps no copy of accepted messages, only Accepted (benchmarks).
+	CountOnly bool
+	accepted  atomic.Int64
 }
+
+// Accepted is the number of messages the fake accepted.
+func (f *fake) Accepted() int { return int(f.accepted.Load()) }
 
 // SetScript replaces the fake's script (nil: always succeed).
 func (f *fake) SetScript(s Script) {
@@ -260,9 +266,12 @@ func (f *FakeAPNs) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	f.mu.Lock()
-	f.notes = append(f.notes, APNsNote{Token: token, Header: r.Header.Clone(), Body: body, Payload: payload})
-	f.mu.Unlock()
+	f.accepted.Add(1)
+	if !f.CountOnly {
+		f.mu.Lock()
+		f.notes = append(f.notes, APNsNote{Token: token, Header: r.Header.Clone(), Body: body, Payload: payload})
+		f.mu.Unlock()
+	}
 	w.Header().Set("apns-id", newUUID())
 	w.WriteHeader(http.StatusOK)
 }
@@ -393,10 +402,12 @@ func (f *FakeFCM) serve(w http.ResponseWriter, r *http.Request) {
 		gErr(status, "INVALID_ARGUMENT", "refused", reason)
 		return
 	}
-	f.mu.Lock()
-	n := len(f.msgs) + 1
-	f.msgs = append(f.msgs, FCMMessage{Token: token, Message: body.Message, Raw: raw})
-	f.mu.Unlock()
+	n := f.accepted.Add(1)
+	if !f.CountOnly {
+		f.mu.Lock()
+		f.msgs = append(f.msgs, FCMMessage{Token: token, Message: body.Message, Raw: raw})
+		f.mu.Unlock()
+	}
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	_, _ = fmt.Fprintf(w, `{"name":"projects/%s/messages/%d"}`, f.Project, n)
 }
@@ -553,9 +564,12 @@ func (f *FakeWebPush) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		return
 	}
-	f.mu.Lock()
-	f.msgs = append(f.msgs, WebMessage{Endpoint: endpoint, Header: r.Header.Clone(), Plaintext: plain, VAPID: claims})
-	f.mu.Unlock()
+	f.accepted.Add(1)
+	if !f.CountOnly {
+		f.mu.Lock()
+		f.msgs = append(f.msgs, WebMessage{Endpoint: endpoint, Header: r.Header.Clone(), Plaintext: plain, VAPID: claims})
+		f.mu.Unlock()
+	}
 	w.Header().Set("Location", f.srv.URL+"/message/"+newUUID())
 	w.WriteHeader(http.StatusCreated)
 }
