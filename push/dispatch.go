@@ -68,6 +68,7 @@ func (s *Service) run() {
 		if err := s.Step(s.ctx); err != nil && s.ctx.Err() == nil {
 			s.log.Warn("push dispatch step failed; retrying", zap.Error(err))
 		}
+		s.prune(s.ctx)
 		wait := s.poll
 		if t, ok, err := s.store.NextDue(s.ctx); err == nil && ok {
 			wait = min(wait, max(0, t.Sub(s.now())))
@@ -81,6 +82,25 @@ func (s *Service) run() {
 		case <-timer.C:
 		}
 		timer.Stop()
+	}
+}
+
+// prune deletes finished publishes past the retention, at most hourly, in bounded batches.
+func (s *Service) prune(ctx context.Context) {
+	now := s.now()
+	if now.Sub(s.lastPrune) < time.Hour {
+		return
+	}
+	s.lastPrune = now
+	for {
+		n, err := s.store.PruneFinished(ctx, now.Add(-s.retention), 1000)
+		if err != nil {
+			s.log.Warn("push: pruning finished publishes failed", zap.Error(err))
+			return
+		}
+		if n < 1000 {
+			return
+		}
 	}
 }
 

@@ -37,6 +37,9 @@
 // restarted one) reclaims once the lease lapses: nothing accepted is lost with the Postgres
 // store. Delivery is at least once across such a crash.
 //
+// Finished publishes, with their per-recipient results and receipts, are deleted after
+// Options.Retention (7 days by default).
+//
 // Store has two implementations passing one conformance suite (pushtest.Run): Memory (the
 // default) and Postgres (its own embedded migrations, FOR UPDATE SKIP LOCKED claims, one
 // statement per finished batch).

@@ -119,7 +119,8 @@ func FuzzCursor(f *testing.F) {
 	f.Add("app", "devices", "d1", EncodeCursor("app", "devices", "d1"))
 	f.Add("app", "devices", "", "!!")
 	f.Fuzz(func(t *testing.T, app, kind, pos, raw string) {
-		if got, err := DecodeCursor(app, kind, EncodeCursor(app, kind, pos)); pos != "" && (err != nil || got != pos) {
+		enc := EncodeCursor(app, kind, pos)
+		if got, err := DecodeCursor(app, kind, enc); pos != "" && len(enc) <= 2048 && (err != nil || got != pos) {
 			t.Fatalf("round trip of %q: %q %v", pos, got, err)
 		}
 		_, _ = DecodeCursor(app, kind, raw)

@@ -624,6 +624,27 @@ func (m *Memory) NextDue(_ context.Context) (time.Time, bool, error) {
 	return t, ok, nil
 }
 
+// PruneFinished implements Store.
+func (m *Memory) PruneFinished(_ context.Context, before time.Time, limit int) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, a := range m.apps {
+		for id, p := range a.publishes {
+			if n >= limit {
+				return n, nil
+			}
+			if p.terminal() && p.CreatedAt.Before(before) {
+				delete(a.publishes, id)
+				delete(a.deliveries, id)
+				delete(a.events, id)
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
 // AddDeliveryEvent implements Store.
 func (m *Memory) AddDeliveryEvent(_ context.Context, e *DeliveryEvent) error {
 	m.mu.Lock()

@@ -492,6 +492,42 @@ func (p *Postgres) NextDue(ctx context.Context) (time.Time, bool, error) {
 	return *t, true, nil
 }
 
+// PruneFinished implements Store.
+func (p *Postgres) PruneFinished(ctx context.Context, before time.Time, limit int) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `DELETE FROM push_publishes WHERE (app_id, id) IN (
+				SELECT app_id, id FROM push_publishes
+				WHERE state NOT IN ('scheduled','accepted','planning','dispatching') AND created_at < $1 LIMIT $2)
+			RETURNING app_id, id`, before, limit)
+		if err != nil {
+			return err
+		}
+		var apps, ids []string
+		for rows.Next() {
+			var a, id string
+			if err := rows.Scan(&a, &id); err != nil {
+				rows.Close()
+				return err
+			}
+			apps, ids = append(apps, a), append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		n = len(ids)
+		for _, table := range []string{"push_deliveries", "push_delivery_events"} {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` t USING unnest($1::text[], $2::text[]) AS x(app_id, id)
+				WHERE t.app_id = x.app_id AND t.publish_id = x.id`, apps, ids); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
 // AddDeliveryEvent implements Store.
 func (p *Postgres) AddDeliveryEvent(ctx context.Context, e *DeliveryEvent) error {
 	_, err := p.pool.Exec(ctx, `INSERT INTO push_delivery_events (app_id, publish_id, event_id, occurred_at, result)

@@ -63,7 +63,13 @@ type Options struct {
 	// PollInterval is how often the run loop looks for work queued by other nodes.
 	// Default 1s.
 	PollInterval time.Duration
+	// Retention is how long a finished publish, its per-recipient results and receipts stay
+	// readable (GET .../status) before the run loop deletes them. Default 7 days.
+	Retention time.Duration
 }
+
+// DefaultRetention is how long finished publishes stay readable by default.
+const DefaultRetention = 7 * 24 * time.Hour
 
 // Service is pushwire's push notifications: the device and interest registry, publish
 // acceptance, the planner that expands publishes into deliveries, the dispatcher that sends
@@ -79,6 +85,8 @@ type Service struct {
 	concurrency int
 	jitter      func() float64
 	poll        time.Duration
+	retention   time.Duration
+	lastPrune   time.Time
 
 	pubCache sync.Map // app\x00publish → *Publish (payloads of publishes being delivered)
 
@@ -112,7 +120,7 @@ type appCfg struct {
 func New(apps []config.App, o Options) (*Service, error) {
 	s := &Service{store: o.Store, log: o.Logger, now: o.Now, metrics: o.Metrics, failures: o.Failures,
 		presence: o.Presence, apps: map[string]*appCfg{}, concurrency: o.Concurrency, jitter: o.Jitter,
-		poll: o.PollInterval, wake: make(chan struct{}, 1), bridgeQ: make(chan bridgeEvent, 1024)}
+		poll: o.PollInterval, retention: o.Retention, wake: make(chan struct{}, 1), bridgeQ: make(chan bridgeEvent, 1024)}
 	if s.store == nil {
 		s.store = NewMemory()
 	}
@@ -133,6 +141,9 @@ func New(apps []config.App, o Options) (*Service, error) {
 	}
 	if s.poll <= 0 {
 		s.poll = time.Second
+	}
+	if s.retention <= 0 {
+		s.retention = DefaultRetention
 	}
 	for _, a := range apps {
 		p := a.Push

@@ -68,6 +68,11 @@ type Store interface {
 	// when nothing waits).
 	NextDue(ctx context.Context) (t time.Time, ok bool, err error)
 
+	// PruneFinished deletes up to limit finished publishes (succeeded, failed, cancelled,
+	// expired...) created before before, with their deliveries and receipts; it returns how
+	// many it deleted.
+	PruneFinished(ctx context.Context, before time.Time, limit int) (int, error)
+
 	// AddDeliveryEvent stores a delivery receipt; a repeated (publish, event id) is ignored.
 	AddDeliveryEvent(ctx context.Context, e *DeliveryEvent) error
 	// ListDeliveryEvents returns up to limit receipts of a publish, oldest first.

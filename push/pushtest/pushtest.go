@@ -19,6 +19,45 @@ func Run(t *testing.T, newStore func(t *testing.T) push.Store) {
 	t.Run("Leases", func(t *testing.T) { testLeases(t, newStore(t)) })
 	t.Run("Cancel", func(t *testing.T) { testCancel(t, newStore(t)) })
 	t.Run("Events", func(t *testing.T) { testEvents(t, newStore(t)) })
+	t.Run("Prune", func(t *testing.T) { testPrune(t, newStore(t)) })
+}
+
+func testPrune(t *testing.T, s push.Store) {
+	for _, id := range []string{"old-done", "old-waiting"} {
+		_, _, err := s.CreatePublish(ctx(), NewPublish(id))
+		must(t, err)
+	}
+	c, _ := s.ClaimPublish(ctx(), T0, T0.Add(time.Minute))
+	_, err := s.PlanPublish(ctx(), c, []*push.Delivery{delivery(c.ID, "d1", T0)}, true)
+	must(t, err)
+	ds, _ := s.ClaimDeliveries(ctx(), T0, T0.Add(time.Minute), 10)
+	ds[0].State, ds[0].Attempts = push.DeliveryDelivered, 1
+	must(t, s.FinishDeliveries(ctx(), ds))
+	must(t, s.AddDeliveryEvent(ctx(), &push.DeliveryEvent{AppID: "a", PublishID: c.ID, EventID: "e", Result: []byte(`{}`)}))
+	if n, err := s.PruneFinished(ctx(), T0, 10); err != nil || n != 0 {
+		t.Fatalf("prune before creation: %d %v", n, err)
+	}
+	n, err := s.PruneFinished(ctx(), T0.Add(time.Second), 10)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("pruned %d, want 1 (only the finished one)", n)
+	}
+	if _, err := s.GetPublish(ctx(), "a", c.ID); err != push.ErrNotFound {
+		t.Errorf("pruned publish still there: %v", err)
+	}
+	if ds, _ := s.ListDeliveries(ctx(), "a", c.ID, "", 10); len(ds) != 0 {
+		t.Errorf("its deliveries remain: %d", len(ds))
+	}
+	if evs, _ := s.ListDeliveryEvents(ctx(), "a", c.ID, 10); len(evs) != 0 {
+		t.Errorf("its receipts remain: %d", len(evs))
+	}
+	other := "old-waiting"
+	if c.ID == other {
+		other = "old-done"
+	}
+	if _, err := s.GetPublish(ctx(), "a", other); err != nil {
+		t.Errorf("the unfinished publish was pruned: %v", err)
+	}
 }
 
 // T0 is the suite's reference time (whole milliseconds, as Postgres keeps microseconds).
