@@ -133,8 +133,10 @@ func TestPushDurableAcrossRestart(t *testing.T) {
 	}
 	_ = json.Unmarshal(b, &st)
 	for _, r := range st.Recipients {
-		if r.State != "delivered" || r.Attempts < 3 {
-			t.Errorf("recipient %+v: want delivered after at least 2 failed attempts", r)
+		// The first failure was recorded before the second request went out (a retry is
+		// claimed only after its batch finished); the kill may cut the second one short.
+		if r.State != "delivered" || r.Attempts < 2 {
+			t.Errorf("recipient %+v: want delivered after at least one recorded failure", r)
 		}
 	}
 }
