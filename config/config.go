@@ -147,6 +147,10 @@ type Config struct {
 	// broker need different ones. Default "pushwire".
 	ClusterPrefix string `yaml:"cluster_prefix"`
 
+	// PushStore keeps push devices, interests and the outbound queue: "memory" (default) or
+	// "postgres" (durable across restarts; needs database_url).
+	PushStore string `yaml:"push_store"`
+
 	// Apps are the applications this node serves. Default: the single development app
 	// app-id / app-key / app-secret with every feature on.
 	Apps []App `yaml:"apps"`
@@ -245,6 +249,8 @@ type App struct {
 	// IdempotencyTTL is how long an HTTP publish's idempotency key is remembered: a repeat
 	// within it gets the first answer and delivers nothing. Default 120s.
 	IdempotencyTTL Duration `yaml:"idempotency_ttl"`
+	// Push holds the app's push-notification settings (config/push.go).
+	Push AppPush `yaml:"push"`
 }
 
 // Webhook is one webhook endpoint of an app.
@@ -254,7 +260,7 @@ type Webhook struct {
 	URL string `yaml:"url"`
 	// EventTypes lists the events this endpoint wants: channel_occupied, channel_vacated,
 	// member_added, member_removed, client_event, cache_miss, subscription_count,
-	// message_version_created. Required.
+	// message_version_created, push_delivery_failed. Required.
 	EventTypes []string `yaml:"event_types"`
 	// ChannelPrefix, when set, limits the endpoint to channels starting with it.
 	ChannelPrefix string `yaml:"channel_prefix"`
@@ -263,7 +269,7 @@ type Webhook struct {
 }
 
 // WebhookEventTypes are the event types a webhook may subscribe to.
-var WebhookEventTypes = []string{"channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss", "subscription_count", "message_version_created"}
+var WebhookEventTypes = []string{"channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss", "subscription_count", "message_version_created", "push_delivery_failed"}
 
 // Wants reports whether the endpoint takes this event type on this channel.
 func (w *Webhook) Wants(eventType, channel string) bool {
@@ -401,7 +407,7 @@ const (
 // DefaultApp is the embedded development app: app-id / app-key / app-secret, everything on.
 func DefaultApp() App {
 	on := true
-	return App{ID: "app-id", Key: "app-key", Secret: "app-secret", EnableVersionedMessages: &on}
+	return App{ID: "app-id", Key: "app-key", Secret: "app-secret", EnableVersionedMessages: &on, Push: AppPush{Enabled: &on}}
 }
 
 // ApplyDefaults fills every zero field with its documented default.
@@ -439,6 +445,7 @@ func (c *Config) ApplyDefaults() {
 	setStr(&c.WSTransport, "auto")
 	setInt(&c.GCPercent, DefaultGCPercent)
 	setDur(&c.HistoryMaxAge, DefaultHistoryMaxAge)
+	setStr(&c.PushStore, "memory")
 	if len(c.Apps) == 0 {
 		c.Apps = []App{DefaultApp()}
 	}
@@ -472,6 +479,7 @@ func (a *App) ApplyDefaults() {
 	setDur(&a.CacheTTL, DefaultCacheTTL)
 	setDur(&a.IdempotencyTTL, DefaultIdempotencyTTL)
 	setInt(&a.DeltaFullInterval, DefaultDeltaFullInterval)
+	a.Push.applyDefaults()
 }
 
 // Validate checks the configuration after defaults were applied; the error names the field,
@@ -624,6 +632,7 @@ func (c *Config) problems() []string {
 	if c.DrainDelay < 0 {
 		bad("drain_delay", "must not be negative, got %s", c.DrainDelay)
 	}
+	c.pushProblems(bad)
 	ids, keys := map[string]int{}, map[string]int{}
 	for i, a := range c.Apps {
 		p := fmt.Sprintf("apps[%d]", i)

@@ -48,6 +48,7 @@ var usages = map[string]string{
 	"database_url":                      "Postgres URL of the postgres history store (default empty)",
 	"history_max_messages":              "messages kept per channel, 0 = the store's default: 1000 memory, 10000 postgres (default 0)",
 	"history_max_age":                   "stored messages older than this are dropped (default 24h)",
+	"push_store":                        "push devices, interests and queue: memory or postgres (default memory)",
 	"token_refresh_grace":               "time a V2 client has to refresh an expired capability token before close 4009 (default 30s)",
 	"cluster":                           "run as one node of a cluster through a broker: local, redis or nats (default local)",
 	"redis_url":                         "redis:// URL of the redis cluster broker and shared idempotency store (default empty)",

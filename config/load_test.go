@@ -410,7 +410,7 @@ func TestEnvNames(t *testing.T) {
 		"PUSHWIRE_HISTORY", "PUSHWIRE_DATABASE_URL", "PUSHWIRE_HISTORY_MAX_MESSAGES", "PUSHWIRE_HISTORY_MAX_AGE",
 		"PUSHWIRE_TOKEN_REFRESH_GRACE",
 		"PUSHWIRE_CLUSTER", "PUSHWIRE_REDIS_URL", "PUSHWIRE_NATS_URL", "PUSHWIRE_CLUSTER_NODE_TIMEOUT",
-		"PUSHWIRE_CLUSTER_HEARTBEAT", "PUSHWIRE_CLUSTER_PREFIX",
+		"PUSHWIRE_CLUSTER_HEARTBEAT", "PUSHWIRE_CLUSTER_PREFIX", "PUSHWIRE_PUSH_STORE",
 	}
 	var got []string
 	for _, o := range configOptions {
@@ -424,9 +424,9 @@ func TestEnvNames(t *testing.T) {
 	for _, n := range got {
 		seen[n] = true
 	}
-	// Every App field but the webhooks list and the delta conflation map (file only) is
-	// reachable from the environment.
-	if n := len(appOptions); n != reflect.TypeFor[App]().NumField()-2 {
+	// Every App field but the webhooks list, the delta conflation map and the push settings
+	// (file only) is reachable from the environment.
+	if n := len(appOptions); n != reflect.TypeFor[App]().NumField()-3 {
 		t.Errorf("%d app options for %d App fields", n, reflect.TypeFor[App]().NumField())
 	}
 	for _, o := range appOptions {

@@ -25,6 +25,14 @@
 // with Retry-After: 1, when an app's max_backend_events_per_second is exceeded; each event
 // of /events and each item of /batch_events counts) and internal_error (500).
 //
+// Push routes (push.go, when Options.Push is set): Sockudo's /apps/{app_id}/push/* surface
+// (device registrations, channel subscriptions, publish, batch publish, publish status,
+// scheduled cancellation, delivery status, credentials). They take a signed request (as
+// push-admin, or push-subscribe with X-Sockudo-Push-Capability) or an unsigned request
+// carrying a device identity token (X-Sockudo-Device-Identity-Token or Authorization:
+// Bearer), which may only manage that device. After every HTTP publish, Options.PublishHook
+// (the push bridge) is told, without waiting.
+//
 // Unsigned routes: GET /live (200, empty), GET /up (200 OK), GET /up/{app_id} (OK, 404
 // NOT_FOUND for an unknown app, 503 ERROR for a disabled one), GET /ready (OK, or 503
 // DRAINING while Options.Ready reports false) and GET /usage (node-local connections and

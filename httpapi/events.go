@@ -163,6 +163,7 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 		fail(w, a.publishError(s.app.ID, err))
 		return
 	}
+	a.notifyPublished(s.app.ID, p.ev)
 	var answer any = struct{}{}
 	if len(p.info) > 0 || versioned(acks) {
 		out := make(map[string]publishedChannel, len(p.ev.Channels))
@@ -322,6 +323,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		acks[i] = got[0]
+		a.notifyPublished(s.app.ID, p.ev)
 	}
 	for _, k := range claimed {
 		_ = a.idem.Complete(ctx, s.app.ID, k, []byte("{}"), ttl)

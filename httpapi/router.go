@@ -11,6 +11,7 @@ import (
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
+	"github.com/pushwire/pushwire/push"
 )
 
 // DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is zero: 10 MiB.
@@ -44,6 +45,10 @@ type Options struct {
 	ConsoleAuth func(r *http.Request) (appID string, ok bool)
 	// HistoryBackend names the history store in GET /stats ("memory", "postgres"; "" none).
 	HistoryBackend string
+	// Push serves /apps/{id}/push/* (push.go). Default none: those routes are 404.
+	Push *push.Service
+	// PublishHook is told about each HTTP publish (the push bridge). Default none.
+	PublishHook PublishHook
 }
 
 // Metrics receives the API's counters. It is defined here, where it is consumed;
@@ -76,6 +81,8 @@ type api struct {
 	tap     channels.Tap
 	console func(*http.Request) (string, bool)
 	backend string
+	push    *push.Service
+	hook    PublishHook
 }
 
 // New returns the REST API handler for hub: the signed Pusher endpoints under /apps/ and the
@@ -107,6 +114,7 @@ func newAPI(hub *channels.Hub, opts Options) *api {
 	a.events = newEventLimiter(a.now)
 	a.idem = opts.Idempotency
 	a.tap, a.console, a.backend = opts.Tap, opts.ConsoleAuth, opts.HistoryBackend
+	a.push, a.hook = opts.Push, opts.PublishHook
 	if a.idem == nil {
 		a.idem = NewMemoryIdempotency(a.now, 0)
 	}
@@ -142,6 +150,7 @@ func (a *api) router() *chi.Mux {
 		r.Post("/apps/{appID}/users/{userID}/terminate_connections", a.terminate)
 		r.Post("/apps/{appID}/revocations", a.postRevocation)
 	})
+	a.mountPush(r)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No route for "+r.Method+" "+r.URL.Path)
 	})

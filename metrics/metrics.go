@@ -39,6 +39,7 @@ type Metrics struct {
 	webhookDropped   *prometheus.CounterVec
 
 	historyErrors *prometheus.CounterVec
+	push          pushMetrics
 
 	// apps caches the per-app series of the hot paths (frames in and out), keyed by app id,
 	// so a frame costs a map load and an atomic add rather than a label hash.
@@ -93,6 +94,7 @@ func New() *Metrics {
 		m.webhookDelivered, m.webhookFailures, m.webhookRetries, m.webhookDropped,
 		m.historyErrors,
 	)
+	m.push.register(reg)
 	return m
 }
 

@@ -55,6 +55,9 @@ func TestEventShapes(t *testing.T) {
 		{"message_version_created", func(s *Sender) {
 			s.MessageVersionCreated(appID, "chat", "m1", "v2", protocol.ActionAppend)
 		}, `{"name":"message_version_created","channel":"chat","message_serial":"m1","version_serial":"v2","action":"message.append"}`},
+		{"push_delivery_failed", func(s *Sender) {
+			s.PushDeliveryFailed(appID, "pub-1", "dev-1", "u1", "apns", "Unregistered", true)
+		}, `{"name":"push_delivery_failed","publish_id":"pub-1","device_id":"dev-1","user_id":"u1","platform":"apns","reason":"Unregistered","token_removed":true}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -154,7 +154,11 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	m.InitApps(appIDs...)
 	m.InitRefusals(server.RefusalReasons()...)
 	m.InitRoutes(httpapi.RoutePatterns()...)
-	api := httpapi.New(hub, httpapi.Options{
+	pushSvc, stopPush, err := startPush(ctx, cfg, hub, wh, m, log)
+	if err != nil {
+		return err
+	}
+	apiOpts := httpapi.Options{
 		Logger:         log.Named("http"),
 		MaxBodyBytes:   int64(cfg.MaxRequestBodyKB) << 10,
 		Metrics:        m,
@@ -164,7 +168,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Tap:            tap,
 		ConsoleAuth:    consoleAuth(con),
 		HistoryBackend: cfg.History,
-	})
+	}
+	pushOptions(&apiOpts, pushSvc)
+	api := httpapi.New(hub, apiOpts)
 	mux := http.NewServeMux()
 	mux.Handle("/app/", ws)
 	mux.Handle("/", api)
@@ -236,7 +242,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if con != nil {
 		con.Close() // ends the console's event streams, which would hold the HTTP shutdown
 	}
-	errs := []error{ws.Shutdown(sctx), srv.Shutdown(sctx)}
+	errs := []error{ws.Shutdown(sctx), srv.Shutdown(sctx), stopPush(sctx)}
 	// Sockets are closed: deliver the webhooks they caused (vacated, member_removed) too.
 	errs = append(errs, wh.Close(sctx))
 	if msrv != nil {

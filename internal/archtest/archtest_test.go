@@ -42,6 +42,11 @@ var rules = []rule{
 	{pkg: "metrics", onlyOf: []string{}, why: "metrics imports nothing of ours: its consumers declare the interfaces it implements"},
 	{pkg: "history", deny: []string{"server", "httpapi", "cluster", "webhook", "cmd/pushwire"},
 		why: "history is a storage implementation below channels; only cmd/pushwire wires it in"},
+	{pkg: "push", onlyOf: []string{"config", "protocol", "internal/pgmigrate"},
+		why: "push knows nothing of sockets, channels or the HTTP layer: it gets liveness through its Presence interface"},
+	{pkg: "push/pushtest", onlyOf: []string{"push", "config", "protocol", "internal/pgmigrate"},
+		why: "pushtest is push's conformance suite and provider fakes"},
+	{pkg: "internal/pgmigrate", onlyOf: []string{}, why: "pgmigrate applies embedded SQL migrations; it imports nothing of ours"},
 }
 
 func TestImportRules(t *testing.T) {
