@@ -17,7 +17,8 @@ import (
 // Op is a capability-token operation.
 type Op string
 
-// The core capability operations checked by the server.
+// The core capability operations. A connection without a capability token may do all of
+// them; a token grants only what it lists.
 const (
 	OpSubscribe Op = "subscribe"
 	OpPublish   Op = "publish"
@@ -25,14 +26,68 @@ const (
 	OpPresence  Op = "presence"
 )
 
-// knownOps lists every operation a token may grant (hyphen spelling; underscores are
-// accepted and normalised).
-var knownOps = map[string]bool{
-	"subscribe": true, "publish": true, "history": true, "presence": true,
-	"annotation-subscribe": true, "annotation-publish": true, "annotation-delete-own": true,
-	"annotation-delete-any": true, "message-update-own": true, "message-update-any": true,
-	"message-delete-own": true, "message-delete-any": true, "message-append-own": true,
-	"message-append-any": true, "push-admin": true, "push-subscribe": true,
+// The extended capability operations (Sockudo's names, hyphen spelling). Each needs an
+// explicit grant: a connection without a token has none of them (Op.Explicit).
+const (
+	// OpAnnotationSubscribe receives raw annotation events of a channel.
+	OpAnnotationSubscribe Op = "annotation-subscribe"
+	// OpAnnotationPublish publishes annotations on a channel's messages.
+	OpAnnotationPublish Op = "annotation-publish"
+	// OpAnnotationDeleteOwn deletes annotations the connection's client published.
+	OpAnnotationDeleteOwn Op = "annotation-delete-own"
+	// OpAnnotationDeleteAny deletes anyone's annotations.
+	OpAnnotationDeleteAny Op = "annotation-delete-any"
+	// OpMessageUpdateOwn updates mutable messages the connection's client created.
+	OpMessageUpdateOwn Op = "message-update-own"
+	// OpMessageUpdateAny updates anyone's mutable messages.
+	OpMessageUpdateAny Op = "message-update-any"
+	// OpMessageDeleteOwn deletes mutable messages the connection's client created.
+	OpMessageDeleteOwn Op = "message-delete-own"
+	// OpMessageDeleteAny deletes anyone's mutable messages.
+	OpMessageDeleteAny Op = "message-delete-any"
+	// OpMessageAppendOwn appends to mutable messages the connection's client created.
+	OpMessageAppendOwn Op = "message-append-own"
+	// OpMessageAppendAny appends to anyone's mutable messages.
+	OpMessageAppendAny Op = "message-append-any"
+	// OpPushSubscribe registers the connection's device for a channel's push notifications.
+	OpPushSubscribe Op = "push-subscribe"
+	// OpPushAdmin administers push registrations of a channel.
+	OpPushAdmin Op = "push-admin"
+)
+
+// knownOps lists every operation a token may grant, true for the core ones. Anything else
+// makes the token invalid, as in Sockudo ("unsupported capability operation").
+var knownOps = map[Op]bool{
+	OpSubscribe: true, OpPublish: true, OpHistory: true, OpPresence: true,
+	OpAnnotationSubscribe: false, OpAnnotationPublish: false, OpAnnotationDeleteOwn: false, OpAnnotationDeleteAny: false,
+	OpMessageUpdateOwn: false, OpMessageUpdateAny: false, OpMessageDeleteOwn: false, OpMessageDeleteAny: false,
+	OpMessageAppendOwn: false, OpMessageAppendAny: false, OpPushSubscribe: false, OpPushAdmin: false,
+}
+
+// ParseOp reads one operation name of a token's capability list: Sockudo's hyphen spelling
+// or the same name with underscores (message_update_own). ok is false for an unknown name.
+func ParseOp(name string) (op Op, ok bool) {
+	op = Op(strings.ReplaceAll(name, "_", "-"))
+	_, ok = knownOps[op]
+	return op, ok
+}
+
+// Explicit reports whether op needs an explicit grant even without a capability token: the
+// annotation, message mutation and push operations do; the core four do not.
+func (op Op) Explicit() bool { return !knownOps[op] }
+
+// MutationOps returns the operations that allow action (update, delete or append) on a
+// mutable message: own (the message's creator only) and any. ok is false for other actions.
+func MutationOps(action Action) (own, any Op, ok bool) {
+	switch action {
+	case ActionUpdate:
+		return OpMessageUpdateOwn, OpMessageUpdateAny, true
+	case ActionDelete:
+		return OpMessageDeleteOwn, OpMessageDeleteAny, true
+	case ActionAppend:
+		return OpMessageAppendOwn, OpMessageAppendAny, true
+	}
+	return "", "", false
 }
 
 // Token limits (ws-protocol §3.3).
@@ -45,7 +100,7 @@ const (
 )
 
 // Capabilities maps channel patterns to granted operations. A nil *Capabilities (no token)
-// allows everything.
+// allows every core operation and none of the explicit ones.
 type Capabilities struct {
 	grants []capGrant
 }
@@ -56,10 +111,11 @@ type capGrant struct {
 	ops            map[Op]bool
 }
 
-// Allows reports whether some pattern matching channel grants op.
+// Allows reports whether some pattern matching channel grants op. Without a token (c nil)
+// the core operations are allowed and the explicit ones (Op.Explicit) are not.
 func (c *Capabilities) Allows(op Op, channel string) bool {
 	if c == nil {
-		return true
+		return !op.Explicit()
 	}
 	for _, g := range c.grants {
 		if !g.ops[op] {
@@ -259,12 +315,12 @@ func parseCapabilities(raw json.RawMessage) (*Capabilities, *Error) {
 		default:
 			return nil, tokenError("token capability pattern %q has %d wildcards, at most one is allowed", Truncate(p, 64), n)
 		}
-		for _, op := range m[p] {
-			norm := strings.ReplaceAll(op, "_", "-")
-			if !knownOps[norm] {
-				return nil, tokenError("unknown capability operation %q for pattern %q", Truncate(op, 32), Truncate(p, 64))
+		for _, name := range m[p] {
+			op, ok := ParseOp(name)
+			if !ok {
+				return nil, tokenError("unknown capability operation %q for pattern %q", Truncate(name, 32), Truncate(p, 64))
 			}
-			g.ops[Op(norm)] = true
+			g.ops[op] = true
 		}
 		c.grants = append(c.grants, g)
 	}
