@@ -56,6 +56,8 @@ const (
 	envLeave     = "leave" // the sender no longer holds it: Channel, User
 	envCounts    = "cnt"   // the sender's subscription counts of some channels: Counts
 	envTerminate = "term"  // close every connection of User
+	envReconnect = "recon" // close every connection of User with 4200 (force_reconnect)
+	envHistory   = "hist"  // the channel's history was reset or purged: History
 	envUpdate    = "pupd"  // a member of the sender replaced its user_info: Channel, User, Info
 	envHello     = "hello" // the sender (re)appeared: send it your state
 	envHeartbeat = "hb"    // the sender is alive
@@ -73,6 +75,7 @@ type envelope struct {
 	Info    []byte                   `json:"i,omitempty"`
 	Counts  map[string]int           `json:"n,omitempty"`
 	Apps    map[string]*nodeAppState `json:"s,omitempty"`
+	History *historyChange           `json:"h,omitempty"`
 }
 
 // nodeAppState is what one node holds of one app: subscription counts by channel and
@@ -109,9 +112,13 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 		if e.Kind != envLeave && (len(e.Info) == 0 || !json.Valid(e.Info)) {
 			e.Info = []byte("{}")
 		}
-	case envTerminate:
+	case envTerminate, envReconnect:
 		if e.User == "" {
-			return nil, errors.New("cluster envelope: terminate without user")
+			return nil, fmt.Errorf("cluster envelope: %s without user", e.Kind)
+		}
+	case envHistory:
+		if e.Channel == "" || e.History == nil {
+			return nil, errors.New("cluster envelope: history change without channel")
 		}
 	case envCounts:
 		for ch, n := range e.Counts {
@@ -694,6 +701,10 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 		cn.refreshRemoteSubs(a, chans)
 	case envTerminate:
 		cn.hub.terminateLocal(a, env.User)
+	case envReconnect:
+		cn.hub.closeUser(a, env.User, errForceReconnect)
+	case envHistory:
+		a.historyChanged(env.Channel, *env.History)
 	case envUpdate:
 		cn.applyUpdate(a, from, env.Channel, env.User, env.Info)
 	}
@@ -1169,8 +1180,30 @@ func (a *appState) clusterTerminate(userID string) {
 	}
 }
 
+// clusterReconnect asks the other nodes to force the user's connections to reconnect too.
+func (a *appState) clusterReconnect(userID string) {
+	if cn := a.hub.cl.Load(); cn != nil {
+		cn.queue(a.cfg.ID, envelope{Kind: envReconnect, User: userID})
+	}
+}
+
+// clusterHistory tells the other nodes that a channel's history was reset or purged.
+func (a *appState) clusterHistory(channel string, hc historyChange) {
+	if cn := a.hub.cl.Load(); cn != nil {
+		cn.queue(a.cfg.ID, envelope{Kind: envHistory, Channel: channel, History: &hc})
+	}
+}
+
 // terminateLocal closes this node's connections of the user with 4009 and reports how many.
 func (h *Hub) terminateLocal(app *appState, userID string) int {
+	return h.closeUser(app, userID, errTerminated)
+}
+
+// errTerminated is the close of terminate_connections.
+var errTerminated = &protocol.Error{Code: protocol.CodeUnauthorized, Message: "You got disconnected by the app."}
+
+// closeUser closes this node's connections of the user with err and reports how many.
+func (h *Hub) closeUser(app *appState, userID string, err *protocol.Error) int {
 	app.usersMu.Lock()
 	conns := make([]*Conn, 0, len(app.users[userID]))
 	for c := range app.users[userID] {
@@ -1178,7 +1211,7 @@ func (h *Hub) terminateLocal(app *appState, userID string) int {
 	}
 	app.usersMu.Unlock()
 	for _, c := range conns {
-		c.sub.Close(&protocol.Error{Code: protocol.CodeUnauthorized, Message: "You got disconnected by the app."})
+		c.sub.Close(err)
 	}
 	return len(conns)
 }

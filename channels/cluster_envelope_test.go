@@ -26,6 +26,9 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		{"leave", envelope{Kind: envLeave, Channel: "presence-a", User: "u"}},
 		{"counts", envelope{Kind: envCounts, Counts: map[string]int{"a": 1, "b": 0}}},
 		{"terminate", envelope{Kind: envTerminate, User: "u"}},
+		{"reconnect", envelope{Kind: envReconnect, User: "u"}},
+		{"history reset", envelope{Kind: envHistory, Channel: "c", History: &historyChange{Reset: true, Stream: "s"}}},
+		{"history purge", envelope{Kind: envHistory, Channel: "c", History: &historyChange{Stream: "s", Cut: 9}}},
 		{"hello", envelope{Kind: envHello}},
 		{"heartbeat", envelope{Kind: envHeartbeat}},
 		{"bye", envelope{Kind: envBye}},
@@ -58,7 +61,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 
 func TestDecodeEnvelopeRefuses(t *testing.T) {
 	for _, in := range []string{``, `null`, `[]`, `{"k":"nope"}`, `{"k":"pub"}`, `{"k":"pub","m":{"Channel":"c"}}`,
-		`{"k":"join","c":"x"}`, `{"k":"leave","u":"x"}`, `{"k":"term"}`, `{"k":"cnt","n":{"a":-1}}`,
+		`{"k":"join","c":"x"}`, `{"k":"leave","u":"x"}`, `{"k":"term"}`, `{"k":"recon"}`, `{"k":"hist","c":"x"}`, `{"k":"hist","h":{"r":true}}`, `{"k":"cnt","n":{"a":-1}}`,
 		`{"k":"sync","s":{"a":{"n":{"":1}}}}`, `{"k":"sync","s":{"a":{"m":{"c":{"":{}}}}}}`} {
 		if _, err := decodeEnvelope([]byte(in)); err == nil {
 			t.Errorf("decodeEnvelope(%s) accepted", in)

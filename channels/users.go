@@ -212,3 +212,18 @@ func (h *Hub) TerminateUserConnections(appID, userID string) int {
 	app.clusterTerminate(userID) // the other nodes' connections (cluster.go)
 	return h.terminateLocal(app, userID)
 }
+
+// ForceReconnectUser closes every connection of the user, on this node and (through the
+// cluster) every other, with 4200 "reconnect immediately": Pusher clients reconnect at once
+// and may resume. It reports how many connections this node closed.
+func (h *Hub) ForceReconnectUser(appID, userID string) int {
+	app, ok := h.byID[appID]
+	if !ok {
+		return 0
+	}
+	app.clusterReconnect(userID) // the other nodes' connections (cluster.go)
+	return h.closeUser(app, userID, errForceReconnect)
+}
+
+// errForceReconnect is the close of ForceReconnectUser (Sockudo's code and message).
+var errForceReconnect = &protocol.Error{Code: protocol.CodeReconnect, Message: "Force reconnect requested by the app."}
