@@ -248,11 +248,16 @@ func (m *Memory) State(_ context.Context, appID, channel string) (protocol.Strea
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return m.stateLocked(s), nil
+}
+
+// stateLocked applies age retention and reports the stream's state. Callers hold s.mu.
+func (m *Memory) stateLocked(s *memStream) protocol.StreamState {
 	s.expire(m.opts.Now().Add(-m.opts.MaxAge).UnixMilli())
 	st := protocol.StreamState{StreamID: s.id, HeadSerial: s.head, Retained: int64(s.n), RetainedBytes: s.bytes}
 	if s.n > 0 {
 		o, n := s.at(0), s.at(s.n-1)
 		st.OldestSerial, st.OldestMs, st.NewestSerial, st.NewestMs = o.Serial, o.PublishedAtMs, n.Serial, n.PublishedAtMs
 	}
-	return st, nil
+	return st
 }

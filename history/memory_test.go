@@ -49,6 +49,16 @@ func TestMemoryShared(t *testing.T) {
 	})
 }
 
+func TestMemoryAdmin(t *testing.T) {
+	historytest.RunAdmin(t, func(t *testing.T) historytest.AdminStore {
+		return history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 5000})
+	})
+	historytest.RunAdminShared(t, func(t *testing.T) (historytest.AdminStore, historytest.AdminStore) {
+		m := history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 5000})
+		return m, m
+	})
+}
+
 func TestMemoryVersions(t *testing.T) {
 	historytest.RunVersions(t, func(t *testing.T) historytest.VersionStore {
 		return history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 5000})

@@ -90,9 +90,26 @@ type Postgres struct {
 	once sync.Once
 
 	// dirty holds the channels this store appended to past MaxMessagesPerChannel since the
-	// last count trim, with their head serial.
+	// last count trim, with their stream and head serial.
 	dirtyMu sync.Mutex
-	dirty   map[streamKey]uint64
+	dirty   map[streamKey]streamMark
+}
+
+// streamMark is a position in one stream of a channel.
+type streamMark struct {
+	stream string
+	head   uint64
+}
+
+// later returns the later of two marks of a channel: the other stream's after a reset.
+func (m streamMark) later(o streamMark) streamMark {
+	if m.stream != o.stream && o.stream != "" {
+		return o
+	}
+	if o.head > m.head {
+		return o
+	}
+	return m
 }
 
 // NewPostgres connects to dsn, applies the embedded migrations (once, under an advisory
@@ -137,7 +154,7 @@ func NewPostgres(ctx context.Context, dsn string, opts PostgresOptions) (*Postgr
 		return nil, fmt.Errorf("history: connect: %w", unavailable(ctx, err))
 	}
 	loopCtx, stop := context.WithCancel(context.Background())
-	p := &Postgres{pool: pool, opts: opts, stop: stop, dirty: map[streamKey]uint64{}}
+	p := &Postgres{pool: pool, opts: opts, stop: stop, dirty: map[streamKey]streamMark{}}
 	p.done.Add(1)
 	go p.retentionLoop(loopCtx)
 	return p, nil
@@ -293,7 +310,7 @@ func (p *Postgres) Append(ctx context.Context, appID string, msg *protocol.Messa
 	if err := p.appendTo(qctx, p.pool, appID, msg); err != nil {
 		return fmt.Errorf("history: append %s: %w", msg.Channel, unavailable(ctx, err))
 	}
-	p.noteAppended(appID, msg.Channel, msg.Serial)
+	p.noteAppended(appID, msg.Channel, msg.StreamID, msg.Serial)
 	return nil
 }
 
@@ -477,17 +494,26 @@ WHERE s.app_id = @app AND s.channel = @channel`
 func (p *Postgres) State(ctx context.Context, appID, channel string) (protocol.StreamState, error) {
 	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
 	defer cancel()
+	st, err := p.stateOn(qctx, p.pool, appID, channel)
+	if err != nil {
+		return protocol.StreamState{}, fmt.Errorf("history: state %s: %w", channel, unavailable(ctx, err))
+	}
+	return st, nil
+}
+
+// stateOn reads a stream's state through q (the pool or a transaction).
+func (p *Postgres) stateOn(ctx context.Context, q querier, appID, channel string) (protocol.StreamState, error) {
 	var st protocol.StreamState
 	var head int64
 	var oldest, oldestMs, before, newestMs, through *int64
-	err := p.pool.QueryRow(qctx, stateSQL, pgx.NamedArgs{
+	err := q.QueryRow(ctx, stateSQL, pgx.NamedArgs{
 		"app": appID, "channel": channel, "max": p.opts.MaxMessagesPerChannel, "cutoff": p.cutoff(),
 	}).Scan(&st.StreamID, &head, &oldest, &oldestMs, &before, &newestMs, &through)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return protocol.StreamState{}, nil
 	}
 	if err != nil {
-		return protocol.StreamState{}, fmt.Errorf("history: state %s: %w", channel, unavailable(ctx, err))
+		return protocol.StreamState{}, err
 	}
 	st.HeadSerial = uint64(head)
 	if oldest != nil && newestMs != nil {
@@ -502,9 +528,10 @@ func (p *Postgres) State(ctx context.Context, appID, channel string) (protocol.S
 // cutoff is the publish time (Unix ms) before which messages have expired.
 func (p *Postgres) cutoff() int64 { return p.opts.Now().Add(-p.opts.MaxAge).UnixMilli() }
 
-// trimCountSQL deletes one channel's serials up to $3 (its head less MaxMessagesPerChannel):
-// a primary-key range.
-const trimCountSQL = `DELETE FROM pushwire_messages WHERE app_id = $1 AND channel = $2 AND serial <= $3`
+// trimCountSQL deletes one channel's serials up to $3 (its head less MaxMessagesPerChannel)
+// in stream $4 (a reset since then started another, whose serials it must not touch): a
+// primary-key range.
+const trimCountSQL = `DELETE FROM pushwire_messages WHERE app_id = $1 AND channel = $2 AND serial <= $3 AND stream_id = $4`
 
 // expiredSQL lists the channels of the oldest expired messages, in key order (every batch
 // locks rows in that order, so concurrent trims cannot deadlock).
@@ -542,20 +569,20 @@ func (p *Postgres) Trim(ctx context.Context) (int64, error) {
 }
 
 // noteAppended records that a channel's head passed MaxMessagesPerChannel, for trimCount.
-func (p *Postgres) noteAppended(appID, channel string, head uint64) {
+func (p *Postgres) noteAppended(appID, channel, stream string, head uint64) {
 	if head <= uint64(p.opts.MaxMessagesPerChannel) {
 		return
 	}
 	k := streamKey{appID, channel}
 	p.dirtyMu.Lock()
-	p.dirty[k] = max(p.dirty[k], head)
+	p.dirty[k] = p.dirty[k].later(streamMark{stream, head})
 	p.dirtyMu.Unlock()
 }
 
 func (p *Postgres) trimCount(ctx context.Context) (int64, error) {
 	p.dirtyMu.Lock()
 	dirty := p.dirty
-	p.dirty = map[streamKey]uint64{}
+	p.dirty = map[streamKey]streamMark{}
 	p.dirtyMu.Unlock()
 	keys := make([]streamKey, 0, len(dirty))
 	for k := range dirty {
@@ -572,7 +599,7 @@ func (p *Postgres) trimCount(ctx context.Context) (int64, error) {
 		chunk := keys[:min(len(keys), trimStreamBatch)]
 		b := &pgx.Batch{}
 		for _, k := range chunk {
-			b.Queue(trimCountSQL, k.app, k.channel, int64(dirty[k])-int64(p.opts.MaxMessagesPerChannel))
+			b.Queue(trimCountSQL, k.app, k.channel, int64(dirty[k].head)-int64(p.opts.MaxMessagesPerChannel), dirty[k].stream)
 		}
 		n, err := p.runBatch(ctx, nil, b)
 		total += n
@@ -580,7 +607,7 @@ func (p *Postgres) trimCount(ctx context.Context) (int64, error) {
 			// Keep what is left for the next run.
 			p.dirtyMu.Lock()
 			for _, k := range keys {
-				p.dirty[k] = max(p.dirty[k], dirty[k])
+				p.dirty[k] = dirty[k].later(p.dirty[k])
 			}
 			p.dirtyMu.Unlock()
 			return total, err

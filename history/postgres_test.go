@@ -65,6 +65,53 @@ func TestPostgresShared(t *testing.T) {
 	})
 }
 
+func TestPostgresAdmin(t *testing.T) {
+	historytest.RunAdmin(t, func(t *testing.T) historytest.AdminStore {
+		return newPostgres(t, testkit.PostgresURL(t), history.PostgresOptions{})
+	})
+}
+
+// Two stores over one database, as two nodes: a reset or purge through one is what the other
+// sees, and appends and mutations racing a reset through the other land before it or after.
+func TestPostgresAdminShared(t *testing.T) {
+	historytest.RunAdminShared(t, func(t *testing.T) (historytest.AdminStore, historytest.AdminStore) {
+		url := testkit.PostgresURL(t)
+		return newPostgres(t, url, history.PostgresOptions{}), newPostgres(t, url, history.PostgresOptions{})
+	})
+}
+
+// The count trim a store owes a channel from before a reset never touches the new stream:
+// with at most 5 messages kept, 10 appends mark the channel for a trim up to serial 5; after
+// a reset the new stream's serials 1..3 survive that trim.
+func TestPostgresTrimAfterReset(t *testing.T) {
+	url := testkit.PostgresURL(t)
+	p := newPostgres(t, url, history.PostgresOptions{MaxMessagesPerChannel: 5})
+	other := newPostgres(t, url, history.PostgresOptions{MaxMessagesPerChannel: 5})
+	for range 10 {
+		m := protocol.Message{Event: "e", Channel: "c", Data: []byte(`"x"`)}
+		if err := p.Append(context.Background(), "a", &m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// other (another node) resets: p still owes the old stream its trim.
+	if _, err := other.Reset(context.Background(), "a", "c"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		m := protocol.Message{Event: "e", Channel: "c", Data: []byte(`"y"`)}
+		if err := other.Append(context.Background(), "a", &m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.Trim(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	page, err := p.Read(context.Background(), "a", "c", protocol.HistoryQuery{Direction: protocol.OldestFirst, Limit: 10})
+	if err != nil || len(page.Items) != 3 || page.Items[0].Serial != 1 {
+		t.Fatalf("after the trim: %d messages, %v", len(page.Items), err)
+	}
+}
+
 func TestPostgresVersions(t *testing.T) {
 	historytest.RunVersions(t, func(t *testing.T) historytest.VersionStore {
 		return newPostgres(t, testkit.PostgresURL(t), history.PostgresOptions{})

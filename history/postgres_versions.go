@@ -57,7 +57,7 @@ func (p *Postgres) Create(ctx context.Context, appID string, msg *protocol.Messa
 		msg.Serial, msg.StreamID = 0, ""
 		return fmt.Errorf("history: create %s: %w", msg.Channel, unavailable(ctx, err))
 	}
-	p.noteAppended(appID, msg.Channel, msg.Serial)
+	p.noteAppended(appID, msg.Channel, msg.StreamID, msg.Serial)
 	return nil
 }
 
@@ -128,7 +128,7 @@ WHERE app_id = $1 AND channel = $2 AND op_key = $3`, appID, channel, opKey)
 		return protocol.MutationPlan{}, false, fmt.Errorf("history: mutate %s %s: %w", channel, serial, unavailable(ctx, err))
 	}
 	if !dup {
-		p.noteAppended(appID, channel, res.Delivery.Serial)
+		p.noteAppended(appID, channel, res.Delivery.StreamID, res.Delivery.Serial)
 	}
 	return res, dup, nil
 }
