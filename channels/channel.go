@@ -28,6 +28,9 @@ type channel struct {
 	countPending bool
 	// remoteSubs counts the channel's subscriptions on the other cluster nodes (cluster.go).
 	remoteSubs int
+	// roll is the append rollup of subscribers that asked for one (rollup.go); nil until
+	// the first such subscriber.
+	roll *rollup
 }
 
 // subscription is one connection's membership of a channel.
@@ -41,6 +44,9 @@ type subscription struct {
 	hold *heldQueue
 	// delta, when set, is the subscription's delta-compression state (V2 opt-in).
 	delta *deltaSub
+	// rollFrom is the first batch of its append rollup group the subscription takes part in
+	// (rollup.go).
+	rollFrom atomic.Uint64
 }
 
 // MessageFilter decides whether a V2 subscriber receives a message; *protocol.Filter
@@ -101,12 +107,13 @@ func newChannel(name string, class protocol.ChannelClass) *channel {
 // Mutations of mutable messages (update, delete, append) go to V2 subscribers only; an
 // append_mode=full subscriber gets an append with the whole accumulated data.
 func (ch *channel) fanout(m *protocol.Message, sender *Conn, exceptSocketID string, v1, v2 []byte) {
-	ch.fanoutTo(m, sender, exceptSocketID, v1, v2, nil)
+	ch.fanoutTo(m, sender, exceptSocketID, v1, v2, nil, everyWindow)
 }
 
 // fanoutTo is fanout leaving out the V2 subscribers for which skip, when set, is true
-// (asked after the subscriber's filter passed; wildcard.go).
-func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID string, v1, v2 []byte, skip func(*Conn) bool) {
+// (asked after the subscriber's filter passed; wildcard.go), and reaching only the
+// subscribers whose append rollup group is in to (rollup.go).
+func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID string, v1, v2 []byte, skip func(*Conn) bool, to windowSet) {
 	// One delta state per wire dialect (connections of one dialect keep the same base text),
 	// one encoding per binary form of the V2 frame and of its append_mode=full variant.
 	var df, dfFull [protocol.NumWires]*deltaFanout
@@ -115,6 +122,9 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 	mutation, fullForm := m.IsMutation(), m.HasFullForm()
 	var doc *protocol.LazyDocument // built on the first filtered subscriber
 	for c, s := range ch.subs {
+		if ch.roll != nil && to&(1<<ch.rollupMember(c, s)) == 0 {
+			continue
+		}
 		if c == sender && !(c.v2 && c.echo) || exceptSocketID != "" && c.socketID == exceptSocketID {
 			continue
 		}

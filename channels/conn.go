@@ -25,6 +25,9 @@ type Conn struct {
 	// its own client events back. appendFull (V2) is append_mode=full: appends to mutable
 	// messages arrive with the whole accumulated data.
 	v2, echo, appendFull bool
+	// rollIdx (V2) is the index of the connection's append_rollup_window in
+	// protocol.RollupWindows; 0 = none (rollup.go). Fixed at connect.
+	rollIdx int
 
 	// channels maps each subscribed channel to the presence user id held there ("" off
 	// presence). Only the reader goroutine touches it.
@@ -71,6 +74,9 @@ type ConnOptions struct {
 	// Wire (V2) is the connection's wire format and client: fan-outs hand it frames in that
 	// form (Subscriber.SendEncoded), and delta bases are the text that client keeps.
 	Wire protocol.Wire
+	// RollupWindow (V2) is append_rollup_window, one of protocol.RollupWindows: appends to one
+	// mutable message within it reach the connection as one frame. 0 = every append at once.
+	RollupWindow time.Duration
 }
 
 // ConnectWith is Connect with the client's connection options. A token's grants limit what
@@ -97,6 +103,7 @@ func (h *Hub) ConnectWith(appKey string, sub Subscriber, opts ConnOptions) (*Con
 	c.appendFull = c.v2 && opts.AppendFull
 	if c.v2 {
 		c.wire = opts.Wire
+		c.rollIdx = rollupIndex(opts.RollupWindow)
 	}
 	if opts.Token != nil {
 		c.token = opts.Token
@@ -372,6 +379,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		sub.hold = newHeldQueue(c.sub.SendEncoded) // fan-outs hold frames already encoded
 	}
 	ch.subs[c] = sub
+	ch.joinRollup(c, sub)
 	c.channels.set(name, userID)
 	c.sub.Send(ack(ch))
 	subscribed = true
@@ -577,6 +585,7 @@ func (ch *channel) removeLocked(c *Conn) (userID string, memberRemoved bool) {
 		s.hold.cancel()
 	}
 	delete(ch.subs, c)
+	ch.leaveRollup(c)
 	if m := ch.members[userID]; m != nil {
 		if m.conns--; m.conns <= 0 && m.remote <= 0 {
 			ch.removeMember(userID)

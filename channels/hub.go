@@ -54,6 +54,9 @@ type Options struct {
 	// TokenRefreshGrace is how long a connection whose capability token expired may take to
 	// send a fresh one (sockudo:auth) before it is closed with 4009. Default 30s.
 	TokenRefreshGrace time.Duration
+	// AfterFunc schedules f after d on the hub's clock (append rollup windows). Default
+	// time.AfterFunc; tests pass a clock they move by hand.
+	AfterFunc func(d time.Duration, f func()) Timer
 }
 
 // Hub holds the state of every app served by this node.
@@ -71,6 +74,7 @@ type Hub struct {
 	onHistoryError func(appID string, err error)
 	deltaEncoder   DeltaEncoder
 	tokenGrace     time.Duration
+	afterFunc      func(time.Duration, func()) Timer
 
 	cl atomic.Pointer[clusterNode] // set by StartCluster (cluster.go)
 }
@@ -90,6 +94,10 @@ func New(apps []config.App, opts Options) *Hub {
 		onHistoryError: opts.OnHistoryError,
 		deltaEncoder:   opts.DeltaEncoder,
 		tokenGrace:     opts.TokenRefreshGrace,
+		afterFunc:      opts.AfterFunc,
+	}
+	if h.afterFunc == nil {
+		h.afterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 	}
 	if v, ok := opts.History.(Versions); ok {
 		h.versions = v

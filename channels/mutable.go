@@ -3,9 +3,11 @@ package channels
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 
@@ -109,8 +111,10 @@ func (a *appState) mutate(ctx context.Context, req MutationRequest) (MutationRes
 	if herr := a.checkMutation(op); herr != nil {
 		return MutationResult{}, herr
 	}
+	var actor *mutationActor // nil: a privileged server operation
 	if req.SocketID != "" {
-		if herr := a.bindSocket(ch, &req); herr != nil {
+		var herr *HistoryError
+		if actor, herr = a.bindSocket(ch, &req); herr != nil {
 			return MutationResult{}, herr
 		}
 	}
@@ -123,6 +127,9 @@ func (a *appState) mutate(ctx context.Context, req MutationRequest) (MutationRes
 	defer mu.Unlock()
 	now := a.hub.now().UnixMilli()
 	plan := func(cur protocol.VersionedMessage) (protocol.MutationPlan, error) {
+		if err := actor.authorize(op.Action, ch, cur.OriginalClientID); err != nil {
+			return protocol.MutationPlan{}, err
+		}
 		serial, ts := protocol.NextVersionSerial(cur.LatestVersion.Serial, now, serialNode, serialCounter.Add(1))
 		meta := protocol.VersionMeta{Serial: serial, ClientID: op.ClientID, TimestampMs: ts, Description: op.Description, Metadata: op.Metadata}
 		next, err := cur.Apply(op, meta)
@@ -145,6 +152,8 @@ func (a *appState) mutate(ctx context.Context, req MutationRequest) (MutationRes
 	switch {
 	case errors.Is(err, ErrMessageNotFound):
 		return MutationResult{}, mutationError(404, "not_found", "Message "+protocol.Truncate(req.MessageSerial, 128)+" not found on channel "+protocol.Truncate(ch, 200))
+	case errors.As(err, new(*notPermitted)):
+		return MutationResult{}, mutationError(403, "mutable_not_permitted", err.Error())
 	case errors.Is(err, ErrOperationConflict):
 		return MutationResult{}, mutationError(400, "invalid_input", "op_id "+strconv.Quote(op.OpID)+": "+err.Error())
 	case errors.Is(err, protocol.ErrAppendNotString):
@@ -221,41 +230,104 @@ func (a *appState) checkMutation(op *protocol.Mutation) *HistoryError {
 
 // bindSocket checks a mutation bound to a connection: the socket is connected here and
 // subscribed to the channel, speaks V2, is the client it claims to be, and its capability
-// token (if any) grants publish on the channel. The socket's user becomes the actor.
-func (a *appState) bindSocket(channel string, req *MutationRequest) *HistoryError {
+// token (if any) grants publish on the channel. It returns the actor the mutation must then
+// be authorized for (mutationActor.authorize); the socket's identity becomes the actor.
+func (a *appState) bindSocket(channel string, req *MutationRequest) (*mutationActor, *HistoryError) {
 	if !protocol.ValidSocketID(req.SocketID) {
-		return mutationError(400, "invalid_input", "socket_id is not a valid socket id")
+		return nil, mutationError(400, "invalid_input", "socket_id is not a valid socket id")
 	}
-	var conn *Conn
-	if ch := a.lookup(channel); ch != nil {
-		ch.mu.RLock()
-		for c := range ch.subs {
-			if c.socketID == req.SocketID {
-				conn = c
-				break
-			}
-		}
-		ch.mu.RUnlock()
-	}
+	conn := a.connOn(channel, req.SocketID)
 	if conn == nil {
-		return mutationError(401, "unauthorized", "Socket "+req.SocketID+" is not connected to channel "+protocol.Truncate(channel, 200))
+		return nil, mutationError(401, "unauthorized", "Socket "+req.SocketID+" is not connected to channel "+protocol.Truncate(channel, 200))
 	}
 	if !conn.v2 {
-		return mutationError(401, "unauthorized", "Socket "+req.SocketID+" does not speak protocol V2")
+		return nil, mutationError(401, "unauthorized", "Socket "+req.SocketID+" does not speak protocol V2")
 	}
-	conn.mu.Lock()
-	user := conn.user
-	conn.mu.Unlock()
+	user, caps := conn.identity()
 	if req.Op.ClientID != "" && req.Op.ClientID != user {
-		return mutationError(401, "unauthorized", "client_id does not match the user signed in on socket "+req.SocketID)
+		return nil, mutationError(401, "unauthorized", "client_id does not match the user signed in on socket "+req.SocketID)
 	}
 	if err := conn.allow(protocol.OpPublish, channel); err != nil {
-		return mutationError(403, "mutable_not_permitted", err.Message)
+		return nil, mutationError(403, "mutable_not_permitted", err.Message)
 	}
 	if req.Op.ClientID == "" {
 		req.Op.ClientID = user
 	}
 	req.Op.UserID = user
+	return &mutationActor{socketID: req.SocketID, clientID: user, caps: caps}, nil
+}
+
+// connOn returns this node's connection with socketID among the channel's subscribers.
+func (a *appState) connOn(channel, socketID string) *Conn {
+	ch := a.lookup(channel)
+	if ch == nil {
+		return nil
+	}
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	for c := range ch.subs {
+		if c.socketID == socketID {
+			return c
+		}
+	}
+	return nil
+}
+
+// identity returns who the connection is: its signed-in user, else its capability token's
+// client id ("" when neither), and its token's grants (nil without a token).
+func (c *Conn) identity() (string, *protocol.Capabilities) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	user := c.user
+	var caps *protocol.Capabilities
+	if c.token != nil {
+		caps = c.token.Capabilities
+		if user == "" {
+			user = c.token.ClientID
+		}
+	}
+	return user, caps
+}
+
+// mutationActor is the connection a socket-bound mutation acts as.
+type mutationActor struct {
+	socketID string
+	clientID string // "" when the connection has no identity
+	caps     *protocol.Capabilities
+}
+
+// notPermitted is a mutation the actor's capabilities do not allow (403).
+type notPermitted struct{ msg string }
+
+func (e *notPermitted) Error() string { return e.msg }
+
+// authorize checks, as Sockudo does, that the actor may apply action to a message of channel
+// created by owner ("" when unknown): message-<action>-any allows it on any message,
+// message-<action>-own only on messages the actor's client created. Without a token the
+// connection holds neither (the operations need an explicit grant). A nil actor is the
+// privileged server and may do anything.
+func (act *mutationActor) authorize(action protocol.Action, channel, owner string) error {
+	if act == nil {
+		return nil
+	}
+	own, any, _ := protocol.MutationOps(action)
+	switch {
+	case act.caps.Allows(any, channel):
+		return nil
+	case !act.caps.Allows(own, channel):
+		how := "its capability token grants"
+		if act.caps == nil {
+			how = "it has no capability token granting"
+		}
+		return &notPermitted{fmt.Sprintf("Socket %s may not %s messages on channel %s: %s neither %s nor %s",
+			act.socketID, action, protocol.Truncate(channel, 200), how, any, own)}
+	case act.clientID == "":
+		return &notPermitted{fmt.Sprintf("Socket %s may only %s its own messages (%s) but has no client identity", act.socketID, action, own)}
+	case owner == "":
+		return &notPermitted{fmt.Sprintf("Socket %s may only %s its own messages (%s): this message's creator is unknown", act.socketID, action, own)}
+	case subtle.ConstantTimeCompare([]byte(owner), []byte(act.clientID)) != 1:
+		return &notPermitted{fmt.Sprintf("Socket %s may only %s its own messages (%s): this one was created by another client", act.socketID, action, own)}
+	}
 	return nil
 }
 

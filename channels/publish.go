@@ -31,6 +31,9 @@ type Event struct {
 	Ephemeral bool
 	// NoDelta sends the message as a full frame to delta subscribers.
 	NoDelta bool
+	// MessageID, when set, is the message id of every channel's delivery (the publisher's
+	// message_id, validated by protocol.ValidateMessageID); otherwise each gets a fresh UUID.
+	MessageID string
 }
 
 // ErrUnknownApp is returned for an app id this hub does not serve.
@@ -62,6 +65,11 @@ func (h *Hub) PublishAcks(appID string, ev Event) ([]PublishAck, error) {
 			return nil, err
 		}
 	}
+	if ev.MessageID != "" {
+		if err := protocol.ValidateMessageID(ev.MessageID); err != nil {
+			return nil, &protocol.Error{Code: protocol.CodeGeneric, Message: err.Error()}
+		}
+	}
 	except := ev.ExceptSocketID
 	if !protocol.ValidSocketID(except) {
 		except = ""
@@ -70,10 +78,21 @@ func (h *Hub) PublishAcks(appID string, ev Event) ([]PublishAck, error) {
 	now := h.now().UnixMilli()
 	acks := make([]PublishAck, 0, len(ev.Channels))
 	for _, name := range ev.Channels {
+		id := ev.MessageID
+		if id == "" {
+			id = protocol.NewUUID()
+		}
 		m := &protocol.Message{Event: ev.Name, Channel: name, Data: data, Tags: ev.Tags, Extras: ev.Extras,
-			Ephemeral: ev.Ephemeral, NoDelta: ev.NoDelta, MessageID: protocol.NewUUID(), PublishedAtMs: now}
+			Ephemeral: ev.Ephemeral, NoDelta: ev.NoDelta, MessageID: id, PublishedAtMs: now}
 		if !ev.Ephemeral && app.versionedFor(name) {
 			markCreate(m)
+			if except != "" {
+				// As in Sockudo, the publish's socket (signed in, or holding a token) is the
+				// message's creator: the one message-*-own grants then apply to.
+				if c := app.connOn(name, except); c != nil {
+					m.Mutable.Version.ClientID, _ = c.identity()
+				}
+			}
 		}
 		app.publish(m, nil, except)
 		if t := app.tapping(); t != nil {
@@ -185,7 +204,7 @@ func (a *appState) deliverLocal(m *protocol.Message, sender *Conn, exceptSocketI
 	if cache {
 		a.storeCache(name, v1, v2)
 	}
-	ch.fanout(m, sender, exceptSocketID, v1, v2)
+	ch.deliver(a, m, sender, exceptSocketID, v1, v2)
 	if len(pats) > 0 {
 		fanoutWildcards(m, ch, pats, sender, exceptSocketID, v2)
 	}

@@ -202,7 +202,7 @@ func fanoutWildcards(m *protocol.Message, exact *channel, pats []*channel, sende
 	}
 	for _, p := range pats {
 		p.mu.RLock()
-		p.fanoutTo(m, sender, exceptSocketID, nil, v2, skip)
+		p.fanoutTo(m, sender, exceptSocketID, nil, v2, skip, everyWindow)
 		p.mu.RUnlock()
 	}
 }
