@@ -3,6 +3,7 @@ package server
 import (
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/pushwire/pushwire/protocol"
 )
@@ -18,6 +19,9 @@ type connParams struct {
 	// wire (V2) is the wire format (format=) and the client (client=flutter picks
 	// sockudo_flutter's protobuf layout); V1 is always JSON.
 	wire protocol.Wire
+	// rollup (V2) is append_rollup_window: appends to one mutable message within it reach the
+	// connection as one frame (0 = every append at once).
+	rollup time.Duration
 }
 
 // maxTokenParam bounds the token query parameter before it is parsed (the parser refuses
@@ -49,11 +53,11 @@ func parseConnParams(v protocol.Version, q url.Values) (connParams, string) {
 		return p, "unknown append_mode " + quote(m) + ": use delta or full"
 	}
 	if w, ok := q["append_rollup_window"]; ok {
-		switch w[0] {
-		case "0", "20", "40", "100", "500":
-		default:
-			return p, "append_rollup_window must be one of 0, 20, 40, 100, 500"
+		d, err := protocol.ParseRollupWindow(w[0])
+		if err != nil {
+			return p, err.Error()
 		}
+		p.rollup = d
 	}
 	switch strings.ToLower(q.Get("echo_messages")) {
 	case "false", "0":

@@ -229,7 +229,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Set before Connect publishes c to the hub, so Send may read it from any goroutine.
 	c.appID = app.ID
-	opts := channels.ConnOptions{Echo: params.echo, AppendFull: params.appendFull, Wire: params.wire}
+	opts := channels.ConnOptions{Echo: params.echo, AppendFull: params.appendFull, Wire: params.wire, RollupWindow: params.rollup}
 	if params.token != "" {
 		// Checked before connection_established (ws-protocol §3.3); a V1 URL cannot use one.
 		if !ok {
