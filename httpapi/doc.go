@@ -9,6 +9,17 @@
 //	GET  /apps/{app_id}/channels/{channel}                   one channel (info: subscription_count, user_count, cache)
 //	GET  /apps/{app_id}/channels/{channel}/users             members of a presence channel
 //	POST /apps/{app_id}/users/{user_id}/terminate_connections close a user's connections (4009)
+//	POST /apps/{app_id}/users/{user_id}/force_reconnect      close them with 4200 (reconnect at once), {"ok":true}
+//	POST /apps/{app_id}/revocations                          revoke capability tokens
+//	GET  /apps/{app_id}/channels/{channel}/history           one page of the channel's history
+//	GET  /apps/{app_id}/channels/{channel}/history/state     the channel's stream (historyops.go)
+//	POST /apps/{app_id}/channels/{channel}/history/reset     drop every message, start a new stream
+//	POST /apps/{app_id}/channels/{channel}/history/purge     drop the oldest messages
+//	DELETE /apps/{app_id}/channels/{channel}/history         the same purge, parameters in the query
+//	GET|POST /apps/{app_id}/channels/{channel}/messages/...  mutable messages (messages.go)
+//
+// A publish may carry message_id: the delivered message's id and an idempotent create key
+// per channel (messageid.go).
 //
 // The app is found by auth_key (404 app_not_found when unknown) and must be the app of the
 // path; auth_timestamp must be within 600 s of the clock; body_md5 is required and checked on

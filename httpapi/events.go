@@ -30,6 +30,9 @@ type eventBody struct {
 	IdempotencyKey *string         `json:"idempotency_key"`
 	// Delta false sends the message in full to delta subscribers.
 	Delta *bool `json:"delta"`
+	// MessageID (V2) is the publisher's message id: the delivered message's id and an
+	// idempotent create key per channel (messageid.go).
+	MessageID *string `json:"message_id"`
 }
 
 // prepared is a validated publish and the info attributes its answer must carry.
@@ -86,6 +89,12 @@ func prepare(app config.App, b eventBody, hasChannels bool) (prepared, *apiError
 	}
 	ev := channels.Event{Name: b.Name, Channels: chs, Data: data, ExceptSocketID: b.SocketID,
 		Tags: v2.tags, Extras: v2.extras, Ephemeral: v2.ephemeral, NoDelta: b.Delta != nil && !*b.Delta}
+	if b.MessageID != nil {
+		if err := protocol.ValidateMessageID(*b.MessageID); err != nil {
+			return prepared{}, badRequest("%v", err)
+		}
+		ev.MessageID = *b.MessageID
+	}
 	return prepared{ev: ev, info: splitInfo(b.Info), key: v2.idemKey}, nil
 }
 
@@ -155,26 +164,39 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 	if p.key != "" && !a.claimKey(w, r, s.app.ID, p.key, ttl) {
 		return
 	}
-	acks, err := a.hub.PublishAcks(s.app.ID, p.ev)
-	if err != nil {
+	releaseKey := func() {
 		if p.key != "" {
 			_ = a.idem.Release(context.WithoutCancel(r.Context()), s.app.ID, p.key)
 		}
+	}
+	oc, aerr := a.claimOnce(r.Context(), s.app, &p, 0, nil)
+	if aerr != nil {
+		releaseKey()
+		failOnce(w, aerr)
+		return
+	}
+	replayed := oc.replayedAll()
+	acks, err := a.publishOnce(r.Context(), s.app, p, oc, nil)
+	if err != nil {
+		a.releaseOnce(r.Context(), s.app.ID, oc)
+		releaseKey()
 		fail(w, a.publishError(s.app.ID, err))
 		return
 	}
-	a.notifyPublished(s.app.ID, p.ev)
 	var answer any = struct{}{}
-	if len(p.info) > 0 || versioned(acks) {
+	if len(p.info) > 0 || versioned(acks) || p.ev.MessageID != "" {
 		out := make(map[string]publishedChannel, len(p.ev.Channels))
 		for _, ack := range acks {
-			out[ack.Channel] = a.published(s.app.ID, ack, p.info)
+			out[ack.Channel] = a.published(s.app.ID, ack, p)
 		}
 		answer = map[string]any{"channels": out}
 	}
 	b := encodeJSON(answer)
 	if p.key != "" {
 		_ = a.idem.Complete(context.WithoutCancel(r.Context()), s.app.ID, p.key, b, ttl)
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	writeRawJSON(w, http.StatusOK, b)
 }
@@ -200,11 +222,16 @@ func versioned(acks []channels.PublishAck) bool {
 	return false
 }
 
-// published builds one channel of a publish answer.
-func (a *api) published(appID string, ack channels.PublishAck, info map[string]bool) publishedChannel {
+// published builds one channel of a publish answer: the counts p asked for, and the
+// receipt of a mutable message (acknowledgement_id = message_serial) or of a message_id
+// (acknowledgement_id = message_id).
+func (a *api) published(appID string, ack channels.PublishAck, p prepared) publishedChannel {
 	var pc publishedChannel
-	if len(info) > 0 {
-		pc.channelCounts = a.counts(appID, ack.Channel, info)
+	if len(p.info) > 0 {
+		pc.channelCounts = a.counts(appID, ack.Channel, p.info)
+	}
+	if p.ev.MessageID != "" {
+		pc.AcknowledgementID = ack.MessageID
 	}
 	if ack.MessageSerial != "" {
 		serial := ack.Serial
@@ -311,19 +338,43 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Then the message_id of each item, per channel (messageid.go): a repeat within the batch
+	// answers like the earlier item.
+	onces := make([]*onceClaim, len(items))
+	seen := onceSeen{}
+	releaseOnces := func() {
+		for _, oc := range onces {
+			a.releaseOnce(ctx, s.app.ID, oc)
+		}
+	}
+	for i := range items {
+		if skip[i] {
+			continue
+		}
+		oc, aerr := a.claimOnce(ctx, s.app, &items[i], i, seen)
+		if aerr != nil {
+			releaseOnces()
+			release()
+			failOnce(w, aerr.prefixed(fmt.Sprintf("batch[%d]: ", i)))
+			return
+		}
+		onces[i] = oc
+		wantInfo = wantInfo || oc != nil
+	}
+	all := make([][]channels.PublishAck, len(items))
 	acks := make([]channels.PublishAck, len(items))
 	for i, p := range items {
 		if skip[i] {
 			continue
 		}
-		got, err := a.hub.PublishAcks(s.app.ID, p.ev)
+		got, err := a.publishOnce(ctx, s.app, p, onces[i], all)
 		if err != nil {
+			releaseOnces()
 			release()
 			fail(w, a.publishError(s.app.ID, err))
 			return
 		}
-		acks[i] = got[0]
-		a.notifyPublished(s.app.ID, p.ev)
+		all[i], acks[i] = got, got[0]
 	}
 	for _, k := range claimed {
 		_ = a.idem.Complete(ctx, s.app.ID, k, []byte("{}"), ttl)
@@ -335,7 +386,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	out := make([]publishedChannel, len(items))
 	for i, p := range items {
 		acks[i].Channel = p.ev.Channels[0]
-		out[i] = a.published(s.app.ID, acks[i], p.info)
+		out[i] = a.published(s.app.ID, acks[i], p)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"batch": out})
 }

@@ -135,6 +135,7 @@ func decodeJSON(body []byte, v any) *apiError {
 
 // jsonKind names a Go type as the JSON a caller must send.
 func jsonKind(goType string) string {
+	goType = strings.TrimLeft(goType, "*") // an optional field is a pointer
 	switch {
 	case goType == "string":
 		return "a string"
@@ -142,7 +143,7 @@ func jsonKind(goType string) string {
 		return "an array of strings"
 	case strings.HasPrefix(goType, "[]"):
 		return "an array"
-	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "float"):
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
 		return "a number"
 	case goType == "bool":
 		return "a boolean"
