@@ -124,8 +124,8 @@ func presenceUsers(t testing.TB, s *testkit.Server, channel string) []string {
 }
 
 // TestCluster runs three nodes on each broker, sharing one Postgres: publishes, client
-// events, presence, counts, channel lists, terminate, idempotency keys and resume behave as
-// on one server.
+// events, presence, counts, channel lists, terminate, force_reconnect, history purge and
+// reset, idempotency keys and resume behave as on one server.
 func TestCluster(t *testing.T) {
 	redisURL := "redis://" + testkit.RedisAddr(t) + "/0"
 	natsURL := testkit.NATSURL(t)
@@ -142,6 +142,8 @@ func TestCluster(t *testing.T) {
 			t.Run("PublishExactlyOnce", func(t *testing.T) { testClusterPublish(t, nodes) })
 			t.Run("Presence", func(t *testing.T) { testClusterPresence(t, nodes) })
 			t.Run("Terminate", func(t *testing.T) { testClusterTerminate(t, nodes) })
+			t.Run("ForceReconnect", func(t *testing.T) { testClusterForceReconnect(t, nodes) })
+			t.Run("HistoryPurgeAndReset", func(t *testing.T) { testClusterHistoryOps(t, nodes) })
 			t.Run("Idempotency", func(t *testing.T) { testClusterIdempotency(t, nodes) })
 			t.Run("ResumeOnAnotherNode", func(t *testing.T) { testClusterResume(t, nodes) })
 			t.Run("GracefulLeave", func(t *testing.T) { testClusterLeave(t, nodes) }) // stops node 2

@@ -512,8 +512,50 @@ func testMutableSocket(t *testing.T, s *testkit.Server) {
 			t.Errorf("%s: HTTP %d %s", tc.name, status, body)
 		}
 	}
-	m := mutateOK(t, s, ch, c.MessageSerial, "append", map[string]any{"data": "b", "socket_id": v2.socketID})
-	expectMutation(t, v2, m, "chat.message", `"b"`)
+	// A socket holds no message-* capability without a token (as in Sockudo): 403.
+	if status, body := mutateRaw(t, s, ch, c.MessageSerial, "append", map[string]any{"data": "b", "socket_id": v2.socketID}); status != 403 ||
+		!strings.Contains(body, "mutable_not_permitted") {
+		t.Errorf("socket without a token: HTTP %d %s", status, body)
+	}
+	// With one: message-append-own on the messages its client created (the create named the
+	// socket), message-update-any on any.
+	owner := connectV2(t, s, v2Options{token: mintToken(t, "u-owner", map[string][]string{"chat:*": {"subscribe", "publish", "message-append-own"}}, time.Hour)})
+	owner.subscribeV2(t, ch, nil)
+	mod := connectV2(t, s, v2Options{token: mintToken(t, "u-mod", map[string][]string{"chat:*": {"subscribe", "publish", "message_update_any"}}, time.Hour)})
+	mod.subscribeV2(t, ch, nil)
+	b, _ := json.Marshal(map[string]any{"name": "chat.message", "channel": ch, "data": "mine", "socket_id": owner.socketID})
+	status, body := apiPost(t, s, "/apps/"+testkit.AppID+"/events", b)
+	var ans struct {
+		Channels map[string]created `json:"channels"`
+	}
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &ans) != nil || ans.Channels[ch].MessageSerial == "" {
+		t.Fatalf("create by the owner's socket: HTTP %d %s", status, body)
+	}
+	mine := ans.Channels[ch].MessageSerial
+	if f := v2.nextMessage(t); f.Event != "chat.message" {
+		t.Fatalf("create: %s", f.raw)
+	}
+	m := mutateOK(t, s, ch, mine, "append", map[string]any{"data": "!", "socket_id": owner.socketID})
+	expectMutation(t, v2, m, "chat.message", `"!"`)
+	for _, tc := range []struct {
+		name, serial, action, socket string
+		status                       int
+	}{
+		{"own grant, someone else's message", c.MessageSerial, "append", owner.socketID, 403},
+		{"no update grant", mine, "update", owner.socketID, 403},
+		{"any grant, append not granted", mine, "append", mod.socketID, 403},
+	} {
+		if status, body := mutateRaw(t, s, ch, tc.serial, tc.action, map[string]any{"data": "x", "socket_id": tc.socket}); status != tc.status ||
+			!strings.Contains(body, "mutable_not_permitted") {
+			t.Errorf("%s: HTTP %d %s", tc.name, status, body)
+		}
+	}
+	m = mutateOK(t, s, ch, mine, "update", map[string]any{"data": "moderated", "socket_id": mod.socketID})
+	expectMutation(t, v2, m, "chat.message", `"moderated"`)
+	if got := getItem(t, s, ch, mine); !strings.Contains(string(got["version"]), `"client_id":"u-mod"`) {
+		t.Errorf("the update's version names its actor: %s", got["version"])
+	}
+	v1.expect(t, eventFrame("chat.message", ch, "mine")) // the create; never a mutation
 	v1.ping(t)
 }
 
