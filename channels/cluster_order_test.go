@@ -13,16 +13,13 @@ import (
 	"github.com/pushwire/pushwire/protocol"
 )
 
-// TestClusterSerialOrder: on a clustered node, a channel's messages go out in serial order
-// even when they arrive out of it. Serial 2 is stored (by a node whose broker message is
-// lost) but never delivered through the broker; serial 3 arrives: every node waits, fills
-// 2 from the shared history store, then delivers 3.
-func TestClusterSerialOrder(t *testing.T) {
-	store := history.NewMemory(history.MemoryOptions{})
+// sharedStoreCluster starts n hubs of the default app on one fake bus, sharing one history
+// store (as nodes share a Postgres), and waits until they see each other.
+func sharedStoreCluster(t *testing.T, store channels.History, n int) []*channels.Hub {
+	t.Helper()
 	bus := &fakeBus{}
 	var hubs []*channels.Hub
-	var subs []*channelstest.Sub
-	for i := range 2 {
+	for i := range n {
 		app := config.DefaultApp()
 		app.ApplyDefaults()
 		h := channels.New([]config.App{app}, channels.Options{History: store})
@@ -32,13 +29,26 @@ func TestClusterSerialOrder(t *testing.T) {
 		}
 		t.Cleanup(func() { h.StopCluster(); _ = b.Close() })
 		hubs = append(hubs, h)
+	}
+	for _, h := range hubs {
+		waitFor(t, "the nodes see each other", func() bool { return h.ClusterNodes() == n })
+	}
+	return hubs
+}
+
+// TestClusterSerialOrder: on a clustered node, a channel's messages go out in serial order
+// even when they arrive out of it. Serial 2 is stored (by a node whose broker message is
+// lost) but never delivered through the broker; serial 3 arrives: every node waits, fills
+// 2 from the shared history store, then delivers 3.
+func TestClusterSerialOrder(t *testing.T) {
+	store := history.NewMemory(history.MemoryOptions{})
+	hubs := sharedStoreCluster(t, store, 2)
+	var subs []*channelstest.Sub
+	for _, h := range hubs {
 		c, s := connect(t, h)
 		mustSubscribe(t, c, s, "orders", "")
 		s.Take()
 		subs = append(subs, s)
-	}
-	for _, h := range hubs {
-		waitFor(t, "the nodes see each other", func() bool { return h.ClusterNodes() == 2 })
 	}
 	publish := func(data string) {
 		t.Helper()

@@ -248,23 +248,7 @@ type historyOnly struct{ channels.History }
 // forget the purged messages from its hot buffer (resume there: position_expired, not a
 // replay of purged messages), and a reset through one starts the new stream for both.
 func TestClusterHistoryPurge(t *testing.T) {
-	store := history.NewMemory(history.MemoryOptions{})
-	bus := &fakeBus{}
-	var hubs []*channels.Hub
-	for i := range 2 {
-		app := config.DefaultApp()
-		app.ApplyDefaults()
-		h := channels.New([]config.App{app}, channels.Options{History: store})
-		b := bus.node(fmt.Sprintf("n%d", i))
-		if err := h.StartCluster(context.Background(), b, channels.ClusterOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.StopCluster(); _ = b.Close() })
-		hubs = append(hubs, h)
-	}
-	for _, h := range hubs {
-		waitFor(t, "the nodes see each other", func() bool { return h.ClusterNodes() == 2 })
-	}
+	hubs := sharedStoreCluster(t, history.NewMemory(history.MemoryOptions{}), 2)
 	const ch = "feed"
 	acks := publishN(t, hubs[1], ch, 4) // node 1's hot buffer holds 1..4
 	stream := acks[0].StreamID

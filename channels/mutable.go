@@ -314,13 +314,12 @@ func (act *mutationActor) authorize(action protocol.Action, channel, owner strin
 	switch {
 	case act.caps.Allows(any, channel):
 		return nil
+	case !act.caps.Allows(own, channel) && act.caps == nil:
+		return &notPermitted{fmt.Sprintf("Socket %s may not %s messages on channel %s: it has no capability token, and %s or %s must be granted",
+			act.socketID, action, protocol.Truncate(channel, 200), any, own)}
 	case !act.caps.Allows(own, channel):
-		how := "its capability token grants"
-		if act.caps == nil {
-			how = "it has no capability token granting"
-		}
-		return &notPermitted{fmt.Sprintf("Socket %s may not %s messages on channel %s: %s neither %s nor %s",
-			act.socketID, action, protocol.Truncate(channel, 200), how, any, own)}
+		return &notPermitted{fmt.Sprintf("Socket %s may not %s messages on channel %s: its capability token grants neither %s nor %s",
+			act.socketID, action, protocol.Truncate(channel, 200), any, own)}
 	case act.clientID == "":
 		return &notPermitted{fmt.Sprintf("Socket %s may only %s its own messages (%s) but has no client identity", act.socketID, action, own)}
 	case owner == "":

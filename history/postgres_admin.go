@@ -45,11 +45,7 @@ func (p *Postgres) Reset(ctx context.Context, appID, channel string) (channels.H
 		if err != nil {
 			return err
 		}
-		oldest := before.OldestSerial
-		if before.Retained == 0 {
-			oldest = before.HeadSerial + 1
-		}
-		if err := tx.QueryRow(qctx, purgedSQL, appID, channel, int64(before.HeadSerial)+1, int64(oldest), before.StreamID).
+		if err := tx.QueryRow(qctx, purgedSQL, appID, channel, int64(before.HeadSerial)+1, int64(oldestRetained(before)), before.StreamID).
 			Scan(&res.PurgedMessages, &res.PurgedBytes); err != nil {
 			return err
 		}
@@ -94,10 +90,7 @@ func (p *Postgres) Purge(ctx context.Context, appID, channel string, req channel
 		if err != nil {
 			return err
 		}
-		oldest := before.OldestSerial
-		if before.Retained == 0 {
-			oldest = before.HeadSerial + 1
-		}
+		oldest := oldestRetained(before)
 		cut := before.HeadSerial + 1
 		switch req.Mode {
 		case channels.PurgeBeforeSerial:
@@ -128,6 +121,14 @@ WHERE app_id = $1 AND channel = $2 AND serial >= $3 AND serial <= $4 AND publish
 		return channels.HistoryPurge{}, fmt.Errorf("history: purge %s: %w", channel, unavailable(ctx, err))
 	}
 	return res, nil
+}
+
+// oldestRetained is the first retained serial of st (its head + 1 when none is retained).
+func oldestRetained(st protocol.StreamState) uint64 {
+	if st.Retained == 0 {
+		return st.HeadSerial + 1
+	}
+	return st.OldestSerial
 }
 
 // deleteVersionsBelow deletes the channel's mutable messages of stream created below serial

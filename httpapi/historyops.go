@@ -121,74 +121,63 @@ func purgeRequest(mode string, beforeSerial *uint64, beforeMs *int64) (channels.
 	return p, nil
 }
 
+// channelOp is the handler of an operator route on the path's {channel}: run reads the rest
+// of the request and asks the hub; its answer is written as JSON, its error as the envelope.
+func (a *api) channelOp(run func(r *http.Request, s *signed, channel string) (any, *apiError, *channels.HistoryError)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s := signedOf(r)
+		name, aerr := channelParam(r, s.app.MaxChannelNameLength)
+		var res any
+		var herr *channels.HistoryError
+		if aerr == nil {
+			res, aerr, herr = run(r, s, name)
+		}
+		switch {
+		case aerr != nil:
+			fail(w, aerr)
+		case herr != nil:
+			writeError(w, herr.Status, herr.Kind, herr.Message)
+		default:
+			writeJSON(w, http.StatusOK, res)
+		}
+	}
+}
+
 // getHistoryState answers GET .../history/state.
-func (a *api) getHistoryState(w http.ResponseWriter, r *http.Request) {
-	s := signedOf(r)
-	name, aerr := channelParam(r, s.app.MaxChannelNameLength)
-	if aerr != nil {
-		fail(w, aerr)
-		return
-	}
-	res, herr := a.hub.HistoryState(r.Context(), s.app.ID, name)
-	if herr != nil {
-		writeError(w, herr.Status, herr.Kind, herr.Message)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+func (a *api) getHistoryState(r *http.Request, s *signed, channel string) (any, *apiError, *channels.HistoryError) {
+	res, herr := a.hub.HistoryState(r.Context(), s.app.ID, channel)
+	return res, nil, herr
 }
 
 // postHistoryReset answers POST .../history/reset.
-func (a *api) postHistoryReset(w http.ResponseWriter, r *http.Request) {
-	s := signedOf(r)
-	name, aerr := channelParam(r, s.app.MaxChannelNameLength)
+func (a *api) postHistoryReset(r *http.Request, s *signed, channel string) (any, *apiError, *channels.HistoryError) {
+	_, op, aerr := parseHistoryOp("reset", channel, s.body)
 	if aerr != nil {
-		fail(w, aerr)
-		return
+		return nil, aerr, nil
 	}
-	_, op, aerr := parseHistoryOp("reset", name, s.body)
-	if aerr != nil {
-		fail(w, aerr)
-		return
-	}
-	res, herr := a.hub.ResetHistory(r.Context(), s.app.ID, name, op)
-	if herr != nil {
-		writeError(w, herr.Status, herr.Kind, herr.Message)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+	res, herr := a.hub.ResetHistory(r.Context(), s.app.ID, channel, op)
+	return res, nil, herr
 }
 
 // postHistoryPurge answers POST .../history/purge.
-func (a *api) postHistoryPurge(w http.ResponseWriter, r *http.Request) {
-	s := signedOf(r)
-	name, aerr := channelParam(r, s.app.MaxChannelNameLength)
+func (a *api) postHistoryPurge(r *http.Request, s *signed, channel string) (any, *apiError, *channels.HistoryError) {
+	p, op, aerr := parseHistoryOp("purge", channel, s.body)
 	if aerr != nil {
-		fail(w, aerr)
-		return
+		return nil, aerr, nil
 	}
-	p, op, aerr := parseHistoryOp("purge", name, s.body)
-	if aerr != nil {
-		fail(w, aerr)
-		return
-	}
-	a.purge(w, r, s, name, p, op)
+	res, herr := a.hub.PurgeHistory(r.Context(), s.app.ID, channel, p, op)
+	return res, nil, herr
 }
 
 // deleteHistory answers DELETE .../history: a purge whose parameters are in the query
 // (mode, default all; before_serial; before_time_ms; reason; requested_by).
-func (a *api) deleteHistory(w http.ResponseWriter, r *http.Request) {
-	s := signedOf(r)
-	name, aerr := channelParam(r, s.app.MaxChannelNameLength)
-	if aerr != nil {
-		fail(w, aerr)
-		return
-	}
+func (a *api) deleteHistory(r *http.Request, s *signed, channel string) (any, *apiError, *channels.HistoryError) {
 	p, op, aerr := parseDeleteQuery(s.query.Params)
 	if aerr != nil {
-		fail(w, aerr)
-		return
+		return nil, aerr, nil
 	}
-	a.purge(w, r, s, name, p, op)
+	res, herr := a.hub.PurgeHistory(r.Context(), s.app.ID, channel, p, op)
+	return res, nil, herr
 }
 
 // parseDeleteQuery reads the purge of a DELETE .../history from its signed query
@@ -235,16 +224,6 @@ func parseDeleteQuery(params map[string]string) (channels.PurgeRequest, channels
 	}
 	op, aerr := operator(&reason, requestedBy)
 	return p, op, aerr
-}
-
-// purge runs a validated purge and answers with its result.
-func (a *api) purge(w http.ResponseWriter, r *http.Request, s *signed, channel string, p channels.PurgeRequest, op channels.Operator) {
-	res, herr := a.hub.PurgeHistory(r.Context(), s.app.ID, channel, p, op)
-	if herr != nil {
-		writeError(w, herr.Status, herr.Kind, herr.Message)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
 }
 
 // forceReconnect answers POST /apps/{appID}/users/{userID}/force_reconnect with

@@ -400,16 +400,23 @@ func apiPost(t testing.TB, s *testkit.Server, path string, body []byte) (int, st
 // apiGet sends a signed GET to the REST API and returns the status and body.
 func apiGet(t testing.TB, s *testkit.Server, path string, params url.Values) (int, string) {
 	t.Helper()
-	q := protocol.SignAPIRequest(testkit.AppKey, testkit.AppSecret, http.MethodGet, path, params, nil, time.Now())
+	return apiBodyless(t, s, http.MethodGet, path, params)
+}
+
+// apiBodyless sends a signed request without a body (GET, DELETE) and returns the status
+// and body.
+func apiBodyless(t testing.TB, s *testkit.Server, method, path string, params url.Values) (int, string) {
+	t.Helper()
+	q := protocol.SignAPIRequest(testkit.AppKey, testkit.AppSecret, method, path, params, nil, time.Now())
 	ctx, cancel := context.WithTimeout(context.Background(), frameTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.HTTPURL()+path+"?"+q, nil)
+	req, err := http.NewRequestWithContext(ctx, method, s.HTTPURL()+path+"?"+q, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

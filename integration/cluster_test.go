@@ -293,20 +293,28 @@ func testClusterPresence(t *testing.T, nodes []*testkit.Server) {
 }
 
 func testClusterTerminate(t *testing.T, nodes []*testkit.Server) {
+	testClusterCloseUser(t, nodes, "terminate_connections", protocol.CodeUnauthorized)
+}
+
+// testClusterCloseUser: op (terminate_connections, force_reconnect) through node 0 closes the
+// user's connections on the other nodes with code, after an error frame with it; other users
+// stay.
+func testClusterCloseUser(t *testing.T, nodes []*testkit.Server, op string, code int) {
+	user := "cl-" + op
 	var victims []*client
 	for _, s := range nodes[1:] {
 		c := connect(t, s)
-		c.signIn(t, `{"id":"mallory"}`)
+		c.signIn(t, `{"id":"`+user+`"}`)
 		victims = append(victims, c)
 	}
 	bystander := connect(t, nodes[1])
 	bystander.signIn(t, `{"id":"alice"}`)
-	if status, body := apiPost(t, nodes[0], "/apps/"+testkit.AppID+"/users/mallory/terminate_connections", []byte("{}")); status != http.StatusOK {
-		t.Fatalf("terminate: %d %s", status, body)
+	if status, body := apiPost(t, nodes[0], "/apps/"+testkit.AppID+"/users/"+user+"/"+op, []byte("{}")); status != http.StatusOK {
+		t.Fatalf("%s: %d %s", op, status, body)
 	}
 	for _, c := range victims {
-		c.expectError(t, protocol.CodeUnauthorized)
-		c.expectClose(t, websocket.StatusCode(protocol.CodeUnauthorized))
+		c.expectError(t, code)
+		c.expectClose(t, websocket.StatusCode(code))
 	}
 	bystander.ping(t)
 	bystander.close()

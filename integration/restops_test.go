@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -53,20 +51,7 @@ func runRESTOpsGroups(t *testing.T, s *testkit.Server) {
 // apiDelete sends a signed DELETE and returns the status and body.
 func apiDelete(t testing.TB, s *testkit.Server, path string, params url.Values) (int, string) {
 	t.Helper()
-	q := protocol.SignAPIRequest(testkit.AppKey, testkit.AppSecret, http.MethodDelete, path, params, nil, time.Now())
-	ctx, cancel := context.WithTimeout(context.Background(), frameTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, s.HTTPURL()+path+"?"+q, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("DELETE %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return apiBodyless(t, s, http.MethodDelete, path, params)
 }
 
 func historyPath(channel, op string) string {
@@ -385,23 +370,7 @@ func testAppendRollup(t *testing.T, s *testkit.Server) {
 // testClusterForceReconnect: force_reconnect through one node closes the user's connections
 // on the others with 4200.
 func testClusterForceReconnect(t *testing.T, nodes []*testkit.Server) {
-	var victims []*client
-	for _, s := range nodes[1:] {
-		c := connect(t, s)
-		c.signIn(t, `{"id":"cl-frc"}`)
-		victims = append(victims, c)
-	}
-	bystander := connect(t, nodes[2])
-	bystander.signIn(t, `{"id":"cl-frc-other"}`)
-	if status, body := apiPost(t, nodes[0], "/apps/"+testkit.AppID+"/users/cl-frc/force_reconnect", []byte("{}")); status != http.StatusOK || body != `{"ok":true}` {
-		t.Fatalf("force_reconnect: %d %s", status, body)
-	}
-	for _, c := range victims {
-		c.expectError(t, protocol.CodeReconnect)
-		c.expectClose(t, websocket.StatusCode(protocol.CodeReconnect))
-	}
-	bystander.ping(t)
-	bystander.close()
+	testClusterCloseUser(t, nodes, "force_reconnect", protocol.CodeReconnect)
 }
 
 // testClusterHistoryOps: with one Postgres shared by the nodes, a purge through node 0 makes
