@@ -3,6 +3,7 @@ package protocol
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -46,11 +47,11 @@ func describeByte(c byte) string {
 var RollupWindows = [...]time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond, 100 * time.Millisecond, 500 * time.Millisecond}
 
 // ParseRollupWindow reads an append_rollup_window query value: a decimal number of
-// milliseconds that is one of RollupWindows (leading zeros allowed, as Sockudo's unsigned
-// integer parse allows them).
+// milliseconds that is one of RollupWindows (leading zeros allowed, any number of them, as
+// Sockudo's unsigned integer parse allows them).
 func ParseRollupWindow(s string) (time.Duration, error) {
 	bad := fmt.Errorf("append_rollup_window must be one of 0, 20, 40, 100, 500 (milliseconds), got %q", Truncate(s, 32))
-	if s == "" || len(s) > 20 {
+	if s == "" {
 		return 0, bad
 	}
 	for i := 0; i < len(s); i++ {
@@ -58,10 +59,11 @@ func ParseRollupWindow(s string) (time.Duration, error) {
 			return 0, bad
 		}
 	}
-	ms, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, bad
+	digits := strings.TrimLeft(s, "0")
+	if len(digits) > 3 {
+		return 0, bad // above every window (and no overflow to worry about)
 	}
+	ms, _ := strconv.ParseUint("0"+digits, 10, 64)
 	for _, w := range RollupWindows {
 		if uint64(w/time.Millisecond) == ms {
 			return w, nil

@@ -68,6 +68,7 @@ func TestParseRollupWindow(t *testing.T) {
 		{"100", 100 * time.Millisecond, true}, {"500", 500 * time.Millisecond, true}, {"0020", 20 * time.Millisecond, true},
 		{"", 0, false}, {"10", 0, false}, {"-20", 0, false}, {"+20", 0, false}, {"20ms", 0, false}, {" 20", 0, false},
 		{"20.0", 0, false}, {"1000", 0, false}, {"18446744073709551636", 0, false}, {"0x14", 0, false},
+		{"000000000000000000000000000000000", 0, true}, {"00000000000000000000000000000000500", 500 * time.Millisecond, true},
 	} {
 		got, err := ParseRollupWindow(tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
