@@ -82,6 +82,9 @@ func (a *api) claimOnce(ctx context.Context, app config.App, p *prepared, item i
 	oc := &onceClaim{fp: fingerprint(p.ev), key: map[string]string{}, replay: map[string]channels.PublishAck{}, previous: map[string]int{}}
 	ttl := app.IdempotencyTTL.D()
 	for _, ch := range p.ev.Channels {
+		if _, twice := oc.key[ch]; twice {
+			continue // one create per channel, however often the event names it
+		}
 		k := onceKey(ch, p.ev.MessageID)
 		oc.key[ch] = k
 		if prev, ok := seen[k]; ok {

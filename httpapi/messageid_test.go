@@ -100,7 +100,10 @@ func TestMessageID(t *testing.T) {
 		t.Errorf("a partly new publish is not a replay")
 	}
 
-	// Within the window only: the memory store forgets after idempotency_ttl.
+	// A channel named twice is one create.
+	resp, body = post(`{"name":"e","channels":["gamma","gamma"],"data":"x","message_id":"m-twice"}`)
+	wantOK(t, resp, body, `{"channels":{"gamma":{"acknowledgement_id":"m-twice"}}}`)
+
 	for _, tc := range []struct{ body, want string }{
 		{`{"name":"e","channel":"alpha","data":"x","message_id":""}`, "must not be empty"},
 		{`{"name":"e","channel":"alpha","data":"x","message_id":"has space"}`, "a space at byte 3"},
