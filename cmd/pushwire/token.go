@@ -25,6 +25,9 @@ func (c capFlag) Set(v string) error {
 	}
 	for _, op := range strings.Split(ops, ",") {
 		if op = strings.TrimSpace(op); op != "" {
+			if _, known := protocol.ParseOp(op); !known {
+				return fmt.Errorf("unknown operation %q: the server would refuse the token", op)
+			}
 			c[pattern] = append(c[pattern], op)
 		}
 	}

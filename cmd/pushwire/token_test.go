@@ -40,7 +40,7 @@ func TestRunToken(t *testing.T) {
 	if _, err := protocol.ParseCapabilityToken(strings.TrimSpace(out.String()), "k2", "s2", time.Now()); err != nil {
 		t.Fatalf("token for app a2: %v", err)
 	}
-	for _, args := range [][]string{{}, {"--client", "c", "--grant", "nope"}, {"--client", "c", "--config", cfg, "--app", "zz"}} {
+	for _, args := range [][]string{{}, {"--client", "c", "--grant", "nope"}, {"--client", "c", "--grant", "*=subscribe,object-publish"}, {"--client", "c", "--config", cfg, "--app", "zz"}} {
 		errb.Reset()
 		if code := runToken(args, &out, &errb); code == 0 || errb.Len() == 0 {
 			t.Errorf("%q: exit %d, stderr %q; want a failure with a message", args, code, errb.String())
