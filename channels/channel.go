@@ -119,10 +119,10 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 	var df, dfFull [protocol.NumWires]*deltaFanout
 	var v2Forms, fullForms formCache
 	var v2Full []byte
-	mutation, fullForm := m.IsMutation(), m.HasFullForm()
+	mutation, fullForm, rolled := m.IsMutation(), m.HasFullForm(), ch.roll != nil
 	var doc *protocol.LazyDocument // built on the first filtered subscriber
 	for c, s := range ch.subs {
-		if ch.roll != nil && to&(1<<ch.rollupMember(c, s)) == 0 {
+		if rolled && to&(1<<ch.rollupMember(c, s)) == 0 {
 			continue
 		}
 		if c == sender && !(c.v2 && c.echo) || exceptSocketID != "" && c.socketID == exceptSocketID {
