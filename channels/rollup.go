@@ -129,6 +129,9 @@ func (ch *channel) deliver(a *appState, m *protocol.Message, sender *Conn, excep
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	to := everyWindow
+	mu := m.Mutable
+	rollable := mu != nil && mu.Action == protocol.ActionAppend && m.Serial != 0 && sender == nil && exceptSocketID == "" &&
+		!protocol.TerminalAppend(m.Extras)
 	for w := 1; w < len(r.groups); w++ {
 		if r.subs[w] == 0 {
 			// Nobody left to receive the group's batches.
@@ -136,7 +139,7 @@ func (ch *channel) deliver(a *appState, m *protocol.Message, sender *Conn, excep
 			r.groups[w].end()
 			continue
 		}
-		if ch.route(a, w, m, sender, exceptSocketID) {
+		if ch.route(a, w, m, rollable) {
 			to &^= 1 << w
 		}
 	}
@@ -144,12 +147,11 @@ func (ch *channel) deliver(a *appState, m *protocol.Message, sender *Conn, excep
 }
 
 // route runs m through window w's group and reports whether the group holds it back (it
-// joined the pending batch). Callers hold ch.mu (read) and ch.roll.mu.
-func (ch *channel) route(a *appState, w int, m *protocol.Message, sender *Conn, exceptSocketID string) bool {
+// joined the pending batch). rollable: m is a stored, non-terminal append from the HTTP API
+// (no sender, no excluded socket). Callers hold ch.mu (read) and ch.roll.mu.
+func (ch *channel) route(a *appState, w int, m *protocol.Message, rollable bool) bool {
 	g := &ch.roll.groups[w]
 	mu := m.Mutable
-	rollable := mu != nil && mu.Action == protocol.ActionAppend && m.Serial != 0 && sender == nil && exceptSocketID == "" &&
-		!protocol.TerminalAppend(m.Extras)
 	if rollable && g.serial == mu.MessageSerial && a.hub.now().Before(g.deadline) {
 		if g.pending == nil {
 			g.batch++
