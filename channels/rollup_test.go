@@ -308,3 +308,37 @@ func TestAppendRollupJoiners(t *testing.T) {
 		wantSeen(t, name, takeSeen(t, s), `sockudo:message.append "d"`, `sockudo:message.append "ef"`)
 	}
 }
+
+// TestAppendRollupBinary: the rolled-up frame reaches MessagePack and protobuf connections in
+// their form, carrying the joined fragments.
+func TestAppendRollupBinary(t *testing.T) {
+	h, clk := mutableHub(t)
+	const ch = "ai:binary"
+	w := 40 * time.Millisecond
+	wires := []protocol.Wire{{Format: protocol.FormatMsgpack}, {Format: protocol.FormatProtobuf}, {Format: protocol.FormatProtobuf, Client: protocol.ParseClient("flutter")}}
+	var subs []*channelstest.Sub
+	for _, wire := range wires {
+		_, s := v2Sub(t, h, ch, channels.ConnOptions{RollupWindow: w, Wire: wire}, true)
+		subs = append(subs, s)
+	}
+	serial := create(t, h, ch, "")
+	for _, frag := range []string{"a", "b", "c"} {
+		mutate(t, h, ch, serial, appendOp(frag))
+	}
+	clk.Add(w)
+	for i, s := range subs {
+		frames := s.Take()
+		var got []string
+		for _, f := range frames {
+			fr, err := protocol.DecodeBinary(wires[i].Form(), []byte(f))
+			if err != nil {
+				t.Fatalf("%v: %v", wires[i], err)
+			}
+			got = append(got, fr.Event+" "+string(fr.Data))
+		}
+		want := []string{`ai.answer ""`, `sockudo:message.append "a"`, `sockudo:message.append "bc"`}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%v got %q, want %q", wires[i], got, want)
+		}
+	}
+}
