@@ -44,6 +44,10 @@ type Config struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// MaxRequestBodyKB caps an HTTP API request body (413 over it). Default 10240.
 	MaxRequestBodyKB int `yaml:"max_request_body_kb"`
+	// MaxInboundBufferMB caps, server-wide, the bytes held for input not fully received yet
+	// (HTTP bodies being read, WebSocket frames being assembled); past it new input waits or
+	// is refused, whatever clients declare. Default 64.
+	MaxInboundBufferMB int `yaml:"max_inbound_buffer_mb"`
 	// DrainDelay is how long the node reports not ready (GET /ready 503) on SIGTERM before
 	// it closes sockets with 4200, so a load balancer stops sending new clients. Default 0.
 	DrainDelay Duration `yaml:"drain_delay"`
@@ -377,6 +381,7 @@ const (
 	DefaultWriteTimeout                 = 10 * time.Second
 	DefaultShutdownTimeout              = 10 * time.Second
 	DefaultMaxRequestBodyKB             = 10240
+	DefaultMaxInboundBufferMB           = 64
 	DefaultMetricsHost                  = "127.0.0.1"
 	DefaultMetricsPort                  = 9601
 	DefaultConsolePath                  = "/console"
@@ -424,6 +429,7 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setInt(&c.MaxRequestBodyKB, DefaultMaxRequestBodyKB)
+	setInt(&c.MaxInboundBufferMB, DefaultMaxInboundBufferMB)
 	setStr(&c.MetricsHost, DefaultMetricsHost)
 	setInt(&c.MetricsPort, DefaultMetricsPort)
 	setStr(&c.ConsoleListener, "metrics")
@@ -565,7 +571,7 @@ func (c *Config) problems() []string {
 		v     int
 	}{
 		{"max_message_kb", c.MaxMessageKB}, {"write_queue_messages", c.WriteQueueMessages},
-		{"write_queue_kb", c.WriteQueueKB}, {"max_request_body_kb", c.MaxRequestBodyKB},
+		{"write_queue_kb", c.WriteQueueKB}, {"max_request_body_kb", c.MaxRequestBodyKB}, {"max_inbound_buffer_mb", c.MaxInboundBufferMB},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {

@@ -23,6 +23,7 @@ var usages = map[string]string{
 	"write_timeout":                     "max time for one socket write before disconnecting the client (default 10s)",
 	"shutdown_timeout":                  "max time for a graceful shutdown (default 10s)",
 	"max_request_body_kb":               "max HTTP API request body in KB, 413 over it (default 10240)",
+	"max_inbound_buffer_mb":             "server-wide cap in MB on bytes held for HTTP bodies and WebSocket frames still arriving (default 64)",
 	"drain_delay":                       "on SIGTERM, report not ready this long before closing sockets (default 0s)",
 	"tls_cert_file":                     "PEM certificate for wss:// and https://, with tls_key_file (default empty)",
 	"tls_key_file":                      "PEM private key for wss:// and https://, with tls_cert_file (default empty)",

@@ -29,7 +29,7 @@ func TestFlagNames(t *testing.T) {
 	want := []string{
 		"activity-timeout", "cluster", "cluster-heartbeat", "cluster-node-timeout", "cluster-prefix", "config", "console", "console-listener", "console-path", "database-url", "drain-delay", "gc-percent", "history", "history-max-age",
 		"history-max-messages", "host", "log-format", "log-level",
-		"max-connections", "max-connections-per-ip-per-minute", "max-message-kb",
+		"max-connections", "max-connections-per-ip-per-minute", "max-inbound-buffer-mb", "max-message-kb",
 		"max-request-body-kb", "metrics-enabled", "metrics-host", "metrics-port", "nats-url", "pong-timeout",
 		"port", "push-store", "redis-url", "shutdown-timeout", "tls-cert-file", "tls-key-file", "token-refresh-grace", "trust-forwarded-for",
 		"webhook-batch-interval", "webhook-batch-size", "webhook-queue-size", "webhook-retry-for",

@@ -46,6 +46,7 @@ var rules = []rule{
 		why: "push knows nothing of sockets, channels or the HTTP layer: it gets liveness through its Presence interface"},
 	{pkg: "push/pushtest", onlyOf: []string{"push", "config", "protocol", "internal/pgmigrate"},
 		why: "pushtest is push's conformance suite and provider fakes"},
+	{pkg: "internal/bytebudget", onlyOf: []string{}, why: "bytebudget is a counter shared by the transports and the HTTP layer; it imports nothing of ours"},
 	{pkg: "internal/pgmigrate", onlyOf: []string{}, why: "pgmigrate applies embedded SQL migrations; it imports nothing of ours"},
 }
 
