@@ -25,29 +25,62 @@ type rule struct {
 	why    string
 }
 
+// impls are the concrete implementations of interfaces that consumers define: only
+// cmd/pushwire (and tests, benchmarks and conformance suites) may know them.
+var impls = []string{"history", "cluster", "webhook", "server", "httpapi", "console", "push", "metrics"}
+
 var rules = []rule{
 	{pkg: "protocol", onlyOf: []string{"protocol/wirepb"}, why: "protocol is the pure wire layer at the bottom: it imports nothing of ours but its generated protobuf schema"},
 	{pkg: "protocol/wirepb", onlyOf: []string{}, why: "wirepb is generated protobuf code; it imports nothing of ours"},
 	{pkg: "config", onlyOf: []string{"protocol", "protocol/wirepb"}, why: "config is plain values; it may only use protocol"},
 	{pkg: "delta", onlyOf: []string{"protocol", "protocol/wirepb"}, why: "delta is pure codecs; it may only use protocol"},
+	{pkg: "delta/deltatest", onlyOf: []string{"delta", "protocol", "protocol/wirepb"}, why: "deltatest checks codecs against each other; it needs nothing but them"},
 	{pkg: "server/wsframe", onlyOf: []string{}, why: "wsframe is the pure WebSocket frame codec; it imports nothing of ours"},
-	{pkg: "channels", deny: []string{"server", "httpapi", "history", "cluster", "webhook", "cmd/pushwire"},
-		why: "channels is the core; it receives storage, brokers and transports through its own interfaces"},
-	{pkg: "server", deny: []string{"httpapi", "cmd/pushwire"}, why: "server and httpapi are sibling adapters around channels"},
-	{pkg: "httpapi", deny: []string{"server", "cmd/pushwire"}, why: "server and httpapi are sibling adapters around channels"},
-	{pkg: "cluster", deny: []string{"server", "httpapi", "history", "webhook", "cmd/pushwire"},
+	{pkg: "channels", onlyOf: []string{"config", "protocol", "protocol/wirepb"},
+		why: "channels is the core; it receives storage, brokers, transports and every other implementation through its own interfaces"},
+	{pkg: "channels/channelstest", onlyOf: []string{"channels", "config", "protocol", "protocol/wirepb"},
+		why: "channelstest holds in-memory fakes of channels' interfaces; it must not pull in a real implementation"},
+	{pkg: "server", deny: append([]string{"cmd/pushwire"}, without(impls, "server")...), why: "server is an adapter around channels; it never talks to httpapi, and only cmd/pushwire knows concrete implementations"},
+	{pkg: "httpapi", deny: []string{"server", "history", "cluster", "webhook", "console", "metrics", "cmd/pushwire"}, why: "httpapi is an adapter around channels (and push's service); it never talks to server, and only cmd/pushwire knows concrete implementations"},
+	{pkg: "cluster", deny: append([]string{"cmd/pushwire"}, without(impls, "cluster")...),
 		why: "cluster is a broker implementation below channels; only cmd/pushwire wires it in"},
-	{pkg: "console", deny: []string{"server", "httpapi", "webhook", "history", "cluster", "cmd/pushwire"},
+	{pkg: "cluster/clustertest", deny: []string{"server", "httpapi", "history", "webhook", "console", "push", "cmd/pushwire"},
+		why: "clustertest is the brokers' conformance suite; it uses the hub and brokers only"},
+	{pkg: "console", deny: append([]string{"cmd/pushwire"}, without(impls, "console")...),
 		why: "the console is a sibling adapter around channels: it reads the hub and is told through channels.Tap; only cmd/pushwire wires it to the others"},
+	{pkg: "webhook", deny: append([]string{"cmd/pushwire"}, without(impls, "webhook")...),
+		why: "webhook is an implementation of channels' event sink; only cmd/pushwire wires it in"},
 	{pkg: "metrics", onlyOf: []string{}, why: "metrics imports nothing of ours: its consumers declare the interfaces it implements"},
-	{pkg: "history", deny: []string{"server", "httpapi", "cluster", "webhook", "cmd/pushwire"},
+	{pkg: "history", deny: append([]string{"cmd/pushwire"}, without(impls, "history")...),
 		why: "history is a storage implementation below channels; only cmd/pushwire wires it in"},
+	{pkg: "history/historytest", deny: []string{"server", "httpapi", "cluster", "webhook", "console", "push", "cmd/pushwire"},
+		why: "historytest is the stores' conformance suite; it speaks channels' interfaces only"},
 	{pkg: "push", onlyOf: []string{"config", "protocol", "internal/pgmigrate"},
 		why: "push knows nothing of sockets, channels or the HTTP layer: it gets liveness through its Presence interface"},
 	{pkg: "push/pushtest", onlyOf: []string{"push", "config", "protocol", "internal/pgmigrate"},
 		why: "pushtest is push's conformance suite and provider fakes"},
-	{pkg: "internal/bytebudget", onlyOf: []string{}, why: "bytebudget is a counter shared by the transports and the HTTP layer; it imports nothing of ours"},
 	{pkg: "internal/pgmigrate", onlyOf: []string{}, why: "pgmigrate applies embedded SQL migrations; it imports nothing of ours"},
+	{pkg: "internal/bytebudget", onlyOf: []string{}, why: "bytebudget is a counter shared by the transports and the HTTP layer; it imports nothing of ours"},
+	{pkg: "internal/testkit", onlyOf: []string{}, why: "testkit starts services and builds the binary for tests; importing product code would tie every test to it"},
+	{pkg: "internal/archtest", onlyOf: []string{"internal/testkit"}, why: "archtest reads the import graph with go list; it needs no product code"},
+	{pkg: "cmd/pushwire", why: "cmd/pushwire is the wiring: the one place that knows every concrete implementation"},
+	{pkg: "bench/load", onlyOf: []string{"protocol", "protocol/wirepb"}, why: "the load tool is a client: it speaks the wire protocol and must not lean on the server's internals"},
+	{pkg: "bench/cmd/pwload", onlyOf: []string{"bench/load", "protocol", "protocol/wirepb"}, why: "pwload is the load tool's command line"},
+	{pkg: "bench/cmd/pwserve", deny: []string{"cmd/pushwire", "integration", "sdkcompat"}, why: "pwserve is a benchmark wiring of the server, like cmd/pushwire; it must not import other commands or test suites"},
+	{pkg: "integration", deny: []string{"cmd/pushwire"}, why: "integration tests drive the real binary over the network, not its main package"},
+	{pkg: "integration/image", deny: []string{"cmd/pushwire"}, why: "the image test runs the built container, not the main package"},
+	{pkg: "sdkcompat", deny: []string{"cmd/pushwire"}, why: "sdkcompat runs real third-party SDKs against the real binary"},
+}
+
+// without returns list minus s.
+func without(list []string, s string) []string {
+	var out []string
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 func TestImportRules(t *testing.T) {
@@ -68,6 +101,15 @@ func TestImportRules(t *testing.T) {
 	}
 	if len(pkgs) == 0 {
 		t.Fatal("go list returned no packages")
+	}
+	ruled := map[string]bool{}
+	for _, r := range rules {
+		ruled[r.pkg] = true
+	}
+	for name := range pkgs {
+		if !ruled[name] {
+			t.Errorf("package %s has no rule: add one to internal/archtest saying what it may import and why", name)
+		}
 	}
 	for _, r := range rules {
 		p, ok := pkgs[r.pkg]
