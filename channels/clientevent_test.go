@@ -146,7 +146,7 @@ func TestClientEventRateLimit(t *testing.T) {
 				if err := send(); err != nil {
 					t.Fatalf("event %d: %v", i+1, err)
 				}
-				clk.Advance(99 * time.Millisecond) // 10 events within 0.99 s
+				clk.Add(99 * time.Millisecond) // 10 events within 0.99 s
 			}
 			err := send()
 			if terminate {
@@ -173,7 +173,7 @@ func TestClientEventRateLimit(t *testing.T) {
 				return
 			}
 			// A new one-second window starts once a second has passed since the first event.
-			clk.Advance(10 * time.Millisecond)
+			clk.Add(10 * time.Millisecond)
 			for i := range 10 {
 				if err := send(); err != nil {
 					t.Fatalf("next window, event %d: %v", i+1, err)

@@ -48,9 +48,9 @@ type Conn struct {
 	user       string // signed-in user id
 	authorized bool   // signed in or holds an authorized subscription
 	gone       bool
-	authTimer  *time.Timer
+	authTimer  Timer
 	token      *protocol.TokenClaims // V2 capability token, nil when none
-	tokenTimer *time.Timer
+	tokenTimer Timer
 }
 
 // ErrAppNotFound is returned by Connect for an unknown app.
@@ -112,7 +112,7 @@ func (h *Hub) ConnectWith(appKey string, sub Subscriber, opts ConnOptions) (*Con
 		app.trackToken(c, opts.Token)
 	}
 	if t := app.cfg.UserAuthenticationTimeout.D(); t > 0 && app.cfg.UserAuthentication() && opts.Token == nil {
-		c.authTimer = time.AfterFunc(t, c.authTimeout)
+		c.authTimer = app.hub.afterFunc(t, c.authTimeout)
 	}
 	return c, nil
 }

@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/channels/channelstest"
 	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -22,42 +22,28 @@ const (
 	secret = "app-secret"
 )
 
+// testEpoch is where test clocks start.
+var testEpoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
 // waitTimeout bounds every wait for something asynchronous (timers).
 const waitTimeout = 5 * time.Second
 
-// fakeClock is the hub's Options.Now under test control.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // newHub builds a hub serving the default app (defaults applied, then edit applied) with a
-// fake clock.
-func newHub(t testing.TB, edit func(*config.App)) (*channels.Hub, *fakeClock) {
+// clock the test moves by hand (its Now and every timer of the hub).
+func newHub(t testing.TB, edit func(*config.App)) (*channels.Hub, *testkit.Clock) {
 	t.Helper()
 	app := config.DefaultApp()
 	app.ApplyDefaults()
 	if edit != nil {
 		edit(&app)
 	}
-	clk := newFakeClock()
-	return channels.New([]config.App{app}, channels.Options{Now: clk.Now}), clk
+	clk := testkit.NewClock(testEpoch)
+	return channels.New([]config.App{app}, channels.Options{Now: clk.Now, AfterFunc: hubTimers(clk)}), clk
+}
+
+// hubTimers schedules the hub's timers on clk.
+func hubTimers(clk *testkit.Clock) func(time.Duration, func()) channels.Timer {
+	return func(d time.Duration, f func()) channels.Timer { return clk.AfterFunc(d, f) }
 }
 
 var socketSeq atomic.Int64

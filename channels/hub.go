@@ -54,8 +54,9 @@ type Options struct {
 	// TokenRefreshGrace is how long a connection whose capability token expired may take to
 	// send a fresh one (sockudo:auth) before it is closed with 4009. Default 30s.
 	TokenRefreshGrace time.Duration
-	// AfterFunc schedules f after d on the hub's clock (append rollup windows). Default
-	// time.AfterFunc; tests pass a clock they move by hand.
+	// AfterFunc schedules f after d on the hub's clock (append rollup windows, token expiry
+	// and refresh grace, the user-authentication timeout, coalesced subscription counts).
+	// Default time.AfterFunc; tests pass a clock they move by hand.
 	AfterFunc func(d time.Duration, f func()) Timer
 }
 

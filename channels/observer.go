@@ -64,7 +64,7 @@ func (a *appState) subscriptionCountChanged(ch *channel) {
 		return
 	}
 	ch.countPending = true
-	time.AfterFunc(subscriptionCountDelay, func() {
+	a.hub.afterFunc(subscriptionCountDelay, func() {
 		ch.mu.Lock()
 		defer ch.mu.Unlock()
 		ch.countPending = false

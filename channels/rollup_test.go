@@ -23,7 +23,7 @@ func mutableHub(t testing.TB) (*channels.Hub, *testkit.Clock) {
 	app.ApplyDefaults()
 	clk := testkit.NewClock(time.Now())
 	h := channels.New([]config.App{app}, channels.Options{Now: clk.Now, History: history.NewMemory(history.MemoryOptions{}),
-		AfterFunc: func(d time.Duration, f func()) channels.Timer { return clk.AfterFunc(d, f) }})
+		AfterFunc: hubTimers(clk)})
 	return h, clk
 }
 

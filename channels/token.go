@@ -41,7 +41,7 @@ func (c *Conn) armTokenExpiry(tok *protocol.TokenClaims) {
 	if c.tokenTimer != nil {
 		c.tokenTimer.Stop()
 	}
-	c.tokenTimer = time.AfterFunc(d, func() { c.tokenExpired(tok) })
+	c.tokenTimer = c.app.hub.afterFunc(d, func() { c.tokenExpired(tok) })
 	c.mu.Unlock()
 }
 
@@ -51,7 +51,7 @@ func (c *Conn) tokenExpired(tok *protocol.TokenClaims) {
 		c.mu.Unlock()
 		return
 	}
-	c.tokenTimer = time.AfterFunc(c.app.hub.tokenGrace, func() {
+	c.tokenTimer = c.app.hub.afterFunc(c.app.hub.tokenGrace, func() {
 		c.mu.Lock()
 		still := !c.gone && c.token == tok
 		c.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/channels/channelstest"
 	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -178,7 +179,7 @@ func TestV2PresenceUpdate(t *testing.T) {
 	wantCode(t, "rate", err, protocol.CodeClientEventRefused)
 }
 
-func testToken(t testing.TB, clk *fakeClock, client string, grants map[string][]string, ttl time.Duration) *protocol.TokenClaims {
+func testToken(t testing.TB, clk *testkit.Clock, client string, grants map[string][]string, ttl time.Duration) *protocol.TokenClaims {
 	t.Helper()
 	raw, err := protocol.SignCapabilityToken(appKey, secret, protocol.TokenRequest{ClientID: client, JTI: protocol.NewUUID(), Capability: grants, IssuedAt: clk.Now(), TTL: ttl})
 	if err != nil {
@@ -213,48 +214,48 @@ func TestV2TokenGrantsAndRevocation(t *testing.T) {
 	if _, err := h.ConnectWith(appKey, channelstest.NewV2(nextSocketID()), channels.ConnOptions{Token: tok}); err == nil || !strings.Contains(err.Message, "revoked") {
 		t.Fatalf("reconnect with a revoked token: %v", err)
 	}
-	clk.Advance(2 * time.Hour)
+	clk.Add(2 * time.Hour)
 	if _, err := h.ConnectWith(appKey, channelstest.NewV2(nextSocketID()), channels.ConnOptions{Token: tok}); err != nil {
 		t.Fatalf("after the revocation ended: %v", err)
 	}
 }
 
 func TestV2TokenExpiryAndRefresh(t *testing.T) {
+	const grace = 50 * time.Millisecond
 	app := config.DefaultApp()
 	app.ApplyDefaults()
-	h := channels.New([]config.App{app}, channels.Options{TokenRefreshGrace: 50 * time.Millisecond})
-	now := time.Now()
-	mk := func(client string, ttl time.Duration) *protocol.TokenClaims {
-		raw, err := protocol.SignCapabilityToken(appKey, secret, protocol.TokenRequest{ClientID: client, JTI: protocol.NewUUID(), Capability: map[string][]string{"*": {"subscribe"}}, IssuedAt: now, TTL: ttl})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, perr := protocol.ParseCapabilityToken(raw, appKey, secret, now)
-		if perr != nil {
-			t.Fatal(perr)
-		}
-		return c
-	}
+	clk := testkit.NewClock(testEpoch)
+	h := channels.New([]config.App{app}, channels.Options{TokenRefreshGrace: grace, Now: clk.Now, AfterFunc: hubTimers(clk)})
+	grants := map[string][]string{"*": {"subscribe"}}
 	// Refreshed in time: stays open.
-	c, s := connectV2(t, h, channels.ConnOptions{Token: mk("u", 10*time.Millisecond)})
-	got := s.WaitFrames(t, 1, waitTimeout)
-	if got[0] != `{"event":"sockudo:token_expired","data":{"code":40142,"reason":"expired"}}` {
-		t.Fatalf("got %q", got)
+	c, s := connectV2(t, h, channels.ConnOptions{Token: testToken(t, clk, "u", grants, 10*time.Millisecond)})
+	if f := s.Take(); len(f) != 0 {
+		t.Fatalf("frames before expiry: %q", f)
 	}
-	wantCode(t, "other client", c.RefreshToken(mk("v", time.Hour)), protocol.CodeUnauthorized)
-	if err := c.RefreshToken(mk("u", time.Hour)); err != nil {
+	clk.Add(10 * time.Millisecond)
+	if got := s.Take(); len(got) != 1 || got[0] != `{"event":"sockudo:token_expired","data":{"code":40142,"reason":"expired"}}` {
+		t.Fatalf("at expiry got %q", got)
+	}
+	wantCode(t, "other client", c.RefreshToken(testToken(t, clk, "v", grants, time.Hour)), protocol.CodeUnauthorized)
+	if err := c.RefreshToken(testToken(t, clk, "u", grants, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if f := s.WaitFrames(t, 2, waitTimeout); !strings.HasPrefix(f[1], `{"event":"sockudo:auth_success","data":{"client_id":"u","jti":`) {
+	if f := s.Take(); len(f) != 1 || !strings.HasPrefix(f[0], `{"event":"sockudo:auth_success","data":{"client_id":"u","jti":`) {
 		t.Fatalf("got %q", f)
 	}
-	time.Sleep(150 * time.Millisecond) // past the grace: the refreshed token keeps it open
+	clk.Add(3 * grace) // past the grace: the refreshed token keeps it open
 	if cl := s.Closed(); cl != nil {
 		t.Fatalf("closed after a refresh: %v", cl)
 	}
-	// Not refreshed: closed with 4009 after the grace.
-	_, s2 := connectV2(t, h, channels.ConnOptions{Token: mk("w", 10*time.Millisecond)})
-	if cl := s2.WaitClosed(t, waitTimeout); cl.Code != protocol.CodeUnauthorized || cl.Message != "capability token expired" {
+	// Not refreshed: closed with 4009 when the grace ends, not before.
+	_, s2 := connectV2(t, h, channels.ConnOptions{Token: testToken(t, clk, "w", grants, 10*time.Millisecond)})
+	clk.Add(10 * time.Millisecond)
+	clk.Add(grace - time.Nanosecond)
+	if cl := s2.Closed(); cl != nil {
+		t.Fatalf("closed within the grace: %v", cl)
+	}
+	clk.Add(time.Nanosecond)
+	if cl := s2.Closed(); cl == nil || cl.Code != protocol.CodeUnauthorized || cl.Message != "capability token expired" {
 		t.Fatalf("closed with %v", cl)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -260,7 +261,7 @@ func TestMetachannelRefused(t *testing.T) {
 // testTokenFor is a capability token for client "c" with these grants.
 func testTokenFor(t testing.TB, h *channels.Hub, grants map[string][]string) *protocol.TokenClaims {
 	t.Helper()
-	return testToken(t, newFakeClock(), "c", grants, time.Hour)
+	return testToken(t, testkit.NewClock(testEpoch), "c", grants, time.Hour)
 }
 
 // refusal is a subscribe that must fail with code and a message containing want.
