@@ -48,6 +48,16 @@ type Config struct {
 	// (HTTP bodies being read, WebSocket frames being assembled); past it new input waits or
 	// is refused, whatever clients declare. Default 64.
 	MaxInboundBufferMB int `yaml:"max_inbound_buffer_mb"`
+	// HTTPReadHeaderTimeout bounds reading a request's headers (WebSocket upgrades too).
+	// Default 10s.
+	HTTPReadHeaderTimeout Duration `yaml:"http_read_header_timeout"`
+	// HTTPReadTimeout bounds reading a whole HTTP request, body included: a body that stops
+	// arriving is answered 408 and its connection closed. WebSocket connections are not
+	// bound by it once upgraded. Default 30s.
+	HTTPReadTimeout Duration `yaml:"http_read_timeout"`
+	// HTTPIdleTimeout closes a keep-alive HTTP connection idle this long between requests.
+	// Default 120s.
+	HTTPIdleTimeout Duration `yaml:"http_idle_timeout"`
 	// DrainDelay is how long the node reports not ready (GET /ready 503) on SIGTERM before
 	// it closes sockets with 4200, so a load balancer stops sending new clients. Default 0.
 	DrainDelay Duration `yaml:"drain_delay"`
@@ -382,6 +392,9 @@ const (
 	DefaultShutdownTimeout              = 10 * time.Second
 	DefaultMaxRequestBodyKB             = 10240
 	DefaultMaxInboundBufferMB           = 64
+	DefaultHTTPReadHeaderTimeout        = 10 * time.Second
+	DefaultHTTPReadTimeout              = 30 * time.Second
+	DefaultHTTPIdleTimeout              = 120 * time.Second
 	DefaultMetricsHost                  = "127.0.0.1"
 	DefaultMetricsPort                  = 9601
 	DefaultConsolePath                  = "/console"
@@ -430,6 +443,9 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setInt(&c.MaxRequestBodyKB, DefaultMaxRequestBodyKB)
 	setInt(&c.MaxInboundBufferMB, DefaultMaxInboundBufferMB)
+	setDur(&c.HTTPReadHeaderTimeout, DefaultHTTPReadHeaderTimeout)
+	setDur(&c.HTTPReadTimeout, DefaultHTTPReadTimeout)
+	setDur(&c.HTTPIdleTimeout, DefaultHTTPIdleTimeout)
 	setStr(&c.MetricsHost, DefaultMetricsHost)
 	setInt(&c.MetricsPort, DefaultMetricsPort)
 	setStr(&c.ConsoleListener, "metrics")
@@ -589,6 +605,14 @@ func (c *Config) problems() []string {
 	}
 	if c.ShutdownTimeout.D() <= 0 {
 		bad("shutdown_timeout", "must be positive, got %s", c.ShutdownTimeout.D())
+	}
+	for _, d := range []struct {
+		field string
+		v     Duration
+	}{{"http_read_header_timeout", c.HTTPReadHeaderTimeout}, {"http_read_timeout", c.HTTPReadTimeout}, {"http_idle_timeout", c.HTTPIdleTimeout}} {
+		if d.v.D() <= 0 {
+			bad(d.field, "must be positive, got %s", d.v.D())
+		}
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("tls_cert_file", "tls_cert_file and tls_key_file must be set together")

@@ -28,7 +28,7 @@ func TestFlagNames(t *testing.T) {
 	fs.VisitAll(func(f *flag.Flag) { got = append(got, f.Name) })
 	want := []string{
 		"activity-timeout", "cluster", "cluster-heartbeat", "cluster-node-timeout", "cluster-prefix", "config", "console", "console-listener", "console-path", "database-url", "drain-delay", "gc-percent", "history", "history-max-age",
-		"history-max-messages", "host", "log-format", "log-level",
+		"history-max-messages", "host", "http-idle-timeout", "http-read-header-timeout", "http-read-timeout", "log-format", "log-level",
 		"max-connections", "max-connections-per-ip-per-minute", "max-inbound-buffer-mb", "max-message-kb",
 		"max-request-body-kb", "metrics-enabled", "metrics-host", "metrics-port", "nats-url", "pong-timeout",
 		"port", "push-store", "redis-url", "shutdown-timeout", "tls-cert-file", "tls-key-file", "token-refresh-grace", "trust-forwarded-for",

@@ -1,11 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -139,36 +136,6 @@ func (a *api) verify(r *http.Request, pathApp bool) (*signed, *apiError) {
 		return nil, authFailed("Invalid signature: expected the lowercase hex HMAC-SHA256, keyed with the app secret, of METHOD\\nPATH\\nQUERY (keys lowercased and sorted, values unescaped, auth_signature left out)")
 	}
 	return &signed{app: app, query: q, body: body}, nil
-}
-
-// readBody reads the whole body once: one over the limit is 413 payload_too_large, one
-// shorter than its Content-Length (the client hung up) is 400.
-func (a *api) readBody(r *http.Request) ([]byte, *apiError) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return []byte{}, nil
-	}
-	if r.ContentLength > a.max {
-		return nil, tooLarge("Request body is %d bytes, the limit is %d", r.ContentLength, a.max)
-	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, a.max+1))
-	if n > a.max {
-		return nil, tooLarge("Request body is larger than the limit of %d bytes", a.max)
-	}
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge("Request body is larger than the limit of %d bytes", mbe.Limit)
-		}
-		return nil, badRequest("Could not read the request body (truncated?): %v", err)
-	}
-	if r.ContentLength >= 0 && n != r.ContentLength {
-		return nil, badRequest("Request body is %d bytes but Content-Length is %d", n, r.ContentLength)
-	}
-	return buf.Bytes(), nil
 }
 
 // pathParam returns the path parameter name decoded exactly once. chi matches on

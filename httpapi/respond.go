@@ -71,7 +71,12 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 }
 
 // fail answers with err.
-func fail(w http.ResponseWriter, err *apiError) { writeError(w, err.status, err.code, err.msg) }
+func fail(w http.ResponseWriter, err *apiError) {
+	if err == errBusy {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, err.status, err.code, err.msg)
+}
 
 // internalErrorJSON is the 500 body, prebuilt so that it can be sent when encoding fails.
 var internalErrorJSON = []byte(`{"error":"Internal server error","code":"internal_error","status":500}`)

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/internal/bytebudget"
 	"github.com/pushwire/pushwire/protocol"
 	"github.com/pushwire/pushwire/push"
 )
@@ -49,6 +50,10 @@ type Options struct {
 	Push *push.Service
 	// PublishHook is told about each HTTP publish (the push bridge). Default none.
 	PublishHook PublishHook
+	// InboundBudget is the server-wide cap on bytes held for input still arriving, shared
+	// with the WebSocket transports: request bodies reserve their buffers in it and get 503
+	// (Retry-After: 1) when it is spent (body.go). Default nil: unlimited.
+	InboundBudget *bytebudget.Budget
 }
 
 // Metrics receives the API's counters. It is defined here, where it is consumed;
@@ -83,6 +88,7 @@ type api struct {
 	backend string
 	push    *push.Service
 	hook    PublishHook
+	budget  *bytebudget.Budget
 }
 
 // New returns the REST API handler for hub: the signed Pusher endpoints under /apps/ and the
@@ -115,6 +121,7 @@ func newAPI(hub *channels.Hub, opts Options) *api {
 	a.idem = opts.Idempotency
 	a.tap, a.console, a.backend = opts.Tap, opts.ConsoleAuth, opts.HistoryBackend
 	a.push, a.hook = opts.Push, opts.PublishHook
+	a.budget = opts.InboundBudget
 	if a.idem == nil {
 		a.idem = NewMemoryIdempotency(a.now, 0)
 	}
@@ -124,7 +131,7 @@ func newAPI(hub *channels.Hub, opts Options) *api {
 // router builds the route table.
 func (a *api) router() *chi.Mux {
 	r := chi.NewRouter()
-	r.Use(a.observe, a.recoverer)
+	r.Use(a.observe, a.recoverer, a.holdBodies)
 	r.Get("/live", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	r.Get("/up", func(w http.ResponseWriter, _ *http.Request) { text(w, http.StatusOK, "OK") })
 	r.Get("/up/{appID}", a.upApp)

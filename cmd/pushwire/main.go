@@ -31,6 +31,7 @@ import (
 	"github.com/pushwire/pushwire/console"
 	"github.com/pushwire/pushwire/delta"
 	"github.com/pushwire/pushwire/httpapi"
+	"github.com/pushwire/pushwire/internal/bytebudget"
 	"github.com/pushwire/pushwire/metrics"
 	"github.com/pushwire/pushwire/server"
 	"github.com/pushwire/pushwire/webhook"
@@ -105,6 +106,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Metrics:       m,
 		Tap:           tap,
 	})
+	// One budget for every byte held for input still arriving: HTTP bodies and WebSocket frames.
+	inbound := bytebudget.New(int64(cfg.MaxInboundBufferMB) << 20)
 	hist, closeHistory, err := openHistory(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -168,6 +171,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Tap:            tap,
 		ConsoleAuth:    consoleAuth(con),
 		HistoryBackend: cfg.History,
+		InboundBudget:  inbound,
 	}
 	pushOptions(&apiOpts, pushSvc)
 	api := httpapi.New(hub, apiOpts)
@@ -183,7 +187,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log.Named("http"))}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout.D(), ReadTimeout: cfg.HTTPReadTimeout.D(),
+		IdleTimeout: cfg.HTTPIdleTimeout.D(), ErrorLog: zap.NewStdLog(log.Named("http"))}
 	scheme := "ws"
 	if cfg.TLSCertFile != "" {
 		// Load once now so a bad certificate fails at start with a clear message.
@@ -212,7 +217,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 			mountConsole(mmux, con)
 			log.Info("console", zap.String("url", "http://"+mln.Addr().String()+con.Path()+"/"))
 		}
-		msrv = &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second}
+		msrv = &http.Server{Handler: mmux, ReadHeaderTimeout: cfg.HTTPReadHeaderTimeout.D(), IdleTimeout: cfg.HTTPIdleTimeout.D()}
 		go func() { errc <- msrv.Serve(mln) }()
 		log.Info("metrics listening", zap.String("url", "http://"+mln.Addr().String()+"/metrics"))
 	}
