@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -141,8 +143,8 @@ func decodeEvent(app config.App, raw []byte) (prepared, *apiError) {
 
 // postEvents answers POST /apps/{appID}/events: {} or, with info, the counts per channel.
 // With an idempotency key (body idempotency_key, extras.idempotencyKey or the
-// X-Idempotency-Key header) a repeat within the app's window delivers nothing and gets the
-// first answer; a failed publish frees its key.
+// X-Idempotency-Key header, bound to the signed body: headerKey) a repeat within the app's
+// window delivers nothing and gets the first answer; a failed publish frees its key.
 func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 	s := signedOf(r)
 	p, aerr := decodeEvent(s.app, s.body)
@@ -151,9 +153,8 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if p.key == "" {
-		p.key = r.Header.Get("X-Idempotency-Key")
-		if len(p.key) > maxIdempotencyKeyLen {
-			fail(w, badRequest("X-Idempotency-Key is longer than %d bytes", maxIdempotencyKeyLen))
+		if p.key, aerr = headerKey(r, s.body); aerr != nil {
+			fail(w, aerr)
 			return
 		}
 	}
@@ -389,4 +390,24 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 		out[i] = a.published(s.app.ID, acks[i], p)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"batch": out})
+}
+
+// headerKey returns the publish's X-Idempotency-Key bound to the signature ("" without the
+// header). The request signature covers the body (body_md5) but no header, so whoever holds a
+// signed request could replay it with a key of their choosing and make a later genuine
+// publish carrying that key answer "replayed" and deliver nothing. The header key is
+// therefore scoped to the MD5 of the signed body: it de-duplicates retries of the same body
+// (what it is for), never a different one. The body's idempotency_key (or
+// extras.idempotencyKey) is signed and used as is; when present the header is ignored (the
+// Sockudo SDKs send both, equal).
+func headerKey(r *http.Request, body []byte) (string, *apiError) {
+	h := r.Header.Get("X-Idempotency-Key")
+	if h == "" {
+		return "", nil
+	}
+	if len(h) > maxIdempotencyKeyLen {
+		return "", badRequest("X-Idempotency-Key is longer than %d bytes", maxIdempotencyKeyLen)
+	}
+	sum := md5.Sum(body)
+	return "header\x00" + hex.EncodeToString(sum[:]) + "\x00" + h, nil
 }
