@@ -378,6 +378,9 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	if pos != nil && req.Rewind == nil {
 		sub.hold = newHeldQueue(c.sub.SendEncoded) // fan-outs hold frames already encoded
 	}
+	if len(ch.subs) == 0 {
+		app.occupied.Add(1)
+	}
 	ch.subs[c] = sub
 	ch.joinRollup(c, sub)
 	c.channels.set(name, userID)
@@ -585,6 +588,9 @@ func (ch *channel) removeLocked(c *Conn) (userID string, memberRemoved bool) {
 		s.hold.cancel()
 	}
 	delete(ch.subs, c)
+	if len(ch.subs) == 0 {
+		c.app.occupied.Add(-1)
+	}
 	ch.leaveRollup(c)
 	if m := ch.members[userID]; m != nil {
 		if m.conns--; m.conns <= 0 && m.remote <= 0 {

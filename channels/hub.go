@@ -153,6 +153,8 @@ type appState struct {
 	ord    orderer
 	shards [shardCount]shard
 	conns  atomic.Int64
+	// occupied counts the channels with at least one subscription on this node.
+	occupied atomic.Int64
 
 	usersMu sync.Mutex
 	// users indexes every connection of a user id, whether it signed in or joined a presence

@@ -309,3 +309,38 @@ func TestAppsAreIsolated(t *testing.T) {
 		t.Fatalf("Connections = %d, %d", h.Connections(appID), h.Connections("two"))
 	}
 }
+
+// TestOccupiedChannels: the maintained count of occupied channels follows subscribes,
+// re-subscribes, unsubscribes and disconnects, and agrees with a full count.
+func TestOccupiedChannels(t *testing.T) {
+	h, _ := newHub(t, nil)
+	check := func(want int) {
+		t.Helper()
+		st, err := h.Stats(appID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := h.OccupiedChannels(appID); got != want || st.Channels != want {
+			t.Fatalf("OccupiedChannels = %d, Stats.Channels = %d, want %d", got, st.Channels, want)
+		}
+	}
+	c1, s1 := connect(t, h)
+	c2, s2 := connect(t, h)
+	mustSubscribe(t, c1, s1, "a", "")
+	mustSubscribe(t, c1, s1, "a", "") // a re-subscribe counts once
+	mustSubscribe(t, c2, s2, "a", "")
+	mustSubscribe(t, c1, s1, "presence-x", member("1", ""))
+	mustSubscribe(t, c2, s2, "private-b", "")
+	check(3)
+	c1.Unsubscribe("a")
+	check(3)
+	c1.Unsubscribe("never-subscribed")
+	check(3)
+	c1.Disconnect()
+	check(2)
+	c2.Disconnect()
+	check(0)
+	if h.OccupiedChannels("no-app") != 0 {
+		t.Fatal("unknown app")
+	}
+}

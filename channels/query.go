@@ -99,6 +99,16 @@ func (h *Hub) Connections(appID string) int {
 	return int(app.conns.Load())
 }
 
+// OccupiedChannels returns how many of the app's channels have a subscriber on this node: a
+// maintained counter, O(1) (0 for an unknown app).
+func (h *Hub) OccupiedChannels(appID string) int {
+	app, ok := h.byID[appID]
+	if !ok {
+		return 0
+	}
+	return int(app.occupied.Load())
+}
+
 // AppStats are an app's counts on this node, as GET /stats reports them.
 type AppStats struct {
 	// Connections are the open connections; AuthenticatedConnections those signed in

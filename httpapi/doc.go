@@ -46,15 +46,20 @@
 //
 // Unsigned routes: GET /live (200, empty), GET /up (200 OK), GET /up/{app_id} (OK, 404
 // NOT_FOUND for an unknown app, 503 ERROR for a disabled one), GET /ready (OK, or 503
-// DRAINING while Options.Ready reports false) and GET /usage (node-local connections and
-// channels per app, memory, goroutines and uptime, as JSON). Health answers are plain text,
-// echoed in the X-Health-Check header.
+// DRAINING while Options.Ready reports false). Health answers are plain text, echoed in the
+// X-Health-Check header.
 //
-// Stats (GET /stats, GET /apps/{app_id}/stats) answer Sockudo's operator stats shape
+// GET /usage (the caller's app's node-local connections and occupied channels, the node's
+// memory, goroutines and uptime, as JSON; O(1): maintained counters) is authenticated like
+// the stats. Stats (GET /stats, GET /apps/{app_id}/stats) answer Sockudo's operator stats shape
 // (memory, history, presence_history, totals, apps; node-local counts) for the one app the
 // caller proves it holds: a request signed with the app's key and secret (the path /stats
 // signed like any API path), or the debug console's credential (Options.ConsoleAuth: HTTP
 // Basic app id and console token or secret, or the console's session cookie).
+//
+// Request bodies are read as they arrive, within Options.MaxBodyBytes and the shared
+// Options.InboundBudget (body.go). X-Idempotency-Key is bound to the signed body
+// (headerKey in events.go).
 //
 // Every request is reported to Options.Metrics under its chi route pattern, never its raw
 // path. The WebSocket endpoint /app/{key} and Prometheus metrics are served elsewhere.

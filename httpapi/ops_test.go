@@ -8,6 +8,8 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,14 +43,21 @@ func TestReady(t *testing.T) {
 	}
 }
 
+// TestUsage: GET /usage answers the caller's app (signed, or the console credential) with
+// its connections and occupied channels, and the node's memory, goroutines and uptime; an
+// unsigned request is refused (issue 16, finding 6).
 func TestUsage(t *testing.T) {
 	clock := testkit.NewClock(time.Now())
-	hub, ts := setupOpts(t, Options{Now: clock.Now, AppIDs: []string{"app-id", "not-configured"}}, nil)
+	hub, ts := setupOpts(t, Options{Now: clock.Now}, nil)
 	subscribe(t, hub, "a", "")
 	subscribe(t, hub, "a", "")
 	subscribe(t, hub, "presence-b", "u1")
 	clock.Add(90 * time.Second)
 	resp, body := do(t, "GET", ts.URL+"/usage", nil)
+	wantError(t, resp, body, 400, "invalid_input")
+	resp, body = do(t, "GET", signedURL(ts, "GET", "/usage", nil, nil, "wrong", clock.Now()), nil)
+	wantError(t, resp, body, 401, "auth_failed")
+	resp, body = do(t, "GET", signedURL(ts, "GET", "/usage", nil, nil, testSecret, clock.Now()), nil)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("got %d %s", resp.StatusCode, body)
 	}
@@ -245,5 +254,41 @@ func TestRecoverer(t *testing.T) {
 				t.Fatalf("observed %v", got)
 			}
 		})
+	}
+}
+
+// TestUsageCostIsConstant (issue 16, finding 6): /usage reads maintained counters, so a call
+// allocates no more with 10,000 occupied channels than with one.
+func TestUsageCostIsConstant(t *testing.T) {
+	e := newEnv(t, Options{}, nil)
+	api := New(e.hub, Options{})
+	perCall := func() uint64 {
+		const calls = 20
+		reqs := make([]*http.Request, calls)
+		for i := range reqs {
+			reqs[i] = httptest.NewRequest("GET", signedURL(e.ts, "GET", "/usage", nil, nil, testSecret, time.Now()), nil)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for _, r := range reqs {
+			w := httptest.NewRecorder()
+			api.ServeHTTP(w, r)
+			if w.Code != 200 {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		return (after.TotalAlloc - before.TotalAlloc) / calls
+	}
+	subscribe(t, e.hub, "c-0", "")
+	few := perCall()
+	for i := 1; i < 10_000; i++ {
+		subscribe(t, e.hub, "c-"+strconv.Itoa(i), "")
+	}
+	many := perCall()
+	t.Logf("bytes allocated per /usage call: %d with 1 channel, %d with 10,000", few, many)
+	if many > few+4<<10 {
+		t.Errorf("a /usage call allocates %d bytes with 10,000 channels, %d with one: it lists them", many, few)
 	}
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"io"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -33,8 +32,6 @@ type Options struct {
 	// Ready reports whether the node should get new clients; GET /ready answers 503
 	// DRAINING while it returns false. Default: always ready.
 	Ready func() bool
-	// AppIDs are the apps GET /usage reports on. Default none (only node totals).
-	AppIDs []string
 	// Idempotency remembers publish idempotency keys. Default: an in-process store.
 	Idempotency Idempotency
 	// Tap is shown the errors the API answers to apps someone watches (the debug console).
@@ -79,7 +76,6 @@ type api struct {
 	now     func() time.Time
 	metrics Metrics
 	ready   func() bool
-	appIDs  []string
 	start   time.Time
 	events  *eventLimiter
 	idem    Idempotency
@@ -100,7 +96,7 @@ func New(hub *channels.Hub, opts Options) http.Handler {
 // newAPI applies the option defaults.
 func newAPI(hub *channels.Hub, opts Options) *api {
 	a := &api{hub: hub, log: opts.Logger, max: opts.MaxBodyBytes, now: opts.Now, metrics: opts.Metrics,
-		ready: opts.Ready, appIDs: slices.Clone(opts.AppIDs)}
+		ready: opts.Ready}
 	if a.log == nil {
 		a.log = zap.NewNop()
 	}

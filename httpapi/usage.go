@@ -7,13 +7,14 @@ import (
 )
 
 // memorySamples are read with runtime/metrics, which, unlike runtime.ReadMemStats, does not
-// stop the world: /usage is unsigned, so it must stay cheap.
+// stop the world, so /usage stays cheap however often it is called.
 var memorySamples = [...]string{
 	"/memory/classes/heap/objects:bytes", // live and not yet swept heap objects: MemStats.Alloc
 	"/memory/classes/total:bytes",        // everything mapped from the OS: MemStats.Sys
 }
 
-// usageBody is the JSON of GET /usage. Every number is node-local.
+// usageBody is the JSON of GET /usage. Every number is node-local; connections and apps
+// cover the caller's app only.
 type usageBody struct {
 	Connections   int                 `json:"connections"`
 	Apps          map[string]appUsage `json:"apps"`
@@ -32,22 +33,20 @@ type memoryUsage struct {
 	SysBytes   uint64 `json:"sys_bytes"`
 }
 
-// usage answers GET /usage (unsigned, like Sockudo's): this node's connections and occupied
-// channels per app, its memory, goroutines and uptime.
-func (a *api) usage(w http.ResponseWriter, _ *http.Request) {
-	out := usageBody{Apps: make(map[string]appUsage, len(a.appIDs))}
-	for _, id := range a.appIDs {
-		if _, ok := a.hub.AppByID(id); !ok {
-			continue
-		}
-		list, err := a.hub.Channels(id, "")
-		if err != nil {
-			continue
-		}
-		u := appUsage{Connections: a.hub.Connections(id), Channels: len(list)}
-		out.Apps[id] = u
-		out.Connections += u.Connections
+// usage answers GET /usage for the app the caller proved it holds, authenticated like GET
+// /stats (a request signed with that app's key over the path /usage, or the console
+// credential): that app's connections and occupied channels on this node, and the node's
+// memory, goroutines and uptime. Sockudo's /usage is unsigned; pushwire's is not, so the
+// counts are no one else's to read. Every number is a maintained counter or a runtime
+// metric: the answer costs the same with one channel or a million.
+func (a *api) usage(w http.ResponseWriter, r *http.Request) {
+	id, aerr := a.statsCaller(r, false)
+	if aerr != nil {
+		fail(w, aerr)
+		return
 	}
+	u := appUsage{Connections: a.hub.Connections(id), Channels: a.hub.OccupiedChannels(id)}
+	out := usageBody{Apps: map[string]appUsage{id: u}, Connections: u.Connections}
 	samples := make([]metrics.Sample, len(memorySamples))
 	for i, name := range memorySamples {
 		samples[i].Name = name

@@ -166,7 +166,6 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		MaxBodyBytes:   int64(cfg.MaxRequestBodyKB) << 10,
 		Metrics:        m,
 		Ready:          ws.Ready,
-		AppIDs:         appIDs,
 		Idempotency:    idem,
 		Tap:            tap,
 		ConsoleAuth:    consoleAuth(con),

@@ -94,11 +94,7 @@ func serve(ctx context.Context, cfg *config.Config, pprofAddr string) error {
 		MaxConnections:     cfg.MaxConnections,
 		Metrics:            m,
 	})
-	appIDs := make([]string, len(cfg.Apps))
-	for i, a := range cfg.Apps {
-		appIDs[i] = a.ID
-	}
-	api := httpapi.New(hub, httpapi.Options{Logger: log, MaxBodyBytes: int64(cfg.MaxRequestBodyKB) << 10, Metrics: m, Ready: ws.Ready, AppIDs: appIDs})
+	api := httpapi.New(hub, httpapi.Options{Logger: log, MaxBodyBytes: int64(cfg.MaxRequestBodyKB) << 10, Metrics: m, Ready: ws.Ready})
 	mux := http.NewServeMux()
 	mux.Handle("/app/", ws)
 	mux.Handle("/", api)
