@@ -1,6 +1,6 @@
 // Package history stores the messages of channels that keep history and hands out their
 // serials. It implements channels.History twice: Memory (the default; a bounded ring per
-// channel, gone on restart) and Postgres (durable and shared by every node using the same
+// channel, gone on restart, freed by a background sweeper once all of it is older than MaxAge) and Postgres (durable and shared by every node using the same
 // database; schema created and migrated by the server from embedded, versioned SQL under an
 // advisory lock; serials allocated in the statement that stores the message; retention by
 // count and age applied on read and trimmed in the background, never on the append path).

@@ -17,6 +17,10 @@ type MemoryOptions struct {
 	MaxAge time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// SweepEvery is how often the background sweeper frees the streams not written for
+	// MaxAge (memory_sweep.go). Default MaxAge/4 within [1s, 1m]; negative: no background
+	// sweeper (call Sweep).
+	SweepEvery time.Duration
 }
 
 // Defaults of MemoryOptions.
@@ -28,18 +32,37 @@ const (
 )
 
 // Memory is an in-process history store. Its serials restart on a process restart (with a
-// new stream id, so clients see a stream reset rather than wrong serials).
+// new stream id, so clients see a stream reset rather than wrong serials). Its streams expire
+// on their own (memory_sweep.go); Close stops its background sweeper.
 type Memory struct {
 	opts MemoryOptions
 
 	mu      sync.Mutex
 	streams map[streamKey]*memStream
+	// head and tail are the expiry list: streams from least to most recently written.
+	head, tail *memStream
+	// peak is the most streams held since the map was last rebuilt (Go maps keep their
+	// buckets after deletes; Sweep rebuilds a map that shrank to a quarter).
+	peak int
+
+	stop      chan struct{}
+	swept     chan struct{}
+	closeOnce sync.Once
 }
 
 type streamKey struct{ app, channel string }
 
 type memStream struct {
-	mu   sync.Mutex
+	// key, prev, next, linked and touchedMs belong to the expiry list (Memory.mu).
+	key        streamKey
+	prev, next *memStream
+	linked     bool
+	touchedMs  int64
+
+	mu sync.Mutex
+	// dead is set (under mu) when the sweeper dropped the stream: a writer that finds it
+	// looks the channel up again.
+	dead bool
 	id   string
 	head uint64
 	// msgs is a ring holding the retained messages in serial order: msgs[start:] then
@@ -70,19 +93,48 @@ func NewMemory(opts MemoryOptions) *Memory {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Memory{opts: opts, streams: map[streamKey]*memStream{}}
+	if opts.SweepEvery == 0 {
+		opts.SweepEvery = defaultSweepEvery(opts.MaxAge)
+	}
+	m := &Memory{opts: opts, streams: map[streamKey]*memStream{}}
+	if opts.SweepEvery > 0 {
+		m.stop, m.swept = make(chan struct{}), make(chan struct{})
+		go m.sweepLoop(opts.SweepEvery)
+	}
+	return m
 }
 
-func (m *Memory) stream(app, channel string, create bool) *memStream {
-	k := streamKey{app, channel}
+// stream returns the channel's stream, nil when it has none.
+func (m *Memory) stream(app, channel string) *memStream {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := m.streams[k]
-	if s == nil && create {
-		s = &memStream{id: protocol.NewUUID(), msgs: make([]protocol.Message, 0, 16)}
-		m.streams[k] = s
+	return m.streams[streamKey{app, channel}]
+}
+
+// writable returns the channel's stream, created when missing, locked and moved to the tail
+// of the expiry list as written at now.
+func (m *Memory) writable(app, channel string, now time.Time) *memStream {
+	k := streamKey{app, channel}
+	for {
+		m.mu.Lock()
+		s := m.streams[k]
+		if s == nil {
+			// The ring starts empty: appendLocked grows it as messages come.
+			s = &memStream{key: k, id: protocol.NewUUID()}
+			m.streams[k] = s
+			m.peak = max(m.peak, len(m.streams))
+		}
+		m.touchLocked(s, now.UnixMilli())
+		m.mu.Unlock()
+		s.mu.Lock()
+		if !s.dead {
+			return s
+		}
+		s.mu.Unlock()
+		m.mu.Lock()
+		m.dropLocked(s)
+		m.mu.Unlock()
 	}
-	return s
 }
 
 func msgBytes(msg *protocol.Message) int64 {
@@ -118,8 +170,7 @@ func (m *Memory) Append(_ context.Context, appID string, msg *protocol.Message) 
 	if msg.PublishedAtMs == 0 {
 		msg.PublishedAtMs = now.UnixMilli()
 	}
-	s := m.stream(appID, msg.Channel, true)
-	s.mu.Lock()
+	s := m.writable(appID, msg.Channel, now)
 	defer s.mu.Unlock()
 	m.appendLocked(s, msg, now)
 	return nil
@@ -168,7 +219,7 @@ func (m *Memory) appendLocked(s *memStream, msg *protocol.Message, now time.Time
 
 // Read implements channels.History.
 func (m *Memory) Read(_ context.Context, appID, channel string, q protocol.HistoryQuery) (protocol.HistoryPage, error) {
-	s := m.stream(appID, channel, false)
+	s := m.stream(appID, channel)
 	if s == nil {
 		return protocol.HistoryPage{}, nil
 	}
@@ -242,7 +293,7 @@ func cloneMessage(m *protocol.Message) protocol.Message {
 
 // State implements channels.History.
 func (m *Memory) State(_ context.Context, appID, channel string) (protocol.StreamState, error) {
-	s := m.stream(appID, channel, false)
+	s := m.stream(appID, channel)
 	if s == nil {
 		return protocol.StreamState{}, nil
 	}

@@ -11,13 +11,12 @@ import (
 // dropped and a new stream (new id, serials from 1) starts.
 func (m *Memory) Reset(_ context.Context, appID, channel string) (channels.HistoryReset, error) {
 	prev := ""
-	if s := m.stream(appID, channel, false); s != nil {
+	if s := m.stream(appID, channel); s != nil {
 		s.mu.Lock()
 		prev = s.id
 		s.mu.Unlock()
 	}
-	s := m.stream(appID, channel, true)
-	s.mu.Lock()
+	s := m.writable(appID, channel, m.opts.Now())
 	defer s.mu.Unlock()
 	before := m.stateLocked(s)
 	clear(s.msgs) // the ring keeps its size
@@ -31,7 +30,7 @@ func (m *Memory) Reset(_ context.Context, appID, channel string) (channels.Histo
 // Purge implements channels.HistoryAdmin: the channel's oldest messages, and the mutable
 // messages they created, are dropped.
 func (m *Memory) Purge(_ context.Context, appID, channel string, p channels.PurgeRequest) (channels.HistoryPurge, error) {
-	s := m.stream(appID, channel, false)
+	s := m.stream(appID, channel)
 	if s == nil {
 		return channels.HistoryPurge{Cut: 1}, nil
 	}

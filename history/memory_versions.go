@@ -73,8 +73,7 @@ func (m *Memory) Create(_ context.Context, appID string, msg *protocol.Message, 
 		return fmt.Errorf("history: create %s: message is not mutable", msg.Channel)
 	}
 	now := m.opts.Now()
-	s := m.stream(appID, msg.Channel, true)
-	s.mu.Lock()
+	s := m.writable(appID, msg.Channel, now)
 	defer s.mu.Unlock()
 	if s.versioned[msg.Mutable.MessageSerial] != nil {
 		return fmt.Errorf("history: create %s: message serial %s already exists", msg.Channel, msg.Mutable.MessageSerial)
@@ -103,11 +102,16 @@ func (m *Memory) Create(_ context.Context, appID string, msg *protocol.Message, 
 // Mutate implements channels.Versions.
 func (m *Memory) Mutate(_ context.Context, appID, channel, serial, opKey, fingerprint string,
 	plan func(protocol.VersionedMessage) (protocol.MutationPlan, error)) (protocol.MutationPlan, bool, error) {
-	s := m.stream(appID, channel, false)
+	s := m.stream(appID, channel)
 	if s == nil {
 		return protocol.MutationPlan{}, false, channels.ErrMessageNotFound
 	}
 	now := m.opts.Now()
+	m.mu.Lock()
+	if m.streams[s.key] == s {
+		m.touchLocked(s, now.UnixMilli())
+	}
+	m.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.expire(now.Add(-m.opts.MaxAge).UnixMilli())
@@ -142,7 +146,7 @@ func (m *Memory) Mutate(_ context.Context, appID, channel, serial, opKey, finger
 
 // Message implements channels.Versions.
 func (m *Memory) Message(_ context.Context, appID, channel, serial string) (protocol.VersionedMessage, error) {
-	s := m.stream(appID, channel, false)
+	s := m.stream(appID, channel)
 	if s == nil {
 		return protocol.VersionedMessage{}, channels.ErrMessageNotFound
 	}
@@ -158,7 +162,7 @@ func (m *Memory) Message(_ context.Context, appID, channel, serial string) (prot
 // Latest implements channels.Versions.
 func (m *Memory) Latest(_ context.Context, appID, channel string, serials []string) (map[string]protocol.VersionedMessage, error) {
 	out := map[string]protocol.VersionedMessage{}
-	s := m.stream(appID, channel, false)
+	s := m.stream(appID, channel)
 	if s == nil {
 		return out, nil
 	}
@@ -175,7 +179,7 @@ func (m *Memory) Latest(_ context.Context, appID, channel string, serials []stri
 
 // ReadVersions implements channels.Versions.
 func (m *Memory) ReadVersions(_ context.Context, appID, channel, serial string, q channels.VersionQuery) ([]protocol.MessageVersion, bool, error) {
-	s := m.stream(appID, channel, false)
+	s := m.stream(appID, channel)
 	if s == nil {
 		return nil, false, channels.ErrMessageNotFound
 	}

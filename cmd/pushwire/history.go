@@ -27,5 +27,5 @@ func openHistory(ctx context.Context, cfg *config.Config, log *zap.Logger) (chan
 	}
 	mem := history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: cfg.HistoryMaxMessages, MaxAge: cfg.HistoryMaxAge.D()})
 	log.Info("history", zap.String("store", "memory"))
-	return mem, func() {}, nil
+	return mem, mem.Close, nil
 }
