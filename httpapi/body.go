@@ -71,7 +71,7 @@ func (a *api) readBody(r *http.Request) ([]byte, *apiError) {
 	if r.ContentLength > a.max {
 		return nil, tooLarge("Request body is %d bytes, the limit is %d", r.ContentLength, a.max)
 	}
-	size := int64(bodyStartBytes)
+	size := min(int64(bodyStartBytes), a.max+1) // +1: room to see a body over the limit
 	if r.ContentLength >= 0 {
 		size = min(size, r.ContentLength+1) // +1: room to see the end of the body
 	}
