@@ -69,7 +69,7 @@ func liveHeap() uint64 {
 func TestSlowBodiesHoldNoMemory(t *testing.T) {
 	const (
 		conns    = 200
-		declared = 1 << 20
+		declared = 10 << 20
 	)
 	budget := bytebudget.New(64 << 20)
 	started := make(chan struct{}, conns)
