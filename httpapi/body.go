@@ -103,6 +103,9 @@ func (a *api) readBody(r *http.Request) ([]byte, *apiError) {
 		if int64(len(buf)) > a.max {
 			return nil, tooLarge("Request body is larger than the limit of %d bytes", a.max)
 		}
+		if r.ContentLength >= 0 && int64(len(buf)) > r.ContentLength {
+			return nil, badRequest("Request body is longer than its Content-Length %d", r.ContentLength)
+		}
 		if err == io.EOF {
 			break
 		}
