@@ -106,8 +106,6 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Metrics:       m,
 		Tap:           tap,
 	})
-	// One budget for every byte held for input still arriving: HTTP bodies and WebSocket frames.
-	inbound := bytebudget.New(int64(cfg.MaxInboundBufferMB) << 20)
 	hist, closeHistory, err := openHistory(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -132,6 +130,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	defer leaveCluster() // after the sockets closed, so their presence leaves reach the others
 	wh.SetChecker(webhook.HubChecker(hub))
 	wh.Start()
+	inbound := bytebudget.New(int64(cfg.MaxInboundBufferMB) << 20) // shared by the transports and the HTTP API
 	ws := server.New(hub, server.Options{
 		Logger:             log.Named("ws"),
 		ActivityTimeout:    cfg.ActivityTimeout.D(),
