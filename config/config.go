@@ -389,12 +389,12 @@ const (
 	DefaultWriteQueueMessages           = 1024
 	DefaultWriteQueueKB                 = 8192
 	DefaultWriteTimeout                 = 10 * time.Second
-	DefaultShutdownTimeout              = 10 * time.Second
-	DefaultMaxRequestBodyKB             = 10240
-	DefaultMaxInboundBufferMB           = 64
 	DefaultHTTPReadHeaderTimeout        = 10 * time.Second
 	DefaultHTTPReadTimeout              = 30 * time.Second
 	DefaultHTTPIdleTimeout              = 120 * time.Second
+	DefaultShutdownTimeout              = 10 * time.Second
+	DefaultMaxRequestBodyKB             = 10240
+	DefaultMaxInboundBufferMB           = 64
 	DefaultMetricsHost                  = "127.0.0.1"
 	DefaultMetricsPort                  = 9601
 	DefaultConsolePath                  = "/console"
@@ -440,12 +440,12 @@ func (c *Config) ApplyDefaults() {
 	setInt(&c.WriteQueueMessages, DefaultWriteQueueMessages)
 	setInt(&c.WriteQueueKB, DefaultWriteQueueKB)
 	setDur(&c.WriteTimeout, DefaultWriteTimeout)
-	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
-	setInt(&c.MaxRequestBodyKB, DefaultMaxRequestBodyKB)
-	setInt(&c.MaxInboundBufferMB, DefaultMaxInboundBufferMB)
 	setDur(&c.HTTPReadHeaderTimeout, DefaultHTTPReadHeaderTimeout)
 	setDur(&c.HTTPReadTimeout, DefaultHTTPReadTimeout)
 	setDur(&c.HTTPIdleTimeout, DefaultHTTPIdleTimeout)
+	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	setInt(&c.MaxRequestBodyKB, DefaultMaxRequestBodyKB)
+	setInt(&c.MaxInboundBufferMB, DefaultMaxInboundBufferMB)
 	setStr(&c.MetricsHost, DefaultMetricsHost)
 	setInt(&c.MetricsPort, DefaultMetricsPort)
 	setStr(&c.ConsoleListener, "metrics")
