@@ -53,7 +53,7 @@ func newNode(t *testing.T, m *Metrics, sopts server.Options) *node {
 	sopts.Metrics = m
 	ws := server.New(hub, sopts)
 	now := time.Now()
-	api := httpapi.New(hub, httpapi.Options{Metrics: m, Ready: ws.Ready, AppIDs: []string{app.ID}, Now: func() time.Time { return now }})
+	api := httpapi.New(hub, httpapi.Options{Metrics: m, Ready: ws.Ready, Now: func() time.Time { return now }})
 	mux := http.NewServeMux()
 	mux.Handle("/app/", ws)
 	mux.Handle("/", api)

@@ -249,3 +249,19 @@ func methodLabel(method string) string {
 	}
 	return "OTHER"
 }
+
+// WatchInbound exports the server-wide inbound budget (HTTP bodies and WebSocket frames
+// still arriving), read at each scrape: pushwire_inbound_buffer_bytes (held now),
+// pushwire_inbound_buffer_limit_bytes (max_inbound_buffer_mb) and
+// pushwire_inbound_buffer_refusals_total (input refused because the budget was spent). Call
+// it once.
+func (m *Metrics) WatchInbound(used, refusals func() int64, limit int64) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "inbound_buffer_bytes",
+			Help: "Bytes held for HTTP bodies and WebSocket frames still arriving."}, func() float64 { return float64(used()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "inbound_buffer_limit_bytes",
+			Help: "The server-wide cap on bytes held for input still arriving (max_inbound_buffer_mb)."}, func() float64 { return float64(limit) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: Namespace, Name: "inbound_buffer_refusals_total",
+			Help: "Inputs refused because the inbound buffer budget was spent (HTTP 503, WebSocket close)."}, func() float64 { return float64(refusals()) }),
+	)
+}

@@ -154,3 +154,19 @@ func TestLabelBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchInbound: the inbound budget's use, limit and refusals are read at each scrape.
+func TestWatchInbound(t *testing.T) {
+	m := New()
+	used, refusals := int64(0), int64(0)
+	m.WatchInbound(func() int64 { return used }, func() int64 { return refusals }, 64<<20)
+	used, refusals = 4096, 3
+	fams := scrape(t, m)
+	for name, want := range map[string]float64{
+		"pushwire_inbound_buffer_bytes": 4096, "pushwire_inbound_buffer_limit_bytes": 64 << 20, "pushwire_inbound_buffer_refusals_total": 3,
+	} {
+		if got := value(fams, name, nil); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}

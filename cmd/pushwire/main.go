@@ -156,6 +156,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	m.InitApps(appIDs...)
 	m.InitRefusals(server.RefusalReasons()...)
 	m.InitRoutes(httpapi.RoutePatterns()...)
+	m.WatchInbound(inbound.Used, inbound.Refusals, inbound.Limit())
 	pushSvc, stopPush, err := startPush(ctx, cfg, hub, wh, m, log)
 	if err != nil {
 		return err
