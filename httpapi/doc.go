@@ -49,7 +49,7 @@
 // DRAINING while Options.Ready reports false). Health answers are plain text, echoed in the
 // X-Health-Check header.
 //
-// GET /usage (the caller's app's node-local connections and occupied channels, the node's
+// GET /usage and /apps/{app_id}/usage (the caller's app's node-local connections and occupied channels, the node's
 // memory, goroutines and uptime, as JSON; O(1): maintained counters) is authenticated like
 // the stats. Stats (GET /stats, GET /apps/{app_id}/stats) answer Sockudo's operator stats shape
 // (memory, history, presence_history, totals, apps; node-local counts) for the one app the

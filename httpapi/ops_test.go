@@ -84,6 +84,13 @@ func TestUsage(t *testing.T) {
 	if u.Memory.AllocBytes == 0 || u.Memory.SysBytes < u.Memory.AllocBytes || u.Goroutines == 0 || u.UptimeSeconds != 90 {
 		t.Errorf("runtime: %s", body)
 	}
+	// The SDKs' get({path: '/usage'}) signs /apps/{id}/usage: the same answer, for that app.
+	resp, path := do(t, "GET", signedURL(ts, "GET", "/apps/app-id/usage", nil, nil, testSecret, clock.Now()), nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(path), `"apps":{"app-id":{"connections":3,"channels":2}}`) {
+		t.Errorf("/apps/app-id/usage: %d %s", resp.StatusCode, path)
+	}
+	resp, body = do(t, "GET", signedURL(ts, "GET", "/apps/other/usage", nil, nil, testSecret, clock.Now()), nil)
+	wantError(t, resp, body, 401, "auth_failed")
 }
 
 func TestBackendEventRateLimit(t *testing.T) {

@@ -133,6 +133,7 @@ func (a *api) router() *chi.Mux {
 	r.Get("/up/{appID}", a.upApp)
 	r.Get("/ready", a.readyz)
 	r.Get("/usage", a.usage)
+	r.Get("/apps/{appID}/usage", a.pathUsage)
 	r.Get("/stats", a.stats)
 	r.Get("/apps/{appID}/stats", a.appStats)
 	// A group, not a sub-router: its middleware runs once the route matched, so an unknown

@@ -39,8 +39,14 @@ type memoryUsage struct {
 // memory, goroutines and uptime. Sockudo's /usage is unsigned; pushwire's is not, so the
 // counts are no one else's to read. Every number is a maintained counter or a runtime
 // metric: the answer costs the same with one channel or a million.
-func (a *api) usage(w http.ResponseWriter, r *http.Request) {
-	id, aerr := a.statsCaller(r, false)
+func (a *api) usage(w http.ResponseWriter, r *http.Request) { a.usageOf(w, r, false) }
+
+// pathUsage answers GET /apps/{id}/usage, what the SDKs' get({path: '/usage'}) signs: /usage
+// for the app of the path.
+func (a *api) pathUsage(w http.ResponseWriter, r *http.Request) { a.usageOf(w, r, true) }
+
+func (a *api) usageOf(w http.ResponseWriter, r *http.Request, pathApp bool) {
+	id, aerr := a.statsCaller(r, pathApp)
 	if aerr != nil {
 		fail(w, aerr)
 		return
