@@ -163,6 +163,9 @@ func TestStressRegistry(t *testing.T) {
 	if n := h.Connections(appID); n != 0 {
 		t.Errorf("Connections = %d after everyone left", n)
 	}
+	if n := h.OccupiedChannels(appID); n != 0 {
+		t.Errorf("OccupiedChannels = %d after everyone left", n)
+	}
 	if u, si, w, wl, ch := h.IndexSizes(appID); u+si+w+wl+ch != 0 {
 		t.Errorf("indexes not empty: users %d, signedIn %d, watchers %d, watchlists %d, channels %d", u, si, w, wl, ch)
 	}
