@@ -31,6 +31,10 @@ type bodyHoldKey struct{}
 // request is served (the handlers keep the body until then).
 func (a *api) holdBodies(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r) // nothing to read, nothing to hold
+			return
+		}
 		h := &bodyHold{}
 		defer func() {
 			h.mu.Lock()
