@@ -190,8 +190,9 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 // dialect: full is the V2 JSON frame, encoded the same frame in c's form.
 func (ch *channel) newDeltaFanout(m *protocol.Message, full, encoded []byte, c *Conn) *deltaFanout {
 	app := c.app
+	path := app.cfg.DeltaConflationPath(ch.name)
 	f := &deltaFanout{m: m, wire: c.wire, json: full, encoded: encoded,
-		key:    conflationValue(m, app.cfg.DeltaConflationPath(ch.name)),
+		key: conflationValue(m, path), conflate: path != "",
 		encode: app.hub.deltaEncoder, interval: app.cfg.DeltaFullInterval, force: m.NoDelta}
 	f.full, f.fullOK = protocol.ClientText(c.wire, full)
 	return f

@@ -41,6 +41,10 @@ type Conn struct {
 	// deltaAll is the delta algorithm of every subscription after
 	// sockudo:enable_delta_compression ("" until then; reader goroutine only).
 	deltaAll string
+	// deltaAnnounced is the algorithm the client takes when a delta frame names none: the
+	// last one announced in delta_compression_enabled ("" before any, or while another is
+	// being announced; reader goroutine only).
+	deltaAnnounced string
 	// wildcards counts the connection's wildcard subscriptions (reader goroutine only).
 	wildcards int
 
@@ -268,6 +272,12 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		}
 	}
 
+	if kind == kindChannel && c.deltaAll == "" {
+		if alg := c.deltaFor(req, class); alg != "" {
+			c.prepareDeltaAnnouncement(alg) // before any channel lock is taken
+		}
+	}
+
 	// A V2 subscription to a channel with history attaches at the stream's head: the
 	// channel's publish lock is held until the ack (and any rewind) is queued, so the position
 	// it announces is exact and no live message overtakes the rewind.
@@ -388,6 +398,10 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	subscribed = true
 	if deltaAlg != "" && c.deltaAll == "" {
 		c.sub.Send(protocol.DeltaEnabled(name, deltaAlg))
+		c.deltaAnnounced = deltaAlg
+	}
+	if deltaAlg != "" && deltaAlg == c.deltaAnnounced {
+		sub.delta.implied = true // under ch.mu: no fan-out of this channel runs
 	}
 	cacheMiss := false
 	if class.Cache {

@@ -45,6 +45,11 @@ func (r *deltaReader) read(frame string) string {
 	return string(out)
 }
 
+// announce tells r the algorithm the server announced (delta_compression_enabled).
+func (r *deltaReader) announce(alg string) {
+	r.read(`{"event":"sockudo:delta_compression_enabled","data":{"enabled":true,"algorithm":"` + alg + `"}}`)
+}
+
 func tick(i int, asset string) channels.Event {
 	return channels.Event{Name: "price.update", Channels: []string{"market-spot"},
 		Data: fmt.Sprintf(`{"asset":%q,"bid":%d.25,"ask":%d.75,"volume":123456,"exchange":"pushwire-test-exchange","ts":17000000%05d,`+
@@ -86,14 +91,18 @@ func TestDeltaFramesRebuildTheFullStream(t *testing.T) {
 			const n = 25
 			want, subs := deltaStream(t, protocol.Wire{}, alg, n)
 			r := newDeltaReader(t)
+			r.announce(alg) // sent on subscribe: its delta frames leave the algorithm out
 			got := subs[0].Frames()
 			for i := range n {
 				if rebuilt := r.read(got[i]); rebuilt != want[i] {
 					t.Fatalf("message %d rebuilt as\n%s\nwant\n%s", i, rebuilt, want[i])
 				}
+				if strings.Contains(got[i], `"algorithm"`) || strings.Contains(got[i], `"base_index"`) {
+					t.Fatalf("message %d: a delta naming what the client does not need: %s", i, got[i])
+				}
 			}
-			// Two full frames, then deltas with a full one at least every 11 messages.
-			if r.Deltas < n-5 || r.Fulls < 3 {
+			// One full frame, then deltas (a full one after delta_full_interval, 100).
+			if r.Deltas != n-1 || r.Fulls != 1 {
 				t.Errorf("%d deltas and %d full frames for %d messages", r.Deltas, r.Fulls, n)
 			}
 			// Both delta subscribers share the very same frame bytes.
@@ -128,7 +137,7 @@ func TestDeltaConnectionWideSyncErrorAndLimits(t *testing.T) {
 	for _, f := range s.Take() {
 		r.read(f)
 	}
-	if r.Bases("BTC") != 6 || r.Bases("ETH") != 6 || r.Deltas != 8 {
+	if r.Bases("BTC") != 6 || r.Bases("ETH") != 6 || r.Deltas != 10 {
 		t.Fatalf("conflation groups: BTC %d ETH %d bases, %d deltas", r.Bases("BTC"), r.Bases("ETH"), r.Deltas)
 	}
 	// delta_sync_error: the next message is full from sequence 0.
@@ -239,6 +248,7 @@ func TestEnableDeltaHonoursAlgorithms(t *testing.T) {
 			}
 			wantFrames(t, "enable", s, `{"event":"sockudo:delta_compression_enabled","data":{"enabled":true,"algorithm":"`+tt.want+`"}}`)
 			r := newDeltaReader(t)
+			r.announce(tt.want)
 			for i := range 3 {
 				if err := h.Publish(appID, tick(i, "BTC")); err != nil {
 					t.Fatal(err)
@@ -248,8 +258,9 @@ func TestEnableDeltaHonoursAlgorithms(t *testing.T) {
 			for _, f := range frames {
 				r.read(f)
 			}
-			if r.Deltas == 0 || !strings.Contains(strings.Join(frames, "\n"), `"algorithm":"`+tt.want+`"`) {
-				t.Fatalf("no %s delta in %q", tt.want, frames)
+			// The announced algorithm is implied: the deltas leave it out.
+			if r.Deltas != 2 || strings.Contains(strings.Join(frames, "\n"), `"algorithm"`) {
+				t.Fatalf("want 2 %s deltas without algorithm in %q", tt.want, frames)
 			}
 		})
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/pushwire/pushwire/protocol"
 )
 
-// Delta compression (ws-protocol §4): V2 subscribers that opt in receive, after two full
-// frames, sockudo:delta frames that turn their previous frame into the new one.
+// Delta compression (ws-protocol §4): V2 subscribers that opt in receive, after a full
+// frame, sockudo:delta frames that turn their previous frame into the new one.
 
 // Delta algorithm names on the wire.
 const (
@@ -30,7 +30,7 @@ const (
 	// MaxDeltaGroups caps the conflation groups kept per subscription (oldest evicted).
 	MaxDeltaGroups = 100
 	// DefaultDeltaFullInterval is the most consecutive deltas per group before a full frame.
-	DefaultDeltaFullInterval = 10
+	DefaultDeltaFullInterval = 100
 )
 
 // deltaSub is one subscription's delta state: a base per conflation group ("" when the
@@ -39,8 +39,15 @@ const (
 type deltaSub struct {
 	algorithm string
 	mu        sync.Mutex
-	groups    map[string]*deltaGroup
-	order     []string // group keys, oldest first
+	// implied is set once the client's default algorithm (the last one the connection
+	// announced in delta_compression_enabled) is this one: its delta frames then leave
+	// "algorithm" out, as both clients fall back to that default. It is set only after the
+	// announcement is queued and cleared, under the channel lock, before another algorithm
+	// is announced (Conn.announceDelta), so no frame without "algorithm" can follow an
+	// announcement of a different one.
+	implied bool
+	groups  map[string]*deltaGroup
+	order   []string // group keys, oldest first
 }
 
 type deltaGroup struct {
@@ -52,6 +59,12 @@ type deltaGroup struct {
 
 func newDeltaSub(algorithm string) *deltaSub {
 	return &deltaSub{algorithm: algorithm, groups: map[string]*deltaGroup{}}
+}
+
+func (d *deltaSub) setImplied(v bool) {
+	d.mu.Lock()
+	d.implied = v
+	d.mu.Unlock()
 }
 
 // reset forgets every base: the next message of each group is full, from sequence 0.
@@ -81,6 +94,7 @@ type deltaFanout struct {
 	full     []byte // the client's text of json: what a delta rebuilds
 	fullOK   bool
 	key      string // conflation value
+	conflate bool   // the channel has a conflation path: deltas name their base_index
 	encode   DeltaEncoder
 	interval int
 	force    bool
@@ -105,6 +119,7 @@ type deltaKey struct {
 type frameKey struct {
 	deltaKey
 	seq, baseSeq uint64
+	implied      bool
 }
 
 // frameFor picks and records what subscriber state d receives for this message.
@@ -123,8 +138,8 @@ func (f *deltaFanout) frameFor(d *deltaSub) []byte {
 	}
 	seq := g.next
 	var frame, base []byte
-	if g.base != nil && seq >= 2 && g.consecutive < f.interval && !f.force && f.encode != nil && f.fullOK {
-		frame = f.deltaFrame(d.algorithm, g.base, g.baseSeq, seq)
+	if g.base != nil && (f.interval <= 0 || g.consecutive < f.interval) && !f.force && f.encode != nil && f.fullOK {
+		frame = f.deltaFrame(d.algorithm, d.implied, g.base, g.baseSeq, seq)
 	}
 	if frame != nil {
 		g.consecutive++
@@ -176,9 +191,15 @@ func (f *deltaFanout) fullFrame(seq uint64) fullFrame {
 
 // deltaFrame returns the sockudo:delta frame from base (sequence baseSeq) to this message,
 // or nil when the delta is not smaller than the full frame.
-func (f *deltaFanout) deltaFrame(alg string, base []byte, baseSeq, seq uint64) []byte {
+//
+// The frame carries only what the clients read (sockudo-js core/delta/manager.ts,
+// sockudo_flutter delta_compression.dart): event, delta and seq always (Flutter drops a
+// delta without seq); algorithm unless implied (both fall back to the announced default);
+// conflation_key and base_index only on channels with a conflation path (without one both
+// keep a single base per channel and never read base_index).
+func (f *deltaFanout) deltaFrame(alg string, implied bool, base []byte, baseSeq, seq uint64) []byte {
 	k := deltaKey{unsafe.SliceData(base), len(base), alg}
-	fk := frameKey{k, seq, baseSeq}
+	fk := frameKey{k, seq, baseSeq, implied}
 	if b, ok := f.frames[fk]; ok {
 		return b
 	}
@@ -204,14 +225,18 @@ func (f *deltaFanout) deltaFrame(alg string, base []byte, baseSeq, seq uint64) [
 		frame = base64.StdEncoding.AppendEncode(frame, d)
 		frame = append(frame, `","seq":`...)
 		frame = strconv.AppendUint(frame, seq, 10)
-		frame = append(frame, `,"algorithm":`...)
-		frame = protocol.AppendJSONString(frame, alg)
+		if !implied {
+			frame = append(frame, `,"algorithm":`...)
+			frame = protocol.AppendJSONString(frame, alg)
+		}
 		if f.key != "" {
 			frame = append(frame, `,"conflation_key":`...)
 			frame = protocol.AppendJSONString(frame, f.key)
 		}
-		frame = append(frame, `,"base_index":`...)
-		frame = strconv.AppendUint(frame, baseSeq, 10)
+		if f.conflate {
+			frame = append(frame, `,"base_index":`...)
+			frame = strconv.AppendUint(frame, baseSeq, 10)
+		}
 		frame = append(frame, `}}`...)
 		if f.wire.Binary() {
 			frame = protocol.MustEncode(f.wire.Form(), frame)
@@ -365,6 +390,8 @@ func (c *Conn) EnableDelta(data json.RawMessage) *protocol.Error {
 		alg = algs[0]
 	}
 	c.deltaAll = alg
+	c.deltaAnnounced = ""
+	fresh := map[*deltaSub]bool{}
 	for name := range c.channels.names() {
 		if protocol.Classify(name).Type == protocol.Encrypted || kindOf(name) != kindChannel {
 			continue
@@ -372,13 +399,41 @@ func (c *Conn) EnableDelta(data json.RawMessage) *protocol.Error {
 		if ch := c.app.lookup(name); ch != nil {
 			ch.mu.Lock()
 			if s := ch.subs[c]; s != nil {
-				s.delta = newDeltaSub(alg)
+				s.delta = newDeltaSub(alg) // algorithm named until the announcement is queued
+				fresh[s.delta] = true
 			}
 			ch.mu.Unlock()
 		}
 	}
 	c.sub.Send(protocol.DeltaEnabled("", alg))
+	c.deltaAnnounced = alg
+	for d := range fresh {
+		d.setImplied(true)
+	}
 	return nil
+}
+
+// prepareDeltaAnnouncement is called before announcing alg in delta_compression_enabled:
+// when it differs from the algorithm announced last, every delta subscription of the
+// connection names its algorithm again from now on, each switched under its channel's lock
+// so that no frame leaving the algorithm out is queued after the new announcement.
+func (c *Conn) prepareDeltaAnnouncement(alg string) {
+	if c.deltaAnnounced == "" || c.deltaAnnounced == alg {
+		return
+	}
+	c.deltaAnnounced = ""
+	for name := range c.channels.names() {
+		if kindOf(name) != kindChannel {
+			continue
+		}
+		if ch := c.app.lookup(name); ch != nil {
+			ch.mu.Lock()
+			if s := ch.subs[c]; s != nil && s.delta != nil {
+				s.delta.setImplied(false)
+			}
+			ch.mu.Unlock()
+		}
+	}
 }
 
 // DeltaSyncError handles sockudo:delta_sync_error {"channel":…}: the client lost its base,

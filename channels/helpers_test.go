@@ -127,15 +127,16 @@ func wantFrames(t testing.TB, who string, s *channelstest.Sub, want ...string) {
 
 var messageIDRE = regexp.MustCompile(`,"message_id":"([^"]*)"`)
 
-// wantFramesV2 is wantFrames for a V2 subscriber: each frame's message_id must be a UUIDv4
+// wantFramesV2 is wantFrames for a V2 subscriber: each frame's message_id must be a server
+// message id (protocol.MessageIDs, a UUIDv8)
 // and is removed before the comparison.
 func wantFramesV2(t testing.TB, who string, s *channelstest.Sub, want ...string) {
 	t.Helper()
 	got := s.Take()
 	for i, f := range got {
 		m := messageIDRE.FindStringSubmatch(f)
-		if m == nil || !protocol.ValidUUID(m[1]) {
-			t.Errorf("%s frame %s has no UUIDv4 message_id", who, f)
+		if m == nil || !protocol.ValidMessageUUID(m[1]) {
+			t.Errorf("%s frame %s has no UUIDv8 message_id", who, f)
 			continue
 		}
 		got[i] = messageIDRE.ReplaceAllString(f, "")

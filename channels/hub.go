@@ -173,6 +173,9 @@ type appState struct {
 	// pubLocks order the publishes of each channel (by name hash) across serial allocation
 	// and delivery.
 	pubLocks [64]sync.Mutex
+	// msgIDs issues the message_ids of the app's publishes, one sequence per channel-name
+	// hash slot, so consecutive ids of a channel share all but their last digits.
+	msgIDs protocol.MessageIDs
 
 	tokensMu sync.Mutex
 	// tokens indexes connections holding a capability token, by jti and by client id

@@ -140,7 +140,7 @@ func (a *appState) mutate(ctx context.Context, req MutationRequest) (MutationRes
 		if op.Action == protocol.ActionAppend {
 			data = op.Data
 		}
-		d := next.Delivery(op.Action, data, protocol.NewUUID(), false)
+		d := next.Delivery(op.Action, data, a.newMessageID(ch), false)
 		return protocol.MutationPlan{Next: next, Delivery: d, Version: protocol.MessageVersion{
 			MessageSerial: cur.MessageSerial, HistorySerial: cur.HistorySerial, Action: op.Action, Event: next.Event,
 			Data: data, Extras: next.Extras, Version: meta,

@@ -80,7 +80,7 @@ func (h *Hub) PublishAcks(appID string, ev Event) ([]PublishAck, error) {
 	for _, name := range ev.Channels {
 		id := ev.MessageID
 		if id == "" {
-			id = protocol.NewUUID()
+			id = app.newMessageID(name)
 		}
 		m := &protocol.Message{Event: ev.Name, Channel: name, Data: data, Tags: ev.Tags, Extras: ev.Extras,
 			Ephemeral: ev.Ephemeral, NoDelta: ev.NoDelta, MessageID: id, PublishedAtMs: now}
@@ -155,6 +155,11 @@ func (a *appState) lockedState(channel string) (protocol.StreamState, func(), er
 	defer cancel()
 	st, err := a.hub.history.State(ctx, a.cfg.ID, channel)
 	return st, mu.Unlock, err
+}
+
+// newMessageID returns a fresh message_id for a message of channel (protocol.MessageIDs).
+func (a *appState) newMessageID(channel string) string {
+	return a.msgIDs.Next(maphash.String(a.hub.seed, channel))
 }
 
 // publishLock returns the lock that orders the publishes of one channel.
@@ -274,7 +279,7 @@ func (c *Conn) ClientEvent(f protocol.Frame) *protocol.Error {
 		data = json.RawMessage("{}")
 	}
 	m := &protocol.Message{Event: f.Event, Channel: f.Channel, Data: data, UserID: userID,
-		MessageID: protocol.NewUUID(), PublishedAtMs: now.UnixMilli()}
+		MessageID: app.newMessageID(f.Channel), PublishedAtMs: now.UnixMilli()}
 	app.publish(m, c, "")
 	if obs := app.hub.obs; obs != nil {
 		obs.ClientEvent(app.cfg.ID, f.Channel, f.Event, data, c.socketID, userID)

@@ -253,7 +253,11 @@ type App struct {
 	// EnableDeltaCompression lets V2 clients opt in to delta frames (fossil, xdelta3).
 	// Default true.
 	EnableDeltaCompression *bool `yaml:"enable_delta_compression"`
-	// DeltaFullInterval is the most consecutive delta frames before a full one. Default 10.
+	// DeltaFullInterval is the most consecutive delta frames before a full one. Default 100:
+	// a full frame also goes out whenever a delta would not be smaller and after
+	// delta_sync_error, so the periodic one only bounds how long a client that failed to
+	// decode a delta (sockudo-js and sockudo_flutter then drop messages until the next full
+	// frame, without asking for one) stays behind; see bench/RESULTS.md (issue 19).
 	DeltaFullInterval int `yaml:"delta_full_interval"`
 	// DeltaConflationKeys maps channel patterns (one "*" wildcard allowed) to the dotted path
 	// of a conflation key inside the message data (such as "asset"): deltas are then computed
@@ -415,7 +419,7 @@ const (
 	DefaultCacheTTL                     = 30 * time.Minute
 	DefaultTokenRefreshGrace            = 30 * time.Second
 	DefaultHistoryMaxAge                = 24 * time.Hour
-	DefaultDeltaFullInterval            = 10
+	DefaultDeltaFullInterval            = 100
 	DefaultGCPercent                    = 50
 	DefaultIdempotencyTTL               = 120 * time.Second
 	DefaultClusterNodeTimeout           = 15 * time.Second

@@ -92,7 +92,7 @@ var appUsages = map[string]string{
 	"enable_versioned_messages":        "make HTTP publishes to history channels mutable messages, on for the built-in app (default false)",
 	"versioned_channels":               "comma-separated channel-name prefixes with mutable messages, empty = all history channels (default empty)",
 	"enable_delta_compression":         "let V2 clients opt in to delta frames (default true)",
-	"delta_full_interval":              "most consecutive delta frames before a full one (default 10)",
+	"delta_full_interval":              "most consecutive delta frames before a full one (default 100)",
 	"idempotency_ttl":                  "how long an HTTP publish idempotency key is remembered (default 120s)",
 
 	// V2 wildcard subscription limits.

@@ -26,6 +26,7 @@ const (
 	ModeAPI    = "api"    // signed POST /apps/{id}/events from Publishers goroutines
 	ModeClient = "client" // client- events sent by the subscribers themselves
 	ModeNone   = "none"   // nothing is published (idle memory, presence storm)
+	ModeDelta  = "delta"  // two V2 subscribers, one with deltas: bytes received (delta.go)
 )
 
 // Config is one load run.
@@ -68,6 +69,12 @@ type Config struct {
 	MaxConnsPerProc int    // subscriber connections per process; more spawn worker processes
 	Worker          bool   // internal: run as a worker process for the parent on stdin/stdout
 
+	// --mode delta (delta.go)
+	Stream         string // ticks or chat
+	Messages       int    // events published
+	DeltaAlgorithm string // fossil or xdelta3
+	Format         string // json, messagepack or protobuf
+
 	ramp *string // raw flag values, resolved by finish
 	host *string
 	port *int
@@ -92,6 +99,10 @@ var Scenarios = map[string]Scenario{
 		Flags: map[string]string{"n": "10000", "layout": LayoutOwn, "mode": ModeNone, "settle": "10s", "duration": "0s", "connect-rate": "2000"}},
 	"presence-storm": {Name: "presence-storm", Help: "2,000 clients joining one presence channel within 5 s; every client must learn every other member",
 		Flags: map[string]string{"n": "2000", "layout": LayoutShared, "channel-type": "presence", "mode": ModeNone, "connect-rate": "400", "duration": "0s", "drain": "20s"}},
+	"delta-ticks": {Name: "delta-ticks", Help: "issue 19: 100 ~200-byte price ticks to one channel; bytes received by a V2 subscriber with deltas vs one without (every delta rebuilt and checked)",
+		Flags: map[string]string{"mode": ModeDelta, "stream": StreamTicks, "messages": "100", "protocol": "2"}},
+	"delta-chat": {Name: "delta-chat", Help: "as delta-ticks with 100 unrelated chat lines, where deltas should be skipped",
+		Flags: map[string]string{"mode": ModeDelta, "stream": StreamChat, "messages": "100", "protocol": "2"}},
 	"chat": {Name: "chat", Help: "500 private rooms of 4 members; every member sends a 100-byte client event every 2 s to its room",
 		Flags: map[string]string{"n": "2000", "layout": LayoutRooms, "room-size": "4", "channel-type": "private", "mode": ModeClient, "rate": "0.5", "payload": "100", "duration": "10s", "connect-rate": "1000"}},
 }
@@ -143,6 +154,10 @@ func newFlagSet(c *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.JSONFile, "json-file", "", "also write the JSON report to this file")
 	fs.IntVar(&c.MaxConnsPerProc, "max-conns-per-proc", 8000, "connections per process; more run in worker processes")
 	fs.BoolVar(&c.Worker, "worker", false, "internal: run as a worker of another pwload")
+	fs.StringVar(&c.Stream, "stream", StreamTicks, "--mode delta: ticks or chat")
+	fs.IntVar(&c.Messages, "messages", 100, "--mode delta: events published")
+	fs.StringVar(&c.DeltaAlgorithm, "delta-algorithm", "fossil", "--mode delta: fossil or xdelta3")
+	fs.StringVar(&c.Format, "format", "json", "--mode delta: json, messagepack or protobuf")
 	c.ramp, c.host, c.port = ramp, host, port
 	return fs
 }
@@ -229,7 +244,10 @@ func (c *Config) finish() error {
 	check(c.ConnectWorkers > 0, "--connect-workers must be positive")
 	check(c.Layout == LayoutShared || c.Layout == LayoutOwn || c.Layout == LayoutOwnShared || c.Layout == LayoutRooms, "unknown --layout %q", c.Layout)
 	check(c.ChannelType == "public" || c.ChannelType == "private" || c.ChannelType == "presence", "unknown --channel-type %q", c.ChannelType)
-	check(c.Mode == ModeAPI || c.Mode == ModeClient || c.Mode == ModeNone, "unknown --mode %q", c.Mode)
+	check(c.Mode == ModeAPI || c.Mode == ModeClient || c.Mode == ModeNone || c.Mode == ModeDelta, "unknown --mode %q", c.Mode)
+	check(c.Mode != ModeDelta || (c.Stream == StreamTicks || c.Stream == StreamChat) && c.Messages > 0 &&
+		(c.DeltaAlgorithm == "fossil" || c.DeltaAlgorithm == "xdelta3") && (c.Format == "json" || c.Format == "messagepack" || c.Format == "protobuf"),
+		"--mode delta needs --stream ticks|chat, --messages > 0, --delta-algorithm fossil|xdelta3, --format json|messagepack|protobuf")
 	check(c.Mode != ModeClient || c.ChannelType != "public", "client events need --channel-type private or presence")
 	check(c.Mode != ModeAPI || c.Publishers > 0, "--publishers must be positive")
 	check(c.Mode == ModeNone || c.Rate > 0, "--rate must be positive")

@@ -107,6 +107,25 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	progress := func(s string) { fmt.Fprintf(stderr, "%s pwload: %s\n", time.Now().Format("15:04:05.000"), s) }
+	if cfg.Mode == ModeDelta {
+		rep, err := RunDelta(ctx, cfg, progress)
+		if rep != nil {
+			js, _ := json.MarshalIndent(rep, "", "  ")
+			if cfg.JSONFile != "" {
+				_ = os.WriteFile(cfg.JSONFile, append(js, '\n'), 0o644)
+			}
+			if cfg.JSON {
+				fmt.Fprintln(stdout, string(js))
+			} else {
+				WriteDeltaTable(stdout, rep)
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
 	rep, err := Run(ctx, cfg, progress)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -1,0 +1,193 @@
+package channels_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// tickOn is tick published to another channel.
+func tickOn(channel string, i int) channels.Event {
+	ev := tick(i, "BTC")
+	ev.Channels = []string{channel}
+	return ev
+}
+
+// TestDeltaAlgorithmLeftOutOnlyWhenImplied: a delta frame leaves "algorithm" out only
+// while it is the algorithm the connection announced last — the one sockudo-js and
+// sockudo_flutter fall back to. When a later subscription announces another one, the
+// earlier subscription's deltas name theirs again, and every frame of the connection, read
+// in order by the clients' rules, rebuilds to exactly what a plain subscriber received.
+func TestDeltaAlgorithmLeftOutOnlyWhenImplied(t *testing.T) {
+	h := deltaHub(t, nil)
+	plain, ps := connectV2(t, h, channels.ConnOptions{})
+	mustSubscribe(t, plain, ps, "market-a", "")
+	mustSubscribe(t, plain, ps, "market-b", "")
+	c, s := connectV2(t, h, channels.ConnOptions{})
+	readers := map[string]*deltaReader{"market-a": newDeltaReader(t), "market-b": newDeltaReader(t)}
+	// feed reads every frame of the delta connection in order; announcements go to every
+	// channel's reader (the client's default algorithm is per connection).
+	var rebuilt []string
+	feed := func() {
+		for _, f := range s.Take() {
+			var head struct {
+				Event, Channel string
+			}
+			_ = json.Unmarshal([]byte(f), &head)
+			switch {
+			case head.Event == "sockudo:delta_compression_enabled":
+				for _, r := range readers {
+					r.read(f)
+				}
+			case head.Event == "price.update" || head.Event == "sockudo:delta":
+				rebuilt = append(rebuilt, readers[head.Channel].read(f))
+			}
+		}
+	}
+	sub := func(channel, alg string) {
+		req := subReq(s, channel, "")
+		req.Delta, req.DeltaSet = alg, true
+		if err := c.Subscribe(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub("market-a", "fossil")
+	for i := range 3 {
+		if err := h.Publish(appID, tickOn("market-a", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var deltas []string
+	for _, f := range s.Frames() {
+		if strings.Contains(f, `"event":"sockudo:delta"`) {
+			deltas = append(deltas, f)
+		}
+	}
+	if a := strings.Join(deltas, "\n"); len(deltas) != 2 || strings.Contains(a, `"algorithm"`) || strings.Contains(a, `"base_index"`) {
+		t.Fatalf("fossil deltas after a fossil announcement should name neither algorithm nor base_index:\n%s", strings.Join(s.Frames(), "\n"))
+	}
+	feed()
+	sub("market-b", "xdelta3") // announces xdelta3: the client's default changes
+	for i := 3; i < 6; i++ {
+		for _, ch := range []string{"market-a", "market-b"} {
+			if err := h.Publish(appID, tickOn(ch, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, f := range s.Frames() {
+		switch {
+		case strings.Contains(f, `"channel":"market-a","data":{"event":"price.update","delta"`) && !strings.Contains(f, `"algorithm":"fossil"`):
+			t.Fatalf("market-a delta after the xdelta3 announcement without its algorithm: %s", f)
+		case strings.Contains(f, `"channel":"market-b","data":{"event":"price.update","delta"`) && strings.Contains(f, `"algorithm"`):
+			t.Fatalf("market-b delta names the implied algorithm: %s", f)
+		}
+	}
+	feed()
+	var want []string
+	for _, f := range ps.Take() {
+		if strings.Contains(f, `"event":"price.update"`) {
+			want = append(want, f)
+		}
+	}
+	if strings.Join(rebuilt, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("rebuilt\n%s\nwant\n%s", strings.Join(rebuilt, "\n"), strings.Join(want, "\n"))
+	}
+	if readers["market-a"].Deltas != 5 || readers["market-b"].Deltas != 2 {
+		t.Fatalf("deltas: market-a %d, market-b %d", readers["market-a"].Deltas, readers["market-b"].Deltas)
+	}
+}
+
+// TestDeltaFullInterval: one full frame, then at most delta_full_interval deltas in a row.
+func TestDeltaFullInterval(t *testing.T) {
+	h := deltaHub(t, func(a *config.App) { a.DeltaFullInterval = 3 })
+	c, s := connectV2(t, h, channels.ConnOptions{})
+	req := subReq(s, "market-spot", "")
+	req.Delta, req.DeltaSet = "fossil", true
+	if err := c.Subscribe(req); err != nil {
+		t.Fatal(err)
+	}
+	s.Take()
+	for i := range 9 {
+		if err := h.Publish(appID, tick(i, "BTC")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var kinds strings.Builder
+	for _, f := range s.Take() {
+		if strings.Contains(f, `"event":"sockudo:delta"`) {
+			kinds.WriteByte('D')
+		} else {
+			kinds.WriteByte('F')
+		}
+	}
+	if kinds.String() != "FDDDFDDDF" {
+		t.Fatalf("frames %s, want FDDDFDDDF", kinds.String())
+	}
+}
+
+// TestDeltaMessageIDsShareThePrefix: consecutive server message_ids of a channel differ in
+// their last digits only, so a delta between two frames carries a byte or two of the id.
+func TestDeltaMessageIDsShareThePrefix(t *testing.T) {
+	h := deltaHub(t, nil)
+	c, s := connectV2(t, h, channels.ConnOptions{})
+	mustSubscribe(t, c, s, "market-spot", "")
+	s.Take()
+	for i := range 20 {
+		if err := h.Publish(appID, tick(i, "BTC")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var prev string
+	for i, f := range s.Take() {
+		m := messageIDRE.FindStringSubmatch(f)
+		if m == nil || !protocol.ValidMessageUUID(m[1]) {
+			t.Fatalf("frame %d: message_id not a UUIDv8: %s", i, f)
+		}
+		if prev != "" && (m[1] == prev || m[1][:28] != prev[:28]) {
+			t.Fatalf("ids %s then %s: want the same 28-character prefix and a new id", prev, m[1])
+		}
+		prev = m[1]
+	}
+}
+
+// TestDeltaFanoutAllocationsDoNotGrowWithSubscribers: one delta per distinct base and one
+// frame per (base, sequence): the allocations of a publish are the same for 10 and for 500
+// delta subscribers sharing a base, in JSON and in MessagePack.
+func TestDeltaFanoutAllocationsDoNotGrowWithSubscribers(t *testing.T) {
+	for _, w := range []protocol.Wire{{}, wireMsgpack} {
+		allocs := map[int]float64{}
+		for _, n := range []int{10, 500} {
+			h := deltaHub(t, nil)
+			for i := range n {
+				s := newBenchSub(i) // counts frames without keeping them
+				s.v = protocol.V2
+				c, err := h.ConnectWith(appKey, s, channels.ConnOptions{Wire: w})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := c.Subscribe(channels.SubscribeRequest{Channel: "market-spot", Delta: "fossil", DeltaSet: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			i := 0
+			publish := func() {
+				if err := h.Publish(appID, tick(i, "BTC")); err != nil {
+					t.Fatal(err)
+				}
+				i++
+			}
+			publish() // the full frame that leaves every subscriber the same base
+			allocs[n] = testing.AllocsPerRun(20, publish)
+		}
+		if allocs[500] > allocs[10] {
+			t.Errorf("%v: %.0f allocations per publish with 10 delta subscribers, %.0f with 500", w.Format, allocs[10], allocs[500])
+		}
+		t.Logf("%v: %v allocations per publish", w.Format, fmt.Sprint(allocs))
+	}
+}
