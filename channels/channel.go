@@ -161,7 +161,7 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 				if dfFull[w] == nil {
 					dfFull[w] = ch.newDeltaFanout(m, v2Full, fullForms.frameFor(c, v2Full), c)
 				}
-				frame = dfFull[w].frameFor(s.delta)
+				frame = dfFull[w].frameFor(s.delta, s.hold.holding())
 			} else {
 				frame = fullForms.frameFor(c, v2Full)
 			}
@@ -174,7 +174,7 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 				if df[w] == nil {
 					df[w] = ch.newDeltaFanout(m, v2, v2Forms.frameFor(c, v2), c)
 				}
-				frame = df[w].frameFor(s.delta)
+				frame = df[w].frameFor(s.delta, s.hold.holding())
 			} else {
 				frame = v2Forms.frameFor(c, v2)
 			}

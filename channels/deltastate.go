@@ -122,8 +122,11 @@ type frameKey struct {
 	implied      bool
 }
 
-// frameFor picks and records what subscriber state d receives for this message.
-func (f *deltaFanout) frameFor(d *deltaSub) []byte {
+// frameFor picks and records what subscriber state d receives for this message. held is
+// set while the subscription's live frames are held back (hold.go): those are always full
+// frames, as a resume may drop them (recovery.go resets the delta state then) and they
+// may go out after a later announcement of another algorithm.
+func (f *deltaFanout) frameFor(d *deltaSub, held bool) []byte {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	g := d.groups[f.key]
@@ -138,7 +141,7 @@ func (f *deltaFanout) frameFor(d *deltaSub) []byte {
 	}
 	seq := g.next
 	var frame, base []byte
-	if g.base != nil && (f.interval <= 0 || g.consecutive < f.interval) && !f.force && f.encode != nil && f.fullOK {
+	if g.base != nil && (f.interval <= 0 || g.consecutive < f.interval) && !f.force && !held && f.encode != nil && f.fullOK {
 		frame = f.deltaFrame(d.algorithm, d.implied, g.base, g.baseSeq, seq)
 	}
 	if frame != nil {

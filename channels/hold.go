@@ -2,6 +2,7 @@ package channels
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +19,7 @@ const maxHeld = 512
 type heldQueue struct {
 	mu       sync.Mutex
 	on       bool
+	ended    atomic.Bool // !on, read without the lock
 	canceled bool
 	frames   []heldFrame
 	send     func([]byte)
@@ -71,11 +73,17 @@ func (q *heldQueue) flushLocked(skipThrough uint64) {
 		}
 	}
 	q.on, q.frames, q.released = false, nil, true
+	q.ended.Store(true)
 }
+
+// holding reports whether frames are still being held (false for a nil queue). Once it
+// reports false it never reports true again.
+func (q *heldQueue) holding() bool { return q != nil && !q.ended.Load() }
 
 // cancel drops the held frames (the subscription ended).
 func (q *heldQueue) cancel() {
 	q.mu.Lock()
 	q.canceled, q.on, q.frames = true, false, nil
+	q.ended.Store(true)
 	q.mu.Unlock()
 }

@@ -519,6 +519,12 @@ func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*re
 		}
 	}
 	held := s.hold != nil && s.hold.release(st.HeadSerial)
+	if held && s.delta != nil {
+		// The held frames (full ones, see deltaFanout.frameFor) the replay supersedes were
+		// dropped: the client's base is not the server's, so start again from a full frame.
+		// The channel's publish lock is held: no fan-out of it runs meanwhile.
+		s.delta.reset()
+	}
 	attach, attached := c.attach[ch]
 	rec := &resumeRecovered{Channel: ch, Source: source, Position: protocol.Position{StreamID: st.StreamID, Serial: pos.Serial, LastMessageID: pos.LastMessageID}}
 	for i, m := range msgs {

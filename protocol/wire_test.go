@@ -38,6 +38,8 @@ func wireFrames() map[string][]byte {
 	full := msg.AppendV2(nil)
 	frames["delta_full"] = append(full[:len(full)-1:len(full)-1], `,"__delta_seq":0,"__conflation_key":"BTC"}`...)
 	frames["delta"] = []byte(`{"event":"sockudo:delta","channel":"market","data":{"event":"price.update","delta":"NU0KMDBAMzMsMkY6In0=","seq":3,"algorithm":"fossil","conflation_key":"BTC","base_index":2}}`)
+	// The lean form on a channel without conflation, the algorithm implied (issue 19).
+	frames["delta_lean"] = []byte(`{"event":"sockudo:delta","channel":"market","data":{"event":"price.update","delta":"NU0KMDBAMzMsMkY6In0=","seq":3}}`)
 	frames["subscription_succeeded_attach"] = SubscriptionSucceededV2("orders", []byte(`{"attach_serial":0}`), "8a7b", 0)
 	frames["presence_update"] = PresenceUpdate(V2, "presence-agents", "agent-1", []byte(`{"status":"thinking"}`))
 	frames["token_expired"] = TokenExpired(V2, 40142, "expired")
