@@ -14,6 +14,7 @@ const WebSocket = require('ws');
 const { encode: mpEncode, decode: mpDecode } = require('@msgpack/msgpack');
 const protobuf = require('protobufjs');
 const fossil = require('fossil-delta');
+const vcdiff = require('@ably/vcdiff-decoder');
 const h = require('../lib/helpers.js');
 
 const T = { timeout: 30000 };
@@ -299,52 +300,70 @@ for (const fmt of Object.keys(formats)) {
     assert.deepEqual(payload(removed.env), { user_id: 'u2' });
   });
 
-  test(`${fmt}: delta frames rebuild from the text the client keeps`, T, async (t) => {
-    const c = await BinClient.open(t, fmt);
-    c.send('sockudo:enable_delta_compression', { algorithms: ['fossil'] });
-    const enabled = await c.next((f) => f.env.event === 'sockudo:delta_compression_enabled', 'delta_compression_enabled');
-    assert.deepEqual(payload(enabled.env), { enabled: true, algorithm: 'fossil' });
-    const channel = h.uniq('ticker');
-    await c.subscribe(channel);
-    // A first message, awaited: a new subscription's first live messages are held back
-    // (up to 150 ms, for a resume) and sent as full frames.
-    await h.serverSDK().trigger(channel, 'price.update', { asset: 'BTC', price: '66999', padding: 'x'.repeat(200) });
-    let base;
-    {
-      const f = await c.next((x) => x.env.channel === channel && x.env.event === 'price.update', 'first message');
-      base = f.text.replace(/,"__delta_seq":\d+/g, '').replace(/"__delta_seq":\d+,/g, '');
-    }
-    const sent = [];
-    for (let i = 0; i < 8; i++) {
-      const d = { asset: 'BTC', price: String(67000 + i), padding: 'x'.repeat(200) };
-      sent.push(JSON.stringify(d));
-      await h.serverSDK().trigger(channel, 'price.update', d);
-    }
-    let deltas = 0;
-    for (let i = 0; i < sent.length; i++) {
-      const f = await c.next((x) => x.env.channel === channel && (x.env.event === 'price.update' || x.env.event === 'sockudo:delta'), `message ${i}`);
-      let text;
-      if (f.env.event === 'sockudo:delta') {
-        const d = payload(f.env);
-        assert.equal(d.event, 'price.update');
-        // The leanest envelope: the announced algorithm is implied, no base_index without conflation.
-        assert.deepEqual(Object.keys(d), ['event', 'delta', 'seq']);
-        assert.ok(base, 'a delta comes after a full frame');
-        // fossil-delta verifies the checksum: the base must be byte-exact.
-        text = Buffer.from(fossil.applyDelta(Buffer.from(base), Buffer.from(d.delta, 'base64'))).toString();
-        deltas++;
-      } else {
-        assert.equal(typeof f.env.__delta_seq, 'number', 'a full frame carries __delta_seq');
-        text = f.text.replace(/,"__delta_seq":\d+/g, '').replace(/"__delta_seq":\d+,/g, '')
-          .replace(/,"__conflation_key":"[^"]*"/g, '').replace(/"__conflation_key":"[^"]*",/g, '');
+  for (const algorithm of ['fossil', 'xdelta3']) {
+    test(`${fmt}: ${algorithm} delta frames rebuild, byte for byte, the text the client keeps`, T, async (t) => {
+      const c = await BinClient.open(t, fmt);
+      c.send('sockudo:enable_delta_compression', { algorithms: [algorithm] });
+      const enabled = await c.next((f) => f.env.event === 'sockudo:delta_compression_enabled', 'delta_compression_enabled');
+      assert.deepEqual(payload(enabled.env), { enabled: true, algorithm });
+      const channel = h.uniq('ticker');
+      await c.subscribe(channel);
+      // The same format without deltas: the text its client keeps for each message is what
+      // the delta subscriber's client must rebuild.
+      const plain = await BinClient.open(t, fmt);
+      await plain.subscribe(channel);
+      // A first message, awaited: a new subscription's first live messages are held back
+      // (up to 150 ms, for a resume) and sent as full frames.
+      await h.serverSDK().trigger(channel, 'price.update', { symbol: 'BTC-USD', price: '66999.00', ts: 1765000000000 });
+      let base;
+      {
+        const f = await c.next((x) => x.env.channel === channel && x.env.event === 'price.update', 'first message');
+        base = f.text.replace(/,"__delta_seq":\d+/g, '').replace(/"__delta_seq":\d+,/g, '');
+        const p = await plain.next((x) => x.env.channel === channel && x.env.event === 'price.update', 'first message');
+        assert.equal(base, p.text);
       }
-      base = text;
-      const rebuilt = JSON.parse(text);
-      assert.equal(rebuilt.data, sent[i], `message ${i} rebuilt`);
-      assert.equal(rebuilt.serial, i + 2);
-    }
-    assert.equal(deltas, sent.length, 'every message after the first is a delta');
-  });
+      const sent = [];
+      for (let i = 0; i < 12; i++) {
+        const d = {
+          symbol: 'BTC-USD', price: (67000 + i * 1.37).toFixed(2), bid: (66999.9 + i * 1.37).toFixed(2), ask: (67000.1 + i * 1.37).toFixed(2),
+          volume_24h: (18234.1182 + i * 0.1234).toFixed(4), change_24h_pct: (1.2 + i / 100).toFixed(3), exchange: 'coinbase', ts: 1765000000000 + i * 517,
+        };
+        sent.push(JSON.stringify(d));
+        await h.serverSDK().trigger(channel, 'price.update', d);
+      }
+      let deltas = 0;
+      for (let i = 0; i < sent.length; i++) {
+        const isMsg = (x) => x.env.channel === channel && (x.env.event === 'price.update' || x.env.event === 'sockudo:delta');
+        const f = await c.next(isMsg, `message ${i}`);
+        const want = await plain.next(isMsg, `plain message ${i}`);
+        let text;
+        if (f.env.event === 'sockudo:delta') {
+          const d = payload(f.env);
+          assert.equal(d.event, 'price.update');
+          // The leanest envelope: the announced algorithm is implied, no base_index without conflation.
+          assert.deepEqual(Object.keys(d), ['event', 'delta', 'seq']);
+          const patch = Buffer.from(d.delta, 'base64');
+          if (algorithm === 'fossil') {
+            // fossil-delta verifies the checksum: the base must be byte-exact.
+            text = Buffer.from(fossil.applyDelta(Buffer.from(base), patch)).toString();
+          } else {
+            text = Buffer.from(vcdiff.decode(new Uint8Array(patch), new Uint8Array(Buffer.from(base)))).toString();
+          }
+          deltas++;
+        } else {
+          assert.equal(typeof f.env.__delta_seq, 'number', 'a full frame carries __delta_seq');
+          text = f.text.replace(/,"__delta_seq":\d+/g, '').replace(/"__delta_seq":\d+,/g, '')
+            .replace(/,"__conflation_key":"[^"]*"/g, '').replace(/"__conflation_key":"[^"]*",/g, '');
+        }
+        assert.equal(text, want.text, `message ${i}: the plain subscriber's client text`);
+        base = text;
+        const rebuilt = JSON.parse(text);
+        assert.equal(rebuilt.data, sent[i], `message ${i} rebuilt`);
+        assert.equal(rebuilt.serial, i + 2);
+      }
+      assert.equal(deltas, sent.length, 'every message after the first is a delta');
+    });
+  }
 
   test(`${fmt}: rewind and channel_history frames`, T, async (t) => {
     const channel = h.uniq('history');
