@@ -112,8 +112,8 @@ func (c *v2Client) nextV2(t testing.TB) v2Frame {
 	if strings.HasPrefix(f.Event, "pusher:") || strings.HasPrefix(f.Event, "pusher_internal:") {
 		t.Fatalf("V2 connection got a V1 system frame: %s", raw)
 	}
-	if f.MessageID != "" && !protocol.ValidUUID(f.MessageID) {
-		t.Fatalf("message_id %q is not a UUIDv4: %s", f.MessageID, raw)
+	if f.MessageID != "" && !protocol.ValidMessageUUID(f.MessageID) {
+		t.Fatalf("message_id %q is not a server message id (UUIDv8): %s", f.MessageID, raw)
 	}
 	if f.StreamID != "" && !protocol.ValidUUID(f.StreamID) {
 		t.Fatalf("stream_id %q is not a UUIDv4: %s", f.StreamID, raw)
@@ -222,15 +222,16 @@ func publishBody(t testing.TB, body map[string]any) []byte {
 	return b
 }
 
-// normalizeIDs replaces the values of message_id and stream_id (checked to be UUIDv4) with
+// normalizeIDs replaces the values of message_id (checked to be a UUIDv8, protocol.MessageIDs)
+// and stream_id (checked to be UUIDv4) with
 // placeholders, so a frame can be compared byte for byte with a golden file.
 func normalizeIDs(t testing.TB, frame string) string {
 	t.Helper()
 	re := regexp.MustCompile(`"(message_id|stream_id)":"([^"]*)"`)
 	frame = re.ReplaceAllStringFunc(frame, func(m string) string {
 		sub := re.FindStringSubmatch(m)
-		if !protocol.ValidUUID(sub[2]) {
-			t.Fatalf("%s %q is not a UUIDv4 in %s", sub[1], sub[2], frame)
+		if valid := protocol.ValidUUID; sub[1] == "message_id" && !protocol.ValidMessageUUID(sub[2]) || sub[1] == "stream_id" && !valid(sub[2]) {
+			t.Fatalf("%s %q is not a server id in %s", sub[1], sub[2], frame)
 		}
 		return fmt.Sprintf(`"%s":"<%s>"`, sub[1], strings.ToUpper(sub[1]))
 	})
