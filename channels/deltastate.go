@@ -126,7 +126,16 @@ type frameKey struct {
 // set while the subscription's live frames are held back (hold.go): those are always full
 // frames, as a resume may drop them (recovery.go resets the delta state then) and they
 // may go out after a later announcement of another algorithm.
+//
+// On a channel with a conflation path, a message without a conflation value goes out as
+// the plain frame, without markers, and leaves every base as it was: the clients keep the
+// bases of such a channel per conflation value, and a full frame without __conflation_key
+// would become their single legacy base, which no delta of the server refers to (found by
+// FuzzDeltaStream; sockudo-js then asks for a resync on the next delta of that group).
 func (f *deltaFanout) frameFor(d *deltaSub, held bool) []byte {
+	if f.conflate && f.key == "" {
+		return f.encoded
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	g := d.groups[f.key]
