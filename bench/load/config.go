@@ -74,6 +74,7 @@ type Config struct {
 	Messages       int    // events published
 	DeltaAlgorithm string // fossil or xdelta3
 	Format         string // json, messagepack or protobuf
+	RandomIDs      bool   // publish with a random UUIDv4 message_id each (main's ids)
 
 	ramp *string // raw flag values, resolved by finish
 	host *string
@@ -158,6 +159,7 @@ func newFlagSet(c *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.Messages, "messages", 100, "--mode delta: events published")
 	fs.StringVar(&c.DeltaAlgorithm, "delta-algorithm", "fossil", "--mode delta: fossil or xdelta3")
 	fs.StringVar(&c.Format, "format", "json", "--mode delta: json, messagepack or protobuf")
+	fs.BoolVar(&c.RandomIDs, "random-message-ids", false, "--mode delta: publish each event with its own random UUIDv4 message_id (to measure what server ids sharing a prefix save)")
 	c.ramp, c.host, c.port = ramp, host, port
 	return fs
 }

@@ -282,6 +282,15 @@ func RunDelta(ctx context.Context, cfg *Config, progress func(string)) (*DeltaRe
 		if err != nil {
 			return err
 		}
+		if cfg.RandomIDs {
+			body, _ := json.Marshal(map[string]string{"name": event, "channel": channel, "data": data, "message_id": protocol.NewUUID()})
+			path := "/apps/" + cfg.AppID + "/events"
+			q := protocol.SignAPIRequest(cfg.Key, cfg.Secret, http.MethodPost, path, nil, body, time.Now())
+			if req, err = http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(cfg.HTTPURL, "/")+path+"?"+q, bytes.NewReader(body)); err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/json")
+		}
 		resp, err := client.Do(req)
 		if err != nil {
 			return fmt.Errorf("publish %d: %w", i, err)
