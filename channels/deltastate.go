@@ -43,7 +43,8 @@ type deltaSub struct {
 	// announced in delta_compression_enabled) is this one: its delta frames then leave
 	// "algorithm" out, as both clients fall back to that default. It is set only after the
 	// announcement is queued and cleared, under the channel lock, before another algorithm
-	// is announced (Conn.announceDelta), so no frame without "algorithm" can follow an
+	// is announced (Conn.prepareDeltaAnnouncement; held frames are never deltas, see
+	// frameFor), so no frame without "algorithm" can follow an
 	// announcement of a different one.
 	implied bool
 	groups  map[string]*deltaGroup
