@@ -47,6 +47,8 @@ type Conn struct {
 	deltaAnnounced string
 	// wildcards counts the connection's wildcard subscriptions (reader goroutine only).
 	wildcards int
+	// pending holds resume positions of channels not subscribed yet (pending.go).
+	pending pendingResume
 
 	mu         sync.Mutex
 	user       string // signed-in user id
@@ -283,6 +285,10 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	// it announces is exact and no live message overtakes the rewind.
 	var pos *protocol.StreamState
 	subscribed := false
+	// resumed: a sockudo:resume that came first named this channel (pending.go); replay and
+	// outcome send its frames around the ack.
+	resumed := false
+	var replay, outcome func()
 	if c.v2 && app.hub.history != nil && kind == kindChannel && app.cfg.HistoryFor(name) {
 		if req.Rewind != nil {
 			if err := c.allow(protocol.OpHistory, name); err != nil {
@@ -296,6 +302,16 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			pos = &st
 		case req.Rewind != nil:
 			return &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind is not available: the history store is unavailable"}
+		}
+		if req.Rewind == nil && !c.channels.has(name) {
+			var undo func()
+			if replay, outcome, undo, resumed = c.resumeOnSubscribe(name, pos, req.Filter); resumed {
+				defer func() {
+					if !subscribed {
+						undo() // refused after all: the position waits for the next subscribe
+					}
+				}()
+			}
 		}
 	} else if req.Rewind != nil {
 		return protocol.Errorf(protocol.CodeChannelError, "Rewind is not available: channel %s keeps no history", protocol.Truncate(name, 200))
@@ -385,7 +401,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	if deltaAlg != "" {
 		sub.delta = newDeltaSub(deltaAlg)
 	}
-	if pos != nil && req.Rewind == nil {
+	if pos != nil && req.Rewind == nil && !resumed {
 		sub.hold = newHeldQueue(c.sub.SendEncoded) // fan-outs hold frames already encoded
 	}
 	if len(ch.subs) == 0 {
@@ -394,8 +410,14 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	ch.subs[c] = sub
 	ch.joinRollup(c, sub)
 	c.channels.set(name, userID)
+	if resumed {
+		replay() // a pending resume: the gap first, then the ack at the head
+	}
 	c.sub.Send(ack(ch))
 	subscribed = true
+	if resumed {
+		outcome()
+	}
 	if deltaAlg != "" && c.deltaAll == "" {
 		c.sub.Send(protocol.DeltaEnabled(name, deltaAlg))
 		c.deltaAnnounced = deltaAlg
@@ -644,6 +666,7 @@ func (c *Conn) Disconnect() {
 	}
 	token := c.token
 	c.mu.Unlock()
+	c.dropPending()
 	if token != nil {
 		c.app.untrackToken(c, token)
 	}

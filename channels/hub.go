@@ -58,6 +58,9 @@ type Options struct {
 	// and refresh grace, the user-authentication timeout, coalesced subscription counts).
 	// Default time.AfterFunc; tests pass a clock they move by hand.
 	AfterFunc func(d time.Duration, f func()) Timer
+	// ResumeWindow is how long a V2 connection's resume positions for channels it has not
+	// subscribed yet wait for their subscribes (pending.go). Default DefaultResumeWindow.
+	ResumeWindow time.Duration
 }
 
 // Hub holds the state of every app served by this node.
@@ -76,6 +79,7 @@ type Hub struct {
 	deltaEncoder   DeltaEncoder
 	tokenGrace     time.Duration
 	afterFunc      func(time.Duration, func()) Timer
+	resumeWindow   time.Duration
 
 	cl atomic.Pointer[clusterNode] // set by StartCluster (cluster.go)
 }
@@ -96,6 +100,10 @@ func New(apps []config.App, opts Options) *Hub {
 		deltaEncoder:   opts.DeltaEncoder,
 		tokenGrace:     opts.TokenRefreshGrace,
 		afterFunc:      opts.AfterFunc,
+		resumeWindow:   opts.ResumeWindow,
+	}
+	if h.resumeWindow <= 0 {
+		h.resumeWindow = DefaultResumeWindow
 	}
 	if h.afterFunc == nil {
 		h.afterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }

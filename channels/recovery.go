@@ -365,10 +365,11 @@ type resumeRecovered struct {
 }
 
 // Resume handles sockudo:resume {"channel_positions":{ch:{stream_id,serial,last_message_id}}}
-// (or the legacy {"channel_serials":{ch:serial}}): for each channel it replays what the
-// connection missed from the hot buffer or the store — the normal V2 frames, filtered like
-// live delivery — or answers resume_failed with the reason, then one resume_success. Live
-// messages of a channel wait while it replays, so order holds.
+// (or the legacy {"channel_serials":{ch:serial}}): for each subscribed channel it replays
+// what the connection missed from the hot buffer or the store — the normal V2 frames,
+// filtered like live delivery — or answers resume_failed with the reason, then one
+// resume_success. Live messages of a channel wait while it replays, so order holds. The
+// positions of channels not subscribed yet wait for their subscribes (pending.go).
 func (c *Conn) Resume(data json.RawMessage) *protocol.Error {
 	if !c.v2 {
 		return &protocol.Error{Code: protocol.CodeClientEventRefused, Message: "Connection recovery needs a protocol 2 connection"}
@@ -397,29 +398,40 @@ func (c *Conn) Resume(data json.RawMessage) *protocol.Error {
 	if len(w.Positions) == 0 {
 		return &protocol.Error{Code: 4302, Message: "resume needs channel_positions"}
 	}
-	if len(w.Positions) > 1000 {
-		return &protocol.Error{Code: protocol.CodeGeneric, Message: "resume has more than 1000 channels"}
+	if len(w.Positions) > MaxResumeChannels {
+		return protocol.Errorf(protocol.CodeGeneric, "resume has more than %d channels", MaxResumeChannels)
 	}
 	names := make([]string, 0, len(w.Positions))
 	for ch := range w.Positions {
 		names = append(names, ch)
 	}
 	sort.Strings(names)
-	out := struct {
-		Recovered []resumeRecovered `json:"recovered"`
-		Failed    []resumeFailure   `json:"failed"`
-	}{Recovered: []resumeRecovered{}, Failed: []resumeFailure{}}
+	out := resumeOutcome{Recovered: []resumeRecovered{}, Failed: []resumeFailure{}}
+	pending := 0
 	for _, ch := range names {
-		rec, fail := c.resumeChannel(ch, w.Positions[ch], legacy[ch])
+		var rec *resumeRecovered
+		var fail *resumeFailure
+		switch {
+		case !app.cfg.HistoryFor(ch):
+			fail = resumeFail(w.Positions[ch], "position_expired", "hot_replay_expired_and_durable_history_disabled", nil)
+		case !c.channels.has(ch):
+			// Not subscribed yet: the subscribe usually follows (pending.go).
+			if fail = c.addPending(ch, w.Positions[ch], legacy[ch]); fail == nil {
+				pending++
+				continue
+			}
+		default:
+			rec, fail = c.resumeChannel(ch, w.Positions[ch], legacy[ch])
+		}
 		if fail != nil {
-			fail.Channel = ""
-			b, _ := json.Marshal(fail)
-			c.sub.Send(protocol.ResumeFailed(protocol.V2, ch, b))
-			fail.Channel = ch
+			c.sendResumeFailed(ch, fail)
 			out.Failed = append(out.Failed, *fail)
 			continue
 		}
 		out.Recovered = append(out.Recovered, *rec)
+	}
+	if pending > 0 && len(out.Recovered)+len(out.Failed) == 0 {
+		return nil // every channel is reported when its subscribe comes, or its window ends
 	}
 	b, _ := json.Marshal(out)
 	c.sub.Send(protocol.ResumeSuccess(protocol.V2, b))
@@ -433,29 +445,67 @@ func strp(s string) *string {
 	return &s
 }
 
+// resumeFail builds a resume failure of a requested position; st, when known, adds the
+// channel's current stream and retained range.
+func resumeFail(pos protocol.Position, code, reason string, st *protocol.StreamState) *resumeFailure {
+	f := &resumeFailure{Code: code, Reason: reason, ExpectedStream: strp(pos.StreamID)}
+	if st != nil {
+		f.CurrentStream = strp(st.StreamID)
+		if st.Retained > 0 {
+			f.OldestAvailable, f.NewestAvailable = &st.OldestSerial, &st.NewestSerial
+		}
+	}
+	return f
+}
+
+// resumeChannel resumes one channel the connection is subscribed to.
 func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*resumeRecovered, *resumeFailure) {
 	app := c.app
-	fail := func(code, reason string, st *protocol.StreamState) *resumeFailure {
-		f := &resumeFailure{Code: code, Reason: reason, ExpectedStream: strp(pos.StreamID)}
-		if st != nil {
-			f.CurrentStream = strp(st.StreamID)
-			if st.Retained > 0 {
-				f.OldestAvailable, f.NewestAvailable = &st.OldestSerial, &st.NewestSerial
-			}
-		}
-		return f
-	}
 	if !app.cfg.HistoryFor(ch) {
-		return nil, fail("position_expired", "hot_replay_expired_and_durable_history_disabled", nil)
+		return nil, resumeFail(pos, "position_expired", "hot_replay_expired_and_durable_history_disabled", nil)
 	}
 	s, subscribed := c.subscription(ch)
 	if !subscribed {
-		return nil, fail("continuity_unverifiable", "channel_not_subscribed", nil)
+		return nil, resumeFail(pos, "continuity_unverifiable", "channel_not_subscribed", nil)
 	}
 	st, unlock, err := app.lockedState(ch)
 	defer unlock()
 	if err != nil {
-		return nil, fail("persistence_unavailable", "history_store_error", nil)
+		return nil, resumeFail(pos, "persistence_unavailable", "history_store_error", nil)
+	}
+	plan, fail := c.planReplay(ch, pos, legacy, st)
+	if fail != nil {
+		return nil, fail
+	}
+	// Messages after the attach serial were delivered live unless the subscription is still
+	// held; a held subscription gets the whole gap now and its held frames are dropped.
+	held := s.hold != nil && s.hold.release(st.HeadSerial)
+	if held && s.delta != nil {
+		// The held frames (full ones, see deltaFanout.frameFor) the replay supersedes were
+		// dropped: the client's base is not the server's, so start again from a full frame.
+		// The channel's publish lock is held: no fan-out of it runs meanwhile.
+		s.delta.reset()
+	}
+	attach, attached := c.attach[ch]
+	return c.sendReplay(plan, s.filter, func(m *protocol.Message) bool { return !held && attached && m.Serial > attach }), nil
+}
+
+// replayPlan is what a resume of one channel replays: the messages after the requested
+// position up to the stream's head, read while the channel's publish lock is held.
+type replayPlan struct {
+	channel string
+	source  string
+	start   protocol.Position // the requested position, on the current stream
+	msgs    []*protocol.Message
+	fulls   map[int][]byte // append_mode=full: the accumulated data of appends, by index
+}
+
+// planReplay reads what resuming channel ch from pos replays, or why it cannot. Callers
+// hold the channel's publish lock; st is the stream's state read under it.
+func (c *Conn) planReplay(ch string, pos protocol.Position, legacy bool, st protocol.StreamState) (*replayPlan, *resumeFailure) {
+	app := c.app
+	fail := func(code, reason string, st *protocol.StreamState) *resumeFailure {
+		return resumeFail(pos, code, reason, st)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	defer cancel()
@@ -510,33 +560,31 @@ func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*re
 			}
 		}
 	}
-	// Messages after the attach serial were delivered live unless the subscription is still
-	// held; a held subscription gets the whole gap now and its held frames are dropped.
-	var fulls map[int][]byte
+	plan := &replayPlan{channel: ch, source: source, msgs: msgs,
+		start: protocol.Position{StreamID: st.StreamID, Serial: pos.Serial, LastMessageID: pos.LastMessageID}}
 	if c.appendFull {
-		if fulls, err = app.appendFulls(ctx, ch, msgs); err != nil {
+		var err error
+		if plan.fulls, err = app.appendFulls(ctx, ch, msgs); err != nil {
 			return nil, fail("persistence_unavailable", "history_store_error", &st)
 		}
 	}
-	held := s.hold != nil && s.hold.release(st.HeadSerial)
-	if held && s.delta != nil {
-		// The held frames (full ones, see deltaFanout.frameFor) the replay supersedes were
-		// dropped: the client's base is not the server's, so start again from a full frame.
-		// The channel's publish lock is held: no fan-out of it runs meanwhile.
-		s.delta.reset()
-	}
-	attach, attached := c.attach[ch]
-	rec := &resumeRecovered{Channel: ch, Source: source, Position: protocol.Position{StreamID: st.StreamID, Serial: pos.Serial, LastMessageID: pos.LastMessageID}}
-	for i, m := range msgs {
-		if !held && attached && m.Serial > attach {
-			rec.Position.Serial, rec.Position.LastMessageID = m.Serial, m.MessageID
-			continue // already delivered live
-		}
+	return plan, nil
+}
+
+// sendReplay sends a plan's messages that pass filter, in serial order, skipping those
+// delivered reports were already delivered live; it returns the channel's recovered entry
+// with the terminal position (also when the filter suppressed the tail).
+func (c *Conn) sendReplay(p *replayPlan, filter MessageFilter, delivered func(*protocol.Message) bool) *resumeRecovered {
+	rec := &resumeRecovered{Channel: p.channel, Source: p.source, Position: p.start}
+	for i, m := range p.msgs {
 		rec.Position.Serial, rec.Position.LastMessageID = m.Serial, m.MessageID
-		if !passes(s.filter, m) {
+		if delivered != nil && delivered(m) {
 			continue
 		}
-		if full, ok := fulls[i]; ok {
+		if !passes(filter, m) {
+			continue
+		}
+		if full, ok := p.fulls[i]; ok {
 			f := *m
 			mu := *m.Mutable
 			mu.Full, f.Mutable = full, &mu
@@ -546,7 +594,7 @@ func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*re
 		}
 		rec.Replayed++
 	}
-	return rec, nil
+	return rec
 }
 
 // subscription returns the connection's subscription of a channel.
@@ -564,5 +612,5 @@ func (c *Conn) subscription(name string) (subscription, bool) {
 	if !ok {
 		return subscription{}, false
 	}
-	return subscription{userID: s.userID, filter: s.filter, hold: s.hold}, true
+	return subscription{userID: s.userID, filter: s.filter, hold: s.hold, delta: s.delta}, true
 }

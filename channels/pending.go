@@ -1,0 +1,270 @@
+package channels
+
+import (
+	"encoding/json"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// Resume before subscribe.
+//
+// sockudo_flutter (every channel: its subscribes await authorization) and sockudo-js
+// (private and presence channels) send sockudo:resume as soon as connection_established
+// arrives, so the resume usually reaches the server BEFORE the subscribes it is about. The
+// positions of channels the connection has not subscribed yet are kept pending, per
+// connection, for ResumeWindow; when the subscribe for such a channel succeeds, the gap is
+// replayed inside it (under the channel's publish lock, so no live message can come between):
+//
+//	replayed messages (serial order, filtered like live delivery)
+//	sockudo_internal:subscription_succeeded   (carries the head = the last replayed serial)
+//	sockudo:resume_failed                      (only when the replay is impossible)
+//	sockudo:resume_success {"recovered":[ch]}  or {"failed":[ch]}
+//	live messages
+//
+// The replay goes before the acknowledgement because both clients overwrite a channel's
+// stored position with every frame carrying a serial, the ack included: a socket cut between
+// an earlier ack (at the head) and the replay would make the client's next resume skip the
+// gap. Failures go after the ack, so the clients' reaction to resume_failed (re-subscribe)
+// finds the channel subscribed and does nothing.
+//
+// A pending channel not subscribed within the window gets resume_failed
+// {continuity_unverifiable, channel_not_subscribed}, then one resume_success listing every
+// channel that expired at that moment as failed. So every channel a resume names is
+// reported in exactly one resume_success: the one answering the resume frame (channels
+// subscribed already, or failing at once), or the one sent when it resolves later. A
+// resume whose channels are all pending gets no immediate resume_success.
+//
+// A later resume naming a pending channel replaces its position and restarts its window
+// (the client sends its newest positions); pending channels it does not name keep theirs.
+// At most MaxResumeChannels channels are pending per connection (past it a channel fails
+// at once with reason pending_resume_limit); positions are bounded (stream and message ids
+// of at most maxPositionID bytes, valid channel names), so one connection pins at most
+// about half a megabyte, for at most the window. Disconnect frees everything.
+
+// DefaultResumeWindow is how long resume positions of channels not subscribed yet are kept
+// when Options.ResumeWindow is zero: the time a client may take to authorize its
+// subscribes after reconnecting.
+const DefaultResumeWindow = 30 * time.Second
+
+// MaxResumeChannels caps the channels of one resume frame, and the channels pending on one
+// connection.
+const MaxResumeChannels = 1000
+
+// maxPositionID caps the stream_id and last_message_id of a pending position (ours are
+// 36-byte UUIDs).
+const maxPositionID = 128
+
+// pendingResume is a connection's resume positions waiting for their subscribes.
+type pendingResume struct {
+	mu      sync.Mutex
+	entries map[string]pendingPos
+	timer   Timer
+	timerAt time.Time
+	closed  bool
+}
+
+type pendingPos struct {
+	pos      protocol.Position
+	legacy   bool
+	deadline time.Time
+}
+
+// addPending keeps ch's position until the connection subscribes to it. It returns a
+// failure when the channel cannot be kept (limit, malformed position).
+func (c *Conn) addPending(ch string, pos protocol.Position, legacy bool) *resumeFailure {
+	if len(pos.StreamID) > maxPositionID || len(pos.LastMessageID) > maxPositionID {
+		return resumeFail(protocol.Position{}, "continuity_unverifiable", "invalid_position", nil)
+	}
+	if protocol.ValidateChannelName(ch, c.app.cfg.MaxChannelNameLength) != nil {
+		return resumeFail(pos, "continuity_unverifiable", "channel_not_subscribed", nil)
+	}
+	p := &c.pending
+	now := c.app.hub.now()
+	deadline := now.Add(c.app.hub.resumeWindow)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return resumeFail(pos, "continuity_unverifiable", "channel_not_subscribed", nil)
+	}
+	if p.entries == nil {
+		p.entries = map[string]pendingPos{}
+	}
+	if _, ok := p.entries[ch]; !ok && len(p.entries) >= MaxResumeChannels {
+		return resumeFail(pos, "continuity_unverifiable", "pending_resume_limit", nil)
+	}
+	p.entries[ch] = pendingPos{pos: pos, legacy: legacy, deadline: deadline}
+	c.armPendingLocked(now)
+	return nil
+}
+
+// armPendingLocked makes sure a timer fires by the earliest pending deadline. p.mu held.
+func (c *Conn) armPendingLocked(now time.Time) {
+	p := &c.pending
+	if len(p.entries) == 0 {
+		if p.timer != nil {
+			p.timer.Stop()
+			p.timer = nil
+		}
+		return
+	}
+	var first time.Time
+	for _, e := range p.entries {
+		if first.IsZero() || e.deadline.Before(first) {
+			first = e.deadline
+		}
+	}
+	if p.timer != nil && !p.timerAt.After(first) {
+		return // an earlier or equal call is already on its way
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.timerAt = first
+	p.timer = c.app.hub.afterFunc(max(first.Sub(now), 0), c.expirePending)
+}
+
+// takePending removes and returns ch's pending position.
+func (c *Conn) takePending(ch string) (pendingPos, bool) {
+	p := &c.pending
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.entries[ch]
+	if ok {
+		delete(p.entries, ch)
+		if len(p.entries) == 0 && p.timer != nil {
+			p.timer.Stop()
+			p.timer = nil
+		}
+	}
+	return e, ok
+}
+
+// restorePending puts back a position taken by a subscribe that then failed.
+func (c *Conn) restorePending(ch string, e pendingPos) {
+	p := &c.pending
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	if _, newer := p.entries[ch]; newer {
+		return
+	}
+	if p.entries == nil {
+		p.entries = map[string]pendingPos{}
+	}
+	p.entries[ch] = e
+	c.armPendingLocked(c.app.hub.now())
+}
+
+// PendingResumes returns how many channels have resume positions waiting for their
+// subscribes on this connection.
+func (c *Conn) PendingResumes() int {
+	c.pending.mu.Lock()
+	defer c.pending.mu.Unlock()
+	return len(c.pending.entries)
+}
+
+// expirePending runs on the hub's timer: channels whose window ended get resume_failed,
+// then one resume_success lists them.
+func (c *Conn) expirePending() {
+	p := &c.pending
+	now := c.app.hub.now()
+	p.mu.Lock()
+	p.timer = nil
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	var expired []string
+	gone := map[string]pendingPos{}
+	for ch, e := range p.entries {
+		if !e.deadline.After(now) {
+			expired = append(expired, ch)
+			gone[ch] = e
+			delete(p.entries, ch)
+		}
+	}
+	c.armPendingLocked(now)
+	// Sent under p.mu so a resume_success of a later expiry cannot overtake these; Send
+	// only queues.
+	if len(expired) > 0 {
+		sort.Strings(expired)
+		failed := make([]resumeFailure, 0, len(expired))
+		for _, ch := range expired {
+			f := resumeFail(gone[ch].pos, "continuity_unverifiable", "channel_not_subscribed", nil)
+			f.Channel = ch
+			b, _ := json.Marshal(f)
+			c.sub.Send(protocol.ResumeFailed(protocol.V2, ch, b))
+			failed = append(failed, *f)
+		}
+		b, _ := json.Marshal(resumeOutcome{Recovered: []resumeRecovered{}, Failed: failed})
+		c.sub.Send(protocol.ResumeSuccess(protocol.V2, b))
+	}
+	p.mu.Unlock()
+}
+
+// dropPending frees the pending positions (the connection ended).
+func (c *Conn) dropPending() {
+	p := &c.pending
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	p.entries = nil
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+}
+
+// resumeOutcome is the data of sockudo:resume_success.
+type resumeOutcome struct {
+	Recovered []resumeRecovered `json:"recovered"`
+	Failed    []resumeFailure   `json:"failed"`
+}
+
+// sendResumeFailed sends resume_failed for one channel; the channel is named at frame level
+// (as Sockudo does) and inside data, where sockudo-js and sockudo_flutter read it to drop
+// the stored position and re-subscribe.
+func (c *Conn) sendResumeFailed(ch string, f *resumeFailure) {
+	f.Channel = ch
+	b, _ := json.Marshal(f)
+	c.sub.Send(protocol.ResumeFailed(protocol.V2, ch, b))
+}
+
+// resumeOnSubscribe completes a pending resume of ch inside its subscribe: st is the stream
+// state read under the publish lock, which the caller still holds. It returns the frames
+// to send: before sends the replay (before the acknowledgement), after the outcome frames.
+// ok is false when ch had no pending position.
+func (c *Conn) resumeOnSubscribe(ch string, st *protocol.StreamState, filter MessageFilter) (before, after func(), undo func(), ok bool) {
+	e, ok := c.takePending(ch)
+	if !ok {
+		return nil, nil, nil, false
+	}
+	undo = func() { c.restorePending(ch, e) }
+	var fail *resumeFailure
+	var plan *replayPlan
+	if st == nil {
+		fail = resumeFail(e.pos, "persistence_unavailable", "history_store_error", nil)
+	} else {
+		plan, fail = c.planReplay(ch, e.pos, e.legacy, *st)
+	}
+	out := resumeOutcome{Recovered: []resumeRecovered{}, Failed: []resumeFailure{}}
+	before = func() {
+		if plan != nil {
+			out.Recovered = append(out.Recovered, *c.sendReplay(plan, filter, nil))
+		}
+	}
+	after = func() {
+		if fail != nil {
+			c.sendResumeFailed(ch, fail)
+			out.Failed = append(out.Failed, *fail)
+		}
+		b, _ := json.Marshal(out)
+		c.sub.Send(protocol.ResumeSuccess(protocol.V2, b))
+	}
+	return before, after, undo, true
+}
