@@ -141,6 +141,10 @@ type Config struct {
 	// TokenRefreshGrace is how long a V2 connection whose capability token expired may take
 	// to send a fresh one (sockudo:auth) before it is closed with 4009. Default 30s.
 	TokenRefreshGrace Duration `yaml:"token_refresh_grace"`
+	// ResumeWindow is how long a V2 connection's sockudo:resume positions for channels it
+	// has not subscribed yet wait for their subscribes (the clients resume before their
+	// authorized subscribes); after it those channels get resume_failed. Default 30s.
+	ResumeWindow Duration `yaml:"resume_window"`
 
 	// Cluster makes several nodes behave as one server through a broker: "local" (default:
 	// a single node), "redis" (needs redis_url) or "nats" (needs nats_url).
@@ -418,6 +422,7 @@ const (
 	DefaultMaxEventBatchSize            = 10
 	DefaultCacheTTL                     = 30 * time.Minute
 	DefaultTokenRefreshGrace            = 30 * time.Second
+	DefaultResumeWindow                 = 30 * time.Second
 	DefaultHistoryMaxAge                = 24 * time.Hour
 	DefaultDeltaFullInterval            = 100
 	DefaultGCPercent                    = 50
@@ -461,6 +466,7 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.WebhookRetryFor, DefaultWebhookRetryFor)
 	setDur(&c.WebhookVacateDelay, DefaultWebhookVacateDelay)
 	setDur(&c.TokenRefreshGrace, DefaultTokenRefreshGrace)
+	setDur(&c.ResumeWindow, DefaultResumeWindow)
 	setStr(&c.History, "memory")
 	setStr(&c.Cluster, "local")
 	setDur(&c.ClusterNodeTimeout, DefaultClusterNodeTimeout)
@@ -658,7 +664,7 @@ func (c *Config) problems() []string {
 	for _, d := range []struct {
 		field string
 		v     Duration
-	}{{"webhook_batch_interval", c.WebhookBatchInterval}, {"webhook_timeout", c.WebhookTimeout}, {"webhook_retry_for", c.WebhookRetryFor}, {"webhook_vacate_delay", c.WebhookVacateDelay}, {"token_refresh_grace", c.TokenRefreshGrace}, {"history_max_age", c.HistoryMaxAge}} {
+	}{{"webhook_batch_interval", c.WebhookBatchInterval}, {"webhook_timeout", c.WebhookTimeout}, {"webhook_retry_for", c.WebhookRetryFor}, {"webhook_vacate_delay", c.WebhookVacateDelay}, {"token_refresh_grace", c.TokenRefreshGrace}, {"resume_window", c.ResumeWindow}, {"history_max_age", c.HistoryMaxAge}} {
 		if d.v < 0 {
 			bad(d.field, "must not be negative, got %s", d.v)
 		}

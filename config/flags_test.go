@@ -31,7 +31,7 @@ func TestFlagNames(t *testing.T) {
 		"history-max-messages", "host", "http-idle-timeout", "http-read-header-timeout", "http-read-timeout", "log-format", "log-level",
 		"max-connections", "max-connections-per-ip-per-minute", "max-inbound-buffer-mb", "max-message-kb",
 		"max-request-body-kb", "metrics-enabled", "metrics-host", "metrics-port", "nats-url", "pong-timeout",
-		"port", "push-store", "redis-url", "shutdown-timeout", "tls-cert-file", "tls-key-file", "token-refresh-grace", "trust-forwarded-for",
+		"port", "push-store", "redis-url", "resume-window", "shutdown-timeout", "tls-cert-file", "tls-key-file", "token-refresh-grace", "trust-forwarded-for",
 		"webhook-batch-interval", "webhook-batch-size", "webhook-queue-size", "webhook-retry-for",
 		"webhook-timeout", "webhook-vacate-delay", "write-queue-kb", "write-queue-messages",
 		"write-timeout", "ws-compression", "ws-compression-threshold", "ws-transport",

@@ -115,6 +115,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Logger:            log.Named("channels"),
 		Observer:          wh,
 		TokenRefreshGrace: cfg.TokenRefreshGrace.D(),
+		ResumeWindow:      cfg.ResumeWindow.D(),
 		History:           hist,
 		OnHistoryError:    m.HistoryError,
 		DeltaEncoder:      delta.Encode,
