@@ -37,6 +37,10 @@ import (
 // subscribed already, or failing at once), or the one sent when it resolves later. A
 // resume whose channels are all pending gets no immediate resume_success.
 //
+// A channel the connection receives through one of its wildcard subscriptions (sockudo-js
+// keeps positions under the real channel name) fails at once, as before: no exact
+// subscribe will come for it.
+//
 // A later resume naming a pending channel replaces its position and restarts its window
 // (the client sends its newest positions); pending channels it does not name keep theirs.
 // At most MaxResumeChannels channels are pending per connection (past it a channel fails
@@ -70,6 +74,20 @@ type pendingPos struct {
 	pos      protocol.Position
 	legacy   bool
 	deadline time.Time
+}
+
+// coveredByWildcard reports whether one of the connection's wildcard subscriptions
+// matches ch (sockudo-js then tracks positions under ch itself). Reader goroutine only.
+func (c *Conn) coveredByWildcard(ch string) bool {
+	if c.wildcards == 0 {
+		return false
+	}
+	for _, pat := range c.app.wild.match(ch, nil) {
+		if c.channels.has(pat) {
+			return true
+		}
+	}
+	return false
 }
 
 // addPending keeps ch's position until the connection subscribes to it. It returns a

@@ -23,7 +23,7 @@ func resumeHub(t testing.TB) (*channels.Hub, *testkit.Clock) {
 	app := config.DefaultApp()
 	app.ApplyDefaults()
 	clk := testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	h := channels.New([]config.App{app}, channels.Options{Now: clk.Now, History: history.NewMemory(history.MemoryOptions{}),
+	h := channels.New([]config.App{app}, channels.Options{Now: clk.Now, History: history.NewMemory(history.MemoryOptions{Now: clk.Now}),
 		ResumeWindow: 30 * time.Second,
 		AfterFunc:    func(d time.Duration, f func()) channels.Timer { return clk.AfterFunc(d, f) }})
 	return h, clk
@@ -348,17 +348,11 @@ func TestResumeBeforeSubscribeUnderLoad(t *testing.T) {
 	h, _ := resumeHub(t)
 	const ch = "feed"
 	stream := streamOf(t, h, ch, 10)
-	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() {
+	go func() { // 300 more messages (a gap within the recovery window) while conns come
 		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		for range 300 {
 			if _, err := h.PublishAcks(appID, channels.Event{Name: "e", Channels: []string{ch}, Data: "x"}); err != nil {
 				t.Error(err)
 				return
@@ -376,12 +370,14 @@ func TestResumeBeforeSubscribeUnderLoad(t *testing.T) {
 		mustSubscribe(t, c, s, ch, "")
 		conns = append(conns, cs{c, s})
 	}
-	close(stop)
 	wg.Wait()
 	head := publishN(t, h, ch, 1)[0].Serial
 	for i, x := range conns {
 		next := uint64(i%10) + 1
 		for _, f := range takeFrames(t, x.s) {
+			if f.Event == "sockudo:resume_failed" {
+				t.Fatalf("conn %d: %s %s", i, f.Event, f.Data)
+			}
 			if f.Event != "e" {
 				continue
 			}
@@ -394,5 +390,22 @@ func TestResumeBeforeSubscribeUnderLoad(t *testing.T) {
 			t.Fatalf("conn %d ended at %d, want %d", i, next-1, head)
 		}
 		x.c.Disconnect()
+	}
+}
+
+// TestResumeWildcardCoveredFailsAtOnce: a channel delivered through the connection's
+// wildcard subscription is not kept pending.
+func TestResumeWildcardCoveredFailsAtOnce(t *testing.T) {
+	h, clk := resumeHub(t)
+	stream := streamOf(t, h, "ticker:btc", 2)
+	c, s := connectV2(t, h, channels.ConnOptions{})
+	defer c.Disconnect()
+	mustSubscribe(t, c, s, "ticker:*", "")
+	s.Take()
+	mustResume(t, c, map[string]protocol.Position{"ticker:btc": {StreamID: stream, Serial: 1}, "other": {StreamID: stream, Serial: 1}})
+	got := takeFrames(t, s)
+	wantSeq(t, "wildcard-covered", got, "sockudo:resume_failed ticker:btc", "sockudo:resume_success ")
+	if c.PendingResumes() != 1 || clk.Pending() != 1 {
+		t.Fatalf("pending %d (want only \"other\"), timers %d", c.PendingResumes(), clk.Pending())
 	}
 }

@@ -414,6 +414,9 @@ func (c *Conn) Resume(data json.RawMessage) *protocol.Error {
 		switch {
 		case !app.cfg.HistoryFor(ch):
 			fail = resumeFail(w.Positions[ch], "position_expired", "hot_replay_expired_and_durable_history_disabled", nil)
+		case !c.channels.has(ch) && c.coveredByWildcard(ch):
+			// Delivered through a wildcard subscription: no exact subscribe will come.
+			fail = resumeFail(w.Positions[ch], "continuity_unverifiable", "channel_not_subscribed", nil)
 		case !c.channels.has(ch):
 			// Not subscribed yet: the subscribe usually follows (pending.go).
 			if fail = c.addPending(ch, w.Positions[ch], legacy[ch]); fail == nil {
