@@ -409,3 +409,55 @@ func TestResumeWildcardCoveredFailsAtOnce(t *testing.T) {
 		t.Fatalf("pending %d (want only \"other\"), timers %d", c.PendingResumes(), clk.Pending())
 	}
 }
+
+// FuzzResumeBeforeSubscribe feeds arbitrary sockudo:resume data to a fresh V2 connection,
+// then subscribes to every channel it named, lets the window end and disconnects: nothing
+// panics, every frame is JSON, no channel is reported twice, and nothing stays pending.
+func FuzzResumeBeforeSubscribe(f *testing.F) {
+	f.Add([]byte(`"{\"channel_positions\":{\"orders\":{\"stream_id\":\"x\",\"serial\":1}}}"`))
+	f.Add([]byte(`{"channel_positions":{"orders":{"serial":0},"private-a":{"serial":3},"bad name":{"serial":1}}}`))
+	f.Add([]byte(`{"channel_serials":{"orders":2,"ticker:btc":1}}`))
+	f.Add([]byte(`{"channel_positions":{}}`))
+	f.Add([]byte(`"not json`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, clk := resumeHub(t)
+		streamOf(t, h, "orders", 3)
+		c, s := connectV2(t, h, channels.ConnOptions{})
+		_ = c.Resume(data)
+		var w struct {
+			Positions map[string]json.RawMessage `json:"channel_positions"`
+			Serials   map[string]json.RawMessage `json:"channel_serials"`
+		}
+		_ = protocol.DecodeData(data, &w)
+		for ch := range w.Positions {
+			_ = c.Subscribe(subReq(s, ch, ""))
+		}
+		for ch := range w.Serials {
+			_ = c.Subscribe(subReq(s, ch, ""))
+		}
+		clk.Add(time.Minute)
+		c.Disconnect()
+		if c.PendingResumes() != 0 || clk.Pending() != 0 {
+			t.Fatalf("pending %d, timers %d", c.PendingResumes(), clk.Pending())
+		}
+		reported := map[string]bool{}
+		for _, f := range takeFrames(t, s) {
+			if f.Event != "sockudo:resume_success" {
+				continue
+			}
+			o := decodeOutcome(t, f)
+			for _, r := range o.Recovered {
+				if reported[r.Channel] {
+					t.Fatalf("%q reported twice", r.Channel)
+				}
+				reported[r.Channel] = true
+			}
+			for _, r := range o.Failed {
+				if reported[r.Channel] {
+					t.Fatalf("%q reported twice", r.Channel)
+				}
+				reported[r.Channel] = true
+			}
+		}
+	})
+}
