@@ -303,6 +303,19 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		case req.Rewind != nil:
 			return &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind is not available: the history store is unavailable"}
 		}
+		if req.Rewind != nil && !c.channels.has(name) {
+			// A rewind asks for the last messages instead; a pending position is answered
+			// after them (deferred before the rewind, so it runs after it).
+			if e, ok := c.takePending(name); ok {
+				defer func() {
+					if !subscribed {
+						c.restorePending(name, e)
+						return
+					}
+					c.failPending(name, e, "subscribed_with_rewind")
+				}()
+			}
+		}
 		if req.Rewind == nil && !c.channels.has(name) {
 			var undo func()
 			if replay, outcome, undo, resumed = c.resumeOnSubscribe(name, pos, req.Filter); resumed {

@@ -41,6 +41,10 @@ import (
 // keeps positions under the real channel name) fails at once, as before: no exact
 // subscribe will come for it.
 //
+// A subscribe with a rewind asks for the last messages instead: its pending position is
+// answered after the rewind with resume_failed {continuity_unverifiable,
+// subscribed_with_rewind} (replaying both would send messages twice).
+//
 // A later resume naming a pending channel replaces its position and restarts its window
 // (the client sends its newest positions); pending channels it does not name keep theirs.
 // At most MaxResumeChannels channels are pending per connection (past it a channel fails
@@ -251,6 +255,15 @@ func (c *Conn) sendResumeFailed(ch string, f *resumeFailure) {
 	f.Channel = ch
 	b, _ := json.Marshal(f)
 	c.sub.Send(protocol.ResumeFailed(protocol.V2, ch, b))
+}
+
+// failPending answers a pending position that will not be replayed: resume_failed
+// {continuity_unverifiable, reason}, then a resume_success listing it.
+func (c *Conn) failPending(ch string, e pendingPos, reason string) {
+	f := resumeFail(e.pos, "continuity_unverifiable", reason, nil)
+	c.sendResumeFailed(ch, f)
+	b, _ := json.Marshal(resumeOutcome{Recovered: []resumeRecovered{}, Failed: []resumeFailure{*f}})
+	c.sub.Send(protocol.ResumeSuccess(protocol.V2, b))
 }
 
 // resumeOnSubscribe completes a pending resume of ch inside its subscribe: st is the stream

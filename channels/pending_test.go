@@ -410,6 +410,27 @@ func TestResumeWildcardCoveredFailsAtOnce(t *testing.T) {
 	}
 }
 
+// TestResumePendingThenRewind: a subscribe with a rewind gets its rewind; the pending
+// position is then answered as failed (no message twice).
+func TestResumePendingThenRewind(t *testing.T) {
+	h, clk := resumeHub(t)
+	stream := streamOf(t, h, "rw", 5)
+	c, s := connectV2(t, h, channels.ConnOptions{})
+	defer c.Disconnect()
+	mustResume(t, c, map[string]protocol.Position{"rw": {StreamID: stream, Serial: 1}})
+	req := subReq(s, "rw", "")
+	req.Rewind = &channels.RewindSpec{Count: 2}
+	if err := c.Subscribe(req); err != nil {
+		t.Fatal(err)
+	}
+	got := takeFrames(t, s)
+	wantSeq(t, "rewind", got, "sockudo_internal:subscription_succeeded rw #5", "e rw #4", "e rw #5",
+		"sockudo:rewind_complete rw", "sockudo:resume_failed rw", "sockudo:resume_success ")
+	if !strings.Contains(got[4].Data, `"reason":"subscribed_with_rewind"`) || c.PendingResumes() != 0 || clk.Pending() != 0 {
+		t.Fatalf("resume_failed %s, pending %d, timers %d", got[4].Data, c.PendingResumes(), clk.Pending())
+	}
+}
+
 // FuzzResumeBeforeSubscribe feeds arbitrary sockudo:resume data to a fresh V2 connection,
 // then subscribes to every channel it named, lets the window end and disconnects: nothing
 // panics, every frame is JSON, no channel is reported twice, and nothing stays pending.
