@@ -20,8 +20,15 @@
 // their pattern or "[meta]<channel>" (wildcard.go): a publish reaches the matching pattern
 // channels through an index, and lifecycle events of a channel go to its metachannel.
 //
+// Connection recovery (recovery.go): sockudo:resume replays what a V2 connection missed from
+// the hot buffer or the store; positions of channels it has not subscribed yet wait, per
+// connection and for Options.ResumeWindow, for their subscribes, which replay them under the
+// channel's publish lock before the ack (pending.go).
+//
 // Lock order: appState.usersMu may be taken alone; shard.mu is taken before channel.mu;
 // Conn.mu is never held while taking a shard or channel lock. A fan-out may take a wildcard
 // pattern channel's lock (read) while holding the published channel's (read), never a shard
-// lock then: pattern channels are looked up before, and their locks are leaves.
+// lock then: pattern channels are looked up before, and their locks are leaves. A
+// connection's pendingResume.mu is a leaf: only Subscriber.Send and the hub's timer calls
+// happen under it.
 package channels
