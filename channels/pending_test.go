@@ -11,6 +11,7 @@ import (
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/channels/channelstest"
 	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/delta"
 	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
@@ -481,4 +482,32 @@ func FuzzResumeBeforeSubscribe(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestResumeDropsHeldFramesResetsDelta: a delta subscriber's held frames, superseded by a
+// resume's replay, were never the client's bases, so its next live message is full.
+func TestResumeDropsHeldFramesResetsDelta(t *testing.T) {
+	app := config.DefaultApp()
+	app.ApplyDefaults()
+	h := channels.New([]config.App{app}, channels.Options{History: history.NewMemory(history.MemoryOptions{}), DeltaEncoder: delta.Encode})
+	stream := streamOf(t, h, "dq", 1)
+	c, s := connectV2(t, h, channels.ConnOptions{})
+	defer c.Disconnect()
+	req := subReq(s, "dq", "")
+	req.Delta, req.DeltaSet = "fossil", true
+	if err := c.Subscribe(req); err != nil {
+		t.Fatal(err)
+	}
+	s.Take()
+	for i := range 2 { // held (the subscription is new), similar payloads
+		if _, err := h.PublishAcks(appID, channels.Event{Name: "e", Channels: []string{"dq"}, Data: strings.Repeat("price 100.", 20) + fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustResume(t, c, map[string]protocol.Position{"dq": {StreamID: stream, Serial: 1}})
+	wantSeq(t, "replay", takeFrames(t, s), "e dq #2", "e dq #3", "sockudo:resume_success ")
+	if _, err := h.PublishAcks(appID, channels.Event{Name: "e", Channels: []string{"dq"}, Data: strings.Repeat("price 100.", 20) + "2"}); err != nil {
+		t.Fatal(err)
+	}
+	wantSeq(t, "first live after the resume", takeFrames(t, s), "e dq #4")
 }
