@@ -1,0 +1,38 @@
+package config
+
+import "time"
+
+// AppPresenceHistory is an app's presence-history settings: every member_added,
+// member_updated and member_removed of its presence channels stored as an event with its own
+// per-channel serial (GET /apps/{id}/channels/{ch}/presence/history, .../snapshot).
+type AppPresenceHistory struct {
+	// Enabled records the membership changes of the app's presence channels. Default false;
+	// true for the embedded default app.
+	Enabled *bool `yaml:"enabled"`
+	// RetentionWindow drops events older than this. Default 24h.
+	RetentionWindow Duration `yaml:"retention_window"`
+	// MaxEventsPerChannel caps the retained events of one channel (oldest dropped first).
+	// Default 10000.
+	MaxEventsPerChannel int `yaml:"max_events_per_channel"`
+	// MaxBytesPerChannel caps the retained bytes (stored presence_event JSON) of one channel.
+	// 0 = no byte bound (default).
+	MaxBytesPerChannel int64 `yaml:"max_bytes_per_channel"`
+}
+
+// Defaults of AppPresenceHistory.
+const (
+	DefaultPresenceHistoryRetention = 24 * time.Hour
+	DefaultPresenceHistoryMaxEvents = 10000
+)
+
+// On reports whether presence history is enabled.
+func (p *AppPresenceHistory) On() bool { return p.Enabled != nil && *p.Enabled }
+
+func (p *AppPresenceHistory) applyDefaults() {
+	if p.Enabled == nil {
+		off := false
+		p.Enabled = &off
+	}
+	setDur(&p.RetentionWindow, DefaultPresenceHistoryRetention)
+	setInt(&p.MaxEventsPerChannel, DefaultPresenceHistoryMaxEvents)
+}
