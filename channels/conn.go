@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pushwire/pushwire/protocol"
@@ -47,6 +48,8 @@ type Conn struct {
 	deltaAnnounced string
 	// wildcards counts the connection's wildcard subscriptions (reader goroutine only).
 	wildcards int
+	// leaveCause says why the connection's presence memberships end (presence_history.go).
+	leaveCause atomic.Int32
 
 	mu         sync.Mutex
 	user       string // signed-in user id
@@ -371,6 +374,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			ch.addMember(userID, m)
 			memberAdded = true
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberAdded(v, name, userID, info) }, nil)
+			app.recordPresence(name, PresenceEvent{Event: PresenceMemberAdded, Cause: CauseJoin, UserID: userID, ConnectionID: c.socketID, UserInfo: info})
 		}
 		m.conns++
 		if m.conns == 1 {
@@ -611,6 +615,7 @@ func (ch *channel) removeLocked(c *Conn) (userID string, memberRemoved bool) {
 			ch.removeMember(userID)
 			memberRemoved = true
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberRemoved(v, ch.name, userID) }, nil)
+			c.app.recordPresence(ch.name, PresenceEvent{Event: PresenceMemberRemoved, Cause: c.presenceLeaveCause(), UserID: userID, ConnectionID: c.socketID})
 		}
 	}
 	return userID, memberRemoved

@@ -58,6 +58,9 @@ type Options struct {
 	// and refresh grace, the user-authentication timeout, coalesced subscription counts).
 	// Default time.AfterFunc; tests pass a clock they move by hand.
 	AfterFunc func(d time.Duration, f func()) Timer
+	// PresenceHistory, when set, records the membership changes of the presence channels of
+	// apps that enable presence history (presence_history.go). Default none.
+	PresenceHistory PresenceHistory
 }
 
 // Hub holds the state of every app served by this node.
@@ -78,6 +81,9 @@ type Hub struct {
 	afterFunc      func(time.Duration, func()) Timer
 
 	cl atomic.Pointer[clusterNode] // set by StartCluster (cluster.go)
+
+	presence    PresenceHistory
+	presenceRec presenceRecorder
 }
 
 // New builds a hub serving apps (defaults already applied).
@@ -96,7 +102,9 @@ func New(apps []config.App, opts Options) *Hub {
 		deltaEncoder:   opts.DeltaEncoder,
 		tokenGrace:     opts.TokenRefreshGrace,
 		afterFunc:      opts.AfterFunc,
+		presence:       opts.PresenceHistory,
 	}
+	h.presenceRec.init(h)
 	if h.afterFunc == nil {
 		h.afterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 	}

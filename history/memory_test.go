@@ -94,3 +94,9 @@ func TestMemoryVersionsRetention(t *testing.T) {
 		t.Fatalf("expired message: %v", err)
 	}
 }
+
+func TestMemoryPresence(t *testing.T) {
+	historytest.RunPresence(t, func(t *testing.T, clk *historytest.Clock) channels.PresenceHistory {
+		return history.NewMemory(history.MemoryOptions{Now: clk.Now})
+	})
+}

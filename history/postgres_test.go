@@ -560,3 +560,18 @@ func (px *proxy) closeAll() {
 		c.Close()
 	}
 }
+
+func TestPostgresPresence(t *testing.T) {
+	historytest.RunPresence(t, func(t *testing.T, clk *historytest.Clock) channels.PresenceHistory {
+		return newPostgres(t, testkit.PostgresURL(t), history.PostgresOptions{Now: clk.Now})
+	})
+}
+
+// Two stores over one database, as two nodes: one presence stream per channel, distinct
+// gap-free serials, one change reported by both recorded once.
+func TestPostgresPresenceShared(t *testing.T) {
+	historytest.RunPresenceShared(t, func(t *testing.T, clk *historytest.Clock) (channels.PresenceHistory, channels.PresenceHistory) {
+		url := testkit.PostgresURL(t)
+		return newPostgres(t, url, history.PostgresOptions{Now: clk.Now}), newPostgres(t, url, history.PostgresOptions{Now: clk.Now})
+	})
+}
