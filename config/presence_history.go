@@ -36,3 +36,7 @@ func (p *AppPresenceHistory) applyDefaults() {
 	setDur(&p.RetentionWindow, DefaultPresenceHistoryRetention)
 	setInt(&p.MaxEventsPerChannel, DefaultPresenceHistoryMaxEvents)
 }
+
+// member_updated (a V2 presence_update replaced a member's user_info) is a webhook event
+// type too; it is added here, beside the presence settings, rather than in the list itself.
+func init() { WebhookEventTypes = append(WebhookEventTypes, "member_updated") }
