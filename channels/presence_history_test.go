@@ -16,7 +16,7 @@ import (
 )
 
 // presenceHub is a hub of the default app (presence history on) over a memory store.
-func presenceHub(t *testing.T, obs channels.Observer, edit func(*config.App)) *channels.Hub {
+func presenceHub(t testing.TB, obs channels.Observer, edit func(*config.App)) *channels.Hub {
 	t.Helper()
 	app := config.DefaultApp()
 	app.ApplyDefaults()
@@ -310,4 +310,36 @@ func TestClusterPresenceOrphanCleanup(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("presence history\n got %q\nwant %q", got, want)
 	}
+}
+
+// FuzzPresenceHistoryCursor: no cursor string panics a presence-history read; a cursor that
+// is not one this app signed for this channel, direction and bounds is a 400.
+func FuzzPresenceHistoryCursor(f *testing.F) {
+	h := presenceHub(f, nil, nil)
+	for i := range 4 {
+		c, s := connect(f, h)
+		mustSubscribe(f, c, s, "presence-f", member(fmt.Sprint("u", i), ""))
+	}
+	_ = h.FlushPresenceHistory(context.Background())
+	res, herr := h.ReadPresenceHistory(context.Background(), appID, "presence-f", channels.HistoryRequest{Limit: 1})
+	if herr != nil || res.NextCursor == nil {
+		f.Fatalf("seed page: %v", herr)
+	}
+	f.Add(*res.NextCursor, uint8(1), uint64(0))
+	f.Add("", uint8(0), uint64(3))
+	f.Add("eyJ2ZXJzaW9uIjoxfQ", uint8(1), uint64(1))
+	f.Add(strings.Repeat("A", 20000), uint8(1), uint64(0))
+	f.Fuzz(func(t *testing.T, cursor string, limit uint8, start uint64) {
+		req := channels.HistoryRequest{Limit: int(limit), Cursor: cursor, StartSerial: start}
+		res, herr := h.ReadPresenceHistory(context.Background(), appID, "presence-f", req)
+		if herr != nil {
+			if herr.Status != 400 || herr.Message == "" {
+				t.Fatalf("refusal %+v", herr)
+			}
+			return
+		}
+		if len(res.Items) > max(int(limit), 1) && limit != 0 {
+			t.Fatalf("%d items for limit %d", len(res.Items), limit)
+		}
+	})
 }
