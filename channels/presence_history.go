@@ -340,6 +340,8 @@ func (r *presenceRecorder) store(jobs []presenceJob) {
 		if err == nil || attempt >= len(presenceRetryWaits) {
 			break
 		}
+		r.hub.log.Info("presence history append failed; retrying", zap.String("app_id", a.cfg.ID), zap.String("channel", channel),
+			zap.Int("attempt", attempt+1), zap.Error(err))
 		time.Sleep(presenceRetryWaits[attempt])
 	}
 	if err == nil {

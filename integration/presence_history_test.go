@@ -227,8 +227,24 @@ func TestClusterPresenceHistory(t *testing.T) {
 	redisURL := "redis://" + testkit.RedisAddr(t) + "/0"
 	nodes := startNodes(t, 3, clusterArgs("redis", redisURL, "", clusterPrefix(), testkit.PostgresURL(t)))
 	const ch = "presence-cl-history"
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, n := range nodes {
+				t.Logf("node %d:\n%s", i, grepLines(n.Output(), "presence"))
+			}
+		}
+	})
+	// recorded waits until the shared store holds n events. Changes on different nodes are
+	// ordered by when they reach the store (each node records its own, a few ms after the
+	// change): the test waits for each node's changes to be recorded before making changes
+	// on another, so the order it saw live is the order they were recorded in.
+	recorded := func(n int) {
+		t.Helper()
+		testkit.WaitFor(t, clusterWait, fmt.Sprintf("%d events recorded", n), func() bool { return len(presenceHistory(t, nodes[1], ch)) >= n })
+	}
 	w := connectV2(t, nodes[0], v2Options{})
 	w.subscribeV2(t, ch, map[string]any{"channel_data": `{"user_id":"watcher"}`})
+	recorded(1)
 	var clients []*v2Client
 	for i, s := range nodes {
 		for _, u := range []string{fmt.Sprintf("n%d-a", i), fmt.Sprintf("n%d-b", i)} {
@@ -240,12 +256,14 @@ func TestClusterPresenceHistory(t *testing.T) {
 				t.Fatalf("watcher got %s, want %s", f.raw, u)
 			}
 		}
+		recorded(1 + 2*(i+1))
 	}
 	// The same user on two nodes is one member: no second member_added.
 	dup := connectV2(t, nodes[1], v2Options{})
 	dup.subscribeV2(t, ch, map[string]any{"channel_data": `{"user_id":"n0-a"}`})
 	_ = clients[1].ws.CloseNow() // n0-b's socket is cut on node 0
 	w.expectV2(t, "sockudo_internal:member_removed", ch)
+	recorded(8)
 	nodes[2].Kill()
 	for range 2 {
 		f := w.expectV2Within(t, "sockudo_internal:member_removed", ch, clusterWait)
@@ -304,3 +322,4 @@ func (c *v2Client) expectV2Within(t testing.TB, event, channel string, d time.Du
 	f.raw = string(m.data)
 	return f
 }
+
