@@ -671,6 +671,7 @@ func (c *Config) problems() []string {
 		bad("drain_delay", "must not be negative, got %s", c.DrainDelay)
 	}
 	c.pushProblems(bad)
+	c.presenceHistoryProblems(bad)
 	ids, keys := map[string]int{}, map[string]int{}
 	for i, a := range c.Apps {
 		p := fmt.Sprintf("apps[%d]", i)

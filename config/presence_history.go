@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // AppPresenceHistory is an app's presence-history settings: every member_added,
 // member_updated and member_removed of its presence channels stored as an event with its own
@@ -40,3 +43,20 @@ func (p *AppPresenceHistory) applyDefaults() {
 // member_updated (a V2 presence_update replaced a member's user_info) is a webhook event
 // type too; it is added here, beside the presence settings, rather than in the list itself.
 func init() { WebhookEventTypes = append(WebhookEventTypes, "member_updated") }
+
+// presenceHistoryProblems reports invalid presence-history settings of each app.
+func (c *Config) presenceHistoryProblems(bad func(field, format string, args ...any)) {
+	for i, a := range c.Apps {
+		p := a.PresenceHistory
+		f := fmt.Sprintf("apps[%d].presence_history.", i)
+		if p.RetentionWindow.D() <= 0 {
+			bad(f+"retention_window", "must be positive")
+		}
+		if p.MaxEventsPerChannel <= 0 {
+			bad(f+"max_events_per_channel", "must be positive, got %d", p.MaxEventsPerChannel)
+		}
+		if p.MaxBytesPerChannel < 0 {
+			bad(f+"max_bytes_per_channel", "must not be negative, got %d", p.MaxBytesPerChannel)
+		}
+	}
+}
