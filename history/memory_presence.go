@@ -23,6 +23,8 @@ type memPresenceStream struct {
 	events  []channels.PresenceEvent
 	bytes   int64
 	members map[string]struct{}
+	// retention is the one the last append applied: Sweep applies it again.
+	retention channels.PresenceRetention
 }
 
 func (m *Memory) presenceStream(app, channel string, create bool) *memPresenceStream {
@@ -89,8 +91,22 @@ func (m *Memory) AppendPresence(_ context.Context, appID, channel string, events
 		s.bytes += int64(len(e.Payload))
 		out = append(out, e)
 	}
+	s.retention = r
 	s.trim(r, m.opts.Now().UnixMilli())
 	return out, nil
+}
+
+// sweepPresence applies each presence stream's retention and frees the streams left with no
+// event and no member (their channel's next event starts a new stream). Memory.Sweep calls it.
+func (m *Memory) sweepPresence(nowMs int64) {
+	m.presence.mu.Lock()
+	defer m.presence.mu.Unlock()
+	for k, s := range m.presence.streams {
+		s.trim(s.retention, nowMs)
+		if len(s.events) == 0 && len(s.members) == 0 {
+			delete(m.presence.streams, k)
+		}
+	}
 }
 
 // applyMember updates members with e and reports whether e changes them (else it repeats a

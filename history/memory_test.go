@@ -100,3 +100,9 @@ func TestMemoryPresence(t *testing.T) {
 		return history.NewMemory(history.MemoryOptions{Now: clk.Now})
 	})
 }
+
+func TestMemoryPresenceSweep(t *testing.T) {
+	historytest.RunPresenceSweep(t, func(t *testing.T, clk *historytest.Clock) channels.PresenceHistory {
+		return history.NewMemory(history.MemoryOptions{Now: clk.Now, SweepEvery: -1})
+	})
+}

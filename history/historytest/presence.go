@@ -343,3 +343,37 @@ func testPresenceApart(t *testing.T, newStore func(*testing.T, *Clock) channels.
 		t.Fatalf("other channel: %+v", out)
 	}
 }
+
+// Sweeper is a store that frees idle state on demand (Memory.Sweep).
+type Sweeper interface{ Sweep() }
+
+// RunPresenceSweep checks that a sweep keeps what is retained and what a channel's members
+// need, and frees the rest: a swept channel starts a new stream.
+func RunPresenceSweep(t *testing.T, newStore func(t *testing.T, clk *Clock) channels.PresenceHistory) {
+	clk := NewClock()
+	s := newStore(t, clk)
+	sw, ok := s.(Sweeper)
+	if !ok {
+		t.Skip("the store has no Sweep")
+	}
+	r := channels.PresenceRetention{Window: time.Hour}
+	add := func(ch string, evs ...channels.PresenceEvent) []channels.PresenceEvent {
+		out, err := s.AppendPresence(ctx, "app", ch, evs, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	gone := add("presence-gone", join("u", clk), leave("u", clk))
+	stay := add("presence-stay", join("u", clk))
+	clk.Advance(2 * time.Hour)
+	sw.Sweep()
+	// presence-stay still has its member: its leave is a change, in the same stream.
+	if out := add("presence-stay", leave("u", clk)); len(out) != 1 || out[0].StreamID != stay[0].StreamID || out[0].Serial != 2 {
+		t.Fatalf("member kept across a sweep: %+v", out)
+	}
+	// presence-gone was freed: a new stream.
+	if out := add("presence-gone", join("v", clk)); len(out) != 1 || out[0].StreamID == gone[0].StreamID || out[0].Serial != 1 {
+		t.Fatalf("swept channel: %+v", out)
+	}
+}
