@@ -343,3 +343,59 @@ func FuzzPresenceHistoryCursor(f *testing.F) {
 		}
 	})
 }
+
+// failingStore is a memory store whose appends fail while fail is set.
+type failingStore struct {
+	*history.Memory
+	mu      sync.Mutex
+	fail    bool
+	appends int
+}
+
+func (s *failingStore) AppendPresence(ctx context.Context, appID, channel string, evs []channels.PresenceEvent, r channels.PresenceRetention) ([]channels.PresenceEvent, error) {
+	s.mu.Lock()
+	s.appends++
+	fail := s.fail
+	s.mu.Unlock()
+	if fail {
+		return nil, fmt.Errorf("%w: test outage", channels.ErrHistoryUnavailable)
+	}
+	return s.Memory.AppendPresence(ctx, appID, channel, evs, r)
+}
+
+// TestPresenceHistoryDegraded: an append that keeps failing is retried, then given up: the
+// channel's presence stream says degraded (complete false) until it is reset.
+func TestPresenceHistoryDegraded(t *testing.T) {
+	defer channels.SetPresenceRetryWaits([]time.Duration{time.Millisecond, time.Millisecond})()
+	app := config.DefaultApp()
+	app.ApplyDefaults()
+	store := &failingStore{Memory: history.NewMemory(history.MemoryOptions{})}
+	h := channels.New([]config.App{app}, channels.Options{PresenceHistory: store})
+	c, s := connect(t, h)
+	mustSubscribe(t, c, s, "presence-down", member("u1", ""))
+	_ = h.FlushPresenceHistory(context.Background())
+	store.mu.Lock()
+	store.fail = true
+	store.mu.Unlock()
+	c2, s2 := connect(t, h)
+	mustSubscribe(t, c2, s2, "presence-down", member("u2", ""))
+	_ = h.FlushPresenceHistory(context.Background())
+	store.mu.Lock()
+	if store.appends != 1+3 {
+		t.Errorf("%d appends, want 1 and 3 tries of the failing one", store.appends)
+	}
+	store.fail = false
+	store.mu.Unlock()
+	res, herr := h.ReadPresenceHistory(context.Background(), appID, "presence-down", channels.HistoryRequest{})
+	if herr != nil || len(res.Items) != 1 || !*res.Continuity.Degraded || res.Continuity.Complete || res.StreamState.DurableState != "degraded" ||
+		res.StreamState.ContinuityProven || res.StreamState.Reason == nil {
+		t.Fatalf("after a lost event: %+v %+v, %v", res.Continuity, res.StreamState, herr)
+	}
+	if _, herr := h.ResetPresenceHistory(context.Background(), appID, "presence-down", channels.Operator{Reason: "recovered"}); herr != nil {
+		t.Fatal(herr)
+	}
+	res, _ = h.ReadPresenceHistory(context.Background(), appID, "presence-down", channels.HistoryRequest{})
+	if *res.Continuity.Degraded || res.StreamState.DurableState != "healthy" {
+		t.Fatalf("after the reset: %+v %+v", res.Continuity, res.StreamState)
+	}
+}
