@@ -236,6 +236,11 @@ var presenceRetryWaits = []time.Duration{50 * time.Millisecond, 250 * time.Milli
 // presenceBatch caps the events of one channel appended in one store call.
 const presenceBatch = 256
 
+// presenceQueueMax caps the events waiting in one lane (a store down for long): past it an
+// event is dropped and its channel's presence stream marked degraded, rather than memory
+// growing without bound.
+const presenceQueueMax = 100_000
+
 type presenceJob struct {
 	app     *appState
 	channel string
@@ -278,6 +283,11 @@ func (r *presenceRecorder) init(h *Hub) {
 func (r *presenceRecorder) add(j presenceJob) {
 	l := &r.lanes[maphash.String(r.seed, j.app.cfg.ID+"\x00"+j.channel)%presenceLanes]
 	l.mu.Lock()
+	if len(l.pending) >= presenceQueueMax {
+		l.mu.Unlock()
+		r.markDegraded(j.app.cfg.ID, j.channel, "presence_history_queue_full")
+		return
+	}
 	l.pending = append(l.pending, j)
 	start := !l.running
 	if start {
@@ -349,8 +359,13 @@ func (r *presenceRecorder) store(jobs []presenceJob) {
 	}
 	r.hub.log.Warn("presence history events lost", zap.String("app_id", a.cfg.ID), zap.String("channel", channel),
 		zap.Int("events", len(evs)), zap.Error(err))
+	r.markDegraded(a.cfg.ID, channel, "presence_history_write_failed")
+}
+
+// markDegraded records that an event of the channel was lost.
+func (r *presenceRecorder) markDegraded(appID, channel, reason string) {
 	r.degradedMu.Lock()
-	r.degraded[streamRef{a.cfg.ID, channel}] = presenceDegraded{reason: "presence_history_write_failed", atMs: r.hub.now().UnixMilli()}
+	r.degraded[streamRef{appID, channel}] = presenceDegraded{reason: reason, atMs: r.hub.now().UnixMilli()}
 	r.degradedMu.Unlock()
 }
 
