@@ -285,10 +285,14 @@ func TestClusterPresenceOrphanCleanup(t *testing.T) {
 	const ch = "presence-c"
 	w, ws := connect(t, hubs[0])
 	mustSubscribe(t, w, ws, ch, member("w", ""))
+	// Each node records its own changes: the store orders changes on different nodes by when
+	// they reach it, so node 0's is stored before node 2's are made.
+	_ = hubs[0].FlushPresenceHistory(context.Background())
 	for _, u := range []string{"g1", "g2"} {
 		c, s := connect(t, hubs[2])
 		mustSubscribe(t, c, s, ch, member(u, ""))
 	}
+	_ = hubs[2].FlushPresenceHistory(context.Background())
 	waitFor(t, "node 1 sees all three", func() bool { u, _ := hubs[1].Users(appID, ch); return len(u) == 3 })
 	_ = brokers[2].Close() // dies without a word
 	hubs[2].StopCluster()
