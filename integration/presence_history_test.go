@@ -322,4 +322,3 @@ func (c *v2Client) expectV2Within(t testing.TB, event, channel string, d time.Du
 	f.raw = string(m.data)
 	return f
 }
-
