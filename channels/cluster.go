@@ -864,6 +864,9 @@ func (cn *clusterNode) applyMembers(a *appState, from, channel string, set map[s
 				ch.removeMember(u)
 				removed = append(removed, u)
 				ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberRemoved(v, channel, u) }, nil)
+				if m.leftHere != nil { // this node's leave counted on the other's hold
+					a.recordPresence(channel, *m.leftHere)
+				}
 			}
 		}
 	}

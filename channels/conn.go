@@ -377,6 +377,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			app.recordPresence(name, PresenceEvent{Event: PresenceMemberAdded, Cause: CauseJoin, UserID: userID, ConnectionID: c.socketID, UserInfo: info})
 		}
 		m.conns++
+		m.leftHere = nil
 		if m.conns == 1 {
 			app.clusterJoined(name, userID, info)
 		}
@@ -616,6 +617,8 @@ func (ch *channel) removeLocked(c *Conn) (userID string, memberRemoved bool) {
 			memberRemoved = true
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberRemoved(v, ch.name, userID) }, nil)
 			c.app.recordPresence(ch.name, PresenceEvent{Event: PresenceMemberRemoved, Cause: c.presenceLeaveCause(), UserID: userID, ConnectionID: c.socketID})
+		} else if m.conns <= 0 {
+			m.leftHere = &PresenceEvent{Event: PresenceMemberRemoved, Cause: c.presenceLeaveCause(), UserID: userID, ConnectionID: c.socketID}
 		}
 	}
 	return userID, memberRemoved

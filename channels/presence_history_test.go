@@ -403,3 +403,58 @@ func TestPresenceHistoryDegraded(t *testing.T) {
 		t.Fatalf("after the reset: %+v %+v", res.Continuity, res.StreamState)
 	}
 }
+
+// TestClusterPresenceLeaveBothNodes: a user connected to two nodes leaves both at once, each
+// node counting on the other's hold; the member leaves when the holds cross, and the
+// presence history records that member_removed once.
+func TestClusterPresenceLeaveBothNodes(t *testing.T) {
+	bus := &fakeBus{}
+	store := history.NewMemory(history.MemoryOptions{})
+	var hubs []*channels.Hub
+	for i := range 2 {
+		app := config.DefaultApp()
+		app.ApplyDefaults()
+		h := channels.New([]config.App{app}, channels.Options{PresenceHistory: store})
+		b := bus.node(fmt.Sprintf("n%d", i))
+		if err := h.StartCluster(context.Background(), b, channels.ClusterOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.StopCluster(); _ = b.Close() })
+		hubs = append(hubs, h)
+	}
+	for _, h := range hubs {
+		waitFor(t, "both nodes", func() bool { return h.ClusterNodes() == 2 })
+	}
+	const ch = "presence-both"
+	w, ws := connect(t, hubs[0])
+	mustSubscribe(t, w, ws, ch, member("w", ""))
+	_ = hubs[0].FlushPresenceHistory(context.Background())
+	a, as := connect(t, hubs[0])
+	mustSubscribe(t, a, as, ch, member("u", ""))
+	_ = hubs[0].FlushPresenceHistory(context.Background())
+	waitFor(t, "node 1 sees u", func() bool { u, _ := hubs[1].Users(appID, ch); return len(u) == 2 })
+	b, bs := connect(t, hubs[1])
+	mustSubscribe(t, b, bs, ch, member("u", ""))
+	// Node 0 has heard of node 1's hold once a publish node 1 made after it arrived (the
+	// broker keeps one sender's order).
+	x, xs := connect(t, hubs[0])
+	mustSubscribe(t, x, xs, "sync", "")
+	xs.Take()
+	if err := hubs[1].Publish(appID, channels.Event{Name: "e", Channels: []string{"sync"}, Data: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	xs.WaitFrames(t, 1, waitTimeout)
+	bus.hold.Lock() // neither node hears of the other's leave until both left
+	a.Disconnect()
+	b.Disconnect()
+	bus.hold.Unlock()
+	for i, h := range hubs {
+		waitFor(t, fmt.Sprintf("node %d: u gone", i), func() bool { u, _ := h.Users(appID, ch); return len(u) == 1 })
+	}
+	_ = hubs[1].FlushPresenceHistory(context.Background())
+	got := presenceLog(t, hubs[0], ch)
+	want := []string{"1 member_added join w", "2 member_added join u", "3 member_removed disconnect u"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("presence history\n got %q\nwant %q", got, want)
+	}
+}
