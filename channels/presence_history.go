@@ -26,6 +26,14 @@ import (
 // store outside every hub lock. A store that keeps failing after retries loses the event:
 // the channel's presence stream is then reported degraded (continuity.degraded, complete
 // false) until it is reset.
+//
+// Across nodes sharing a store, one channel's events are ordered by when they reach the
+// store (its serials), which for changes made on different nodes within a few milliseconds
+// (a node's first write: its connection setup) may differ from the order a watcher saw them
+// live; a change reported by two nodes (a member held on both) is recorded once by the
+// store; a node that crashes loses the events still queued in its lanes. A member held on
+// several nodes whose connections all leave at once is recorded by the node(s) whose leave
+// counted on another's hold, when the holds cross (member.leftHere).
 
 // PresenceEventKind names a membership change.
 type PresenceEventKind string
