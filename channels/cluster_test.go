@@ -24,8 +24,8 @@ type fakeBus struct {
 	mu    sync.Mutex
 	nodes []*fakeBroker
 	down  atomic.Bool
-	hang  atomic.Bool // Publish waits for its context to end and fails, Healthy stays true
-	drop  atomic.Bool // Publish succeeds and delivers nothing
+	hang  atomic.Bool  // Publish waits for its context to end and fails, Healthy stays true
+	drop  atomic.Bool  // Publish succeeds and delivers nothing
 	hold  sync.RWMutex // a test holding it (Lock) keeps deliveries waiting, in order
 }
 
