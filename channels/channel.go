@@ -71,6 +71,11 @@ type member struct {
 	conns int
 	// remote counts the other cluster nodes holding the member (cluster.go).
 	remote int
+	// leftHere is the member_removed this node owes the presence history: its last
+	// connection of the member left while another node still held the user, so the member
+	// leaves when that node's hold ends, which may itself have been a leave that counted on
+	// this node's hold (presence_history.go). nil when none.
+	leftHere *PresenceEvent
 }
 
 // addMember records a new presence member.

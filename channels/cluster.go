@@ -584,9 +584,13 @@ func (cn *clusterNode) dropPeer(id string, webhooks bool) {
 				users = append(users, u)
 			}
 			_, removed := cn.applyMembers(a, id, ch, nil, users)
-			if notify && len(removed) > 0 && cn.hub.obs != nil && cn.leaderWithout(id) {
+			if notify && len(removed) > 0 && cn.leaderWithout(id) {
+				sort.Strings(removed)
 				for _, u := range removed {
-					cn.hub.obs.MemberRemoved(appID, ch, u)
+					a.recordPresence(ch, PresenceEvent{Event: PresenceMemberRemoved, Cause: CauseOrphanCleanup, UserID: u, DeadNodeID: id})
+					if cn.hub.obs != nil {
+						cn.hub.obs.MemberRemoved(appID, ch, u)
+					}
 				}
 			}
 		}
@@ -860,6 +864,9 @@ func (cn *clusterNode) applyMembers(a *appState, from, channel string, set map[s
 				ch.removeMember(u)
 				removed = append(removed, u)
 				ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberRemoved(v, channel, u) }, nil)
+				if m.leftHere != nil { // this node's leave counted on the other's hold
+					a.recordPresence(channel, *m.leftHere)
+				}
 			}
 		}
 	}
@@ -1211,6 +1218,7 @@ func (h *Hub) closeUser(app *appState, userID string, err *protocol.Error) int {
 	}
 	app.usersMu.Unlock()
 	for _, c := range conns {
+		c.markForced()
 		c.sub.Close(err)
 	}
 	return len(conns)

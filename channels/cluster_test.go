@@ -24,8 +24,9 @@ type fakeBus struct {
 	mu    sync.Mutex
 	nodes []*fakeBroker
 	down  atomic.Bool
-	hang  atomic.Bool // Publish waits for its context to end and fails, Healthy stays true
-	drop  atomic.Bool // Publish succeeds and delivers nothing
+	hang  atomic.Bool  // Publish waits for its context to end and fails, Healthy stays true
+	drop  atomic.Bool  // Publish succeeds and delivers nothing
+	hold  sync.RWMutex // a test holding it (Lock) keeps deliveries waiting, in order
 }
 
 type fakeBroker struct {
@@ -74,7 +75,9 @@ func (n *fakeBroker) Start(_ context.Context, handle func(appID, fromNode string
 			if n.closed.Load() {
 				return
 			}
+			n.bus.hold.RLock()
 			handle(it[0], it[1], []byte(it[2]))
+			n.bus.hold.RUnlock()
 		}
 	}()
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pushwire/pushwire/protocol"
@@ -49,6 +50,8 @@ type Conn struct {
 	wildcards int
 	// pending holds resume positions of channels not subscribed yet (pending.go).
 	pending pendingResume
+	// leaveCause says why the connection's presence memberships end (presence_history.go).
+	leaveCause atomic.Int32
 
 	mu         sync.Mutex
 	user       string // signed-in user id
@@ -400,8 +403,10 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			ch.addMember(userID, m)
 			memberAdded = true
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberAdded(v, name, userID, info) }, nil)
+			app.recordPresence(name, PresenceEvent{Event: PresenceMemberAdded, Cause: CauseJoin, UserID: userID, ConnectionID: c.socketID, UserInfo: info})
 		}
 		m.conns++
+		m.leftHere = nil
 		if m.conns == 1 {
 			app.clusterJoined(name, userID, info)
 		}
@@ -646,6 +651,9 @@ func (ch *channel) removeLocked(c *Conn) (userID string, memberRemoved bool) {
 			ch.removeMember(userID)
 			memberRemoved = true
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberRemoved(v, ch.name, userID) }, nil)
+			c.app.recordPresence(ch.name, PresenceEvent{Event: PresenceMemberRemoved, Cause: c.presenceLeaveCause(), UserID: userID, ConnectionID: c.socketID})
+		} else if m.conns <= 0 {
+			m.leftHere = &PresenceEvent{Event: PresenceMemberRemoved, Cause: c.presenceLeaveCause(), UserID: userID, ConnectionID: c.socketID}
 		}
 	}
 	return userID, memberRemoved

@@ -61,6 +61,9 @@ type Options struct {
 	// ResumeWindow is how long a V2 connection's resume positions for channels it has not
 	// subscribed yet wait for their subscribes (pending.go). Default DefaultResumeWindow.
 	ResumeWindow time.Duration
+	// PresenceHistory, when set, records the membership changes of the presence channels of
+	// apps that enable presence history (presence_history.go). Default none.
+	PresenceHistory PresenceHistory
 }
 
 // Hub holds the state of every app served by this node.
@@ -82,6 +85,9 @@ type Hub struct {
 	resumeWindow   time.Duration
 
 	cl atomic.Pointer[clusterNode] // set by StartCluster (cluster.go)
+
+	presence    PresenceHistory
+	presenceRec presenceRecorder
 }
 
 // New builds a hub serving apps (defaults already applied).
@@ -101,10 +107,12 @@ func New(apps []config.App, opts Options) *Hub {
 		tokenGrace:     opts.TokenRefreshGrace,
 		afterFunc:      opts.AfterFunc,
 		resumeWindow:   opts.ResumeWindow,
+		presence:       opts.PresenceHistory,
 	}
 	if h.resumeWindow <= 0 {
 		h.resumeWindow = DefaultResumeWindow
 	}
+	h.presenceRec.init(h)
 	if h.afterFunc == nil {
 		h.afterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 	}

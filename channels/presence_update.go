@@ -87,6 +87,7 @@ func (c *Conn) PresenceUpdate(data json.RawMessage, frameChannel string) *protoc
 		return nil
 	}
 	m.info = newInfo
+	c.app.recordPresence(name, PresenceEvent{Event: PresenceMemberUpdated, Cause: CauseUpdate, UserID: userID, ConnectionID: c.socketID, UserInfo: newInfo})
 	c.app.clusterPresenceUpdate(name, userID, newInfo)
 	var frame []byte
 	var bin formCache
@@ -101,5 +102,8 @@ func (c *Conn) PresenceUpdate(data json.RawMessage, frameChannel string) *protoc
 	}
 	ch.mu.Unlock()
 	c.app.metaMember(name, protocol.MetaPresenceUpdate, userID)
+	if po, ok := c.app.hub.obs.(PresenceUpdateObserver); ok {
+		po.MemberUpdated(c.app.cfg.ID, name, userID, newInfo)
+	}
 	return nil
 }

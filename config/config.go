@@ -273,6 +273,8 @@ type App struct {
 	IdempotencyTTL Duration `yaml:"idempotency_ttl"`
 	// Push holds the app's push-notification settings (config/push.go).
 	Push AppPush `yaml:"push"`
+	// PresenceHistory holds the app's presence-history settings (config/presence_history.go).
+	PresenceHistory AppPresenceHistory `yaml:"presence_history"`
 }
 
 // Webhook is one webhook endpoint of an app.
@@ -434,7 +436,8 @@ const (
 // DefaultApp is the embedded development app: app-id / app-key / app-secret, everything on.
 func DefaultApp() App {
 	on := true
-	return App{ID: "app-id", Key: "app-key", Secret: "app-secret", EnableVersionedMessages: &on, Push: AppPush{Enabled: &on}}
+	return App{ID: "app-id", Key: "app-key", Secret: "app-secret", EnableVersionedMessages: &on, Push: AppPush{Enabled: &on},
+		PresenceHistory: AppPresenceHistory{Enabled: &on}}
 }
 
 // ApplyDefaults fills every zero field with its documented default.
@@ -512,6 +515,7 @@ func (a *App) ApplyDefaults() {
 	setDur(&a.IdempotencyTTL, DefaultIdempotencyTTL)
 	setInt(&a.DeltaFullInterval, DefaultDeltaFullInterval)
 	a.Push.applyDefaults()
+	a.PresenceHistory.applyDefaults()
 }
 
 // Validate checks the configuration after defaults were applied; the error names the field,
@@ -673,6 +677,7 @@ func (c *Config) problems() []string {
 		bad("drain_delay", "must not be negative, got %s", c.DrainDelay)
 	}
 	c.pushProblems(bad)
+	c.presenceHistoryProblems(bad)
 	ids, keys := map[string]int{}, map[string]int{}
 	for i, a := range c.Apps {
 		p := fmt.Sprintf("apps[%d]", i)

@@ -425,9 +425,9 @@ func TestEnvNames(t *testing.T) {
 	for _, n := range got {
 		seen[n] = true
 	}
-	// Every App field but the webhooks list, the delta conflation map and the push settings
-	// (file only) is reachable from the environment.
-	if n := len(appOptions); n != reflect.TypeFor[App]().NumField()-3 {
+	// Every App field but the webhooks list, the delta conflation map, the push settings and
+	// the presence-history settings (file only) is reachable from the environment.
+	if n := len(appOptions); n != reflect.TypeFor[App]().NumField()-4 {
 		t.Errorf("%d app options for %d App fields", n, reflect.TypeFor[App]().NumField())
 	}
 	for _, o := range appOptions {

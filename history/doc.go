@@ -5,5 +5,8 @@
 // advisory lock; serials allocated in the statement that stores the message; retention by
 // count and age applied on read and trimmed in the background, never on the append path).
 // In both, the retained messages of a channel are a contiguous run of serials ending at the
-// head. history/historytest is the behaviour every implementation passes.
+// head. Both also keep presence history (channels.PresenceHistory: memory_presence.go,
+// postgres_presence.go): the membership events of presence channels, per channel a stream
+// with its own serials, retained by age, count and bytes. history/historytest is the
+// behaviour every implementation passes.
 package history

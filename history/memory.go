@@ -48,6 +48,8 @@ type Memory struct {
 	stop      chan struct{}
 	swept     chan struct{}
 	closeOnce sync.Once
+
+	presence memPresence // presence events (memory_presence.go)
 }
 
 type streamKey struct{ app, channel string }

@@ -74,6 +74,7 @@ func (m *Memory) Sweep() {
 	now := m.opts.Now()
 	nowMs := now.UnixMilli()
 	cutoffMs := now.Add(-m.opts.MaxAge).UnixMilli()
+	m.sweepPresence(nowMs) // presence streams (memory_presence.go)
 	batch := make([]*memStream, 0, sweepBatch)
 	for {
 		batch = batch[:0]

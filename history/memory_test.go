@@ -94,3 +94,15 @@ func TestMemoryVersionsRetention(t *testing.T) {
 		t.Fatalf("expired message: %v", err)
 	}
 }
+
+func TestMemoryPresence(t *testing.T) {
+	historytest.RunPresence(t, func(t *testing.T, clk *historytest.Clock) channels.PresenceHistory {
+		return history.NewMemory(history.MemoryOptions{Now: clk.Now})
+	})
+}
+
+func TestMemoryPresenceSweep(t *testing.T) {
+	historytest.RunPresenceSweep(t, func(t *testing.T, clk *historytest.Clock) channels.PresenceHistory {
+		return history.NewMemory(history.MemoryOptions{Now: clk.Now, SweepEvery: -1})
+	})
+}

@@ -7,6 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -186,12 +190,13 @@ func TestPostgresMigrationsConcurrent(t *testing.T) {
 		}
 		return fmt.Sprint(vs)
 	}
-	if got := versions(); got != "[1 2 3]" {
-		t.Fatalf("applied migrations %s, want [1 2 3]", got)
+	want := migrationVersions(t)
+	if got := versions(); got != want {
+		t.Fatalf("applied migrations %s, want %s", got, want)
 	}
 	newPostgres(t, url, history.PostgresOptions{})
-	if got := versions(); got != "[1 2 3]" {
-		t.Fatalf("after a restart: %s", got)
+	if got := versions(); got != want {
+		t.Fatalf("after a restart: %s, want %s", got, want)
 	}
 }
 
@@ -559,4 +564,39 @@ func (px *proxy) closeAll() {
 	for c := range px.conns {
 		c.Close()
 	}
+}
+
+func TestPostgresPresence(t *testing.T) {
+	historytest.RunPresence(t, func(t *testing.T, clk *historytest.Clock) channels.PresenceHistory {
+		return newPostgres(t, testkit.PostgresURL(t), history.PostgresOptions{Now: clk.Now})
+	})
+}
+
+// Two stores over one database, as two nodes: one presence stream per channel, distinct
+// gap-free serials, one change reported by both recorded once.
+func TestPostgresPresenceShared(t *testing.T) {
+	historytest.RunPresenceShared(t, func(t *testing.T, clk *historytest.Clock) (channels.PresenceHistory, channels.PresenceHistory) {
+		url := testkit.PostgresURL(t)
+		return newPostgres(t, url, history.PostgresOptions{Now: clk.Now}), newPostgres(t, url, history.PostgresOptions{Now: clk.Now})
+	})
+}
+
+// migrationVersions lists the versions of the migration files (migrations/NNNN_*.sql), as
+// pushwire_schema_migrations should hold them once applied: "[1 2 3 …]".
+func migrationVersions(t *testing.T) string {
+	t.Helper()
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migration files: %v %v", files, err)
+	}
+	var vs []int
+	for _, f := range files {
+		n, err := strconv.Atoi(strings.SplitN(filepath.Base(f), "_", 2)[0])
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		vs = append(vs, n)
+	}
+	sort.Ints(vs)
+	return fmt.Sprint(vs)
 }

@@ -17,6 +17,8 @@
 //	POST /apps/{app_id}/channels/{channel}/history/purge     drop the oldest messages
 //	DELETE /apps/{app_id}/channels/{channel}/history         the same purge, parameters in the query
 //	GET|POST /apps/{app_id}/channels/{channel}/messages/...  mutable messages (messages.go)
+//	GET  /apps/{app_id}/channels/{channel}/presence/history[/snapshot|/state], POST .../reset
+//	                                                         presence history (presence_history.go)
 //
 // A publish may carry message_id: the delivered message's id and an idempotent create key
 // per channel (messageid.go).

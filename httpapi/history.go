@@ -20,17 +20,32 @@ func (a *api) getHistory(w http.ResponseWriter, r *http.Request) {
 		fail(w, aerr)
 		return
 	}
-	dir, ok := channels.ParseHistoryDirection(s.param("direction"))
-	if !ok {
-		fail(w, badRequest("direction must be newest_first or oldest_first"))
+	req, aerr := parseHistoryQuery(s.query.Params)
+	if aerr != nil {
+		fail(w, aerr)
 		return
 	}
-	req := channels.HistoryRequest{Direction: dir, Cursor: s.param("cursor")}
-	if v := s.param("limit"); v != "" {
+	res, herr := a.hub.ReadHistory(r.Context(), s.app.ID, name, req)
+	if herr != nil {
+		writeError(w, herr.Status, herr.Kind, herr.Message)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// parseHistoryQuery reads the page parameters of a history read (messages or presence) from
+// the signed query: direction, cursor, limit, start_serial/end_serial (aliases start/end),
+// start_time_ms/end_time_ms.
+func parseHistoryQuery(params map[string]string) (channels.HistoryRequest, *apiError) {
+	dir, ok := channels.ParseHistoryDirection(params["direction"])
+	if !ok {
+		return channels.HistoryRequest{}, badRequest("direction must be newest_first or oldest_first")
+	}
+	req := channels.HistoryRequest{Direction: dir, Cursor: params["cursor"]}
+	if v := params["limit"]; v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 {
-			fail(w, badRequest("limit must be a positive integer"))
-			return
+			return req, badRequest("limit must be a positive integer")
 		}
 		req.Limit = min(n, channels.MaxHistoryPage)
 	}
@@ -39,11 +54,10 @@ func (a *api) getHistory(w http.ResponseWriter, r *http.Request) {
 		dst   *uint64
 	}{{[]string{"start_serial", "start"}, &req.StartSerial}, {[]string{"end_serial", "end"}, &req.EndSerial}} {
 		for _, n := range p.names {
-			if v := s.param(n); v != "" {
+			if v := params[n]; v != "" {
 				u, err := strconv.ParseUint(v, 10, 64)
 				if err != nil {
-					fail(w, badRequest("%s must be a non-negative integer", n))
-					return
+					return req, badRequest("%s must be a non-negative integer", n)
 				}
 				*p.dst = u
 			}
@@ -53,19 +67,13 @@ func (a *api) getHistory(w http.ResponseWriter, r *http.Request) {
 		name string
 		dst  *int64
 	}{{"start_time_ms", &req.StartMs}, {"end_time_ms", &req.EndMs}} {
-		if v := s.param(p.name); v != "" {
+		if v := params[p.name]; v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 0 {
-				fail(w, badRequest("%s must be a Unix time in milliseconds", p.name))
-				return
+				return req, badRequest("%s must be a Unix time in milliseconds", p.name)
 			}
 			*p.dst = n
 		}
 	}
-	res, herr := a.hub.ReadHistory(r.Context(), s.app.ID, name, req)
-	if herr != nil {
-		writeError(w, herr.Status, herr.Kind, herr.Message)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+	return req, nil
 }

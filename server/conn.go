@@ -380,10 +380,13 @@ func (c *conn) end(readErr error) {
 	c.closeWith(nil, reasonClient)
 	<-c.done
 	c.heartbeat.Stop()
-	c.hc.Disconnect()
 	c.mu.Lock()
 	reason, closeErr, wsCode := c.reason, c.closeErr, c.wsCode
 	c.mu.Unlock()
+	if reason == reasonActivityTimeout {
+		c.hc.MarkTimedOut() // its presence members leave with cause "timeout"
+	}
+	c.hc.Disconnect()
 	code := closeCode(closeErr, reason, readErr, wsCode)
 	c.srv.metrics.Disconnected(c.appID, code, string(reason))
 	c.record(channels.Activity{Kind: channels.ActDisconnected, Code: code, Detail: string(reason)})

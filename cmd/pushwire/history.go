@@ -29,3 +29,22 @@ func openHistory(ctx context.Context, cfg *config.Config, log *zap.Logger) (chan
 	log.Info("history", zap.String("store", "memory"))
 	return mem, mem.Close, nil
 }
+
+// presenceStore is the presence-history store: the history store's (memory or postgres).
+// A cluster needs the shared Postgres store for one presence stream per channel; with the
+// memory store each node records only its own changes, which is logged.
+func presenceStore(cfg *config.Config, hist channels.History, log *zap.Logger) channels.PresenceHistory {
+	ph, ok := hist.(channels.PresenceHistory)
+	if !ok {
+		return nil
+	}
+	if cfg.Cluster != "local" && cfg.History != "postgres" {
+		for _, a := range cfg.Apps {
+			if a.PresenceHistory.On() {
+				log.Warn("presence history in a cluster with the memory history store: each node keeps only its own members' changes; use history: postgres",
+					zap.String("app_id", a.ID))
+			}
+		}
+	}
+	return ph
+}

@@ -117,6 +117,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		TokenRefreshGrace: cfg.TokenRefreshGrace.D(),
 		ResumeWindow:      cfg.ResumeWindow.D(),
 		History:           hist,
+		PresenceHistory:   presenceStore(cfg, hist, log),
 		OnHistoryError:    m.HistoryError,
 		DeltaEncoder:      delta.Encode,
 		Tap:               tap,
@@ -248,6 +249,8 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		con.Close() // ends the console's event streams, which would hold the HTTP shutdown
 	}
 	errs := []error{ws.Shutdown(sctx), srv.Shutdown(sctx), stopPush(sctx)}
+	// Sockets are closed: store the presence events their leaves made.
+	errs = append(errs, hub.FlushPresenceHistory(sctx))
 	// Sockets are closed: deliver the webhooks they caused (vacated, member_removed) too.
 	errs = append(errs, wh.Close(sctx))
 	if msrv != nil {
