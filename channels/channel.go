@@ -47,6 +47,8 @@ type subscription struct {
 	// rollFrom is the first batch of its append rollup group the subscription takes part in
 	// (rollup.go).
 	rollFrom atomic.Uint64
+	// annotations: the subscription's modes include ANNOTATION_SUBSCRIBE (annotations.go).
+	annotations bool
 }
 
 // MessageFilter decides whether a V2 subscriber receives a message; *protocol.Filter
@@ -119,7 +121,8 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 	var df, dfFull [protocol.NumWires]*deltaFanout
 	var v2Forms, fullForms formCache
 	var v2Full []byte
-	mutation, fullForm, rolled := m.IsMutation(), m.HasFullForm(), ch.roll != nil
+	mutation, fullForm, rolled := m.IsMutation() || m.IsAnnotationFrame(), m.HasFullForm(), ch.roll != nil
+	rawAnnotation := m.Event == protocol.AnnotationEvent
 	var doc *protocol.LazyDocument // built on the first filtered subscriber
 	for c, s := range ch.subs {
 		if rolled && to&(1<<ch.rollupMember(c, s)) == 0 {
@@ -136,6 +139,9 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 				v1 = m.AppendV1(make([]byte, 0, m.Size()))
 			}
 			c.sub.Send(v1)
+			continue
+		}
+		if rawAnnotation && !s.annotations {
 			continue
 		}
 		if s.filter != nil {

@@ -155,6 +155,8 @@ type SubscribeRequest struct {
 	// off. Without it the connection-wide setting applies.
 	Delta    string
 	DeltaSet bool
+	// Annotations (V2): modes include ANNOTATION_SUBSCRIBE, raw annotation events wanted.
+	Annotations bool
 }
 
 // ParseSubscribe reads the data of a subscribe frame (an object or a JSON string holding one).
@@ -190,8 +192,13 @@ func ParseSubscribeV2(data json.RawMessage) (SubscribeRequest, *protocol.Error) 
 		Filter     json.RawMessage `json:"filter"`
 		Rewind     json.RawMessage `json:"rewind"`
 		Delta      json.RawMessage `json:"delta"`
+		Modes      json.RawMessage `json:"modes"`
 	}
 	_ = protocol.DecodeData(data, &w) // ParseSubscribe already decoded it once
+	var merr *protocol.Error
+	if r.Annotations, merr = parseModes(w.Modes); merr != nil {
+		return r, merr
+	}
 	f, ferr := protocol.ParseFilter(w.TagsFilter, w.Filter)
 	if ferr != nil {
 		return r, ferr
@@ -239,6 +246,11 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	}
 	if class.Type == protocol.Presence {
 		if err := c.allow(protocol.OpPresence, name); err != nil {
+			return err
+		}
+	}
+	if req.Annotations {
+		if err := c.allowAnnotationSubscribe(name); err != nil {
 			return err
 		}
 	}
@@ -350,7 +362,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	ch.mu.Lock()
 	if old, already := ch.subs[c]; already {
 		// Re-subscribing: acknowledge again with the current state; only a new filter changes.
-		old.filter = req.Filter
+		old.filter, old.annotations = req.Filter, req.Annotations
 		c.sub.Send(ack(ch))
 		subscribed = true
 		ch.mu.Unlock()
@@ -377,7 +389,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			app.clusterJoined(name, userID, info)
 		}
 	}
-	sub := &subscription{userID: userID, filter: req.Filter}
+	sub := &subscription{userID: userID, filter: req.Filter, annotations: req.Annotations}
 	deltaAlg := ""
 	if kind == kindChannel {
 		deltaAlg = c.deltaFor(req, class)

@@ -94,3 +94,9 @@ func TestMemoryVersionsRetention(t *testing.T) {
 		t.Fatalf("expired message: %v", err)
 	}
 }
+
+func TestMemoryAnnotations(t *testing.T) {
+	historytest.RunAnnotations(t, func(t *testing.T) historytest.AnnotationStore {
+		return history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 5000})
+	})
+}

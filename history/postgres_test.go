@@ -560,3 +560,17 @@ func (px *proxy) closeAll() {
 		c.Close()
 	}
 }
+
+func TestPostgresAnnotations(t *testing.T) {
+	historytest.RunAnnotations(t, func(t *testing.T) historytest.AnnotationStore {
+		return newPostgres(t, testkit.PostgresURL(t), history.PostgresOptions{})
+	})
+}
+
+// Two stores over one database: annotations through both get one serial order.
+func TestPostgresAnnotationsShared(t *testing.T) {
+	historytest.RunAnnotationsShared(t, func(t *testing.T) (historytest.AnnotationStore, historytest.AnnotationStore) {
+		url := testkit.PostgresURL(t)
+		return newPostgres(t, url, history.PostgresOptions{}), newPostgres(t, url, history.PostgresOptions{})
+	})
+}
