@@ -1,0 +1,524 @@
+package channels_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/channels/channelstest"
+	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/internal/testkit"
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// annConn connects a V2 connection for client holding a token with grants (plus history)
+// and subscribes it to ch, with modes SUBSCRIBE and ANNOTATION_SUBSCRIBE when raw.
+func annConn(t *testing.T, h *channels.Hub, clk *testkit.Clock, ch, client string, grants []string, raw bool) (*channelstest.Sub, *protocol.Error) {
+	t.Helper()
+	tok, err := protocol.SignCapabilityToken(appKey, secret, protocol.TokenRequest{ClientID: client, JTI: "jti-" + client + nextSocketID(),
+		Capability: map[string][]string{"*": append(grants, "history")}, IssuedAt: clk.Now(), TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, perr := protocol.ParseCapabilityToken(tok, appKey, secret, clk.Now())
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	c, s := connectV2(t, h, channels.ConnOptions{Token: claims})
+	data := map[string]any{"channel": ch, "rewind": 1}
+	if raw {
+		data["modes"] = []string{"SUBSCRIBE", "ANNOTATION_SUBSCRIBE"}
+	}
+	b, _ := json.Marshal(data)
+	req, perr := channels.ParseSubscribeV2(b)
+	if perr != nil {
+		t.Fatalf("ParseSubscribeV2: %v", perr)
+	}
+	if perr := c.Subscribe(req); perr != nil {
+		return s, perr
+	}
+	s.Take()
+	return s, nil
+}
+
+// frames splits what a subscriber got into raw annotation events, summaries (data) and
+// other events.
+func frames(t *testing.T, s *channelstest.Sub) (anns []protocol.Annotation, sums []json.RawMessage, other []string) {
+	t.Helper()
+	for _, f := range s.Take() {
+		m := decodeV2(t, f)
+		var ev string
+		_ = json.Unmarshal(m["event"], &ev)
+		switch ev {
+		case protocol.AnnotationEvent:
+			anns = append(anns, decodeAnnotation(t, m["data"]))
+		case protocol.MessageSummaryEvent:
+			if string(m["extras"]) != `{"ephemeral":true}` {
+				t.Fatalf("summary extras %s", m["extras"])
+			}
+			sums = append(sums, m["data"])
+		default:
+			other = append(other, ev)
+		}
+	}
+	return anns, sums, other
+}
+
+func decodeAnnotation(t *testing.T, data json.RawMessage) protocol.Annotation {
+	t.Helper()
+	var w struct {
+		Action, ID, Serial, MessageSerial, Type, Name, ClientID, Encoding string
+		Count                                                             uint64
+		Data                                                              json.RawMessage
+		Timestamp                                                         int64
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		t.Fatalf("annotation %s: %v", data, err)
+	}
+	return protocol.Annotation{ID: w.ID, Action: protocol.AnnotationAction(w.Action), Serial: w.Serial, MessageSerial: w.MessageSerial,
+		Type: w.Type, Name: w.Name, ClientID: w.ClientID, Count: w.Count, Data: w.Data, Encoding: w.Encoding, TimestampMs: w.Timestamp}
+}
+
+// reduceAnnotations is the test's own summarizer: Sockudo's semantics written plainly, over the
+// events a raw subscriber saw (a delete carries its create's id, name and client). It
+// returns {type: summary} as generic JSON values.
+func reduceAnnotations(events []protocol.Annotation) map[string]any {
+	type state struct {
+		total   int
+		flags   map[string]bool
+		names   map[string]map[string]bool
+		current map[string]string // unique: client → name
+		counts  map[string]map[string]int
+		anon    map[string]int
+	}
+	st := map[string]*state{}
+	for _, e := range events {
+		s := st[e.Type]
+		if s == nil {
+			s = &state{flags: map[string]bool{}, names: map[string]map[string]bool{}, current: map[string]string{},
+				counts: map[string]map[string]int{}, anon: map[string]int{}}
+			st[e.Type] = s
+		}
+		add := e.Action == protocol.AnnotationCreate
+		kind := e.Type[strings.Index(e.Type, ":")+1 : strings.LastIndex(e.Type, ".")]
+		drop := func(name string) {
+			delete(s.names[name], e.ClientID)
+			if len(s.names[name]) == 0 {
+				delete(s.names, name)
+			}
+		}
+		switch kind {
+		case "total":
+			if add {
+				s.total++
+			} else if s.total > 0 {
+				s.total--
+			}
+		case "flag":
+			if add {
+				s.flags[e.ClientID] = true
+			} else {
+				delete(s.flags, e.ClientID)
+			}
+		case "distinct":
+			if add {
+				if s.names[e.Name] == nil {
+					s.names[e.Name] = map[string]bool{}
+				}
+				s.names[e.Name][e.ClientID] = true
+			} else {
+				drop(e.Name)
+			}
+		case "unique":
+			if prev, ok := s.current[e.ClientID]; ok {
+				drop(prev)
+				delete(s.current, e.ClientID)
+			}
+			if add {
+				s.current[e.ClientID] = e.Name
+				if s.names[e.Name] == nil {
+					s.names[e.Name] = map[string]bool{}
+				}
+				s.names[e.Name][e.ClientID] = true
+			}
+		case "multiple":
+			if s.counts[e.Name] == nil {
+				s.counts[e.Name] = map[string]int{}
+			}
+			n := int(e.Count)
+			if n == 0 {
+				n = 1
+			}
+			switch {
+			case add && e.ClientID == "":
+				s.anon[e.Name] += n
+			case add:
+				s.counts[e.Name][e.ClientID] += n
+			case e.ClientID != "":
+				delete(s.counts[e.Name], e.ClientID)
+			}
+		}
+	}
+	ids := func(set map[string]bool) any {
+		l := []any{}
+		for k := range set {
+			l = append(l, k)
+		}
+		sort.Slice(l, func(i, j int) bool { return l[i].(string) < l[j].(string) })
+		return map[string]any{"total": float64(len(l)), "clientIds": l, "clipped": false}
+	}
+	out := map[string]any{}
+	for typ, s := range st {
+		kind := typ[strings.Index(typ, ":")+1 : strings.LastIndex(typ, ".")]
+		switch kind {
+		case "total":
+			out[typ] = map[string]any{"total": float64(s.total)}
+		case "flag":
+			out[typ] = ids(s.flags)
+		case "distinct", "unique":
+			m := map[string]any{}
+			for name, set := range s.names {
+				m[name] = ids(set)
+			}
+			out[typ] = m
+		case "multiple":
+			m := map[string]any{}
+			for name, c := range s.counts {
+				cc, total := map[string]any{}, s.anon[name]
+				for k, v := range c {
+					cc[k] = float64(v)
+					total += v
+				}
+				m[name] = map[string]any{"total": float64(total), "clientCounts": cc, "totalUnidentified": float64(s.anon[name]),
+					"clipped": false, "totalClientIds": float64(len(c))}
+			}
+			out[typ] = m
+		}
+	}
+	return out
+}
+
+func summaryOf(t *testing.T, data json.RawMessage) (string, map[string]any) {
+	t.Helper()
+	var d struct {
+		Action      string `json:"action"`
+		Serial      string `json:"serial"`
+		Annotations struct {
+			Summary map[string]any `json:"summary"`
+		} `json:"annotations"`
+	}
+	if err := json.Unmarshal(data, &d); err != nil || d.Action != "message.summary" {
+		t.Fatalf("summary %s: %v", data, err)
+	}
+	return d.Serial, d.Annotations.Summary
+}
+
+func publishAnn(t *testing.T, h *channels.Hub, ch, serial string, a protocol.Annotation) protocol.Annotation {
+	t.Helper()
+	res, herr := h.PublishAnnotation(context.Background(), appID, channels.AnnotationRequest{Channel: ch, MessageSerial: serial, Annotation: a})
+	if herr != nil {
+		t.Fatalf("PublishAnnotation %+v: %d %s", a, herr.Status, herr.Message)
+	}
+	return res
+}
+
+// TestAnnotationDelivery: raw events reach only ANNOTATION_SUBSCRIBE subscriptions, at
+// once; every V2 subscriber gets one summary per message per window, matching the test's
+// reducer over the raw events; V1 subscribers get neither.
+func TestAnnotationDelivery(t *testing.T) {
+	h, clk := mutableHub(t)
+	ch := "chat:room-1"
+	raw, perr := annConn(t, h, clk, ch, "watcher", []string{"subscribe", "annotation-subscribe"}, true)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	plain, _ := annConn(t, h, clk, ch, "plain", []string{"subscribe"}, false)
+	v1c, v1 := connect(t, h)
+	mustSubscribe(t, v1c, v1, ch, "")
+	v1.Take()
+	msg := create(t, h, ch, "hello")
+	msg2 := create(t, h, ch, "second")
+	raw.Take()
+	plain.Take()
+	v1.Take()
+
+	var published []protocol.Annotation
+	pub := func(serial, typ, name, client string, count uint64) protocol.Annotation {
+		a := publishAnn(t, h, ch, serial, protocol.Annotation{Type: typ, Name: name, ClientID: client, Count: count, Data: []byte(`{"k":1}`)})
+		published = append(published, a)
+		return a
+	}
+	like := pub(msg, "reaction:distinct.v1", "like", "alice", 0)
+	pub(msg, "reaction:distinct.v1", "like", "bob", 0)
+	pub(msg, "reaction:distinct.v1", "laugh", "alice", 0)
+	pub(msg, "vote:unique.v1", "yes", "alice", 0)
+	pub(msg, "vote:unique.v1", "no", "alice", 0)
+	pub(msg, "poll:multiple.v1", "a", "carol", 3)
+	pub(msg, "poll:multiple.v1", "a", "", 2)
+	pub(msg, "read:flag.v1", "", "dave", 0)
+	pub(msg, "views:total.v1", "", "", 0)
+	pub(msg2, "views:total.v1", "", "", 0)
+
+	anns, sums, other := frames(t, raw)
+	if len(anns) != len(published) || len(sums) != 0 || len(other) != 0 {
+		t.Fatalf("raw subscriber before the window: %d annotations, %d summaries, %v", len(anns), len(sums), other)
+	}
+	for i := range anns {
+		if anns[i].Serial != published[i].Serial || anns[i].ID == "" || anns[i].Action != protocol.AnnotationCreate || string(anns[i].Data) != `{"k":1}` {
+			t.Fatalf("raw event %d: %+v, published %+v", i, anns[i], published[i])
+		}
+	}
+	if n := plain.Len() + v1.Len(); n != 0 {
+		t.Fatalf("plain V2 and V1 got %d frames before the window: %v %v", n, plain.Frames(), v1.Frames())
+	}
+	clk.Add(channels.SummaryWindow)
+	for name, s := range map[string]*channelstest.Sub{"raw": raw, "plain": plain} {
+		_, sums, other := frames(t, s)
+		if len(sums) != 2 || len(other) != 0 {
+			t.Fatalf("%s: %d summaries after the window (want one per message), %v", name, len(sums), other)
+		}
+		got := map[string]map[string]any{}
+		for _, d := range sums {
+			serial, sum := summaryOf(t, d)
+			got[serial] = sum
+		}
+		var forMsg []protocol.Annotation
+		for _, a := range anns {
+			if a.MessageSerial == msg {
+				forMsg = append(forMsg, a)
+			}
+		}
+		if want := reduceAnnotations(forMsg); !reflect.DeepEqual(got[msg], want) {
+			t.Fatalf("%s: summary\n got %v\nwant %v", name, got[msg], want)
+		}
+		if want := map[string]any{"views:total.v1": map[string]any{"total": float64(1)}}; !reflect.DeepEqual(got[msg2], want) {
+			t.Fatalf("%s: summary of the second message %v", name, got[msg2])
+		}
+	}
+	if v1.Len() != 0 {
+		t.Fatalf("V1 got %v", v1.Frames())
+	}
+
+	// A delete: the raw event at once (the create's id, type, name and client), the summary
+	// after the window.
+	del, dup, herr := h.DeleteAnnotation(context.Background(), appID, ch, msg, like.Serial, "")
+	if herr != nil || dup {
+		t.Fatalf("delete: %v %v", herr, dup)
+	}
+	anns2, sums2, _ := frames(t, raw)
+	if len(anns2) != 1 || len(sums2) != 0 || anns2[0].Action != protocol.AnnotationDelete || anns2[0].Serial != del.Serial ||
+		anns2[0].ID != "" || anns2[0].Name != "like" || anns2[0].ClientID != "alice" {
+		t.Fatalf("after the delete: %+v, %d summaries", anns2, len(sums2))
+	}
+	if _, dup, herr := h.DeleteAnnotation(context.Background(), appID, ch, msg, like.Serial, ""); herr != nil || !dup {
+		t.Fatalf("second delete: %v dup %v", herr, dup)
+	}
+	if raw.Len() != 0 {
+		t.Fatalf("a repeated delete delivered %v", raw.Frames())
+	}
+	clk.Add(channels.SummaryWindow)
+	_, sums3, _ := frames(t, plain)
+	if len(sums3) != 1 {
+		t.Fatalf("%d summaries after the delete", len(sums3))
+	}
+	var forMsg []protocol.Annotation
+	for _, a := range append(anns, anns2...) {
+		if a.MessageSerial == msg {
+			forMsg = append(forMsg, a)
+		}
+	}
+	// The delete event carries no id on the wire (Sockudo's shape): match it to its create.
+	for i := range forMsg {
+		if forMsg[i].Action == protocol.AnnotationDelete {
+			forMsg[i].ID = like.ID
+		}
+	}
+	if _, got := summaryOf(t, sums3[0]); !reflect.DeepEqual(got, reduceAnnotations(forMsg)) {
+		t.Fatalf("summary after the delete\n got %v\nwant %v", got, reduceAnnotations(forMsg))
+	}
+	if clk.Pending() != 0 {
+		t.Fatalf("%d timers left", clk.Pending())
+	}
+}
+
+// TestAnnotationSummaryRandom: random creates and deletes by random clients of every
+// summarizer, windows closing at random points: the last summary each subscriber holds
+// always equals the reducer over the raw events.
+func TestAnnotationSummaryRandom(t *testing.T) {
+	h, clk := mutableHub(t)
+	ch := "chat:random"
+	raw, perr := annConn(t, h, clk, ch, "watcher", []string{"subscribe", "annotation-subscribe"}, true)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	msg := create(t, h, ch, "m")
+	raw.Take()
+	rng := rand.New(rand.NewSource(18))
+	types := []string{"r:distinct.v1", "r:unique.v1", "r:multiple.v1", "r:flag.v1", "r:total.v1"}
+	clients := []string{"", "u1", "u2", "u3"}
+	var live []protocol.Annotation
+	var seen []protocol.Annotation
+	ids := map[string]string{} // create serial → id
+	var last map[string]any
+	for i := 0; i < 400; i++ {
+		if len(live) > 0 && rng.Intn(3) == 0 {
+			k := rng.Intn(len(live))
+			if _, _, herr := h.DeleteAnnotation(context.Background(), appID, ch, msg, live[k].Serial, ""); herr != nil {
+				t.Fatal(herr.Message)
+			}
+			live = append(live[:k], live[k+1:]...)
+		} else {
+			typ := types[rng.Intn(len(types))]
+			a := protocol.Annotation{Type: typ, Name: []string{"x", "y", "z"}[rng.Intn(3)], ClientID: clients[rng.Intn(len(clients))], Count: uint64(rng.Intn(3))}
+			if a.ClientID == "" && !strings.Contains(typ, "multiple") && !strings.Contains(typ, "total") {
+				a.ClientID = "u0"
+			}
+			live = append(live, publishAnn(t, h, ch, msg, a))
+		}
+		if rng.Intn(10) == 0 {
+			clk.Add(channels.SummaryWindow)
+		}
+		anns, sums, _ := frames(t, raw)
+		for _, a := range anns {
+			if a.Action == protocol.AnnotationCreate {
+				ids[a.Serial] = a.ID
+			}
+		}
+		seen = append(seen, anns...)
+		if len(sums) > 1 {
+			t.Fatalf("%d summaries in one window", len(sums))
+		}
+		if len(sums) == 1 {
+			_, last = summaryOf(t, sums[0])
+			if want := reduceAnnotations(seen); !reflect.DeepEqual(last, want) {
+				t.Fatalf("step %d: summary\n got %v\nwant %v", i, last, want)
+			}
+		}
+	}
+	clk.Add(channels.SummaryWindow)
+	_, sums, _ := frames(t, raw)
+	if len(sums) == 1 {
+		_, last = summaryOf(t, sums[0])
+	}
+	if want := reduceAnnotations(seen); !reflect.DeepEqual(last, want) {
+		t.Fatalf("final summary\n got %v\nwant %v", last, want)
+	}
+	_ = ids
+}
+
+// TestAnnotationErrors: bad input gets the right HTTP status from the hub.
+func TestAnnotationErrors(t *testing.T) {
+	h, _ := mutableHub(t)
+	ch := "chat:errors"
+	msg := create(t, h, ch, "m")
+	ctx := context.Background()
+	big := `"` + strings.Repeat("x", (config.DefaultMaxEventPayloadKB+1)*1024) + `"`
+	for _, c := range []struct {
+		name   string
+		serial string
+		a      protocol.Annotation
+		status int
+	}{
+		{"unknown serial", "nope", protocol.Annotation{Type: "reaction:total.v1"}, 404},
+		{"no summarizer", msg, protocol.Annotation{Type: "reaction:sum.v1"}, 400},
+		{"no namespace", msg, protocol.Annotation{Type: "distinct.v1"}, 400},
+		{"version 2", msg, protocol.Annotation{Type: "reaction:distinct.v2"}, 400},
+		{"distinct without name", msg, protocol.Annotation{Type: "reaction:distinct.v1", ClientID: "a"}, 400},
+		{"flag without client", msg, protocol.Annotation{Type: "reaction:flag.v1"}, 400},
+		{"oversized data", msg, protocol.Annotation{Type: "reaction:total.v1", Data: []byte(big)}, 413},
+	} {
+		_, herr := h.PublishAnnotation(ctx, appID, channels.AnnotationRequest{Channel: ch, MessageSerial: c.serial, Annotation: c.a})
+		if herr == nil || herr.Status != c.status {
+			t.Errorf("%s: %+v, want %d", c.name, herr, c.status)
+		}
+	}
+	if _, herr := h.ListAnnotations(ctx, appID, ch, msg, "", "bogus", 10, ""); herr == nil || herr.Status != 400 {
+		t.Errorf("bad cursor: %+v", herr)
+	}
+	if _, herr := h.ListAnnotations(ctx, appID, ch, "nope", "", "", 10, ""); herr == nil || herr.Status != 404 {
+		t.Errorf("list of an unknown message: %+v", herr)
+	}
+	if _, _, herr := h.DeleteAnnotation(ctx, appID, ch, msg, protocol.FormatAnnotationSerial(7), ""); herr == nil || herr.Status != 404 {
+		t.Errorf("delete of an unknown annotation: %+v", herr)
+	}
+	if _, _, herr := h.DeleteAnnotation(ctx, appID, ch, msg, "x y", ""); herr == nil || herr.Status != 400 {
+		t.Errorf("delete of a bad serial: %+v", herr)
+	}
+}
+
+// TestAnnotationCapabilities: ANNOTATION_SUBSCRIBE needs annotation-subscribe (and a token,
+// as in Sockudo); socket-bound publishes need publish and annotation-publish; deletes need
+// annotation-delete-any, or annotation-delete-own on the client's own annotation.
+func TestAnnotationCapabilities(t *testing.T) {
+	h, clk := mutableHub(t)
+	ch := "chat:caps"
+	if _, perr := annConn(t, h, clk, ch, "nosub", []string{"subscribe"}, true); perr == nil || !strings.Contains(perr.Message, "annotation-subscribe") {
+		t.Fatalf("modes without annotation-subscribe: %v", perr)
+	}
+	c, s := connectV2(t, h, channels.ConnOptions{})
+	req, _ := channels.ParseSubscribeV2(json.RawMessage(`{"channel":"chat:caps","modes":["SUBSCRIBE","ANNOTATION_SUBSCRIBE"]}`))
+	if perr := c.Subscribe(req); perr == nil {
+		t.Fatalf("modes without a token were accepted: %v", s.Frames())
+	}
+	if _, perr := channels.ParseSubscribeV2(json.RawMessage(`{"channel":"x","modes":["SUBSCRIBE","PUBLISH_EVERYTHING"]}`)); perr == nil {
+		t.Fatal("unknown mode accepted")
+	}
+	if _, perr := channels.ParseSubscribeV2(json.RawMessage(`{"channel":"x","modes":"SUBSCRIBE"}`)); perr == nil {
+		t.Fatal("modes as a string accepted")
+	}
+	msg := create(t, h, ch, "m")
+	socketOf := func(client string, grants ...string) string {
+		s, perr := annConn(t, h, clk, ch, client, grants, false)
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		return s.SocketID()
+	}
+	alice := socketOf("alice", "subscribe", "publish", "annotation-publish", "annotation-delete-own")
+	bob := socketOf("bob", "subscribe", "publish", "annotation-publish", "annotation-delete-own")
+	mod := socketOf("mod", "subscribe", "annotation-delete-any")
+	noAnn := socketOf("carol", "subscribe", "publish")
+	ctx := context.Background()
+	pubAs := func(socket, client string) (protocol.Annotation, *channels.HistoryError) {
+		return h.PublishAnnotation(ctx, appID, channels.AnnotationRequest{Channel: ch, MessageSerial: msg, SocketID: socket,
+			Annotation: protocol.Annotation{Type: "reaction:distinct.v1", Name: "like", ClientID: client}})
+	}
+	if _, herr := pubAs(noAnn, ""); herr == nil || herr.Status != 403 {
+		t.Fatalf("publish without annotation-publish: %+v", herr)
+	}
+	if _, herr := pubAs(alice, "bob"); herr == nil || herr.Status != 401 {
+		t.Fatalf("publish as another client: %+v", herr)
+	}
+	a, herr := pubAs(alice, "")
+	if herr != nil || a.ClientID != "alice" {
+		t.Fatalf("publish as alice: %+v %+v", a, herr)
+	}
+	if _, _, herr := h.DeleteAnnotation(ctx, appID, ch, msg, a.Serial, bob); herr == nil || herr.Status != 403 {
+		t.Fatalf("bob deletes alice's annotation: %+v", herr)
+	}
+	if _, _, herr := h.DeleteAnnotation(ctx, appID, ch, msg, a.Serial, noAnn); herr == nil || herr.Status != 403 {
+		t.Fatalf("delete without a grant: %+v", herr)
+	}
+	if _, _, herr := h.DeleteAnnotation(ctx, appID, ch, msg, a.Serial, alice); herr != nil {
+		t.Fatalf("alice deletes her own: %+v", herr)
+	}
+	b, _ := pubAs(bob, "")
+	if _, _, herr := h.DeleteAnnotation(ctx, appID, ch, msg, b.Serial, mod); herr != nil {
+		t.Fatalf("a moderator deletes bob's: %+v", herr)
+	}
+	if _, herr := h.ListAnnotations(ctx, appID, ch, msg, "", "", 10, alice); herr == nil || herr.Status != 403 {
+		t.Fatalf("list without annotation-subscribe: %+v", herr)
+	}
+	page, herr := h.ListAnnotations(ctx, appID, ch, msg, "", "", 10, "")
+	if herr != nil || len(page.Items) != 4 {
+		t.Fatalf("privileged list: %+v %+v", page, herr)
+	}
+	_ = fmt.Sprint
+}
