@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -84,125 +83,6 @@ func decodeAnnotation(t *testing.T, data json.RawMessage) protocol.Annotation {
 	}
 	return protocol.Annotation{ID: w.ID, Action: protocol.AnnotationAction(w.Action), Serial: w.Serial, MessageSerial: w.MessageSerial,
 		Type: w.Type, Name: w.Name, ClientID: w.ClientID, Count: w.Count, Data: w.Data, Encoding: w.Encoding, TimestampMs: w.Timestamp}
-}
-
-// reduceAnnotations is the test's own summarizer: Sockudo's semantics written plainly, over the
-// events a raw subscriber saw (a delete carries its create's id, name and client). It
-// returns {type: summary} as generic JSON values.
-func reduceAnnotations(events []protocol.Annotation) map[string]any {
-	type state struct {
-		total   int
-		flags   map[string]bool
-		names   map[string]map[string]bool
-		current map[string]string // unique: client → name
-		counts  map[string]map[string]int
-		anon    map[string]int
-	}
-	st := map[string]*state{}
-	for _, e := range events {
-		s := st[e.Type]
-		if s == nil {
-			s = &state{flags: map[string]bool{}, names: map[string]map[string]bool{}, current: map[string]string{},
-				counts: map[string]map[string]int{}, anon: map[string]int{}}
-			st[e.Type] = s
-		}
-		add := e.Action == protocol.AnnotationCreate
-		kind := e.Type[strings.Index(e.Type, ":")+1 : strings.LastIndex(e.Type, ".")]
-		drop := func(name string) {
-			delete(s.names[name], e.ClientID)
-			if len(s.names[name]) == 0 {
-				delete(s.names, name)
-			}
-		}
-		switch kind {
-		case "total":
-			if add {
-				s.total++
-			} else if s.total > 0 {
-				s.total--
-			}
-		case "flag":
-			if add {
-				s.flags[e.ClientID] = true
-			} else {
-				delete(s.flags, e.ClientID)
-			}
-		case "distinct":
-			if add {
-				if s.names[e.Name] == nil {
-					s.names[e.Name] = map[string]bool{}
-				}
-				s.names[e.Name][e.ClientID] = true
-			} else {
-				drop(e.Name)
-			}
-		case "unique":
-			if prev, ok := s.current[e.ClientID]; ok {
-				drop(prev)
-				delete(s.current, e.ClientID)
-			}
-			if add {
-				s.current[e.ClientID] = e.Name
-				if s.names[e.Name] == nil {
-					s.names[e.Name] = map[string]bool{}
-				}
-				s.names[e.Name][e.ClientID] = true
-			}
-		case "multiple":
-			if s.counts[e.Name] == nil {
-				s.counts[e.Name] = map[string]int{}
-			}
-			n := int(e.Count)
-			if n == 0 {
-				n = 1
-			}
-			switch {
-			case add && e.ClientID == "":
-				s.anon[e.Name] += n
-			case add:
-				s.counts[e.Name][e.ClientID] += n
-			case e.ClientID != "":
-				delete(s.counts[e.Name], e.ClientID)
-			}
-		}
-	}
-	ids := func(set map[string]bool) any {
-		l := []any{}
-		for k := range set {
-			l = append(l, k)
-		}
-		sort.Slice(l, func(i, j int) bool { return l[i].(string) < l[j].(string) })
-		return map[string]any{"total": float64(len(l)), "clientIds": l, "clipped": false}
-	}
-	out := map[string]any{}
-	for typ, s := range st {
-		kind := typ[strings.Index(typ, ":")+1 : strings.LastIndex(typ, ".")]
-		switch kind {
-		case "total":
-			out[typ] = map[string]any{"total": float64(s.total)}
-		case "flag":
-			out[typ] = ids(s.flags)
-		case "distinct", "unique":
-			m := map[string]any{}
-			for name, set := range s.names {
-				m[name] = ids(set)
-			}
-			out[typ] = m
-		case "multiple":
-			m := map[string]any{}
-			for name, c := range s.counts {
-				cc, total := map[string]any{}, s.anon[name]
-				for k, v := range c {
-					cc[k] = float64(v)
-					total += v
-				}
-				m[name] = map[string]any{"total": float64(total), "clientCounts": cc, "totalUnidentified": float64(s.anon[name]),
-					"clipped": false, "totalClientIds": float64(len(c))}
-			}
-			out[typ] = m
-		}
-	}
-	return out
 }
 
 func summaryOf(t *testing.T, data json.RawMessage) (string, map[string]any) {
@@ -295,7 +175,7 @@ func TestAnnotationDelivery(t *testing.T) {
 				forMsg = append(forMsg, a)
 			}
 		}
-		if want := reduceAnnotations(forMsg); !reflect.DeepEqual(got[msg], want) {
+		if want := reduceRaw(forMsg); !reflect.DeepEqual(got[msg], want) {
 			t.Fatalf("%s: summary\n got %v\nwant %v", name, got[msg], want)
 		}
 		if want := map[string]any{"views:total.v1": map[string]any{"total": float64(1)}}; !reflect.DeepEqual(got[msg2], want) {
@@ -340,8 +220,8 @@ func TestAnnotationDelivery(t *testing.T) {
 			forMsg[i].ID = like.ID
 		}
 	}
-	if _, got := summaryOf(t, sums3[0]); !reflect.DeepEqual(got, reduceAnnotations(forMsg)) {
-		t.Fatalf("summary after the delete\n got %v\nwant %v", got, reduceAnnotations(forMsg))
+	if _, got := summaryOf(t, sums3[0]); !reflect.DeepEqual(got, reduceRaw(forMsg)) {
+		t.Fatalf("summary after the delete\n got %v\nwant %v", got, reduceRaw(forMsg))
 	}
 	if clk.Pending() != 0 {
 		t.Fatalf("%d timers left", clk.Pending())
@@ -397,7 +277,7 @@ func TestAnnotationSummaryRandom(t *testing.T) {
 		}
 		if len(sums) == 1 {
 			_, last = summaryOf(t, sums[0])
-			if want := reduceAnnotations(seen); !reflect.DeepEqual(last, want) {
+			if want := reduceRaw(seen); !reflect.DeepEqual(last, want) {
 				t.Fatalf("step %d: summary\n got %v\nwant %v", i, last, want)
 			}
 		}
@@ -407,7 +287,7 @@ func TestAnnotationSummaryRandom(t *testing.T) {
 	if len(sums) == 1 {
 		_, last = summaryOf(t, sums[0])
 	}
-	if want := reduceAnnotations(seen); !reflect.DeepEqual(last, want) {
+	if want := reduceRaw(seen); !reflect.DeepEqual(last, want) {
 		t.Fatalf("final summary\n got %v\nwant %v", last, want)
 	}
 	_ = ids
@@ -521,4 +401,13 @@ func TestAnnotationCapabilities(t *testing.T) {
 		t.Fatalf("privileged list: %+v %+v", page, herr)
 	}
 	_ = fmt.Sprint
+}
+
+// reduceRaw is testkit.ReduceAnnotations over annotations as a raw subscriber decoded them.
+func reduceRaw(events []protocol.Annotation) map[string]any {
+	raw := make([]json.RawMessage, len(events))
+	for i := range events {
+		raw[i] = events[i].AppendJSON(nil)
+	}
+	return testkit.ReduceAnnotations(raw)
 }
