@@ -51,6 +51,9 @@ type Annotations interface {
 	// (exclusive), of type q.Type when set, at most q.Limit, and whether more follow
 	// (ErrMessageNotFound when the message is not live).
 	ReadAnnotations(ctx context.Context, appID, channel, messageSerial string, q AnnotationQuery) ([]protocol.Annotation, bool, error)
+	// AnnotatedMessages returns the serials of the channel's live mutable messages that
+	// have annotation events, the most recently annotated first, at most limit.
+	AnnotatedMessages(ctx context.Context, appID, channel string, limit int) ([]string, error)
 }
 
 // AnnotationQuery selects a page of a message's annotation events.
@@ -459,4 +462,42 @@ func (c *Conn) allowAnnotationSubscribe(name string) *protocol.Error {
 			protocol.Truncate(name, 200), protocol.OpAnnotationSubscribe)
 	}
 	return nil
+}
+
+// MaxSnapshotSummaries caps the summaries a new V2 subscription receives: those of the
+// channel's most recently annotated messages.
+const MaxSnapshotSummaries = 20
+
+// annotationSnapshots sends a new V2 subscription of a channel with annotations the
+// current summaries of its most recently annotated messages, as Sockudo does on subscribe,
+// so a client that joins or reconnects shows the counts without waiting for a change. It
+// reads the store in the subscribing connection's goroutine (as a rewind does), after the
+// channel's locks are released; a summary older than one already delivered live on this
+// node is not sent.
+func (c *Conn) annotationSnapshots(channel string) {
+	a := c.app
+	if a.hub.annotations == nil || a.hub.history == nil || !a.cfg.HistoryFor(channel) || !a.versionedFor(channel) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	serials, err := a.hub.annotations.AnnotatedMessages(ctx, a.cfg.ID, channel, MaxSnapshotSummaries)
+	if err != nil {
+		a.hub.log.Warn("annotations: no summaries for a new subscription: store failed", zap.String("app_id", a.cfg.ID), zap.String("channel", channel), zap.Error(err))
+		return
+	}
+	for _, serial := range serials {
+		events, err := a.allAnnotations(ctx, channel, serial)
+		if err != nil || len(events) == 0 {
+			continue
+		}
+		version, _ := protocol.ParseAnnotationSerial(events[len(events)-1].Serial)
+		frame := protocol.SummaryMessage(channel, serial, protocol.Summarize(events)).AppendV2(nil)
+		k := summaryKey{channel, serial}
+		a.sums.mu.Lock()
+		if prev, ok := a.sums.sent[k]; !ok || prev <= version {
+			c.sub.Send(frame)
+		}
+		a.sums.mu.Unlock()
+	}
 }

@@ -411,3 +411,46 @@ func reduceRaw(events []protocol.Annotation) map[string]any {
 	}
 	return testkit.ReduceAnnotations(raw)
 }
+
+// TestAnnotationSnapshotOnSubscribe: a new V2 subscription gets, right after its
+// acknowledgement, the current summary of each annotated message (as Sockudo sends them);
+// a V1 subscription gets none.
+func TestAnnotationSnapshotOnSubscribe(t *testing.T) {
+	h, clk := mutableHub(t)
+	ch := "chat:snap"
+	m1, m2, m3 := create(t, h, ch, "one"), create(t, h, ch, "two"), create(t, h, ch, "three")
+	var ev1, ev2 []protocol.Annotation
+	for _, a := range []protocol.Annotation{{Type: "r:distinct.v1", Name: "like", ClientID: "a"}, {Type: "r:distinct.v1", Name: "like", ClientID: "b"}} {
+		ev1 = append(ev1, publishAnn(t, h, ch, m1, a))
+	}
+	ev2 = append(ev2, publishAnn(t, h, ch, m2, protocol.Annotation{Type: "v:total.v1"}))
+	del, _, herr := h.DeleteAnnotation(context.Background(), appID, ch, m1, ev1[0].Serial, "")
+	if herr != nil {
+		t.Fatal(herr.Message)
+	}
+	ev1 = append(ev1, del)
+	clk.Add(channels.SummaryWindow)
+
+	c, s := connectV2(t, h, channels.ConnOptions{})
+	if err := c.Subscribe(subReq(s, ch, "")); err != nil {
+		t.Fatal(err)
+	}
+	frames := s.Take()
+	if len(frames) != 3 || !strings.Contains(frames[0], "subscription_succeeded") {
+		t.Fatalf("frames after subscribe: %v", frames)
+	}
+	got := map[string]map[string]any{}
+	for _, f := range frames[1:] {
+		m := decodeV2(t, f)
+		serial, sum := summaryOf(t, m["data"])
+		got[serial] = sum
+	}
+	if !reflect.DeepEqual(got[m1], reduceRaw(ev1)) || !reflect.DeepEqual(got[m2], reduceRaw(ev2)) || got[m3] != nil {
+		t.Fatalf("snapshots %v, want %v and %v", got, reduceRaw(ev1), reduceRaw(ev2))
+	}
+	v1c, v1 := connect(t, h)
+	mustSubscribe(t, v1c, v1, ch, "")
+	if frames := v1.Take(); len(frames) != 1 {
+		t.Fatalf("V1 got %v", frames)
+	}
+}

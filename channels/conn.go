@@ -295,6 +295,13 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	// it announces is exact and no live message overtakes the rewind.
 	var pos *protocol.StreamState
 	subscribed := false
+	if kind == kindChannel && c.v2 {
+		defer func() {
+			if subscribed {
+				c.annotationSnapshots(name) // after the publish lock is released
+			}
+		}()
+	}
 	if c.v2 && app.hub.history != nil && kind == kindChannel && app.cfg.HistoryFor(name) {
 		if req.Rewind != nil {
 			if err := c.allow(protocol.OpHistory, name); err != nil {

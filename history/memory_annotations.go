@@ -103,3 +103,27 @@ func (m *Memory) ReadAnnotations(_ context.Context, appID, channel, messageSeria
 	}
 	return out, false, nil
 }
+
+// AnnotatedMessages implements channels.Annotations.
+func (m *Memory) AnnotatedMessages(_ context.Context, appID, channel string, limit int) ([]string, error) {
+	s := m.stream(appID, channel, false)
+	if s == nil {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := m.opts.Now()
+	type annotated struct{ serial, last string }
+	var found []annotated
+	for _, serial := range s.created {
+		if v := m.live(s, serial, now); v != nil && len(v.annotations) > 0 {
+			found = append(found, annotated{serial, v.annotations[len(v.annotations)-1].Serial})
+		}
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].last > found[j].last })
+	out := make([]string, 0, min(limit, len(found)))
+	for i := 0; i < len(found) && i < limit; i++ {
+		out = append(out, found[i].serial)
+	}
+	return out, nil
+}

@@ -229,3 +229,27 @@ ORDER BY seq LIMIT $6`, appID, channel, messageSerial, after, q.Type, limit+1)
 	}
 	return out, more, nil
 }
+
+// annotatedScan bounds the newest annotation events AnnotatedMessages reads.
+const annotatedScan = 5000
+
+// AnnotatedMessages implements channels.Annotations: it looks through the channel's newest
+// annotation events (at most annotatedScan) for their live messages.
+func (p *Postgres) AnnotatedMessages(ctx context.Context, appID, channel string, limit int) ([]string, error) {
+	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
+	defer cancel()
+	rows, err := p.pool.Query(qctx, `SELECT r.message_serial FROM (
+    SELECT message_serial, max(seq) AS last FROM (
+        SELECT message_serial, seq FROM pushwire_annotations WHERE app_id = $1 AND channel = $2 ORDER BY seq DESC LIMIT $5
+    ) recent GROUP BY message_serial
+) r JOIN pushwire_versioned_messages v ON v.app_id = $1 AND v.channel = $2 AND v.message_serial = r.message_serial
+WHERE v.latest_version_ms >= $3 ORDER BY r.last DESC LIMIT $4`, appID, channel, p.cutoff(), limit, annotatedScan)
+	if err != nil {
+		return nil, fmt.Errorf("history: annotated messages %s: %w", channel, unavailable(ctx, err))
+	}
+	serials, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("history: annotated messages %s: %w", channel, unavailable(ctx, err))
+	}
+	return serials, nil
+}

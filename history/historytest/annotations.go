@@ -24,6 +24,7 @@ func RunAnnotations(t *testing.T, newStore func(t *testing.T) AnnotationStore) {
 	t.Run("paging and type filter", func(t *testing.T) { testAnnotationPaging(t, newStore(t)) })
 	t.Run("delete", func(t *testing.T) { testAnnotationDelete(t, newStore(t)) })
 	t.Run("unknown message", func(t *testing.T) { testAnnotationUnknown(t, newStore(t)) })
+	t.Run("annotated messages", func(t *testing.T) { testAnnotatedMessages(t, newStore(t)) })
 	t.Run("concurrent writers", func(t *testing.T) {
 		s := newStore(t)
 		testAnnotationConcurrent(t, s, s)
@@ -262,5 +263,26 @@ func testAnnotationConcurrent(t *testing.T, a, b AnnotationStore) {
 	}
 	if total != 4*perWriter-4*perWriter/4 {
 		t.Fatalf("summary counts %d clients, want %d", total, 4*perWriter-4*perWriter/4)
+	}
+}
+
+func testAnnotatedMessages(t *testing.T, s AnnotationStore) {
+	if got, err := s.AnnotatedMessages(ctx, "a", "none", 5); err != nil || len(got) != 0 {
+		t.Fatalf("unknown channel: %v, %v", got, err)
+	}
+	var msgs []string
+	for i := 0; i < 4; i++ {
+		msgs = append(msgs, create(t, s, "a", "feed", fmt.Sprintf(`"m%d"`, i)).Mutable.MessageSerial)
+	}
+	// Annotated in the order 2, 0, 3, 0: most recently annotated first is 0, 3, 2; 1 has none.
+	for _, i := range []int{2, 0, 3, 0} {
+		publishAnn(t, s, "a", "feed", annotation(msgs[i], "r:total.v1", "", ""))
+	}
+	got, err := s.AnnotatedMessages(ctx, "a", "feed", 10)
+	if err != nil || fmt.Sprint(got) != fmt.Sprint([]string{msgs[0], msgs[3], msgs[2]}) {
+		t.Fatalf("annotated messages %v, %v; want %v", got, err, []string{msgs[0], msgs[3], msgs[2]})
+	}
+	if got, err := s.AnnotatedMessages(ctx, "a", "feed", 2); err != nil || len(got) != 2 || got[0] != msgs[0] {
+		t.Fatalf("limit 2: %v, %v", got, err)
 	}
 }
