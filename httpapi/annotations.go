@@ -158,14 +158,10 @@ func (a *api) getAnnotations(w http.ResponseWriter, r *http.Request) {
 		fail(w, aerr)
 		return
 	}
-	limit := channels.MaxHistoryPage
-	if v := s.param("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			fail(w, badRequest("limit must be a positive integer"))
-			return
-		}
-		limit = min(n, channels.MaxHistoryPage)
+	limit, aerr := pageLimit(s)
+	if aerr != nil {
+		fail(w, aerr)
+		return
 	}
 	cursor := s.param("from_serial")
 	if c := s.param("cursor"); c != "" {
@@ -181,4 +177,18 @@ func (a *api) getAnnotations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// pageLimit reads the limit of a paged read: a positive integer, at most (and by default)
+// channels.MaxHistoryPage.
+func pageLimit(s *signed) (int, *apiError) {
+	v := s.param("limit")
+	if v == "" {
+		return channels.MaxHistoryPage, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, badRequest("limit must be a positive integer")
+	}
+	return min(n, channels.MaxHistoryPage), nil
 }
