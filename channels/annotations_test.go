@@ -13,6 +13,8 @@ import (
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/channels/channelstest"
 	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/delta"
+	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
 )
@@ -452,5 +454,59 @@ func TestAnnotationSnapshotOnSubscribe(t *testing.T) {
 	mustSubscribe(t, v1c, v1, ch, "")
 	if frames := v1.Take(); len(frames) != 1 {
 		t.Fatalf("V1 got %v", frames)
+	}
+}
+
+// TestAnnotationFramesBypassDelta: a delta subscriber gets annotation summaries as plain
+// frames without __delta_seq (sockudo-js keeps no delta base of internal events), and the
+// deltas of the messages around them still rebuild against the previous message.
+func TestAnnotationFramesBypassDelta(t *testing.T) {
+	app := config.DefaultApp()
+	app.ApplyDefaults()
+	clk := testkit.NewClock(time.Now())
+	h := channels.New([]config.App{app}, channels.Options{Now: clk.Now, History: history.NewMemory(history.MemoryOptions{}), DeltaEncoder: delta.Encode,
+		AfterFunc: func(d time.Duration, f func()) channels.Timer { return clk.AfterFunc(d, f) }})
+	ch := "market-ann"
+	_, ps := v2Sub(t, h, ch, channels.ConnOptions{}, true) // a rewind skips the resume hold
+	dc, ds := connectV2(t, h, channels.ConnOptions{})
+	req := subReq(ds, ch, "")
+	req.Delta, req.DeltaSet, req.Rewind = "fossil", true, &channels.RewindSpec{Count: 1}
+	if err := dc.Subscribe(req); err != nil {
+		t.Fatal(err)
+	}
+	ps.Take()
+	ds.Take()
+	var msg string
+	for i := range 6 {
+		ev := tick(i, "BTC")
+		ev.Channels = []string{ch}
+		acks, err := h.PublishAcks(appID, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg = acks[0].MessageSerial
+		if i%2 == 1 {
+			publishAnn(t, h, ch, msg, protocol.Annotation{Type: "views:total.v1"})
+			clk.Add(channels.SummaryWindow)
+		}
+	}
+	want, got := ps.Take(), ds.Take()
+	if len(want) != len(got) || len(want) != 9 {
+		t.Fatalf("plain got %d frames, delta %d, want 9 each", len(want), len(got))
+	}
+	r := newDeltaReader(t)
+	for i := range got {
+		if strings.Contains(got[i], `"event":"sockudo_internal:message"`) {
+			if got[i] != want[i] || strings.Contains(got[i], "__delta_seq") {
+				t.Fatalf("summary frame %d on the delta subscription: %s", i, got[i])
+			}
+			continue
+		}
+		if rebuilt := r.read(got[i]); rebuilt != want[i] {
+			t.Fatalf("frame %d rebuilt as\n%s\nwant\n%s", i, rebuilt, want[i])
+		}
+	}
+	if r.Deltas == 0 {
+		t.Fatal("no delta frames: the test proves nothing")
 	}
 }

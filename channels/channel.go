@@ -123,6 +123,8 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 	var v2Full []byte
 	mutation, fullForm, rolled := m.IsMutation() || m.IsAnnotationFrame(), m.HasFullForm(), ch.roll != nil
 	rawAnnotation := m.Event == protocol.AnnotationEvent
+	// Annotation frames bypass delta state: clients keep no delta base of internal events.
+	noDelta := m.IsAnnotationFrame()
 	var doc *protocol.LazyDocument // built on the first filtered subscriber
 	for c, s := range ch.subs {
 		if rolled && to&(1<<ch.rollupMember(c, s)) == 0 {
@@ -176,7 +178,7 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 				v2 = m.AppendV2(make([]byte, 0, m.Size()))
 				countEncoding()
 			}
-			if s.delta != nil {
+			if s.delta != nil && !noDelta {
 				if df[w] == nil {
 					df[w] = ch.newDeltaFanout(m, v2, v2Forms.frameFor(c, v2), c)
 				}
