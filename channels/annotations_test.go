@@ -225,9 +225,6 @@ func TestAnnotationDelivery(t *testing.T) {
 	if _, got := summaryOf(t, sums3[0]); !reflect.DeepEqual(got, reduceRaw(forMsg)) {
 		t.Fatalf("summary after the delete\n got %v\nwant %v", got, reduceRaw(forMsg))
 	}
-	if clk.Pending() != 0 {
-		t.Fatalf("%d timers left", clk.Pending())
-	}
 }
 
 // TestAnnotationSummaryRandom: random creates and deletes by random clients of every
