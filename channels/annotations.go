@@ -360,10 +360,26 @@ func (a *appState) sendSummary(k summaryKey) {
 		return
 	}
 	version, _ := protocol.ParseAnnotationSerial(events[len(events)-1].Serial)
-	m := protocol.SummaryMessage(k.channel, k.serial, protocol.Summarize(events))
+	m := a.summaryMessage(k.channel, k.serial, events)
 	if a.deliverSummary(k, version, m) {
 		a.forwardSummary(k, version, m)
 	}
+}
+
+// summaryMessage is the summary frame of a message's events, fitted to the app's event
+// payload limit as Sockudo fits it: when the full summary is larger, the client ids listed
+// per summary are clipped to 64, then halved until it fits (totals stay exact, "clipped"
+// says some ids were left out).
+func (a *appState) summaryMessage(channel, serial string, events []protocol.Annotation) *protocol.Message {
+	max := a.cfg.MaxEventPayloadKB * 1024
+	m := protocol.SummaryMessage(channel, serial, protocol.Summarize(events))
+	for limit := 64; max > 0 && len(m.Data) > max && limit >= 0; limit-- {
+		m = protocol.SummaryMessage(channel, serial, protocol.SummarizeClipped(events, limit))
+		if limit > 0 {
+			limit = limit/2 + 1 // with the loop's decrement: 64, 32, 16, …, 1, 0
+		}
+	}
+	return m
 }
 
 // allAnnotations reads every annotation event of a message, in serial order.
@@ -492,7 +508,7 @@ func (c *Conn) annotationSnapshots(channel string) {
 			continue
 		}
 		version, _ := protocol.ParseAnnotationSerial(events[len(events)-1].Serial)
-		frame := protocol.SummaryMessage(channel, serial, protocol.Summarize(events)).AppendV2(nil)
+		frame := a.summaryMessage(channel, serial, events).AppendV2(nil)
 		k := summaryKey{channel, serial}
 		a.sums.mu.Lock()
 		if prev, ok := a.sums.sent[k]; !ok || prev <= version {

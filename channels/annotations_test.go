@@ -507,3 +507,31 @@ func TestAnnotationFramesBypassDelta(t *testing.T) {
 		t.Fatal("no delta frames: the test proves nothing")
 	}
 }
+
+// TestAnnotationSummaryFitsPayloadLimit: a summary larger than the app's event payload
+// limit lists fewer client ids (clipped) but keeps exact totals, as Sockudo fits it.
+func TestAnnotationSummaryFitsPayloadLimit(t *testing.T) {
+	app := config.DefaultApp()
+	app.ApplyDefaults()
+	app.MaxEventPayloadKB = 1
+	clk := testkit.NewClock(time.Now())
+	h := channels.New([]config.App{app}, channels.Options{Now: clk.Now, History: history.NewMemory(history.MemoryOptions{}),
+		AfterFunc: func(d time.Duration, f func()) channels.Timer { return clk.AfterFunc(d, f) }})
+	ch := "chat:big"
+	_, s := v2Sub(t, h, ch, channels.ConnOptions{}, true)
+	msg := create(t, h, ch, "m")
+	for i := range 120 {
+		publishAnn(t, h, ch, msg, protocol.Annotation{Type: "r:distinct.v1", Name: "like", ClientID: fmt.Sprintf("user-%03d", i)})
+	}
+	s.Take()
+	clk.Add(channels.SummaryWindow)
+	_, sums, _ := frames(t, s)
+	if len(sums) != 1 || len(sums[0]) > 1024 {
+		t.Fatalf("%d summaries, data of %d bytes", len(sums), len(sums[0]))
+	}
+	_, sum := summaryOf(t, sums[0])
+	like := sum["r:distinct.v1"].(map[string]any)["like"].(map[string]any)
+	if like["total"] != float64(120) || like["clipped"] != true || len(like["clientIds"].([]any)) >= 120 || like["clientIds"].([]any)[0] != "user-000" {
+		t.Fatalf("clipped summary %v", like)
+	}
+}

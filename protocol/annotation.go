@@ -228,7 +228,12 @@ type TypeSummary struct {
 // type (sorted by type), Sockudo's semantics: a repeated serial is applied once; a create
 // whose delete came first is ignored; types that had events but nothing left summarize
 // empty. Events of unknown types are skipped.
-func Summarize(events []Annotation) []TypeSummary {
+func Summarize(events []Annotation) []TypeSummary { return SummarizeClipped(events, -1) }
+
+// SummarizeClipped is Summarize listing at most limit client ids (or client counts) per
+// summary, the first in sorted order, with clipped set when some were left out; totals
+// still count every client. A negative limit lists them all.
+func SummarizeClipped(events []Annotation, limit int) []TypeSummary {
 	byType := map[string][]*Annotation{}
 	var types []string
 	for i := range events {
@@ -245,7 +250,7 @@ func Summarize(events []Annotation) []TypeSummary {
 		if err != nil {
 			continue
 		}
-		out = append(out, TypeSummary{Type: typ, Summary: summarizeType(t.Summarizer, byType[typ])})
+		out = append(out, TypeSummary{Type: typ, Summary: summarizeType(t.Summarizer, byType[typ], limit)})
 	}
 	return out
 }
@@ -264,16 +269,19 @@ type multipleBucket struct {
 	TotalClientIDs    int               `json:"totalClientIds"`
 }
 
-func sortedSet(set map[string]bool) identified {
+func sortedSet(set map[string]bool, limit int) identified {
 	ids := make([]string, 0, len(set))
 	for k := range set {
 		ids = append(ids, k)
 	}
 	sort.Strings(ids)
+	if limit >= 0 && len(ids) > limit {
+		return identified{Total: len(ids), ClientIDs: ids[:limit], Clipped: true}
+	}
 	return identified{Total: len(ids), ClientIDs: ids}
 }
 
-func summarizeType(s Summarizer, events []*Annotation) json.RawMessage {
+func summarizeType(s Summarizer, events []*Annotation, limit int) json.RawMessage {
 	sort.SliceStable(events, func(i, j int) bool { return events[i].Serial < events[j].Serial })
 	created := map[string]bool{} // ids with a create among the events
 	for _, e := range events {
@@ -377,11 +385,11 @@ func summarizeType(s Summarizer, events []*Annotation) json.RawMessage {
 			Total uint64 `json:"total"`
 		}{total}
 	case SummarizeFlag:
-		v = sortedSet(flags)
+		v = sortedSet(flags, limit)
 	case SummarizeDistinct, SummarizeUnique:
 		m := make(map[string]identified, len(names))
 		for name, set := range names {
-			m[name] = sortedSet(set)
+			m[name] = sortedSet(set, limit)
 		}
 		v = m
 	case SummarizeMultiple:
@@ -390,6 +398,17 @@ func summarizeType(s Summarizer, events []*Annotation) json.RawMessage {
 			b.Total = b.TotalUnidentified
 			for _, n := range b.ClientCounts {
 				b.Total += n
+			}
+			if limit >= 0 && len(b.ClientCounts) > limit {
+				ids := make([]string, 0, len(b.ClientCounts))
+				for id := range b.ClientCounts {
+					ids = append(ids, id)
+				}
+				sort.Strings(ids)
+				for _, id := range ids[limit:] {
+					delete(b.ClientCounts, id)
+				}
+				b.Clipped = true
 			}
 		}
 		v = multi

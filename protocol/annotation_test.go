@@ -161,3 +161,26 @@ func FuzzSummarize(f *testing.F) {
 		}
 	})
 }
+
+func TestSummarizeClipped(t *testing.T) {
+	var events []Annotation
+	for i, c := range []string{"d", "a", "c", "b"} {
+		events = append(events, Annotation{ID: c, Action: AnnotationCreate, Serial: FormatAnnotationSerial(uint64(i + 1)), Type: "r:distinct.v1", Name: "x", ClientID: c},
+			Annotation{ID: c + "m", Action: AnnotationCreate, Serial: FormatAnnotationSerial(uint64(i + 10)), Type: "p:multiple.v1", Name: "y", ClientID: c, Count: 2})
+	}
+	got := map[string]string{}
+	for _, s := range SummarizeClipped(events, 2) {
+		got[s.Type] = string(s.Summary)
+	}
+	if want := `{"x":{"total":4,"clientIds":["a","b"],"clipped":true}}`; got["r:distinct.v1"] != want {
+		t.Errorf("distinct clipped to 2: %s", got["r:distinct.v1"])
+	}
+	if want := `{"y":{"total":8,"clientCounts":{"a":2,"b":2},"totalUnidentified":0,"clipped":true,"totalClientIds":4}}`; got["p:multiple.v1"] != want {
+		t.Errorf("multiple clipped to 2: %s", got["p:multiple.v1"])
+	}
+	for _, s := range SummarizeClipped(events, 4) {
+		if strings.Contains(string(s.Summary), `"clipped":true`) {
+			t.Errorf("a limit that fits clipped: %s", s.Summary)
+		}
+	}
+}
