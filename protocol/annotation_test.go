@@ -153,10 +153,17 @@ func FuzzSummarize(f *testing.F) {
 			events = append(events, Annotation{ID: string(rune('a' + x%5)), Action: act, Serial: FormatAnnotationSerial(uint64(len(b) - i)),
 				Type: types[int(x>>4&7)%len(types)], Name: []string{"", "x", "y"}[x%3], ClientID: []string{"", "u", "v"}[x/3%3], Count: uint64(x % 4)})
 		}
-		for _, s := range Summarize(events) {
-			var v map[string]any
+		full, clipped := Summarize(events), SummarizeClipped(events, len(b)%3)
+		if len(full) != len(clipped) {
+			t.Fatalf("%d types, %d clipped", len(full), len(clipped))
+		}
+		for i, s := range full {
+			var v, c map[string]any
 			if err := json.Unmarshal(s.Summary, &v); err != nil {
 				t.Fatalf("%s: %s: %v", s.Type, s.Summary, err)
+			}
+			if err := json.Unmarshal(clipped[i].Summary, &c); err != nil || len(c) != len(v) {
+				t.Fatalf("%s clipped: %s: %v", s.Type, clipped[i].Summary, err)
 			}
 		}
 	})
