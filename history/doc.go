@@ -5,5 +5,7 @@
 // advisory lock; serials allocated in the statement that stores the message; retention by
 // count and age applied on read and trimmed in the background, never on the append path).
 // In both, the retained messages of a channel are a contiguous run of serials ending at the
-// head. history/historytest is the behaviour every implementation passes.
+// head. Both also keep mutable messages (channels.Versions) and their annotations
+// (channels.Annotations; memory_annotations.go, postgres_annotations.go). history/historytest
+// is the behaviour every implementation passes.
 package history
