@@ -535,3 +535,19 @@ func TestAnnotationSummaryFitsPayloadLimit(t *testing.T) {
 		t.Fatalf("clipped summary %v", like)
 	}
 }
+
+// TestAnnotationFramesNotCached: on a cache channel the cached event stays the last
+// message, never an annotation or a summary.
+func TestAnnotationFramesNotCached(t *testing.T) {
+	h, clk := mutableHub(t)
+	ch := "cache-scores"
+	msg := create(t, h, ch, "3-1")
+	publishAnn(t, h, ch, msg, protocol.Annotation{Type: "v:total.v1"})
+	clk.Add(channels.SummaryWindow)
+	c, s := connect(t, h)
+	mustSubscribe(t, c, s, ch, "")
+	got := s.Take()
+	if len(got) != 2 || !strings.Contains(got[1], `"event":"ai.answer"`) || !strings.Contains(got[1], "3-1") {
+		t.Fatalf("V1 subscriber of a cache channel got %v", got)
+	}
+}
