@@ -44,7 +44,9 @@ func runAnnotationGroups(t *testing.T, s *testkit.Server) {
 	}
 }
 
-func annotationsPath(channel, serial string) string { return messagePath(channel, serial) + "/annotations" }
+func annotationsPath(channel, serial string) string {
+	return messagePath(channel, serial) + "/annotations"
+}
 
 // annotate publishes an annotation and returns its serial.
 func annotate(t testing.TB, s *testkit.Server, channel, serial string, body map[string]any) string {
@@ -323,13 +325,25 @@ func testAnnotationsSocket(t *testing.T, s *testkit.Server) {
 	}
 }
 
-// TestClusterAnnotations: three nodes over one Postgres and Redis. Annotations published
+// TestClusterAnnotations: three nodes over one Postgres, on Redis and on NATS. Annotations published
 // through every node at once reach raw subscribers on every node exactly once; every
 // subscriber's summaries never go backwards (a stale summary from another node is dropped)
 // and end equal to the reducer over the events.
 func TestClusterAnnotations(t *testing.T) {
 	redisURL := "redis://" + testkit.RedisAddr(t) + "/0"
-	nodes := startNodes(t, 3, clusterArgs("redis", redisURL, "", clusterPrefix(), testkit.PostgresURL(t)))
+	natsURL := testkit.NATSURL(t)
+	for _, broker := range []string{"redis", "nats"} {
+		t.Run(broker, func(t *testing.T) {
+			prefix := clusterPrefix()
+			if broker == "nats" {
+				t.Cleanup(func() { testkit.DeleteNATSBucket(t, natsURL, prefix+"_idempotency") })
+			}
+			testClusterAnnotations(t, startNodes(t, 3, clusterArgs(broker, redisURL, natsURL, prefix, testkit.PostgresURL(t))))
+		})
+	}
+}
+
+func testClusterAnnotations(t *testing.T, nodes []*testkit.Server) {
 	const ch = "chat:cl-ann"
 	var raws, plains []*annWatch
 	for _, s := range nodes {
