@@ -338,12 +338,16 @@ func (a *appState) scheduleSummary(channel, messageSerial string) {
 	}
 	a.sums.pending[k] = true
 	a.sums.mu.Unlock()
-	a.hub.afterFunc(SummaryWindow, func() { a.sendSummary(k) })
+	a.hub.afterFunc(SummaryWindow, func() { a.sendSummary(k, 0) })
 }
 
+// summaryRetries is how many more times a summary is tried, a window apart each, when the
+// store fails to read it.
+const summaryRetries = 3
+
 // sendSummary computes a message's summary from the store and delivers it here and, with
-// its version, on the other nodes.
-func (a *appState) sendSummary(k summaryKey) {
+// its version, on the other nodes. A failed read is tried again after another window.
+func (a *appState) sendSummary(k summaryKey, attempt int) {
 	a.sums.mu.Lock()
 	delete(a.sums.pending, k)
 	a.sums.mu.Unlock()
@@ -351,9 +355,22 @@ func (a *appState) sendSummary(k summaryKey) {
 	events, err := a.allAnnotations(ctx, k.channel, k.serial)
 	cancel()
 	if err != nil {
-		if !errors.Is(err, ErrMessageNotFound) {
-			a.hub.log.Warn("annotations: summary not sent: store failed", zap.String("app_id", a.cfg.ID), zap.String("channel", k.channel), zap.Error(err))
+		if errors.Is(err, ErrMessageNotFound) {
+			return
 		}
+		if attempt < summaryRetries {
+			a.sums.mu.Lock()
+			retry := !a.sums.pending[k] // a change meanwhile already scheduled one
+			if retry {
+				a.sums.pending[k] = true
+			}
+			a.sums.mu.Unlock()
+			if retry {
+				a.hub.afterFunc(SummaryWindow<<attempt, func() { a.sendSummary(k, attempt+1) })
+			}
+			return
+		}
+		a.hub.log.Warn("annotations: summary not sent: store failed", zap.String("app_id", a.cfg.ID), zap.String("channel", k.channel), zap.Error(err))
 		return
 	}
 	if len(events) == 0 {

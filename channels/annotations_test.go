@@ -3,10 +3,12 @@ package channels_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -549,5 +551,44 @@ func TestAnnotationFramesNotCached(t *testing.T) {
 	got := s.Take()
 	if len(got) != 2 || !strings.Contains(got[1], `"event":"ai.answer"`) || !strings.Contains(got[1], "3-1") {
 		t.Fatalf("V1 subscriber of a cache channel got %v", got)
+	}
+}
+
+// flakyReads is a memory store whose next failReads annotation reads fail.
+type flakyReads struct {
+	*history.Memory
+	failReads atomic.Int32
+}
+
+func (f *flakyReads) ReadAnnotations(ctx context.Context, appID, channel, serial string, q channels.AnnotationQuery) ([]protocol.Annotation, bool, error) {
+	if f.failReads.Add(-1) >= 0 {
+		return nil, false, errors.New("store down")
+	}
+	return f.Memory.ReadAnnotations(ctx, appID, channel, serial, q)
+}
+
+// TestAnnotationSummaryRetried: when the store fails to read a summary it is tried again a
+// window later (twice, three times…), so subscribers are not left with a stale one.
+func TestAnnotationSummaryRetried(t *testing.T) {
+	app := config.DefaultApp()
+	app.ApplyDefaults()
+	clk := testkit.NewClock(time.Now())
+	store := &flakyReads{Memory: history.NewMemory(history.MemoryOptions{})}
+	h := channels.New([]config.App{app}, channels.Options{Now: clk.Now, History: store,
+		AfterFunc: func(d time.Duration, f func()) channels.Timer { return clk.AfterFunc(d, f) }})
+	ch := "chat:flaky"
+	_, s := v2Sub(t, h, ch, channels.ConnOptions{}, true)
+	msg := create(t, h, ch, "m")
+	publishAnn(t, h, ch, msg, protocol.Annotation{Type: "v:total.v1"})
+	s.Take()
+	store.failReads.Store(2)
+	clk.Add(channels.SummaryWindow) // fails
+	clk.Add(channels.SummaryWindow) // retry 1 fails
+	if _, sums, _ := frames(t, s); len(sums) != 0 {
+		t.Fatalf("summaries while the store fails: %s", sums)
+	}
+	clk.Add(2 * channels.SummaryWindow) // retry 2 reads
+	if _, sums, _ := frames(t, s); len(sums) != 1 {
+		t.Fatalf("%d summaries after the store came back", len(sums))
 	}
 }
