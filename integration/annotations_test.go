@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"sort"
@@ -436,4 +437,46 @@ func serialOf(raw json.RawMessage) string {
 	}
 	_ = json.Unmarshal(raw, &ev)
 	return ev.Serial
+}
+
+// TestAnnotationWebhooks: the binary sends annotation_created and annotation_deleted,
+// signed, in Sockudo's shapes, to an endpoint that asked for them.
+func TestAnnotationWebhooks(t *testing.T) {
+	t.Parallel()
+	rec := &receiver{}
+	hook := httptest.NewServer(rec)
+	defer hook.Close()
+	s := testkit.Start(t, testkit.Options{Port: -1, Config: fmt.Sprintf(`
+apps:
+  - id: app-id
+    key: app-key
+    secret: app-secret
+    enable_history: true
+    enable_versioned_messages: true
+    webhooks:
+      - url: %s/annotations
+        event_types: [annotation_created, annotation_deleted]
+        headers:
+          X-Tenant: acme
+`, hook.URL)})
+	const ch = "chat-hooks"
+	c := publishCreate(t, s, ch, "chat.message", "m")
+	a := annotate(t, s, ch, c.MessageSerial, map[string]any{"type": "reaction:distinct.v1", "name": "like", "clientId": "alice"})
+	status, body := apiBodyless(t, s, http.MethodDelete, annotationsPath(ch, c.MessageSerial)+"/"+a, nil)
+	var del map[string]string
+	if status != 200 || json.Unmarshal([]byte(body), &del) != nil {
+		t.Fatalf("delete: %d %s", status, body)
+	}
+	for _, want := range []string{
+		fmt.Sprintf(`{"name":"annotation_created","channel":%q,"message_serial":%q,"annotation_serial":%q,"annotation_type":"reaction:distinct.v1"}`, ch, c.MessageSerial, a),
+		fmt.Sprintf(`{"name":"annotation_deleted","channel":%q,"message_serial":%q,"annotation_serial":%q,"deleted_annotation_serial":%q,"annotation_type":"reaction:distinct.v1"}`,
+			ch, c.MessageSerial, del["annotationSerial"], a),
+	} {
+		testkit.WaitFor(t, 5*time.Second, want, func() bool { return rec.has(want) })
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.bad != 0 {
+		t.Fatalf("%d badly signed requests", rec.bad)
+	}
 }
