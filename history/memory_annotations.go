@@ -16,7 +16,7 @@ var _ channels.Annotations = (*Memory)(nil)
 
 // PublishAnnotation implements channels.Annotations.
 func (m *Memory) PublishAnnotation(_ context.Context, appID, channel string, a *protocol.Annotation) error {
-	s := m.stream(appID, channel, false)
+	s := m.stream(appID, channel)
 	if s == nil {
 		return channels.ErrMessageNotFound
 	}
@@ -37,7 +37,7 @@ func (m *Memory) PublishAnnotation(_ context.Context, appID, channel string, a *
 // DeleteAnnotation implements channels.Annotations.
 func (m *Memory) DeleteAnnotation(_ context.Context, appID, channel, messageSerial, target string, timestampMs int64,
 	authorize func(protocol.Annotation) error) (protocol.Annotation, bool, error) {
-	s := m.stream(appID, channel, false)
+	s := m.stream(appID, channel)
 	if s == nil {
 		return protocol.Annotation{}, false, channels.ErrMessageNotFound
 	}
@@ -70,7 +70,7 @@ func (m *Memory) DeleteAnnotation(_ context.Context, appID, channel, messageSeri
 
 // ReadAnnotations implements channels.Annotations.
 func (m *Memory) ReadAnnotations(_ context.Context, appID, channel, messageSerial string, q channels.AnnotationQuery) ([]protocol.Annotation, bool, error) {
-	s := m.stream(appID, channel, false)
+	s := m.stream(appID, channel)
 	if s == nil {
 		return nil, false, channels.ErrMessageNotFound
 	}
@@ -106,7 +106,7 @@ func (m *Memory) ReadAnnotations(_ context.Context, appID, channel, messageSeria
 
 // AnnotatedMessages implements channels.Annotations.
 func (m *Memory) AnnotatedMessages(_ context.Context, appID, channel string, limit int) ([]string, error) {
-	s := m.stream(appID, channel, false)
+	s := m.stream(appID, channel)
 	if s == nil {
 		return nil, nil
 	}
