@@ -341,8 +341,8 @@ func (a *appState) scheduleSummary(channel, messageSerial string) {
 	a.hub.afterFunc(SummaryWindow, func() { a.sendSummary(k, 0) })
 }
 
-// summaryRetries is how many more times a summary is tried, a window apart each, when the
-// store fails to read it.
+// summaryRetries is how many more times a summary is tried (one window later, then two,
+// then four) when the store fails to read it.
 const summaryRetries = 3
 
 // sendSummary computes a message's summary from the store and delivers it here and, with
