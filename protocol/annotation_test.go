@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -189,5 +190,23 @@ func TestSummarizeClipped(t *testing.T) {
 		if strings.Contains(string(s.Summary), `"clipped":true`) {
 			t.Errorf("a limit that fits clipped: %s", s.Summary)
 		}
+	}
+}
+
+// BenchmarkSummarize: what one summary of a message with n annotation events costs (the
+// hub recomputes it from the store once per window after a change).
+func BenchmarkSummarize(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		var events []Annotation
+		for i := range n {
+			events = append(events, Annotation{ID: strconv.Itoa(i), Action: AnnotationCreate, Serial: FormatAnnotationSerial(uint64(i + 1)),
+				Type: "reaction:distinct.v1", Name: []string{"like", "love", "laugh"}[i%3], ClientID: "user-" + strconv.Itoa(i%(n/2+1))})
+		}
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Summarize(events)
+			}
+		})
 	}
 }
