@@ -47,6 +47,8 @@ type subscription struct {
 	// rollFrom is the first batch of its append rollup group the subscription takes part in
 	// (rollup.go).
 	rollFrom atomic.Uint64
+	// annotations: the subscription's modes include ANNOTATION_SUBSCRIBE (annotations.go).
+	annotations bool
 }
 
 // MessageFilter decides whether a V2 subscriber receives a message; *protocol.Filter
@@ -124,7 +126,10 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 	var df, dfFull [protocol.NumWires]*deltaFanout
 	var v2Forms, fullForms formCache
 	var v2Full []byte
-	mutation, fullForm, rolled := m.IsMutation(), m.HasFullForm(), ch.roll != nil
+	mutation, fullForm, rolled := m.IsMutation() || m.IsAnnotationFrame(), m.HasFullForm(), ch.roll != nil
+	rawAnnotation := m.Event == protocol.AnnotationEvent
+	// Annotation frames bypass delta state: clients keep no delta base of internal events.
+	noDelta := m.IsAnnotationFrame()
 	var doc *protocol.LazyDocument // built on the first filtered subscriber
 	for c, s := range ch.subs {
 		if rolled && to&(1<<ch.rollupMember(c, s)) == 0 {
@@ -141,6 +146,9 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 				v1 = m.AppendV1(make([]byte, 0, m.Size()))
 			}
 			c.sub.Send(v1)
+			continue
+		}
+		if rawAnnotation && !s.annotations {
 			continue
 		}
 		if s.filter != nil {
@@ -175,7 +183,7 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 				v2 = m.AppendV2(make([]byte, 0, m.Size()))
 				countEncoding()
 			}
-			if s.delta != nil {
+			if s.delta != nil && !noDelta {
 				if df[w] == nil {
 					df[w] = ch.newDeltaFanout(m, v2, v2Forms.frameFor(c, v2), c)
 				}

@@ -63,6 +63,7 @@ const (
 	envHeartbeat = "hb"    // the sender is alive
 	envSync      = "sync"  // the sender's whole state, replacing what was known: Apps
 	envBye       = "bye"   // the sender is shutting down: forget it now
+	envSummary   = "asum"  // an annotation summary of a message: Msg, Channel, Summary
 )
 
 // envelope is what one node tells the others, JSON-encoded as the broker's opaque bytes.
@@ -76,6 +77,7 @@ type envelope struct {
 	Counts  map[string]int           `json:"n,omitempty"`
 	Apps    map[string]*nodeAppState `json:"s,omitempty"`
 	History *historyChange           `json:"h,omitempty"`
+	Summary *summaryEnvelope         `json:"a,omitempty"`
 }
 
 // nodeAppState is what one node holds of one app: subscription counts by channel and
@@ -104,6 +106,10 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 		}
 		if e.Msg.Mutable != nil && e.Msg.Mutable.Full != nil && e.Msg.Mutable.Action != protocol.ActionAppend {
 			e.Msg.Mutable.Full = nil
+		}
+	case envSummary:
+		if e.Msg == nil || e.Channel == "" || e.Summary == nil || e.Msg.Channel != e.Channel {
+			return nil, errors.New("cluster envelope: summary without message")
 		}
 	case envJoin, envLeave, envUpdate:
 		if e.Channel == "" || e.User == "" {
@@ -709,6 +715,8 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 		cn.hub.closeUser(a, env.User, errForceReconnect)
 	case envHistory:
 		a.historyChanged(env.Channel, *env.History)
+	case envSummary:
+		a.summaryFromPeer(env)
 	case envUpdate:
 		cn.applyUpdate(a, from, env.Channel, env.User, env.Info)
 	}

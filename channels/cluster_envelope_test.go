@@ -62,6 +62,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 func TestDecodeEnvelopeRefuses(t *testing.T) {
 	for _, in := range []string{``, `null`, `[]`, `{"k":"nope"}`, `{"k":"pub"}`, `{"k":"pub","m":{"Channel":"c"}}`,
 		`{"k":"join","c":"x"}`, `{"k":"leave","u":"x"}`, `{"k":"term"}`, `{"k":"recon"}`, `{"k":"hist","c":"x"}`, `{"k":"hist","h":{"r":true}}`, `{"k":"cnt","n":{"a":-1}}`,
+		`{"k":"asum","c":"c","m":{"Event":"e","Channel":"c"}}`, `{"k":"asum","c":"c","a":{"s":"m","v":1}}`, `{"k":"asum","c":"d","m":{"Event":"e","Channel":"c"},"a":{"v":1}}`,
 		`{"k":"sync","s":{"a":{"n":{"":1}}}}`, `{"k":"sync","s":{"a":{"m":{"c":{"":{}}}}}}`} {
 		if _, err := decodeEnvelope([]byte(in)); err == nil {
 			t.Errorf("decodeEnvelope(%s) accepted", in)
@@ -74,7 +75,8 @@ func TestDecodeEnvelopeRefuses(t *testing.T) {
 func FuzzDecodeEnvelope(f *testing.F) {
 	for _, s := range []string{`{"k":"pub","m":{"Event":"e","Channel":"c","Data":"Ik0i","Serial":3,"Mutable":{"Action":"append","Full":"IngiCg=="}}}`,
 		`{"k":"join","c":"presence-a","u":"u","i":"e30="}`, `{"k":"cnt","n":{"a":1}}`, `{"k":"sync","s":{"a":{"n":{"c":1},"m":{"c":{"u":{}}}}}}`,
-		`{"k":"hb"}`, `{"k":"bye"}`, `{"k":"term","u":"x"}`} {
+		`{"k":"hb"}`, `{"k":"bye"}`, `{"k":"term","u":"x"}`,
+		`{"k":"asum","c":"c","m":{"Event":"sockudo_internal:message","Channel":"c","Data":"e30="},"a":{"s":"m1","v":3}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -160,6 +160,8 @@ type SubscribeRequest struct {
 	// off. Without it the connection-wide setting applies.
 	Delta    string
 	DeltaSet bool
+	// Annotations (V2): modes include ANNOTATION_SUBSCRIBE, raw annotation events wanted.
+	Annotations bool
 }
 
 // ParseSubscribe reads the data of a subscribe frame (an object or a JSON string holding one).
@@ -195,8 +197,13 @@ func ParseSubscribeV2(data json.RawMessage) (SubscribeRequest, *protocol.Error) 
 		Filter     json.RawMessage `json:"filter"`
 		Rewind     json.RawMessage `json:"rewind"`
 		Delta      json.RawMessage `json:"delta"`
+		Modes      json.RawMessage `json:"modes"`
 	}
 	_ = protocol.DecodeData(data, &w) // ParseSubscribe already decoded it once
+	var merr *protocol.Error
+	if r.Annotations, merr = parseModes(w.Modes); merr != nil {
+		return r, merr
+	}
 	f, ferr := protocol.ParseFilter(w.TagsFilter, w.Filter)
 	if ferr != nil {
 		return r, ferr
@@ -247,6 +254,11 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			return err
 		}
 	}
+	if req.Annotations {
+		if err := c.allowAnnotationSubscribe(name); err != nil {
+			return err
+		}
+	}
 	var userID string
 	var info json.RawMessage
 	switch class.Type {
@@ -292,6 +304,13 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	// outcome send its frames around the ack.
 	resumed := false
 	var replay, outcome func()
+	if kind == kindChannel && c.v2 {
+		defer func() {
+			if subscribed {
+				c.annotationSnapshots(name) // after the publish lock is released
+			}
+		}()
+	}
 	if c.v2 && app.hub.history != nil && kind == kindChannel && app.cfg.HistoryFor(name) {
 		if req.Rewind != nil {
 			if err := c.allow(protocol.OpHistory, name); err != nil {
@@ -382,7 +401,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	ch.mu.Lock()
 	if old, already := ch.subs[c]; already {
 		// Re-subscribing: acknowledge again with the current state; only a new filter changes.
-		old.filter = req.Filter
+		old.filter, old.annotations = req.Filter, req.Annotations
 		c.sub.Send(ack(ch))
 		subscribed = true
 		ch.mu.Unlock()
@@ -411,7 +430,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			app.clusterJoined(name, userID, info)
 		}
 	}
-	sub := &subscription{userID: userID, filter: req.Filter}
+	sub := &subscription{userID: userID, filter: req.Filter, annotations: req.Annotations}
 	deltaAlg := ""
 	if kind == kindChannel {
 		deltaAlg = c.deltaFor(req, class)

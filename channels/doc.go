@@ -2,8 +2,9 @@
 // their authorization, presence membership, cache channels, client-event rules, user sign-in
 // with the per-user channel and watchlists, and the publish pipeline that encodes each wire
 // form once and fans it out to local subscribers (through the append rollup of connections
-// that asked for one, rollup.go), and the operator side of history: state, reset and purge
-// (historyadmin.go).
+// that asked for one, rollup.go), the operator side of history: state, reset and purge
+// (historyadmin.go), and annotations on mutable messages with their coalesced summaries
+// (annotations.go).
 //
 // Wire formats: every frame is built as JSON. Frames for one connection go to
 // Subscriber.Send (the connection transcodes them); a fan-out builds the V2 JSON frame once

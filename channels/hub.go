@@ -77,7 +77,8 @@ type Hub struct {
 	tap   Tap
 
 	history        History
-	versions       Versions // the History when it also keeps mutable messages
+	versions       Versions    // the History when it also keeps mutable messages
+	annotations    Annotations // the History when it also keeps annotations (annotations.go)
 	onHistoryError func(appID string, err error)
 	deltaEncoder   DeltaEncoder
 	tokenGrace     time.Duration
@@ -118,6 +119,7 @@ func New(apps []config.App, opts Options) *Hub {
 	}
 	if v, ok := opts.History.(Versions); ok {
 		h.versions = v
+		h.annotations, _ = opts.History.(Annotations)
 	}
 	if h.tokenGrace <= 0 {
 		h.tokenGrace = 30 * time.Second
@@ -167,6 +169,7 @@ type appState struct {
 	cfg config.App
 	// ord puts serial messages back in order on a clustered node (cluster_order.go).
 	ord    orderer
+	sums   summaries // annotation summaries due and sent (annotations.go)
 	shards [shardCount]shard
 	conns  atomic.Int64
 	// occupied counts the channels with at least one subscription on this node.

@@ -183,7 +183,7 @@ func (a *appState) deliver(m *protocol.Message, sender *Conn, exceptSocketID str
 func (a *appState) deliverLocal(m *protocol.Message, sender *Conn, exceptSocketID string) {
 	name := m.Channel
 	var v1, v2 []byte
-	cache := protocol.Classify(name).Cache && !m.IsMutation()
+	cache := protocol.Classify(name).Cache && !m.IsMutation() && !m.IsAnnotationFrame()
 	if cache {
 		v1, v2 = m.AppendV1(make([]byte, 0, m.Size())), m.AppendV2(make([]byte, 0, m.Size()))
 	}

@@ -284,7 +284,8 @@ type Webhook struct {
 	URL string `yaml:"url"`
 	// EventTypes lists the events this endpoint wants: channel_occupied, channel_vacated,
 	// member_added, member_removed, client_event, cache_miss, subscription_count,
-	// message_version_created, push_delivery_failed. Required.
+	// message_version_created, push_delivery_failed, annotation_created,
+	// annotation_deleted. Required.
 	EventTypes []string `yaml:"event_types"`
 	// ChannelPrefix, when set, limits the endpoint to channels starting with it.
 	ChannelPrefix string `yaml:"channel_prefix"`
@@ -293,7 +294,8 @@ type Webhook struct {
 }
 
 // WebhookEventTypes are the event types a webhook may subscribe to.
-var WebhookEventTypes = []string{"channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss", "subscription_count", "message_version_created", "push_delivery_failed"}
+var WebhookEventTypes = []string{"channel_occupied", "channel_vacated", "member_added", "member_removed", "client_event", "cache_miss", "subscription_count", "message_version_created", "push_delivery_failed",
+	"annotation_created", "annotation_deleted"}
 
 // Wants reports whether the endpoint takes this event type on this channel.
 func (w *Webhook) Wants(eventType, channel string) bool {

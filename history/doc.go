@@ -7,6 +7,7 @@
 // In both, the retained messages of a channel are a contiguous run of serials ending at the
 // head. Both also keep presence history (channels.PresenceHistory: memory_presence.go,
 // postgres_presence.go): the membership events of presence channels, per channel a stream
-// with its own serials, retained by age, count and bytes. history/historytest is the
-// behaviour every implementation passes.
+// with its own serials, retained by age, count and bytes; and mutable messages
+// (channels.Versions) with their annotations (channels.Annotations; memory_annotations.go,
+// postgres_annotations.go). history/historytest is the behaviour every implementation passes.
 package history

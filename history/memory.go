@@ -82,6 +82,8 @@ type memStream struct {
 	created   []string
 	// ops maps op keys to the versions they made.
 	ops map[string]opRef
+	// annSeq is the last annotation serial number given out (memory_annotations.go).
+	annSeq uint64
 }
 
 // NewMemory returns an empty store.

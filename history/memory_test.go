@@ -106,3 +106,9 @@ func TestMemoryPresenceSweep(t *testing.T) {
 		return history.NewMemory(history.MemoryOptions{Now: clk.Now, SweepEvery: -1})
 	})
 }
+
+func TestMemoryAnnotations(t *testing.T) {
+	historytest.RunAnnotations(t, func(t *testing.T) historytest.AnnotationStore {
+		return history.NewMemory(history.MemoryOptions{MaxMessagesPerChannel: 5000})
+	})
+}

@@ -15,6 +15,9 @@ import (
 type memVersioned struct {
 	agg      protocol.VersionedMessage
 	versions []protocol.MessageVersion
+	// annotations are the message's annotation events in serial order
+	// (memory_annotations.go).
+	annotations []protocol.Annotation
 }
 
 // opRef locates the version an op key made.

@@ -566,6 +566,20 @@ func (px *proxy) closeAll() {
 	}
 }
 
+func TestPostgresAnnotations(t *testing.T) {
+	historytest.RunAnnotations(t, func(t *testing.T) historytest.AnnotationStore {
+		return newPostgres(t, testkit.PostgresURL(t), history.PostgresOptions{})
+	})
+}
+
+// Two stores over one database: annotations through both get one serial order.
+func TestPostgresAnnotationsShared(t *testing.T) {
+	historytest.RunAnnotationsShared(t, func(t *testing.T) (historytest.AnnotationStore, historytest.AnnotationStore) {
+		url := testkit.PostgresURL(t)
+		return newPostgres(t, url, history.PostgresOptions{}), newPostgres(t, url, history.PostgresOptions{})
+	})
+}
+
 func TestPostgresPresence(t *testing.T) {
 	historytest.RunPresence(t, func(t *testing.T, clk *historytest.Clock) channels.PresenceHistory {
 		return newPostgres(t, testkit.PostgresURL(t), history.PostgresOptions{Now: clk.Now})

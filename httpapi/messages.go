@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
@@ -214,14 +213,10 @@ func (a *api) getVersions(w http.ResponseWriter, r *http.Request) {
 		fail(w, badRequest("direction must be newest_first or oldest_first"))
 		return
 	}
-	limit := channels.MaxHistoryPage
-	if v := s.param("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			fail(w, badRequest("limit must be a positive integer"))
-			return
-		}
-		limit = min(n, channels.MaxHistoryPage)
+	limit, aerr := pageLimit(s)
+	if aerr != nil {
+		fail(w, aerr)
+		return
 	}
 	page, herr := a.hub.ReadVersions(r.Context(), s.app.ID, name, serial, dir, limit, s.param("cursor"))
 	if herr != nil {

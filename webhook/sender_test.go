@@ -55,6 +55,12 @@ func TestEventShapes(t *testing.T) {
 		{"message_version_created", func(s *Sender) {
 			s.MessageVersionCreated(appID, "chat", "m1", "v2", protocol.ActionAppend)
 		}, `{"name":"message_version_created","channel":"chat","message_serial":"m1","version_serial":"v2","action":"message.append"}`},
+		{"annotation_created", func(s *Sender) {
+			s.AnnotationCreated(appID, "chat", "m1", "00000000000000000001:a", "reaction:distinct.v1")
+		}, `{"name":"annotation_created","channel":"chat","message_serial":"m1","annotation_serial":"00000000000000000001:a","annotation_type":"reaction:distinct.v1"}`},
+		{"annotation_deleted", func(s *Sender) {
+			s.AnnotationDeleted(appID, "chat", "m1", "00000000000000000002:a", "00000000000000000001:a", "reaction:distinct.v1")
+		}, `{"name":"annotation_deleted","channel":"chat","message_serial":"m1","annotation_serial":"00000000000000000002:a","deleted_annotation_serial":"00000000000000000001:a","annotation_type":"reaction:distinct.v1"}`},
 		{"push_delivery_failed", func(s *Sender) {
 			s.PushDeliveryFailed(appID, "pub-1", "dev-1", "u1", "apns", "Unregistered", true)
 		}, `{"name":"push_delivery_failed","publish_id":"pub-1","device_id":"dev-1","user_id":"u1","platform":"apns","reason":"Unregistered","token_removed":true}`},
