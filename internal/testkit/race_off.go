@@ -2,4 +2,6 @@
 
 package testkit
 
-const raceEnabled = false
+// RaceEnabled reports whether the tests were built with the race detector (which changes
+// allocation counts and drops sync.Pool items at random).
+const RaceEnabled = false

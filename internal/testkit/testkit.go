@@ -60,7 +60,7 @@ func Binary(t testing.TB) string {
 		}
 		binPath = filepath.Join(dir, "pushwire")
 		args := []string{"build", "-o", binPath}
-		if raceEnabled {
+		if RaceEnabled {
 			args = append(args, "-race")
 		}
 		args = append(args, "./cmd/pushwire")
