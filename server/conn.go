@@ -42,6 +42,9 @@ const (
 	reasonWriteFailed     CloseReason = "write_failed"
 	reasonIPRateLimited   CloseReason = "ip_rate_limited"
 	reasonProtocol        CloseReason = "protocol_error"
+	// reasonInboundBudget: a message still arriving needed more memory than the server-wide
+	// inbound budget had left (close 1013 Try Again Later; clients reconnect).
+	reasonInboundBudget CloseReason = "inbound_budget"
 )
 
 // RefusalReasons are the reasons an upgrade can be refused before the handshake, the

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/internal/bytebudget"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -59,6 +60,13 @@ type Options struct {
 	CompressionThreshold int
 	// Transport picks the WebSocket implementation. Default TransportAuto.
 	Transport Transport
+	// InboundBudget is the server-wide cap on bytes held for messages still arriving (shared
+	// with the HTTP API's bodies). The epoll transport reserves every byte of buffer it holds
+	// for a message not yet complete; a message that would pass the cap fails the connection
+	// with close 1013 (Try Again Later), which clients answer by reconnecting, rather than
+	// waiting: bytes pinned by a stalled sender would otherwise stall honest ones. nil:
+	// unlimited.
+	InboundBudget *bytebudget.Budget
 }
 
 // Transport is the WebSocket implementation under the connections.

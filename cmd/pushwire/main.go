@@ -134,6 +134,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	wh.Start()
 	inbound := bytebudget.New(int64(cfg.MaxInboundBufferMB) << 20) // shared by the transports and the HTTP API
 	ws := server.New(hub, server.Options{
+		InboundBudget:      inbound,
 		Logger:             log.Named("ws"),
 		ActivityTimeout:    cfg.ActivityTimeout.D(),
 		PongTimeout:        cfg.PongTimeout.D(),
