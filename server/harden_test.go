@@ -222,3 +222,83 @@ func TestPollDeflateLargeFrames(t *testing.T) {
 		}
 	}
 }
+
+// TestRFC6455Conformance (issue 16 finding 9) sends frames breaking RFC 6455's MUSTs on a raw
+// socket to each transport: each fails the connection with its close code (1002 protocol
+// error, 1007 invalid data, 1009 too big) and no Pusher error frame; the well-formed edge
+// cases are served.
+func TestRFC6455Conformance(t *testing.T) {
+	const ping = `{"event":"pusher:ping"}`
+	withBits := func(f []byte, b0 byte) []byte { f[0] |= b0; return f }
+	withOp := func(f []byte, op byte) []byte { f[0] = f[0]&0xf0 | op; return f }
+	// A masked header with a chosen length field (non-minimal encodings).
+	lenField := func(b0 byte, field ...byte) []byte {
+		b := append([]byte{b0}, field...)
+		b[1] |= 0x80
+		return append(b, 0, 0, 0, 0) // the key; payload bytes would follow
+	}
+	fails := []struct {
+		name string
+		send []byte
+		code uint16
+	}{
+		{"unmasked frame", wsframe.AppendFrame(nil, wsframe.OpText, []byte(ping)), 1002},
+		{"RSV1 without an extension", withBits(text(ping), 0x40), 1002},
+		{"RSV2", withBits(text(ping), 0x20), 1002},
+		{"RSV3", withBits(text(ping), 0x10), 1002},
+		{"reserved data opcode 3", withOp(text(ping), 3), 1002},
+		{"reserved control opcode 0xB", withOp(clientFrame(true, wsframe.OpPing, nil), 0xb), 1002},
+		{"16-bit length under 126", append(lenField(0x81, 126, 0, 5), "hello"...), 1002},
+		{"64-bit length under 65536", append(lenField(0x81, 127, 0, 0, 0, 0, 0, 0, 0, 5), "hello"...), 1002},
+		{"64-bit length with the top bit", lenField(0x81, 127, 0x80, 0, 0, 0, 0, 0, 0, 5), 1002},
+		{"fragmented ping", clientFrame(false, wsframe.OpPing, []byte("p")), 1002},
+		{"ping over 125 bytes", append(lenField(0x89, 126, 0, 126), make([]byte, 126)...), 1002},
+		{"continuation without a message", clientFrame(true, wsframe.OpContinuation, []byte("x")), 1002},
+		{"new message inside a fragmented one", append(clientFrame(false, wsframe.OpText, []byte("{")), text(ping)...), 1002},
+		{"invalid UTF-8", text("\xff\xfe"), 1007},
+		{"invalid UTF-8 across fragments", append(clientFrame(false, wsframe.OpText, []byte("\xe2\x82")), clientFrame(true, wsframe.OpContinuation, []byte("\x28"))...), 1007},
+		{"over the hard limit", clientFrame(true, wsframe.OpText, make([]byte, 1024*oversizeFactor+1)), 1009},
+		{"close payload of 1 byte", clientFrame(true, wsframe.OpClose, []byte{3}), 1002},
+		{"close code 1005 on the wire", clientFrame(true, wsframe.OpClose, []byte{0x03, 0xed}), 1002},
+		{"close code 999", clientFrame(true, wsframe.OpClose, []byte{0x03, 0xe7}), 1002},
+		{"close reason not UTF-8", clientFrame(true, wsframe.OpClose, []byte{0x03, 0xe8, 0xff}), 1007},
+	}
+	forTransports(t, func(t *testing.T) {
+		for _, tc := range fails {
+			t.Run(tc.name, func(t *testing.T) {
+				fm := newFakeMetrics()
+				_, _, url := newTestServer(t, Options{MaxMessageBytes: 1024, Metrics: fm})
+				c := dialRaw(t, url, "/app/app-key", nil)
+				c.expectPrefix(`{"event":"pusher:connection_established"`)
+				go func() { _, _ = c.nc.Write(tc.send) }() // the server may stop reading midway
+				op, p, err := c.frame()
+				if err != nil || op != wsframe.OpClose {
+					t.Fatalf("got op %d %.80q (%v), want a close frame", op, p, err)
+				}
+				if code, _, _ := wsframe.ParseClose(p); code != tc.code {
+					t.Fatalf("close code %d (%q), want %d", code, p, tc.code)
+				}
+			})
+		}
+		t.Run("served", func(t *testing.T) {
+			_, _, url := newTestServer(t, Options{MaxMessageBytes: 1024})
+			c := dialRaw(t, url, "/app/app-key", nil)
+			c.expectPrefix(`{"event":"pusher:connection_established"`)
+			c.write(clientFrame(true, wsframe.OpPing, []byte("hi")))
+			c.expect(wsframe.OpPong, "hi")
+			// A character split across fragments, a ping between them, a 16-bit length.
+			msg := `{"event":"pusher:ping","data":"€` + strings.Repeat("x", 200) + `"}`
+			cut := strings.Index(msg, "€") + 1
+			c.write(clientFrame(false, wsframe.OpText, []byte(msg[:cut])))
+			c.write(clientFrame(true, wsframe.OpPing, []byte("mid")))
+			c.write(clientFrame(true, wsframe.OpContinuation, []byte(msg[cut:])))
+			c.expect(wsframe.OpPong, "mid")
+			c.expect(wsframe.OpText, `{"event":"pusher:pong"}`)
+			c.write(clientFrame(true, wsframe.OpClose, []byte{0x03, 0xe8}))
+			op, p, err := c.frame()
+			if err != nil || op != wsframe.OpClose {
+				t.Fatalf("got op %d %q (%v), want the close echoed", op, p, err)
+			}
+		})
+	})
+}

@@ -283,7 +283,8 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *conn) error 
 		c.wire, c.pw = pw, pw
 		return nil
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	guard := &frameGuard{}
+	ws, err := websocket.Accept(&guardedWriter{ResponseWriter: w, guard: guard}, r, &websocket.AcceptOptions{
 		InsecureSkipVerify:   true, // origins are checked per app below, with a Pusher error code
 		CompressionMode:      s.opts.Compression,
 		CompressionThreshold: s.opts.CompressionThreshold,
@@ -296,7 +297,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *conn) error 
 		return err
 	}
 	ws.SetReadLimit(int64(s.opts.MaxMessageBytes) * oversizeFactor)
-	c.wire = &stdWire{ws: ws, c: c, writeStart: &c.writeStart}
+	c.wire = &stdWire{ws: ws, c: c, writeStart: &c.writeStart, guard: guard}
 	return nil
 }
 
