@@ -79,6 +79,9 @@ type conn struct {
 
 	started time.Time
 
+	// Request limits (limits.go), read side only.
+	histBucket, resumeBucket bucket
+
 	mu       sync.Mutex
 	queue    [][]byte
 	ctrl     []byte   // encoded bytes to write before queue (pollWire: control frames, the rest of a flusher's write)

@@ -50,7 +50,8 @@ type Options struct {
 	// Tap gets connections, disconnections, error frames and slow-consumer closes of the
 	// apps someone watches (the debug console). Default none.
 	Tap channels.Tap
-	// Now is the clock of the per-address limiter. Default time.Now.
+	// Now is the clock of the per-address limiter and the per-connection request limits.
+	// Default time.Now.
 	Now func() time.Time
 	// Compression negotiates permessage-deflate with clients that offer it. Default
 	// (zero) disabled.
@@ -60,6 +61,21 @@ type Options struct {
 	CompressionThreshold int
 	// Transport picks the WebSocket implementation. Default TransportAuto.
 	Transport Transport
+	// HistoryRequestsPerSecond and HistoryRequestBurst bound each connection's history reads
+	// (channel_history requests, subscriptions with rewind) as a token bucket; one over it
+	// gets error 4301 (a subscription with rewind fails with a subscription_error) and the
+	// connection stays. Defaults DefaultHistoryRequestsPerSecond and
+	// DefaultHistoryRequestBurst; a negative rate is unlimited.
+	HistoryRequestsPerSecond int
+	HistoryRequestBurst      int
+	// ResumeRequestsPerMinute bounds each connection's sockudo:resume requests (a burst of
+	// as many); one over it gets error 4301. Default DefaultResumeRequestsPerMinute;
+	// negative is unlimited.
+	ResumeRequestsPerMinute int
+	// MaxSubscriptionsPerConnection caps the channels one connection is subscribed to; a new
+	// subscription over it fails with 4100 (subscription_error LimitReached). Default
+	// DefaultMaxSubscriptionsPerConnection; negative is unlimited.
+	MaxSubscriptionsPerConnection int
 	// InboundBudget is the server-wide cap on bytes held for messages still arriving (shared
 	// with the HTTP API's bodies). The epoll transport reserves every byte of buffer it holds
 	// for a message not yet complete; a message that would pass the cap fails the connection
@@ -118,6 +134,18 @@ func (o *Options) applyDefaults() {
 	}
 	if o.Transport == "" {
 		o.Transport = TransportAuto
+	}
+	if o.HistoryRequestsPerSecond == 0 {
+		o.HistoryRequestsPerSecond = DefaultHistoryRequestsPerSecond
+	}
+	if o.HistoryRequestBurst <= 0 {
+		o.HistoryRequestBurst = DefaultHistoryRequestBurst
+	}
+	if o.ResumeRequestsPerMinute == 0 {
+		o.ResumeRequestsPerMinute = DefaultResumeRequestsPerMinute
+	}
+	if o.MaxSubscriptionsPerConnection == 0 {
+		o.MaxSubscriptionsPerConnection = DefaultMaxSubscriptionsPerConnection
 	}
 }
 

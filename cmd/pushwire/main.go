@@ -151,6 +151,9 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		TrustForwardedFor:            cfg.TrustForwardedFor,
 		Metrics:                      m,
 		Tap:                          tap,
+
+		HistoryRequestsPerSecond: cfg.HistoryRequestsPerSecond, HistoryRequestBurst: cfg.HistoryRequestBurst,
+		ResumeRequestsPerMinute: cfg.ResumeRequestsPerMinute, MaxSubscriptionsPerConnection: cfg.MaxSubscriptionsPerConnection,
 	})
 	appIDs := make([]string, len(cfg.Apps))
 	for i, a := range cfg.Apps {

@@ -1,0 +1,57 @@
+package server
+
+import "time"
+
+// bucket is a token bucket: a burst of burst requests, refilled at rate per second. Its zero
+// value is full. It belongs to one connection's read side (no locking).
+type bucket struct {
+	used float64   // tokens spent and not yet refilled
+	last time.Time // when used was last brought up to date
+}
+
+// allow spends one token at now and reports whether there was one.
+func (b *bucket) allow(now time.Time, rate float64, burst int) bool {
+	if !b.last.IsZero() {
+		if dt := now.Sub(b.last).Seconds(); dt > 0 {
+			b.used = max(0, b.used-dt*rate)
+		}
+	}
+	b.last = now
+	if b.used+1 > float64(burst) {
+		return false
+	}
+	b.used++
+	return true
+}
+
+// Request limits per connection (Options): what a client may ask of the history store and
+// the hub, so one socket cannot stall the channels of others.
+const (
+	// DefaultHistoryRequestsPerSecond and DefaultHistoryRequestBurst bound history reads
+	// (channel_history requests and subscriptions with rewind) per connection.
+	DefaultHistoryRequestsPerSecond = 10
+	DefaultHistoryRequestBurst      = 50
+	// DefaultResumeRequestsPerMinute bounds sockudo:resume requests per connection (a burst
+	// of as many).
+	DefaultResumeRequestsPerMinute = 10
+	// DefaultMaxSubscriptionsPerConnection caps the channels one connection is subscribed to.
+	DefaultMaxSubscriptionsPerConnection = 1000
+)
+
+// allowHistory spends a history-read token of c's.
+func (c *conn) allowHistory() bool {
+	o := &c.srv.opts
+	if o.HistoryRequestsPerSecond < 0 {
+		return true
+	}
+	return c.histBucket.allow(o.Now(), float64(o.HistoryRequestsPerSecond), o.HistoryRequestBurst)
+}
+
+// allowResume spends a resume token of c's.
+func (c *conn) allowResume() bool {
+	o := &c.srv.opts
+	if o.ResumeRequestsPerMinute < 0 {
+		return true
+	}
+	return c.resumeBucket.allow(o.Now(), float64(o.ResumeRequestsPerMinute)/60, o.ResumeRequestsPerMinute)
+}
