@@ -47,7 +47,12 @@ func (c *conn) dispatch(f protocol.Frame) {
 			c.subscriptionFailed(req.Channel, err)
 			return
 		}
-		if err := c.hc.Subscribe(req); err != nil {
+		if req.Rewind != nil {
+			c.withHistorySlot(func() { err = c.hc.Subscribe(req) })
+		} else {
+			err = c.hc.Subscribe(req)
+		}
+		if err != nil {
 			c.subscriptionFailed(req.Channel, err)
 		}
 	case "unsubscribe":
@@ -74,7 +79,9 @@ func (c *conn) dispatch(f protocol.Frame) {
 			c.sendError(protocol.Errorf(protocol.CodeClientEventRefused, "Rate limit exceeded: at most %d resume requests a minute", c.srv.opts.ResumeRequestsPerMinute))
 			return
 		}
-		if err := c.hc.Resume(f.Data); err != nil {
+		var err *protocol.Error
+		c.withHistorySlot(func() { err = c.hc.Resume(f.Data) })
+		if err != nil {
 			c.sendError(err)
 		}
 	case "enable_delta_compression":
@@ -90,7 +97,9 @@ func (c *conn) dispatch(f protocol.Frame) {
 			c.sendErrorOn(f.Channel, c.historyLimited())
 			return
 		}
-		if err := c.hc.ChannelHistory(f.Data, f.Channel); err != nil {
+		var err *protocol.Error
+		c.withHistorySlot(func() { err = c.hc.ChannelHistory(f.Data, f.Channel) })
+		if err != nil {
 			c.sendError(err)
 		}
 	default:

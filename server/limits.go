@@ -55,3 +55,14 @@ func (c *conn) allowResume() bool {
 	}
 	return c.resumeBucket.allow(o.Now(), float64(o.ResumeRequestsPerMinute)/60, o.ResumeRequestsPerMinute)
 }
+
+// withHistorySlot runs read (a history read: channel_history, a subscription with rewind, a
+// resume) holding one of the server's history slots, waiting for one. At most half the
+// CPUs' worth of connections read history at a time, so a flood of history requests from
+// many sockets cannot take every core from the fan-out of other channels: the flooding
+// sockets' read sides wait (and TCP pushes back on them) while publishes go on.
+func (c *conn) withHistorySlot(read func()) {
+	c.srv.historySlots <- struct{}{}
+	defer func() { <-c.srv.historySlots }()
+	read()
+}

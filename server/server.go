@@ -156,8 +156,11 @@ type Server struct {
 	log     *zap.Logger
 	metrics Metrics
 	limiter *ipLimiter // nil when unlimited
-	poll    *netpoller // nil when every connection uses coder/websocket
-	flush   *flusher   // writes pollWire connections' queues; nil with poll
+	// historySlots bounds the history reads (channel_history, rewind, resume) running at
+	// once, server-wide: a connection's read side waits for a slot (limits.go).
+	historySlots chan struct{}
+	poll         *netpoller // nil when every connection uses coder/websocket
+	flush        *flusher   // writes pollWire connections' queues; nil with poll
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -175,7 +178,8 @@ func New(hub *channels.Hub, opts Options) *Server {
 	if secs < 1 {
 		secs = 1
 	}
-	s := &Server{hub: hub, opts: opts, log: opts.Logger, metrics: opts.Metrics, conns: map[*conn]struct{}{}, activity: secs}
+	s := &Server{hub: hub, opts: opts, log: opts.Logger, metrics: opts.Metrics, conns: map[*conn]struct{}{}, activity: secs,
+		historySlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 	if opts.MaxConnectionsPerIPPerMinute > 0 {
 		s.limiter = newIPLimiter(opts.MaxConnectionsPerIPPerMinute, opts.Now)
 	}
