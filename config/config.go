@@ -93,6 +93,9 @@ type Config struct {
 	// and the connection stays. -1 = unlimited. Defaults 10 and 50.
 	HistoryRequestsPerSecond int `yaml:"history_requests_per_second"`
 	HistoryRequestBurst      int `yaml:"history_request_burst"`
+	// ServerHistoryReadsPerSecond bounds the history reads of all connections together;
+	// past it a request gets 4301 "Server busy". 0 = 100 per CPU, -1 = unlimited.
+	ServerHistoryReadsPerSecond int `yaml:"server_history_reads_per_second"`
 	// ResumeRequestsPerMinute bounds each connection's sockudo:resume requests (a burst of
 	// as many, refilled per minute); one over it gets error 4301. -1 = unlimited. Default 10.
 	ResumeRequestsPerMinute int `yaml:"resume_requests_per_minute"`
@@ -683,7 +686,8 @@ func (c *Config) problems() []string {
 		field string
 		v     int
 	}{{"history_requests_per_second", c.HistoryRequestsPerSecond}, {"history_request_burst", c.HistoryRequestBurst},
-		{"resume_requests_per_minute", c.ResumeRequestsPerMinute}, {"max_subscriptions_per_connection", c.MaxSubscriptionsPerConnection}} {
+		{"resume_requests_per_minute", c.ResumeRequestsPerMinute}, {"max_subscriptions_per_connection", c.MaxSubscriptionsPerConnection},
+		{"server_history_reads_per_second", c.ServerHistoryReadsPerSecond}} {
 		if p.v < -1 {
 			bad(p.field, "must be positive, or -1 for unlimited, got %d", p.v)
 		}

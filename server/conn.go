@@ -81,6 +81,9 @@ type conn struct {
 
 	// Request limits (limits.go), read side only.
 	histBucket, resumeBucket bucket
+	// readPause, set when a request was refused for its rate, stops reading the socket for
+	// that long after the current message (read side only).
+	readPause time.Duration
 
 	mu       sync.Mutex
 	queue    [][]byte
@@ -658,6 +661,15 @@ func (c *conn) readLoop(ctx context.Context, w *stdWire) (err error) {
 		}
 		c.message(typ == websocket.MessageText, buf.Bytes())
 		putReadBuf(buf)
+		if d := c.readPause; d > 0 {
+			c.readPause = 0
+			pause := time.NewTimer(d)
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
+				pause.Stop()
+			}
+		}
 	}
 }
 

@@ -93,8 +93,8 @@ func (c *conn) dispatch(f protocol.Frame) {
 			c.sendError(err)
 		}
 	case "channel_history":
-		if !c.allowHistory() {
-			c.sendErrorOn(f.Channel, c.historyLimited())
+		if perr := c.allowHistoryRead(); perr != nil {
+			c.sendErrorOn(f.Channel, perr)
 			return
 		}
 		var err *protocol.Error
@@ -134,8 +134,8 @@ func (c *conn) subscribeLimits(req channels.SubscribeRequest) *protocol.Error {
 	if o.MaxSubscriptionsPerConnection > 0 && !already && n >= o.MaxSubscriptionsPerConnection {
 		return protocol.Errorf(protocol.CodeOverCapacity, "Subscription limit reached: at most %d channels per connection", o.MaxSubscriptionsPerConnection)
 	}
-	if req.Rewind != nil && !c.allowHistory() {
-		return c.historyLimited()
+	if req.Rewind != nil {
+		return c.allowHistoryRead()
 	}
 	return nil
 }

@@ -1,6 +1,11 @@
 package server
 
-import "time"
+import (
+	"sync"
+	"time"
+
+	"github.com/pushwire/pushwire/protocol"
+)
 
 // bucket is a token bucket: a burst of burst requests, refilled at rate per second. Its zero
 // value is full. It belongs to one connection's read side (no locking).
@@ -47,13 +52,59 @@ func (c *conn) allowHistory() bool {
 	return c.histBucket.allow(o.Now(), float64(o.HistoryRequestsPerSecond), o.HistoryRequestBurst)
 }
 
-// allowResume spends a resume token of c's.
+// allowResume spends a resume token of c's; a refusal pauses reading (see allowHistoryRead).
 func (c *conn) allowResume() bool {
 	o := &c.srv.opts
 	if o.ResumeRequestsPerMinute < 0 {
 		return true
 	}
-	return c.resumeBucket.allow(o.Now(), float64(o.ResumeRequestsPerMinute)/60, o.ResumeRequestsPerMinute)
+	if c.resumeBucket.allow(o.Now(), float64(o.ResumeRequestsPerMinute)/60, o.ResumeRequestsPerMinute) {
+		return true
+	}
+	c.readPause = min(time.Second, time.Duration(float64(time.Minute)/float64(o.ResumeRequestsPerMinute)))
+	return false
+}
+
+// DefaultServerHistoryReadsPerCPU is the server-wide history-read rate per CPU
+// (Options.ServerHistoryReadsPerSecond's default is this times GOMAXPROCS). A full page (100
+// messages) costs about a millisecond of CPU to read and encode, so history requests take at
+// most about a tenth of the CPUs.
+const DefaultServerHistoryReadsPerCPU = 100
+
+// sharedBucket is a bucket shared by every connection.
+type sharedBucket struct {
+	mu sync.Mutex
+	b  bucket
+}
+
+// allowServerHistory spends a token of the server-wide history-read rate.
+func (c *conn) allowServerHistory() bool {
+	o := &c.srv.opts
+	if o.ServerHistoryReadsPerSecond < 0 {
+		return true
+	}
+	sb := &c.srv.historyRate
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.b.allow(o.Now(), float64(o.ServerHistoryReadsPerSecond), o.ServerHistoryReadsPerSecond)
+}
+
+// allowHistoryRead applies the connection's history-read rate, then the server's, and
+// returns the refusal, nil when the read may go ahead.
+// A refused request also pauses reading the connection (readPause) until its own bucket
+// has a token again (or a tenth of a second for the server's), so a socket that floods is
+// read no faster than its rate and costs the server little more than that. The pause is at
+// most a second: the server's clock (Options.Now) may be another than the timers'.
+func (c *conn) allowHistoryRead() *protocol.Error {
+	if !c.allowHistory() {
+		c.readPause = min(time.Second, time.Duration(float64(time.Second)/float64(c.srv.opts.HistoryRequestsPerSecond)))
+		return c.historyLimited()
+	}
+	if !c.allowServerHistory() {
+		c.readPause = 100 * time.Millisecond
+		return &protocol.Error{Code: protocol.CodeClientEventRefused, Message: "Server busy: too many history requests, retry later"}
+	}
+	return nil
 }
 
 // withHistorySlot runs read (a history read: channel_history, a subscription with rewind, a

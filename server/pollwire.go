@@ -154,6 +154,7 @@ func (w *pollWire) start() {
 	if w.pending != nil && !w.drain() {
 		return
 	}
+	w.c.readPause = 0 // frames sent with the request are not paused for
 	w.handoff.Add(1)
 	var err error
 	if cerr := w.rc.Control(func(fd uintptr) { err = w.poll.add(int(fd), w.onEvent) }); cerr != nil {
@@ -171,6 +172,13 @@ func (w *pollWire) event() {
 		return
 	}
 	w.handoff.Add(1)
+	if d := w.c.readPause; d > 0 {
+		// A request over its rate: the socket is not read (TCP pushes back) until the
+		// connection may ask again; then what is pending is handled and the fd re-armed.
+		w.c.readPause = 0
+		time.AfterFunc(d, w.onEvent)
+		return
+	}
 	// Re-armed under the fd's reference, so a concurrent close cannot hand the number to
 	// another connection in between.
 	_ = w.rc.Control(func(fd uintptr) { _ = w.poll.rearm(int(fd)) })
@@ -200,7 +208,7 @@ func (w *pollWire) drain() (more bool) {
 			return false
 		}
 	}
-	for {
+	for w.c.readPause == 0 {
 		space := cap(b) - len(b)
 		n, err := w.read(b[len(b):cap(b)])
 		if n > 0 {
@@ -222,7 +230,8 @@ func (w *pollWire) drain() (more bool) {
 		break
 	}
 	if len(b) > 0 {
-		// At most a frame header or a control frame: the assembler keeps data frames' bytes.
+		// At most a frame header or a control frame (the assembler keeps data frames'
+		// bytes), or what a paused connection has not handled yet.
 		w.pending = bytes.Clone(b)
 	}
 	return true
@@ -349,6 +358,9 @@ func (w *pollWire) process(b []byte) (off int, stop bool) {
 				continue
 			}
 			c.message(m.Op == wsframe.OpText, m.Payload)
+			if c.readPause > 0 {
+				return off, false // the rest waits (event)
+			}
 		case wsframe.OpPing:
 			c.queueCtrl(wsframe.AppendFrame(nil, wsframe.OpPong, m.Payload))
 		case wsframe.OpClose:

@@ -68,6 +68,11 @@ type Options struct {
 	// DefaultHistoryRequestBurst; a negative rate is unlimited.
 	HistoryRequestsPerSecond int
 	HistoryRequestBurst      int
+	// ServerHistoryReadsPerSecond bounds the history reads of all connections together (a
+	// token bucket with a burst of one second's worth): past it a request gets 4301 "Server
+	// busy", so many sockets each within their own rate cannot take the CPUs from the
+	// fan-out. Default DefaultServerHistoryReadsPerCPU × GOMAXPROCS; negative is unlimited.
+	ServerHistoryReadsPerSecond int
 	// ResumeRequestsPerMinute bounds each connection's sockudo:resume requests (a burst of
 	// as many); one over it gets error 4301. Default DefaultResumeRequestsPerMinute;
 	// negative is unlimited.
@@ -141,6 +146,9 @@ func (o *Options) applyDefaults() {
 	if o.HistoryRequestBurst <= 0 {
 		o.HistoryRequestBurst = DefaultHistoryRequestBurst
 	}
+	if o.ServerHistoryReadsPerSecond == 0 {
+		o.ServerHistoryReadsPerSecond = DefaultServerHistoryReadsPerCPU * runtime.GOMAXPROCS(0)
+	}
 	if o.ResumeRequestsPerMinute == 0 {
 		o.ResumeRequestsPerMinute = DefaultResumeRequestsPerMinute
 	}
@@ -159,8 +167,9 @@ type Server struct {
 	// historySlots bounds the history reads (channel_history, rewind, resume) running at
 	// once, server-wide: a connection's read side waits for a slot (limits.go).
 	historySlots chan struct{}
-	poll         *netpoller // nil when every connection uses coder/websocket
-	flush        *flusher   // writes pollWire connections' queues; nil with poll
+	historyRate  sharedBucket // Options.ServerHistoryReadsPerSecond
+	poll         *netpoller   // nil when every connection uses coder/websocket
+	flush        *flusher     // writes pollWire connections' queues; nil with poll
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -42,10 +43,74 @@ type AbuseConfig struct {
 	SubscribeSocks int     // connections subscribing as fast as they can
 	SubscribeEach  int     // subscriptions each of them asks for
 	JSONFile       string
+	AttackOnly     string // internal: run this phase's attack until stdin closes, print its counts
+	args           []string
+}
+
+// attackCounts is what an attack process reports when it ends.
+type attackCounts struct {
+	Opened, Refused, Ops int64
+	Sample               string
+}
+
+// attackMain runs one attack until stdin closes, then prints its counts as JSON.
+func attackMain(ctx context.Context, c *AbuseConfig, stdout io.Writer) int {
+	actx, cancel := context.WithCancel(ctx)
+	at := &attack{}
+	switch c.AttackOnly {
+	case "slow-bodies":
+		at.slowBodies(actx, c)
+	case "pinned-frames":
+		at.pinnedFrames(actx, c)
+	case "history-flood":
+		at.historyFlood(actx, c)
+	case "subscribe-flood":
+		at.subscribeFlood(actx, c)
+	}
+	fmt.Fprintln(stdout, "started")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	cancel()
+	at.wait()
+	out := attackCounts{Opened: at.opened.Load(), Refused: at.refused.Load(), Ops: at.ops.Load()}
+	out.Sample, _ = at.sample.Load().(string)
+	_ = json.NewEncoder(stdout).Encode(out)
+	return 0
+}
+
+// startAttack runs phase's attack in a child pwload (so the attackers' goroutines do not
+// delay the canary's readers); stop ends it and returns its counts.
+func startAttack(c *AbuseConfig, phase string) (stop func() attackCounts, err error) {
+	cmd := exec.Command(os.Args[0], append(append([]string{"abuse"}, c.args...), "--attack-only", phase)...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(out)
+	line := make([]byte, len("started\n"))
+	if _, err := io.ReadFull(out, line); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("attack %s: %w", phase, err)
+	}
+	return func() attackCounts {
+		in.Close()
+		var ac attackCounts
+		_ = dec.Decode(&ac)
+		_ = cmd.Wait()
+		return ac
+	}, nil
 }
 
 // AbusePhases are the phases `pwload abuse` knows.
-var AbusePhases = []string{"quiet", "slow-bodies", "pinned-frames", "history-flood", "subscribe-flood"}
+var AbusePhases = []string{"quiet", "pinned-frames", "history-flood", "subscribe-flood", "slow-bodies"}
 
 // AbusePhase is one phase's result.
 type AbusePhase struct {
@@ -85,6 +150,7 @@ func abuseMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.SubscribeSocks, "subscribe-socks", 10, "connections subscribing as fast as they can")
 	fs.IntVar(&c.SubscribeEach, "subscribe-each", 10000, "subscriptions each of them asks for")
 	fs.StringVar(&c.JSONFile, "json-file", "", "also write the JSON report here")
+	fs.StringVar(&c.AttackOnly, "attack-only", "", "internal: run one phase's attack in this process (the canary's process starts it)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -102,6 +168,10 @@ func abuseMain(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if c.AttackOnly != "" {
+		return attackMain(ctx, &c, stdout)
+	}
+	c.args = args
 	progress := func(s string) { fmt.Fprintf(stderr, "%s pwload abuse: %s\n", time.Now().Format("15:04:05.000"), s) }
 	res, err := RunAbuse(ctx, &c, progress)
 	if err != nil {
@@ -159,23 +229,22 @@ func RunAbuse(ctx context.Context, c *AbuseConfig, progress func(string)) ([]Abu
 	var out []AbusePhase
 	for i, name := range c.Phases {
 		actx, cancel := context.WithCancel(ctx)
-		at := &attack{}
 		progress("phase " + name + ": starting the attack")
-		switch name {
-		case "slow-bodies":
-			at.slowBodies(actx, c)
-		case "pinned-frames":
-			at.pinnedFrames(actx, c)
-		case "history-flood":
-			at.historyFlood(actx, c, can)
-		case "subscribe-flood":
-			at.subscribeFlood(actx, c)
+		stopAttack := func() attackCounts { return attackCounts{} }
+		if name != "quiet" {
+			if name == "history-flood" {
+				fillHistory(ctx, c, can.pub)
+			}
+			if stopAttack, err = startAttack(c, name); err != nil {
+				cancel()
+				return out, err
+			}
 		}
 		select {
 		case <-time.After(c.Warmup):
 		case <-ctx.Done():
 		}
-		progress(fmt.Sprintf("phase %s: %d attackers; measuring the canary for %s", name, at.opened.Load(), c.Phase))
+		progress(fmt.Sprintf("phase %s: measuring the canary for %s", name, c.Phase))
 		rssMax := int64(0)
 		rssDone := make(chan struct{})
 		go func() {
@@ -202,13 +271,13 @@ func RunAbuse(ctx context.Context, c *AbuseConfig, progress func(string)) ([]Abu
 		}
 		cancel()
 		<-rssDone
-		at.wait()
+		ac := stopAttack()
 		r.Name = name
-		r.Attackers = int(at.opened.Load())
-		r.Refused = at.refused.Load()
-		r.AttackOps = at.ops.Load()
-		if s, ok := at.sample.Load().(string); ok {
-			r.Note = "first refusal: " + s
+		r.Attackers = int(ac.Opened)
+		r.Refused = ac.Refused
+		r.AttackOps = ac.Ops
+		if ac.Sample != "" {
+			r.Note = "first refusal: " + ac.Sample
 		}
 		r.RSSMaxMB, r.RSSEndMB = float64(rssMax)/1024, float64(rssEnd)/1024
 		out = append(out, r)
@@ -446,19 +515,24 @@ func (a *attack) pinnedFrames(ctx context.Context, c *AbuseConfig) {
 
 // historyFlood: V2 connections subscribed to a busy public channel, each asking for its
 // history (100 messages a page) at HistoryRate per second, reading and dropping the answers.
-func (a *attack) historyFlood(ctx context.Context, c *AbuseConfig, can *canary) {
-	const busy = "abuse-history"
-	// The channel is busy: 200 messages of 100 bytes (published with the secret, as any
-	// backend would; the attackers only read).
+const busyChannel = "abuse-history"
+
+// fillHistory makes the history flood's channel busy: 200 messages of 100 bytes (published
+// with the secret, as any backend would; the attackers only read).
+func fillHistory(ctx context.Context, c *AbuseConfig, pub *http.Client) {
 	for i := range 200 {
-		req, err := SignedEventRequest(ctx, c.HTTPURL, c.AppID, c.Key, c.Secret, busy, "e", EncodePayload(0, 0, i, 100), time.Now())
+		req, err := SignedEventRequest(ctx, c.HTTPURL, c.AppID, c.Key, c.Secret, busyChannel, "e", EncodePayload(0, 0, i, 100), time.Now())
 		if err == nil {
-			if resp, err := can.pub.Do(req); err == nil {
+			if resp, err := pub.Do(req); err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
 		}
 	}
+}
+
+func (a *attack) historyFlood(ctx context.Context, c *AbuseConfig) {
+	const busy = busyChannel
 	ask := []byte(`{"event":"sockudo:channel_history","channel":"` + busy + `","data":{"channel":"` + busy + `","limit":100,"direction":"newest_first"}}`)
 	for range c.HistorySocks {
 		ws, err := subscribed(ctx, c, 2, busy)
