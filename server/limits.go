@@ -92,7 +92,7 @@ func (c *conn) allowServerHistory() bool {
 // allowHistoryRead applies the connection's history-read rate, then the server's, and
 // returns the refusal, nil when the read may go ahead.
 // A refused request also pauses reading the connection (readPause) until its own bucket
-// has a token again (or a tenth of a second for the server's), so a socket that floods is
+// has a token again (or a second when the server-wide rate refused it), so a socket that floods is
 // read no faster than its rate and costs the server little more than that. The pause is at
 // most a second: the server's clock (Options.Now) may be another than the timers'.
 func (c *conn) allowHistoryRead() *protocol.Error {
@@ -101,7 +101,7 @@ func (c *conn) allowHistoryRead() *protocol.Error {
 		return c.historyLimited()
 	}
 	if !c.allowServerHistory() {
-		c.readPause = 100 * time.Millisecond
+		c.readPause = time.Second
 		return &protocol.Error{Code: protocol.CodeClientEventRefused, Message: "Server busy: too many history requests, retry later"}
 	}
 	return nil
