@@ -96,3 +96,10 @@ func (s *chanSet) names() iter.Seq[string] {
 }
 
 func (s *chanSet) clear() { s.small, s.big = nil, nil }
+
+func (s *chanSet) len() int {
+	if s.big != nil {
+		return len(s.big)
+	}
+	return len(s.small)
+}

@@ -87,6 +87,21 @@ type Config struct {
 	// MaxConnectionsPerIPPerMinute caps new WebSocket connections from one client IP per
 	// minute; one over it gets error 4100 and close 4100 (clients back off). 0 = unlimited.
 	MaxConnectionsPerIPPerMinute int `yaml:"max_connections_per_ip_per_minute"`
+	// HistoryRequestsPerSecond and HistoryRequestBurst bound each connection's history reads
+	// (channel_history requests and subscriptions with rewind) as a token bucket: a burst of
+	// HistoryRequestBurst, refilled at HistoryRequestsPerSecond. One over it gets error 4301
+	// and the connection stays. -1 = unlimited. Defaults 10 and 50.
+	HistoryRequestsPerSecond int `yaml:"history_requests_per_second"`
+	HistoryRequestBurst      int `yaml:"history_request_burst"`
+	// ServerHistoryReadsPerSecond bounds the history reads of all connections together;
+	// past it a request gets 4301 "Server busy". 0 = 100 per CPU, -1 = unlimited.
+	ServerHistoryReadsPerSecond int `yaml:"server_history_reads_per_second"`
+	// ResumeRequestsPerMinute bounds each connection's sockudo:resume requests (a burst of
+	// as many, refilled per minute); one over it gets error 4301. -1 = unlimited. Default 10.
+	ResumeRequestsPerMinute int `yaml:"resume_requests_per_minute"`
+	// MaxSubscriptionsPerConnection caps the channels one connection is subscribed to; a
+	// subscription over it fails with 4100 (LimitReached). -1 = unlimited. Default 1000.
+	MaxSubscriptionsPerConnection int `yaml:"max_subscriptions_per_connection"`
 	// TrustForwardedFor takes the client IP from the first X-Forwarded-For address (set it
 	// only behind a proxy you control). Default false: the peer address.
 	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
@@ -407,6 +422,10 @@ const (
 	DefaultShutdownTimeout              = 10 * time.Second
 	DefaultMaxRequestBodyKB             = 10240
 	DefaultMaxInboundBufferMB           = 64
+	DefaultHistoryRequestsPerSecond     = 10
+	DefaultHistoryRequestBurst          = 50
+	DefaultResumeRequestsPerMinute      = 10
+	DefaultMaxSubscriptionsPerConn      = 1000
 	DefaultMetricsHost                  = "127.0.0.1"
 	DefaultMetricsPort                  = 9601
 	DefaultConsolePath                  = "/console"
@@ -460,6 +479,10 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	setInt(&c.MaxRequestBodyKB, DefaultMaxRequestBodyKB)
 	setInt(&c.MaxInboundBufferMB, DefaultMaxInboundBufferMB)
+	setInt(&c.HistoryRequestsPerSecond, DefaultHistoryRequestsPerSecond)
+	setInt(&c.HistoryRequestBurst, DefaultHistoryRequestBurst)
+	setInt(&c.ResumeRequestsPerMinute, DefaultResumeRequestsPerMinute)
+	setInt(&c.MaxSubscriptionsPerConnection, DefaultMaxSubscriptionsPerConn)
 	setStr(&c.MetricsHost, DefaultMetricsHost)
 	setInt(&c.MetricsPort, DefaultMetricsPort)
 	setStr(&c.ConsoleListener, "metrics")
@@ -657,6 +680,16 @@ func (c *Config) problems() []string {
 	}{{"max_connections_per_ip_per_minute", c.MaxConnectionsPerIPPerMinute}} {
 		if p.v < 0 {
 			bad(p.field, "must not be negative, got %d", p.v)
+		}
+	}
+	for _, p := range []struct {
+		field string
+		v     int
+	}{{"history_requests_per_second", c.HistoryRequestsPerSecond}, {"history_request_burst", c.HistoryRequestBurst},
+		{"resume_requests_per_minute", c.ResumeRequestsPerMinute}, {"max_subscriptions_per_connection", c.MaxSubscriptionsPerConnection},
+		{"server_history_reads_per_second", c.ServerHistoryReadsPerSecond}} {
+		if p.v < -1 {
+			bad(p.field, "must be positive, or -1 for unlimited, got %d", p.v)
 		}
 	}
 	for _, p := range []struct {

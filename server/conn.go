@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
@@ -42,6 +43,9 @@ const (
 	reasonWriteFailed     CloseReason = "write_failed"
 	reasonIPRateLimited   CloseReason = "ip_rate_limited"
 	reasonProtocol        CloseReason = "protocol_error"
+	// reasonInboundBudget: a message still arriving needed more memory than the server-wide
+	// inbound budget had left (close 1013 Try Again Later; clients reconnect).
+	reasonInboundBudget CloseReason = "inbound_budget"
 )
 
 // RefusalReasons are the reasons an upgrade can be refused before the handshake, the
@@ -74,6 +78,12 @@ type conn struct {
 	lastFlush atomic.Int64
 
 	started time.Time
+
+	// Request limits (limits.go), read side only.
+	histBucket, resumeBucket bucket
+	// readPause, set when a request was refused for its rate, stops reading the socket for
+	// that long after the current message (read side only).
+	readPause time.Duration
 
 	mu       sync.Mutex
 	queue    [][]byte
@@ -368,7 +378,7 @@ func (c *conn) serve(ctx context.Context) {
 	c.heartbeat.Reset(c.idleLimit())
 	switch w := c.wire.(type) {
 	case *stdWire:
-		c.end(c.readLoop(ctx, w.ws))
+		c.end(c.readLoop(ctx, w))
 	case *pollWire:
 		w.start()
 	}
@@ -607,7 +617,8 @@ func (c *conn) finish(err *protocol.Error, reason CloseReason) {
 }
 
 // readLoop reads and dispatches a stdWire's messages until the connection ends.
-func (c *conn) readLoop(ctx context.Context, ws *websocket.Conn) (err error) {
+func (c *conn) readLoop(ctx context.Context, w *stdWire) (err error) {
+	ws := w.ws
 	defer func() {
 		if p := recover(); p != nil {
 			c.logAt(zap.ErrorLevel, "panic while serving connection", zap.Any("panic", p), zap.ByteString("stack", debug.Stack()))
@@ -619,7 +630,7 @@ func (c *conn) readLoop(ctx context.Context, ws *websocket.Conn) (err error) {
 	for {
 		typ, r, err := ws.Reader(ctx)
 		if err != nil {
-			return err
+			return c.readFailed(w, err)
 		}
 		c.touch()
 		// The message buffer comes from a pool for the time of one message, so an idle
@@ -628,21 +639,47 @@ func (c *conn) readLoop(ctx context.Context, ws *websocket.Conn) (err error) {
 		n, err := buf.ReadFrom(io.LimitReader(r, int64(limit)+1))
 		if err != nil {
 			putReadBuf(buf)
-			return err
+			return c.readFailed(w, err)
 		}
 		if n > int64(limit) {
 			putReadBuf(buf)
 			rest, err := io.Copy(io.Discard, r)
 			if err != nil {
-				c.closeWith(nil, reasonTooBig)
+				if c.readFailed(w, err); w.guard.Err() == nil {
+					c.closeWith(nil, reasonTooBig)
+				}
 				return err
 			}
 			c.tooLarge(int(n + rest))
 			continue
 		}
+		if typ == websocket.MessageText && !utf8.Valid(buf.Bytes()) {
+			// coder/websocket does not check (RFC 6455 §8.1: fail the connection, 1007).
+			putReadBuf(buf)
+			c.closeProtocol(1007, "invalid UTF-8", reasonProtocol)
+			return errors.New("server: invalid UTF-8 in a text message")
+		}
 		c.message(typ == websocket.MessageText, buf.Bytes())
 		putReadBuf(buf)
+		if d := c.readPause; d > 0 {
+			c.readPause = 0
+			pause := time.NewTimer(d)
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
+				pause.Stop()
+			}
+		}
 	}
+}
+
+// readFailed closes the connection with 1002 or 1007 when the read failed on a frame the guard
+// refused (coder/websocket would close it with 1000), and returns err.
+func (c *conn) readFailed(w *stdWire, err error) error {
+	if gerr := w.guard.Err(); gerr != nil {
+		c.closeProtocol(int(gerr.code), gerr.Error(), reasonProtocol)
+	}
+	return err
 }
 
 // message handles one whole inbound data message of at most MaxMessageBytes; msg is only

@@ -43,7 +43,16 @@ func (c *conn) dispatch(f protocol.Frame) {
 			}
 			return
 		}
-		if err := c.hc.Subscribe(req); err != nil {
+		if err := c.subscribeLimits(req); err != nil {
+			c.subscriptionFailed(req.Channel, err)
+			return
+		}
+		if req.Rewind != nil {
+			c.withHistorySlot(func() { err = c.hc.Subscribe(req) })
+		} else {
+			err = c.hc.Subscribe(req)
+		}
+		if err != nil {
 			c.subscriptionFailed(req.Channel, err)
 		}
 	case "unsubscribe":
@@ -66,7 +75,13 @@ func (c *conn) dispatch(f protocol.Frame) {
 			c.sendError(err)
 		}
 	case "resume":
-		if err := c.hc.Resume(f.Data); err != nil {
+		if !c.allowResume() {
+			c.sendError(protocol.Errorf(protocol.CodeClientEventRefused, "Rate limit exceeded: at most %d resume requests a minute", c.srv.opts.ResumeRequestsPerMinute))
+			return
+		}
+		var err *protocol.Error
+		c.withHistorySlot(func() { err = c.hc.Resume(f.Data) })
+		if err != nil {
 			c.sendError(err)
 		}
 	case "enable_delta_compression":
@@ -78,7 +93,13 @@ func (c *conn) dispatch(f protocol.Frame) {
 			c.sendError(err)
 		}
 	case "channel_history":
-		if err := c.hc.ChannelHistory(f.Data, f.Channel); err != nil {
+		if perr := c.allowHistoryRead(); perr != nil {
+			c.sendErrorOn(f.Channel, perr)
+			return
+		}
+		var err *protocol.Error
+		c.withHistorySlot(func() { err = c.hc.ChannelHistory(f.Data, f.Channel) })
+		if err != nil {
 			c.sendError(err)
 		}
 	default:
@@ -96,11 +117,33 @@ func (c *conn) subscriptionFailed(channel string, err *protocol.Error) {
 		typ, status = "AuthError", 401
 	case protocol.CodeOverCapacity:
 		typ, status = "LimitReached", 403
+	case protocol.CodeClientEventRefused:
+		typ, status = "LimitReached", 429
 	}
 	c.sendErrorOn(channel, err)
 	if len(channel) <= 256 {
 		c.Send(protocol.SubscriptionError(c.version, channel, typ, status, err))
 	}
+}
+
+// subscribeLimits refuses a new subscription over MaxSubscriptionsPerConnection, and a
+// rewind over the history-read rate.
+func (c *conn) subscribeLimits(req channels.SubscribeRequest) *protocol.Error {
+	o := &c.srv.opts
+	n, already := c.hc.Subscriptions(req.Channel)
+	if o.MaxSubscriptionsPerConnection > 0 && !already && n >= o.MaxSubscriptionsPerConnection {
+		return protocol.Errorf(protocol.CodeOverCapacity, "Subscription limit reached: at most %d channels per connection", o.MaxSubscriptionsPerConnection)
+	}
+	if req.Rewind != nil {
+		return c.allowHistoryRead()
+	}
+	return nil
+}
+
+// historyLimited is the error of a history read over the rate.
+func (c *conn) historyLimited() *protocol.Error {
+	o := &c.srv.opts
+	return protocol.Errorf(protocol.CodeClientEventRefused, "Rate limit exceeded: at most %d history requests a second (burst %d)", o.HistoryRequestsPerSecond, o.HistoryRequestBurst)
 }
 
 // unsubscribeChannel reads {"channel":"x"}, its string-encoded form, or a bare "x".

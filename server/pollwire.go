@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
 
+	"github.com/pushwire/pushwire/internal/bytebudget"
 	"github.com/pushwire/pushwire/protocol"
 	"github.com/pushwire/pushwire/server/wsframe"
 )
@@ -43,7 +44,10 @@ type pollWire struct {
 	threshold int
 
 	// Owned by the read side (one readiness callback at a time).
-	pending []byte // bytes of an unfinished frame between two callbacks; nil when idle
+	pending []byte // bytes of an unfinished frame header or control frame between two callbacks; nil when idle
+	// held is the assembler's reservation in the server's inbound budget; teardown gives
+	// back what is left (the read side may still be running then).
+	held    heldBytes
 	onEvent func()
 	// handoff orders one callback's work before the next one's for the race detector (the
 	// real order comes from the one-shot re-arm, a system call it cannot see).
@@ -63,8 +67,8 @@ const closeWait = 5 * time.Second
 // of a batch.
 const writeChunk = 256 << 10
 
-// pollReadSize is the size of the pooled read buffers; a frame that does not fit gets a
-// buffer of its own size while it arrives.
+// pollReadSize is the size of the pooled read buffers (a frame that does not fit is
+// absorbed by the assembler as it arrives).
 const pollReadSize = 16 << 10
 
 var (
@@ -114,6 +118,10 @@ func (s *Server) acceptPoll(w http.ResponseWriter, r *http.Request, c *conn, def
 	}
 	pw := &pollWire{c: c, nc: nc, rc: rc, poll: s.poll}
 	pw.asm.MaxMessage = int64(s.opts.MaxMessageBytes) * oversizeFactor
+	if s.opts.InboundBudget != nil {
+		pw.held.b = s.opts.InboundBudget
+		pw.asm.Budget = &pw.held
+	}
 	if deflate {
 		pw.deflate, pw.asm.Deflate = true, true
 		pw.threshold = s.opts.CompressionThreshold
@@ -146,6 +154,7 @@ func (w *pollWire) start() {
 	if w.pending != nil && !w.drain() {
 		return
 	}
+	w.c.readPause = 0 // frames sent with the request are not paused for
 	w.handoff.Add(1)
 	var err error
 	if cerr := w.rc.Control(func(fd uintptr) { err = w.poll.add(int(fd), w.onEvent) }); cerr != nil {
@@ -163,6 +172,13 @@ func (w *pollWire) event() {
 		return
 	}
 	w.handoff.Add(1)
+	if d := w.c.readPause; d > 0 {
+		// A request over its rate: the socket is not read (TCP pushes back) until the
+		// connection may ask again; then what is pending is handled and the fd re-armed.
+		w.c.readPause = 0
+		time.AfterFunc(d, w.onEvent)
+		return
+	}
 	// Re-armed under the fd's reference, so a concurrent close cannot hand the number to
 	// another connection in between.
 	_ = w.rc.Control(func(fd uintptr) { _ = w.poll.rearm(int(fd)) })
@@ -183,11 +199,7 @@ func (w *pollWire) drain() (more bool) {
 		pollReadBufs.Put(bp)
 	}()
 	if w.pending != nil {
-		if cap(w.pending) > cap(b) {
-			b = w.pending
-		} else {
-			b = append(b, w.pending...)
-		}
+		b = append(b, w.pending...)
 		w.pending = nil
 	}
 	ok := true
@@ -196,7 +208,7 @@ func (w *pollWire) drain() (more bool) {
 			return false
 		}
 	}
-	for {
+	for w.c.readPause == 0 {
 		space := cap(b) - len(b)
 		n, err := w.read(b[len(b):cap(b)])
 		if n > 0 {
@@ -218,11 +230,9 @@ func (w *pollWire) drain() (more bool) {
 		break
 	}
 	if len(b) > 0 {
-		if cap(b) > pollReadSize {
-			w.pending = b // a large frame's own buffer
-		} else {
-			w.pending = bytes.Clone(b)
-		}
+		// At most a frame header or a control frame (the assembler keeps data frames'
+		// bytes), or what a paused connection has not handled yet.
+		w.pending = bytes.Clone(b)
 	}
 	return true
 }
@@ -293,29 +303,13 @@ func (w *pollWire) consume(b []byte) ([]byte, bool) {
 	return w.compact(b, off), true
 }
 
-// compact moves the unconsumed bytes b[off:] to the front, into a buffer that can hold the
-// whole next frame.
+// compact moves the unconsumed bytes b[off:] to the front. What is left unconsumed is at
+// most an incomplete frame header or control frame (wsframe.Assembler absorbs a data frame's
+// payload as it arrives), so b, pooled or not, always has room for the rest of it: the buffer
+// never grows with what a header declares.
 func (w *pollWire) compact(b []byte, off int) []byte {
-	rest := b[off:]
-	if len(rest) == 0 {
-		return b[:0]
-	}
-	if need := frameSize(rest); need > cap(b) {
-		nb := make([]byte, len(rest), need)
-		copy(nb, rest)
-		return nb
-	}
-	n := copy(b, rest)
+	n := copy(b, b[off:])
 	return b[:n]
-}
-
-// frameSize is the size of the frame starting at b, as far as its header tells.
-func frameSize(b []byte) int {
-	h, hn, err := wsframe.ParseHeader(b, 0, true)
-	if err != nil || hn == 0 {
-		return wsframe.MaxHeaderLen
-	}
-	return hn + int(h.Length)
 }
 
 // process handles every whole frame in b and returns how many bytes it consumed; stop
@@ -330,8 +324,11 @@ func (w *pollWire) process(b []byte) (off int, stop bool) {
 			if errors.As(err, &ce) {
 				code, text = int(ce.Code), ce.Reason
 			}
-			if code == 1009 {
+			switch code {
+			case 1009:
 				reason = reasonTooBig
+			case wsframe.CodeTryAgainLater:
+				reason = reasonInboundBudget
 			}
 			c.closeProtocol(code, text, reason)
 			w.stopReading(err, false)
@@ -361,6 +358,9 @@ func (w *pollWire) process(b []byte) (off int, stop bool) {
 				continue
 			}
 			c.message(m.Op == wsframe.OpText, m.Payload)
+			if c.readPause > 0 {
+				return off, false // the rest waits (event)
+			}
 		case wsframe.OpPing:
 			c.queueCtrl(wsframe.AppendFrame(nil, wsframe.OpPong, m.Payload))
 		case wsframe.OpClose:
@@ -571,10 +571,50 @@ func (w *pollWire) closeSocket() {
 func (w *pollWire) teardown() {
 	w.endOnce.Do(func() {
 		w.closeSocket()
+		w.held.close()
 		var err error
 		if p := w.readErr.Load(); p != nil {
 			err = *p
 		}
 		go w.c.end(err)
 	})
+}
+
+// heldBytes is one connection's share of the server's inbound budget (Options.InboundBudget):
+// the bytes its assembler holds for a message still arriving. Once closed it releases
+// everything and refuses more, so a connection torn down while its read side still runs
+// cannot leave bytes reserved.
+type heldBytes struct {
+	mu     sync.Mutex
+	b      *bytebudget.Budget
+	n      int64
+	closed bool
+}
+
+// TryReserve implements wsframe.Budget.
+func (h *heldBytes) TryReserve(n int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || !h.b.TryReserve(n) {
+		return false
+	}
+	h.n += n
+	return true
+}
+
+// Release implements wsframe.Budget.
+func (h *heldBytes) Release(n int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n = min(n, h.n)
+	h.n -= n
+	h.b.Release(n)
+}
+
+func (h *heldBytes) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	h.b.Release(h.n)
+	h.n = 0
 }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/internal/bytebudget"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -49,7 +50,8 @@ type Options struct {
 	// Tap gets connections, disconnections, error frames and slow-consumer closes of the
 	// apps someone watches (the debug console). Default none.
 	Tap channels.Tap
-	// Now is the clock of the per-address limiter. Default time.Now.
+	// Now is the clock of the per-address limiter and the per-connection request limits.
+	// Default time.Now.
 	Now func() time.Time
 	// Compression negotiates permessage-deflate with clients that offer it. Default
 	// (zero) disabled.
@@ -59,6 +61,33 @@ type Options struct {
 	CompressionThreshold int
 	// Transport picks the WebSocket implementation. Default TransportAuto.
 	Transport Transport
+	// HistoryRequestsPerSecond and HistoryRequestBurst bound each connection's history reads
+	// (channel_history requests, subscriptions with rewind) as a token bucket; one over it
+	// gets error 4301 (a subscription with rewind fails with a subscription_error) and the
+	// connection stays. Defaults DefaultHistoryRequestsPerSecond and
+	// DefaultHistoryRequestBurst; a negative rate is unlimited.
+	HistoryRequestsPerSecond int
+	HistoryRequestBurst      int
+	// ServerHistoryReadsPerSecond bounds the history reads of all connections together (a
+	// token bucket with a burst of one second's worth): past it a request gets 4301 "Server
+	// busy", so many sockets each within their own rate cannot take the CPUs from the
+	// fan-out. Default DefaultServerHistoryReadsPerCPU × GOMAXPROCS; negative is unlimited.
+	ServerHistoryReadsPerSecond int
+	// ResumeRequestsPerMinute bounds each connection's sockudo:resume requests (a burst of
+	// as many); one over it gets error 4301. Default DefaultResumeRequestsPerMinute;
+	// negative is unlimited.
+	ResumeRequestsPerMinute int
+	// MaxSubscriptionsPerConnection caps the channels one connection is subscribed to; a new
+	// subscription over it fails with 4100 (subscription_error LimitReached). Default
+	// DefaultMaxSubscriptionsPerConnection; negative is unlimited.
+	MaxSubscriptionsPerConnection int
+	// InboundBudget is the server-wide cap on bytes held for messages still arriving (shared
+	// with the HTTP API's bodies). The epoll transport reserves every byte of buffer it holds
+	// for a message not yet complete; a message that would pass the cap fails the connection
+	// with close 1013 (Try Again Later), which clients answer by reconnecting, rather than
+	// waiting: bytes pinned by a stalled sender would otherwise stall honest ones. nil:
+	// unlimited.
+	InboundBudget *bytebudget.Budget
 }
 
 // Transport is the WebSocket implementation under the connections.
@@ -111,6 +140,21 @@ func (o *Options) applyDefaults() {
 	if o.Transport == "" {
 		o.Transport = TransportAuto
 	}
+	if o.HistoryRequestsPerSecond == 0 {
+		o.HistoryRequestsPerSecond = DefaultHistoryRequestsPerSecond
+	}
+	if o.HistoryRequestBurst <= 0 {
+		o.HistoryRequestBurst = DefaultHistoryRequestBurst
+	}
+	if o.ServerHistoryReadsPerSecond == 0 {
+		o.ServerHistoryReadsPerSecond = DefaultServerHistoryReadsPerCPU * runtime.GOMAXPROCS(0)
+	}
+	if o.ResumeRequestsPerMinute == 0 {
+		o.ResumeRequestsPerMinute = DefaultResumeRequestsPerMinute
+	}
+	if o.MaxSubscriptionsPerConnection == 0 {
+		o.MaxSubscriptionsPerConnection = DefaultMaxSubscriptionsPerConnection
+	}
 }
 
 // Server accepts WebSocket connections and serves them against a channels hub.
@@ -120,8 +164,12 @@ type Server struct {
 	log     *zap.Logger
 	metrics Metrics
 	limiter *ipLimiter // nil when unlimited
-	poll    *netpoller // nil when every connection uses coder/websocket
-	flush   *flusher   // writes pollWire connections' queues; nil with poll
+	// historySlots bounds the history reads (channel_history, rewind, resume) running at
+	// once, server-wide: a connection's read side waits for a slot (limits.go).
+	historySlots chan struct{}
+	historyRate  sharedBucket // Options.ServerHistoryReadsPerSecond
+	poll         *netpoller   // nil when every connection uses coder/websocket
+	flush        *flusher     // writes pollWire connections' queues; nil with poll
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -139,7 +187,8 @@ func New(hub *channels.Hub, opts Options) *Server {
 	if secs < 1 {
 		secs = 1
 	}
-	s := &Server{hub: hub, opts: opts, log: opts.Logger, metrics: opts.Metrics, conns: map[*conn]struct{}{}, activity: secs}
+	s := &Server{hub: hub, opts: opts, log: opts.Logger, metrics: opts.Metrics, conns: map[*conn]struct{}{}, activity: secs,
+		historySlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
 	if opts.MaxConnectionsPerIPPerMinute > 0 {
 		s.limiter = newIPLimiter(opts.MaxConnectionsPerIPPerMinute, opts.Now)
 	}
@@ -275,7 +324,8 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *conn) error 
 		c.wire, c.pw = pw, pw
 		return nil
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	guard := &frameGuard{}
+	ws, err := websocket.Accept(&guardedWriter{ResponseWriter: w, guard: guard}, r, &websocket.AcceptOptions{
 		InsecureSkipVerify:   true, // origins are checked per app below, with a Pusher error code
 		CompressionMode:      s.opts.Compression,
 		CompressionThreshold: s.opts.CompressionThreshold,
@@ -288,7 +338,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *conn) error 
 		return err
 	}
 	ws.SetReadLimit(int64(s.opts.MaxMessageBytes) * oversizeFactor)
-	c.wire = &stdWire{ws: ws, c: c, writeStart: &c.writeStart}
+	c.wire = &stdWire{ws: ws, c: c, writeStart: &c.writeStart, guard: guard}
 	return nil
 }
 

@@ -55,6 +55,7 @@ type stdWire struct {
 	ws         *websocket.Conn
 	c          *conn
 	writeStart *atomic.Int64 // the conn's: unix nanos the current write began, 0 between
+	guard      *frameGuard   // checks the inbound frame headers the library does not
 }
 
 func (w *stdWire) write(_ []byte, frames [][]byte) (int, error) {

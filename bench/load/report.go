@@ -98,6 +98,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "compare" {
 		return compareMain(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "abuse" {
+		return abuseMain(args[1:], stdout, stderr)
+	}
 	cfg, err := ParseArgs(args, stderr)
 	if err != nil {
 		if err.Error() == "flag: help requested" {

@@ -134,6 +134,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	wh.Start()
 	inbound := bytebudget.New(int64(cfg.MaxInboundBufferMB) << 20) // shared by the transports and the HTTP API
 	ws := server.New(hub, server.Options{
+		InboundBudget:      inbound,
 		Logger:             log.Named("ws"),
 		ActivityTimeout:    cfg.ActivityTimeout.D(),
 		PongTimeout:        cfg.PongTimeout.D(),
@@ -150,6 +151,10 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		TrustForwardedFor:            cfg.TrustForwardedFor,
 		Metrics:                      m,
 		Tap:                          tap,
+
+		HistoryRequestsPerSecond: cfg.HistoryRequestsPerSecond, HistoryRequestBurst: cfg.HistoryRequestBurst,
+		ResumeRequestsPerMinute: cfg.ResumeRequestsPerMinute, MaxSubscriptionsPerConnection: cfg.MaxSubscriptionsPerConnection,
+		ServerHistoryReadsPerSecond: cfg.ServerHistoryReadsPerSecond,
 	})
 	appIDs := make([]string, len(cfg.Apps))
 	for i, a := range cfg.Apps {

@@ -118,11 +118,32 @@ func FuzzAssembler(f *testing.F) {
 	f.Add(cat(clientFrame(false, OpText, "he"), clientFrame(true, OpPing, "p"), clientFrame(true, OpContinuation, "llo")))
 	f.Add(clientFrame(true, OpClose, "\x03\xe8bye"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a := Assembler{MaxMessage: 64, Deflate: len(b) > 0 && b[len(b)-1]&1 == 1}
+		bud := &countBudget{limit: 256}
+		a := Assembler{MaxMessage: 64, Deflate: len(b) > 0 && b[len(b)-1]&1 == 1, Budget: bud}
+		// Feed in pieces cut where the input's second byte says, so frames arrive split.
+		step := 1 + len(b)
+		if len(b) > 1 {
+			step = 1 + int(b[1]%17)
+		}
+		received := 0
+		defer func() {
+			a.Reset()
+			if bud.used != 0 {
+				t.Fatalf("%d bytes still reserved after Reset", bud.used)
+			}
+		}()
 		for len(b) > 0 {
-			n, m, ok, err := a.Next(b)
+			n, m, ok, err := a.Next(b[:min(len(b), step)])
 			if err != nil || (n == 0 && !ok) {
+				if err == nil && step < len(b) {
+					step += 1 + step/2
+					continue
+				}
 				return
+			}
+			received += n
+			if int64(a.Held()) != bud.used || a.Held() > 2*received+minGrow {
+				t.Fatalf("holds %d (reserved %d) after %d bytes", a.Held(), bud.used, received)
 			}
 			if n > len(b) {
 				t.Fatalf("consumed %d of %d", n, len(b))
@@ -136,4 +157,99 @@ func FuzzAssembler(f *testing.F) {
 			b = b[n:]
 		}
 	})
+}
+
+// countBudget is a Budget with a limit, counting what is reserved.
+type countBudget struct{ limit, used int64 }
+
+func (b *countBudget) TryReserve(n int64) bool {
+	if b.used+n > b.limit {
+		return false
+	}
+	b.used += n
+	return true
+}
+func (b *countBudget) Release(n int64) { b.used -= n }
+
+// header declaring a masked data frame of length n.
+func declare(fin bool, op Opcode, n int) []byte {
+	b := AppendHeader(nil, fin, op, n)
+	b[1] |= 0x80
+	return append(b, 9, 9, 9, 9)
+}
+
+// TestAssemblerMemoryFollowsBytes: a header declaring 1 MiB makes the assembler hold what
+// arrived (within a factor of two), not what was declared; the buffer is reserved in the
+// budget, and released once the message is complete.
+func TestAssemblerMemoryFollowsBytes(t *testing.T) {
+	bud := &countBudget{limit: 4 << 20}
+	a := Assembler{MaxMessage: 1 << 20, Budget: bud}
+	in := append(declare(true, OpBinary, 1<<20), make([]byte, 10)...)
+	n, _, ok, err := a.Next(in)
+	if err != nil || ok || n != len(in) {
+		t.Fatalf("Next = %d %v %v", n, ok, err)
+	}
+	if a.Held() > minGrow || bud.used != int64(a.Held()) {
+		t.Fatalf("after 10 of 1 MiB: holds %d bytes, reserved %d", a.Held(), bud.used)
+	}
+	got := 10
+	chunk := make([]byte, 1000)
+	for got < 1<<20 {
+		k := min(len(chunk), 1<<20-got)
+		n, m, ok, err := a.Next(chunk[:k])
+		if err != nil || n != k {
+			t.Fatalf("Next = %d %v", n, err)
+		}
+		got += k
+		if a.Held() > 2*got+minGrow && !ok {
+			t.Fatalf("holds %d bytes after %d received", a.Held(), got)
+		}
+		if ok && len(m.Payload) != 1<<20 {
+			t.Fatalf("message of %d bytes", len(m.Payload))
+		}
+	}
+	if a.Held() != 0 || bud.used != 0 {
+		t.Fatalf("after the message: holds %d, reserved %d", a.Held(), bud.used)
+	}
+}
+
+// TestAssemblerShrinksAfterFragments: after a fragmented message the buffer is gone.
+func TestAssemblerShrinksAfterFragments(t *testing.T) {
+	bud := &countBudget{limit: 4 << 20}
+	a := Assembler{Budget: bud}
+	big := string(make([]byte, 256<<10))
+	in := cat(clientFrame(false, OpBinary, big), clientFrame(false, OpContinuation, big), clientFrame(true, OpContinuation, big))
+	for len(in) > 0 {
+		n, m, ok, err := a.Next(in)
+		if err != nil || n == 0 {
+			t.Fatalf("Next = %d %v", n, err)
+		}
+		in = in[n:]
+		if ok && len(m.Payload) != 3*len(big) {
+			t.Fatalf("message of %d bytes", len(m.Payload))
+		}
+	}
+	if a.Held() != 0 || bud.used != 0 {
+		t.Fatalf("holds %d, reserved %d after the message", a.Held(), bud.used)
+	}
+}
+
+// TestAssemblerBudgetRefuses: past the budget the message fails with 1013 and nothing stays
+// reserved after Reset.
+func TestAssemblerBudgetRefuses(t *testing.T) {
+	bud := &countBudget{limit: 4096}
+	a := Assembler{Budget: bud}
+	in := append(declare(true, OpBinary, 1<<20), make([]byte, 3000)...)
+	if _, _, _, err := a.Next(in); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err := a.Next(make([]byte, 8000))
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Code != CodeTryAgainLater {
+		t.Fatalf("err = %v, want close %d", err, CodeTryAgainLater)
+	}
+	a.Reset()
+	if bud.used != 0 {
+		t.Fatalf("reserved %d after Reset", bud.used)
+	}
 }

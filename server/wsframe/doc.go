@@ -8,4 +8,8 @@
 // client frames must be masked, control frames are at most 125 bytes and not
 // fragmented, reserved bits and opcodes are rejected, and 64-bit lengths must
 // have the top bit clear.
+//
+// Assembler joins frames into messages holding memory in step with the bytes
+// received, never with the length a header declares, reserved in a Budget and
+// dropped once a message is complete.
 package wsframe

@@ -1,0 +1,119 @@
+package server
+
+import (
+	"sync"
+	"time"
+
+	"github.com/pushwire/pushwire/protocol"
+)
+
+// bucket is a token bucket: a burst of burst requests, refilled at rate per second. Its zero
+// value is full. It belongs to one connection's read side (no locking).
+type bucket struct {
+	used float64   // tokens spent and not yet refilled
+	last time.Time // when used was last brought up to date
+}
+
+// allow spends one token at now and reports whether there was one.
+func (b *bucket) allow(now time.Time, rate float64, burst int) bool {
+	if !b.last.IsZero() {
+		if dt := now.Sub(b.last).Seconds(); dt > 0 {
+			b.used = max(0, b.used-dt*rate)
+		}
+	}
+	b.last = now
+	if b.used+1 > float64(burst) {
+		return false
+	}
+	b.used++
+	return true
+}
+
+// Request limits per connection (Options): what a client may ask of the history store and
+// the hub, so one socket cannot stall the channels of others.
+const (
+	// DefaultHistoryRequestsPerSecond and DefaultHistoryRequestBurst bound history reads
+	// (channel_history requests and subscriptions with rewind) per connection.
+	DefaultHistoryRequestsPerSecond = 10
+	DefaultHistoryRequestBurst      = 50
+	// DefaultResumeRequestsPerMinute bounds sockudo:resume requests per connection (a burst
+	// of as many).
+	DefaultResumeRequestsPerMinute = 10
+	// DefaultMaxSubscriptionsPerConnection caps the channels one connection is subscribed to.
+	DefaultMaxSubscriptionsPerConnection = 1000
+)
+
+// allowHistory spends a history-read token of c's.
+func (c *conn) allowHistory() bool {
+	o := &c.srv.opts
+	if o.HistoryRequestsPerSecond < 0 {
+		return true
+	}
+	return c.histBucket.allow(o.Now(), float64(o.HistoryRequestsPerSecond), o.HistoryRequestBurst)
+}
+
+// allowResume spends a resume token of c's; a refusal pauses reading (see allowHistoryRead).
+func (c *conn) allowResume() bool {
+	o := &c.srv.opts
+	if o.ResumeRequestsPerMinute < 0 {
+		return true
+	}
+	if c.resumeBucket.allow(o.Now(), float64(o.ResumeRequestsPerMinute)/60, o.ResumeRequestsPerMinute) {
+		return true
+	}
+	c.readPause = min(time.Second, time.Duration(float64(time.Minute)/float64(o.ResumeRequestsPerMinute)))
+	return false
+}
+
+// DefaultServerHistoryReadsPerCPU is the server-wide history-read rate per CPU
+// (Options.ServerHistoryReadsPerSecond's default is this times GOMAXPROCS). A full page (100
+// messages) costs about a millisecond of CPU to read and encode, so history requests take at
+// most about a tenth of the CPUs.
+const DefaultServerHistoryReadsPerCPU = 100
+
+// sharedBucket is a bucket shared by every connection.
+type sharedBucket struct {
+	mu sync.Mutex
+	b  bucket
+}
+
+// allowServerHistory spends a token of the server-wide history-read rate.
+func (c *conn) allowServerHistory() bool {
+	o := &c.srv.opts
+	if o.ServerHistoryReadsPerSecond < 0 {
+		return true
+	}
+	sb := &c.srv.historyRate
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.b.allow(o.Now(), float64(o.ServerHistoryReadsPerSecond), o.ServerHistoryReadsPerSecond)
+}
+
+// allowHistoryRead applies the connection's history-read rate, then the server's, and
+// returns the refusal, nil when the read may go ahead.
+// A refused request also pauses reading the connection (readPause) until its own bucket
+// has a token again (or a second when the server-wide rate refused it), so a socket that floods is
+// read no faster than its rate and costs the server little more than that. The pause is at
+// most a second: the server's clock (Options.Now) may be another than the timers'.
+func (c *conn) allowHistoryRead() *protocol.Error {
+	if !c.allowHistory() {
+		c.readPause = min(time.Second, time.Duration(float64(time.Second)/float64(c.srv.opts.HistoryRequestsPerSecond)))
+		return c.historyLimited()
+	}
+	if !c.allowServerHistory() {
+		c.readPause = time.Second
+		return &protocol.Error{Code: protocol.CodeClientEventRefused, Message: "Server busy: too many history requests, retry later"}
+	}
+	return nil
+}
+
+// withHistorySlot runs read (a history read: channel_history, a subscription with rewind, a
+// resume) holding one of the server's history slots, waiting for one. At most half the
+// CPUs' worth of connections read history at a time, so a flood of history requests from
+// many sockets cannot take every core from the fan-out of other channels: the flooding
+// sockets' read sides wait (and TCP pushes back on them) while publishes go on.
+func (c *conn) withHistorySlot(read func()) {
+	c.srv.historySlots <- struct{}{}
+	defer func() { <-c.srv.historySlots }()
+	read()
+}
