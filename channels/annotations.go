@@ -2,11 +2,9 @@ package channels
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -453,30 +451,6 @@ func (a *appState) forwardSummary(k summaryKey, version uint64, m *protocol.Mess
 // summaryFromPeer delivers a summary another node computed.
 func (a *appState) summaryFromPeer(env *envelope) {
 	a.deliverSummary(summaryKey{env.Channel, env.Summary.MessageSerial}, env.Summary.Version, env.Msg)
-}
-
-// parseModes reads a V2 subscription's modes: SUBSCRIBE and ANNOTATION_SUBSCRIBE, as
-// Sockudo names them; explicit modes replace the default (SUBSCRIBE alone). It reports
-// whether raw annotations are wanted.
-func parseModes(raw json.RawMessage) (bool, *protocol.Error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return false, nil
-	}
-	var modes []string
-	if err := json.Unmarshal(raw, &modes); err != nil {
-		return false, &protocol.Error{Code: protocol.CodeGeneric, Message: `Invalid subscribe data: modes must be an array of strings ("SUBSCRIBE", "ANNOTATION_SUBSCRIBE")`}
-	}
-	ann := false
-	for _, m := range modes {
-		switch strings.ToUpper(m) {
-		case protocol.ModeSubscribe:
-		case protocol.ModeAnnotationSubscribe:
-			ann = true
-		default:
-			return false, protocol.Errorf(protocol.CodeGeneric, "Invalid subscribe data: unknown mode %q (SUBSCRIBE, ANNOTATION_SUBSCRIBE)", protocol.Truncate(m, 64))
-		}
-	}
-	return ann, nil
 }
 
 // allowAnnotationSubscribe checks a subscription asking for raw annotations: V2, a channel

@@ -40,7 +40,7 @@ func annConn(t *testing.T, h *channels.Hub, clk *testkit.Clock, ch, client strin
 		data["modes"] = []string{"SUBSCRIBE", "ANNOTATION_SUBSCRIBE"}
 	}
 	b, _ := json.Marshal(data)
-	req, perr := channels.ParseSubscribeV2(b)
+	req, perr := protocol.ParseSubscribeV2(b)
 	if perr != nil {
 		t.Fatalf("ParseSubscribeV2: %v", perr)
 	}
@@ -344,14 +344,14 @@ func TestAnnotationCapabilities(t *testing.T) {
 		t.Fatalf("modes without annotation-subscribe: %v", perr)
 	}
 	c, s := connectV2(t, h, channels.ConnOptions{})
-	req, _ := channels.ParseSubscribeV2(json.RawMessage(`{"channel":"chat:caps","modes":["SUBSCRIBE","ANNOTATION_SUBSCRIBE"]}`))
+	req, _ := protocol.ParseSubscribeV2(json.RawMessage(`{"channel":"chat:caps","modes":["SUBSCRIBE","ANNOTATION_SUBSCRIBE"]}`))
 	if perr := c.Subscribe(req); perr == nil {
 		t.Fatalf("modes without a token were accepted: %v", s.Frames())
 	}
-	if _, perr := channels.ParseSubscribeV2(json.RawMessage(`{"channel":"x","modes":["SUBSCRIBE","PUBLISH_EVERYTHING"]}`)); perr == nil {
+	if _, perr := protocol.ParseSubscribeV2(json.RawMessage(`{"channel":"x","modes":["SUBSCRIBE","PUBLISH_EVERYTHING"]}`)); perr == nil {
 		t.Fatal("unknown mode accepted")
 	}
-	if _, perr := channels.ParseSubscribeV2(json.RawMessage(`{"channel":"x","modes":"SUBSCRIBE"}`)); perr == nil {
+	if _, perr := protocol.ParseSubscribeV2(json.RawMessage(`{"channel":"x","modes":"SUBSCRIBE"}`)); perr == nil {
 		t.Fatal("modes as a string accepted")
 	}
 	msg := create(t, h, ch, "m")

@@ -1,7 +1,6 @@
 package channels
 
 import (
-	"bytes"
 	"encoding/json"
 	"sync"
 	"sync/atomic"
@@ -147,79 +146,6 @@ func (c *Conn) markAuthorized() {
 	c.mu.Unlock()
 }
 
-// SubscribeRequest is the data of a pusher:subscribe frame.
-type SubscribeRequest struct {
-	Channel     string
-	Auth        string
-	ChannelData string
-	// Filter (V2) limits what the subscription receives; nil receives everything.
-	Filter MessageFilter
-	// Rewind (V2) asks for recent history after the acknowledgement.
-	Rewind *RewindSpec
-	// Delta (V2) is the subscription's delta setting when DeltaSet: an algorithm, or "" for
-	// off. Without it the connection-wide setting applies.
-	Delta    string
-	DeltaSet bool
-	// Annotations (V2): modes include ANNOTATION_SUBSCRIBE, raw annotation events wanted.
-	Annotations bool
-}
-
-// ParseSubscribe reads the data of a subscribe frame (an object or a JSON string holding one).
-func ParseSubscribe(data json.RawMessage) (SubscribeRequest, *protocol.Error) {
-	var w struct {
-		Channel     json.RawMessage `json:"channel"`
-		Auth        json.RawMessage `json:"auth"`
-		ChannelData json.RawMessage `json:"channel_data"`
-	}
-	if err := protocol.DecodeData(data, &w); err != nil {
-		return SubscribeRequest{}, protocol.Errorf(protocol.CodeGeneric, "Invalid subscribe data: %v", err)
-	}
-	var r SubscribeRequest
-	if json.Unmarshal(w.Channel, &r.Channel) != nil || r.Channel == "" {
-		return r, &protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid subscribe data: channel must be a non-empty string"}
-	}
-	if len(w.Auth) > 0 && string(w.Auth) != "null" && json.Unmarshal(w.Auth, &r.Auth) != nil {
-		return r, &protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid subscribe data: auth must be a string"}
-	}
-	r.ChannelData, _ = protocol.StringOrRaw(w.ChannelData)
-	return r, nil
-}
-
-// ParseSubscribeV2 is ParseSubscribe for a V2 connection: it also reads the subscription
-// filter (tags_filter / filter) and refuses a malformed one.
-func ParseSubscribeV2(data json.RawMessage) (SubscribeRequest, *protocol.Error) {
-	r, err := ParseSubscribe(data)
-	if err != nil {
-		return r, err
-	}
-	var w struct {
-		TagsFilter json.RawMessage `json:"tags_filter"`
-		Filter     json.RawMessage `json:"filter"`
-		Rewind     json.RawMessage `json:"rewind"`
-		Delta      json.RawMessage `json:"delta"`
-		Modes      json.RawMessage `json:"modes"`
-	}
-	_ = protocol.DecodeData(data, &w) // ParseSubscribe already decoded it once
-	var merr *protocol.Error
-	if r.Annotations, merr = parseModes(w.Modes); merr != nil {
-		return r, merr
-	}
-	f, ferr := protocol.ParseFilter(w.TagsFilter, w.Filter)
-	if ferr != nil {
-		return r, ferr
-	}
-	if r.Rewind, ferr = parseRewind(w.Rewind); ferr != nil {
-		return r, ferr
-	}
-	if r.Delta, r.DeltaSet, ferr = parseDeltaSetting(w.Delta); ferr != nil {
-		return r, ferr
-	}
-	if f != nil {
-		r.Filter = f
-	}
-	return r, nil
-}
-
 // Subscribe authorizes and performs a subscription, sending the acknowledgement (and, for
 // presence, member_added to the others first; for cache channels, the cached event or
 // cache_miss after). A returned error means nothing changed; the caller reports it.
@@ -283,7 +209,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		}
 		if presence {
 			var err *protocol.Error
-			if userID, info, err = parseChannelData(req.ChannelData, app.cfg.MaxPresenceMemberSizeKB); err != nil {
+			if userID, info, err = protocol.ParseChannelData(req.ChannelData, app.cfg.MaxPresenceMemberSizeKB); err != nil {
 				return err
 			}
 		}
@@ -340,7 +266,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		}
 		if req.Rewind == nil && !c.channels.has(name) {
 			var undo func()
-			if replay, outcome, undo, resumed = c.resumeOnSubscribe(name, pos, req.Filter); resumed {
+			if replay, outcome, undo, resumed = c.resumeOnSubscribe(name, pos, filterOf(req.Filter)); resumed {
 				defer func() {
 					if !subscribed {
 						undo() // refused after all: the position waits for the next subscribe
@@ -371,7 +297,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			// succeeded.
 			defer func() {
 				if subscribed {
-					c.rewind(name, req.Rewind, req.Filter, *pos)
+					c.rewind(name, req.Rewind, filterOf(req.Filter), *pos)
 				}
 			}()
 		}
@@ -401,7 +327,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	ch.mu.Lock()
 	if old, already := ch.subs[c]; already {
 		// Re-subscribing: acknowledge again with the current state; only a new filter changes.
-		old.filter, old.annotations = req.Filter, req.Annotations
+		old.filter, old.annotations = filterOf(req.Filter), req.Annotations
 		c.sub.Send(ack(ch))
 		subscribed = true
 		ch.mu.Unlock()
@@ -430,7 +356,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			app.clusterJoined(name, userID, info)
 		}
 	}
-	sub := &subscription{userID: userID, filter: req.Filter, annotations: req.Annotations}
+	sub := &subscription{userID: userID, filter: filterOf(req.Filter), annotations: req.Annotations}
 	deltaAlg := ""
 	if kind == kindChannel {
 		deltaAlg = c.deltaFor(req, class)
@@ -532,43 +458,6 @@ func ackFrame(v protocol.Version, ch *channel) []byte {
 		data = ch.presenceData()
 	}
 	return protocol.SubscriptionSucceeded(v, ch.name, data)
-}
-
-// parseChannelData reads presence channel_data: user_id (string, or a number kept as its
-// JSON text) and optional user_info, at most maxKB kilobytes.
-func parseChannelData(s string, maxKB int) (string, json.RawMessage, *protocol.Error) {
-	var d struct {
-		UserID   json.RawMessage `json:"user_id"`
-		UserInfo json.RawMessage `json:"user_info"`
-	}
-	if s == "" {
-		return "", nil, &protocol.Error{Code: protocol.CodeUnauthorized, Message: "Authentication error: presence channels require channel_data"}
-	}
-	if err := json.Unmarshal([]byte(s), &d); err != nil {
-		return "", nil, &protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid channel_data: not a JSON object"}
-	}
-	var id string
-	raw := bytes.TrimSpace(d.UserID)
-	switch {
-	case len(raw) > 0 && raw[0] == '"':
-		_ = json.Unmarshal(raw, &id)
-	case len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')):
-		id = string(raw)
-	}
-	if id == "" {
-		return "", nil, &protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid channel_data: user_id must be a non-empty string"}
-	}
-	info := bytes.TrimSpace(d.UserInfo)
-	if len(info) == 0 || string(info) == "null" {
-		info = []byte("{}")
-	}
-	if len(info) > maxKB*1024 {
-		return "", nil, protocol.Errorf(protocol.CodeChannelError, "Presence user_info is larger than %d KB", maxKB)
-	}
-	if len(id) > 256 {
-		return "", nil, &protocol.Error{Code: protocol.CodeChannelError, Message: "Presence user_id is longer than 256 bytes"}
-	}
-	return id, json.RawMessage(info), nil
 }
 
 // Unsubscribe leaves a channel; unknown channels are ignored (Pusher sends no reply).
@@ -719,3 +608,21 @@ func (c *Conn) Disconnect() {
 	}
 	c.app.conns.Add(-1)
 }
+
+// filterOf is f as a MessageFilter: nil when there is none, so that a subscription without
+// a filter is seen as such on the fan-out path.
+func filterOf(f *protocol.Filter) MessageFilter {
+	if f == nil {
+		return nil
+	}
+	return f
+}
+
+// SubscribeRequest is the data of a subscribe frame (protocol.SubscribeRequest).
+type SubscribeRequest = protocol.SubscribeRequest
+
+// RewindSpec is a subscribe-time rewind (protocol.Rewind).
+type RewindSpec = protocol.Rewind
+
+// HistoryRequest is one read of a channel's history (protocol.HistoryRequest).
+type HistoryRequest = protocol.HistoryRequest

@@ -316,59 +316,6 @@ func conflationValue(m *protocol.Message, path string) string {
 	return v
 }
 
-// parseDeltaSetting reads a subscription's delta member: true/false, "fossil", "xdelta3" /
-// "vcdiff", "disabled"/"false"/"none", or {"enabled":bool,"algorithm":"…"}. set reports
-// whether the member was given; algorithm "" means disabled.
-func parseDeltaSetting(raw json.RawMessage) (algorithm string, set bool, err *protocol.Error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", false, nil
-	}
-	bad := &protocol.Error{Code: protocol.CodeGeneric, Message: `Invalid delta: use true, false, "fossil", "xdelta3" or {"enabled":true,"algorithm":"fossil"}`}
-	alg := func(s string) (string, bool) {
-		switch strings.ToLower(s) {
-		case "", "fossil", "true":
-			return DeltaFossil, true
-		case "xdelta3", "vcdiff":
-			return DeltaVCDIFF, true
-		case "disabled", "false", "none":
-			return "", true
-		}
-		return "", false
-	}
-	switch raw[0] {
-	case 't':
-		return DeltaFossil, true, nil
-	case 'f':
-		return "", true, nil
-	case '"':
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		a, ok := alg(s)
-		if !ok {
-			return "", false, bad
-		}
-		return a, true, nil
-	case '{':
-		var o struct {
-			Enabled   *bool  `json:"enabled"`
-			Algorithm string `json:"algorithm"`
-		}
-		if json.Unmarshal(raw, &o) != nil {
-			return "", false, bad
-		}
-		if o.Enabled != nil && !*o.Enabled {
-			return "", true, nil
-		}
-		a, ok := alg(o.Algorithm)
-		if !ok || a == "" {
-			return "", false, bad
-		}
-		return a, true, nil
-	}
-	return "", false, bad
-}
-
 // deltaFor is the delta algorithm of a new subscription ("" for none): its own setting, else
 // the connection-wide one; never on V1, encrypted channels, or apps with delta off.
 func (c *Conn) deltaFor(req SubscribeRequest, class protocol.ChannelClass) string {

@@ -19,19 +19,6 @@ const (
 	maxCursorBytes = 16 << 10
 )
 
-// HistoryRequest is one read of a channel's history, from the WebSocket or the HTTP API.
-type HistoryRequest struct {
-	Direction   protocol.Direction
-	Limit       int // 0 = the default (100)
-	StartSerial uint64
-	EndSerial   uint64
-	StartMs     int64
-	EndMs       int64
-	Cursor      string
-	// UntilAttach clamps EndSerial to the subscription's attach serial (WebSocket only).
-	UntilAttach bool
-}
-
 // HistoryBounds echo a request's bounds; null when open.
 type HistoryBounds struct {
 	StartSerial  *uint64 `json:"start_serial"`
@@ -307,16 +294,4 @@ func (a *appState) decodeCursor(raw, channel string, dir protocol.Direction, bou
 		return cursor{}, histErr(400, "invalid_input", "History cursor must be used with the same direction and bounds")
 	}
 	return c, nil
-}
-
-// ParseHistoryDirection reads a direction and its aliases (case-insensitive); "" is
-// newest_first.
-func ParseHistoryDirection(s string) (protocol.Direction, bool) {
-	switch strings.ToLower(s) {
-	case "", "newest_first", "backwards", "reverse":
-		return protocol.NewestFirst, true
-	case "oldest_first", "forwards", "forward":
-		return protocol.OldestFirst, true
-	}
-	return 0, false
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/history"
+	"github.com/pushwire/pushwire/protocol"
 )
 
 // presenceHub is a hub of the default app (presence history on) over a memory store.
@@ -36,7 +37,7 @@ func presenceLog(t *testing.T, h *channels.Hub, channel string) []string {
 	}
 	var out []string
 	req := channels.HistoryRequest{Direction: 1, Limit: 2}
-	req.Direction, _ = channels.ParseHistoryDirection("oldest_first")
+	req.Direction, _ = protocol.ParseHistoryDirection("oldest_first")
 	for range 1000 {
 		res, herr := h.ReadPresenceHistory(context.Background(), appID, channel, req)
 		if herr != nil {

@@ -1,7 +1,6 @@
 package channels
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"sort"
@@ -117,61 +116,6 @@ func (a *appState) hotReplay(channel, streamID string, serial, head uint64, now 
 	return out, true
 }
 
-// RewindSpec is a subscribe-time rewind: the last Count messages, or those of the last
-// Seconds.
-type RewindSpec struct {
-	Count   int
-	Seconds int
-}
-
-// parseRewind reads rewind: 10, "10", {"count":10}, {"seconds":30} or
-// {"duration_seconds":30}.
-func parseRewind(raw json.RawMessage) (*RewindSpec, *protocol.Error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	bad := &protocol.Error{Code: protocol.CodeChannelError, Message: `Invalid rewind: use a positive count (10, "10", {"count":10}) or {"seconds":30}`}
-	positive := func(b json.RawMessage) (int, bool) {
-		var n json.Number
-		if json.Unmarshal(b, &n) != nil {
-			return 0, false
-		}
-		v, err := strconv.ParseInt(n.String(), 10, 32)
-		return int(v), err == nil && v > 0
-	}
-	switch raw[0] {
-	case '"':
-		var s string
-		_ = json.Unmarshal(raw, &s)
-		if n, ok := positive(json.RawMessage(s)); ok {
-			return &RewindSpec{Count: n}, nil
-		}
-	case '{':
-		var o map[string]json.RawMessage
-		if json.Unmarshal(raw, &o) != nil || len(o) != 1 {
-			return nil, bad
-		}
-		for k, v := range o {
-			n, ok := positive(v)
-			if !ok {
-				return nil, bad
-			}
-			switch k {
-			case "count":
-				return &RewindSpec{Count: n}, nil
-			case "seconds", "duration_seconds":
-				return &RewindSpec{Seconds: n}, nil
-			}
-		}
-	default:
-		if n, ok := positive(raw); ok {
-			return &RewindSpec{Count: n}, nil
-		}
-	}
-	return nil, bad
-}
-
 // historyPosition is what a V2 subscription to a history channel learns at attach time.
 type historyPosition struct {
 	state protocol.StreamState
@@ -244,7 +188,7 @@ func (c *Conn) ChannelHistory(data json.RawMessage, frameChannel string) *protoc
 	if !c.v2 {
 		return &protocol.Error{Code: protocol.CodeGeneric, Message: "channel_history needs a protocol 2 connection"}
 	}
-	req, name, perr := parseHistoryFrame(data, frameChannel)
+	req, name, perr := protocol.ParseHistoryFrame(data, frameChannel)
 	if perr != nil {
 		return perr
 	}
@@ -270,80 +214,6 @@ func (c *Conn) ChannelHistory(data json.RawMessage, frameChannel string) *protoc
 	}
 	c.sub.Send(protocol.ChannelHistory(protocol.V2, name, b))
 	return nil
-}
-
-// parseHistoryFrame reads a channel_history request: fields at the top of data or under
-// data.params; data may be an object or a JSON string holding one.
-func parseHistoryFrame(data json.RawMessage, frameChannel string) (HistoryRequest, string, *protocol.Error) {
-	var outer map[string]json.RawMessage
-	if err := protocol.DecodeData(data, &outer); err != nil {
-		return HistoryRequest{}, "", protocol.Errorf(protocol.CodeGeneric, "Invalid channel_history data: %v", err)
-	}
-	if p, ok := outer["params"]; ok {
-		var inner map[string]json.RawMessage
-		if json.Unmarshal(p, &inner) == nil {
-			for k, v := range inner {
-				outer[k] = v
-			}
-		}
-	}
-	var w struct {
-		Channel     string  `json:"channel"`
-		Limit       *int    `json:"limit"`
-		Direction   string  `json:"direction"`
-		Cursor      *string `json:"cursor"`
-		StartSerial *uint64 `json:"start_serial"`
-		EndSerial   *uint64 `json:"end_serial"`
-		Start       *uint64 `json:"start"`
-		End         *uint64 `json:"end"`
-		StartMs     *int64  `json:"start_time_ms"`
-		EndMs       *int64  `json:"end_time_ms"`
-		UntilAttach *bool   `json:"until_attach"`
-		UntilAttac2 *bool   `json:"untilAttach"`
-	}
-	b, _ := json.Marshal(outer)
-	if err := json.Unmarshal(b, &w); err != nil {
-		return HistoryRequest{}, "", protocol.Errorf(protocol.CodeGeneric, "Invalid channel_history data: %v", err)
-	}
-	name := w.Channel
-	if name == "" {
-		name = frameChannel
-	}
-	if name == "" {
-		return HistoryRequest{}, "", &protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid channel_history data: channel is required"}
-	}
-	dir, ok := ParseHistoryDirection(w.Direction)
-	if !ok {
-		return HistoryRequest{}, "", protocol.Errorf(protocol.CodeGeneric, "Invalid channel_history data: direction %q is not newest_first or oldest_first", protocol.Truncate(w.Direction, 32))
-	}
-	r := HistoryRequest{Direction: dir}
-	if w.Limit != nil {
-		if *w.Limit <= 0 {
-			return r, "", &protocol.Error{Code: protocol.CodeGeneric, Message: "Invalid channel_history data: limit must be positive"}
-		}
-		r.Limit = min(*w.Limit, 1000)
-	}
-	if w.Cursor != nil {
-		r.Cursor = *w.Cursor
-	}
-	for _, p := range []struct {
-		dst *uint64
-		src []*uint64
-	}{{&r.StartSerial, []*uint64{w.StartSerial, w.Start}}, {&r.EndSerial, []*uint64{w.EndSerial, w.End}}} {
-		for _, s := range p.src {
-			if s != nil {
-				*p.dst = *s
-			}
-		}
-	}
-	if w.StartMs != nil {
-		r.StartMs = *w.StartMs
-	}
-	if w.EndMs != nil {
-		r.EndMs = *w.EndMs
-	}
-	r.UntilAttach = (w.UntilAttach != nil && *w.UntilAttach) || (w.UntilAttac2 != nil && *w.UntilAttac2)
-	return r, name, nil
 }
 
 // resumeFailure is one channel a resume could not recover.

@@ -90,7 +90,7 @@ func TestParseSubscribe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := channels.ParseSubscribe(json.RawMessage(tt.data))
+			got, err := protocol.ParseSubscribe(json.RawMessage(tt.data))
 			if tt.code != 0 {
 				wantCode(t, "ParseSubscribe", err, tt.code)
 				return

@@ -33,7 +33,7 @@ func decodeV2(t testing.TB, frame string) map[string]json.RawMessage {
 	return m
 }
 
-func mustFilter(t testing.TB, tags, filter string) channels.MessageFilter {
+func mustFilter(t testing.TB, tags, filter string) *protocol.Filter {
 	t.Helper()
 	var a, b json.RawMessage
 	if tags != "" {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/protocol"
 )
 
 // getHistory answers GET /apps/{appID}/channels/{channel}/history with one page of the
@@ -37,7 +38,7 @@ func (a *api) getHistory(w http.ResponseWriter, r *http.Request) {
 // the signed query: direction, cursor, limit, start_serial/end_serial (aliases start/end),
 // start_time_ms/end_time_ms.
 func parseHistoryQuery(params map[string]string) (channels.HistoryRequest, *apiError) {
-	dir, ok := channels.ParseHistoryDirection(params["direction"])
+	dir, ok := protocol.ParseHistoryDirection(params["direction"])
 	if !ok {
 		return channels.HistoryRequest{}, badRequest("direction must be newest_first or oldest_first")
 	}

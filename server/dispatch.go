@@ -3,7 +3,6 @@ package server
 import (
 	"encoding/json"
 
-	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -30,9 +29,9 @@ func (c *conn) dispatch(f protocol.Frame) {
 	case "pong":
 		// Liveness only; touch() already ran.
 	case "subscribe":
-		parse := channels.ParseSubscribe
+		parse := protocol.ParseSubscribe
 		if c.version == protocol.V2 {
-			parse = channels.ParseSubscribeV2
+			parse = protocol.ParseSubscribeV2
 		}
 		req, err := parse(f.Data)
 		if err != nil {
