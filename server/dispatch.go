@@ -127,7 +127,7 @@ func (c *conn) subscriptionFailed(channel string, err *protocol.Error) {
 
 // subscribeLimits refuses a new subscription over MaxSubscriptionsPerConnection, and a
 // rewind over the history-read rate.
-func (c *conn) subscribeLimits(req channels.SubscribeRequest) *protocol.Error {
+func (c *conn) subscribeLimits(req protocol.SubscribeRequest) *protocol.Error {
 	o := &c.srv.opts
 	n, already := c.hc.Subscriptions(req.Channel)
 	if o.MaxSubscriptionsPerConnection > 0 && !already && n >= o.MaxSubscriptionsPerConnection {
