@@ -22,6 +22,19 @@ type History interface {
 	State(ctx context.Context, appID, channel string) (protocol.StreamState, error)
 }
 
+// PipelinedHistory is a History that takes appends without waiting for them to be stored,
+// so one channel can have many in flight (history.Postgres group-commits them). The
+// publish path finds it by type assertion.
+type PipelinedHistory interface {
+	History
+	// AppendAsync queues msg after every earlier append of its channel through this
+	// handle and returns at once. The returned channel receives exactly one value once msg
+	// is stored — nil, with msg.Serial and msg.StreamID set — or the error. Appends queued
+	// for one channel get their serials in queue order. ctx matters only until the store
+	// sends msg.
+	AppendAsync(ctx context.Context, appID string, msg *protocol.Message) <-chan error
+}
+
 // ErrHistoryUnavailable wraps store failures (a database down): callers deliver live and
 // report persistence_unavailable rather than guessing.
 var ErrHistoryUnavailable = errors.New("history unavailable")

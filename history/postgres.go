@@ -93,6 +93,12 @@ type Postgres struct {
 	// last count trim, with their stream and head serial.
 	dirtyMu sync.Mutex
 	dirty   map[streamKey]streamMark
+
+	// qmu guards the appends waiting for a group commit (postgres_commit.go).
+	qmu     sync.Mutex
+	commit  committer
+	closed  bool
+	closing chan struct{}
 }
 
 // streamMark is a position in one stream of a channel.
@@ -154,16 +160,25 @@ func NewPostgres(ctx context.Context, dsn string, opts PostgresOptions) (*Postgr
 		return nil, fmt.Errorf("history: connect: %w", unavailable(ctx, err))
 	}
 	loopCtx, stop := context.WithCancel(context.Background())
-	p := &Postgres{pool: pool, opts: opts, stop: stop, dirty: map[streamKey]streamMark{}}
-	p.done.Add(1)
+	p := &Postgres{pool: pool, opts: opts, stop: stop, dirty: map[streamKey]streamMark{}, closing: make(chan struct{}),
+		commit: committer{queues: map[streamKey]*chanQueue{}, wake: make(chan struct{}, 1)}}
+	p.done.Add(1 + commitWorkers)
 	go p.retentionLoop(loopCtx)
+	for range commitWorkers {
+		go p.commitLoop()
+	}
 	return p, nil
 }
 
-// Close stops the retention loop (cancelling a trim under way) and closes the pool.
+// Close stops the retention loop (cancelling a trim under way), commits the appends already
+// queued, refuses new ones and closes the pool.
 func (p *Postgres) Close() {
 	p.once.Do(func() {
 		p.stop()
+		p.qmu.Lock()
+		p.closed = true
+		p.qmu.Unlock()
+		close(p.closing)
 		p.done.Wait()
 		p.pool.Close()
 	})
@@ -302,17 +317,6 @@ INSERT INTO pushwire_messages (app_id, channel, serial, stream_id, event, data, 
                                message_id, extras, published_at_ms, size_bytes, cum_bytes, kind, mutable)
 SELECT $1, $2, s.head_serial, s.stream_id, $4, $5, $6, $7, $8, $9, $10, $11, $12, s.total_bytes, $13, $14 FROM s
 RETURNING serial, stream_id`
-
-// Append implements channels.History.
-func (p *Postgres) Append(ctx context.Context, appID string, msg *protocol.Message) error {
-	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
-	defer cancel()
-	if err := p.appendTo(qctx, p.pool, appID, msg); err != nil {
-		return fmt.Errorf("history: append %s: %w", msg.Channel, unavailable(ctx, err))
-	}
-	p.noteAppended(appID, msg.Channel, msg.StreamID, msg.Serial)
-	return nil
-}
 
 // querier is a pool or a transaction.
 type querier interface {

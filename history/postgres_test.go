@@ -614,3 +614,12 @@ func migrationVersions(t *testing.T) string {
 	sort.Ints(vs)
 	return fmt.Sprint(vs)
 }
+
+// Group-committed appends: many writers on two stores over one database (two nodes), many
+// channels, nothing waited for between appends.
+func TestPostgresPipelined(t *testing.T) {
+	historytest.RunPipelined(t, func(t *testing.T) (channels.PipelinedHistory, channels.PipelinedHistory) {
+		url := testkit.PostgresURL(t)
+		return newPostgres(t, url, history.PostgresOptions{}), newPostgres(t, url, history.PostgresOptions{})
+	})
+}
