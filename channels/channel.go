@@ -164,6 +164,7 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 			continue
 		}
 		var frame []byte
+		var dmu *sync.Mutex // the delta state's lock, when held
 		w := c.wire.Index()
 		if fullForm && c.appendFull {
 			if v2Full == nil {
@@ -174,6 +175,8 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 				if dfFull[w] == nil {
 					dfFull[w] = ch.newDeltaFanout(m, v2Full, fullForms.frameFor(c, v2Full), c)
 				}
+				dmu = &s.delta.mu
+				dmu.Lock()
 				frame = dfFull[w].frameFor(s.delta, s.hold.holding())
 			} else {
 				frame = fullForms.frameFor(c, v2Full)
@@ -187,15 +190,21 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 				if df[w] == nil {
 					df[w] = ch.newDeltaFanout(m, v2, v2Forms.frameFor(c, v2), c)
 				}
+				dmu = &s.delta.mu
+				dmu.Lock()
 				frame = df[w].frameFor(s.delta, s.hold.holding())
 			} else {
 				frame = v2Forms.frameFor(c, v2)
 			}
 		}
-		if s.hold != nil && s.hold.add(m.Serial, frame) {
-			continue
+		if s.hold == nil || !s.hold.add(m.Serial, frame) {
+			c.sub.SendEncoded(frame)
 		}
-		c.sub.SendEncoded(frame)
+		if dmu != nil {
+			// Held from frameFor until queued: concurrent fan-outs of the channel reach the
+			// subscriber in the order their delta sequences were given out.
+			dmu.Unlock()
+		}
 	}
 }
 

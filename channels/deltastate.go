@@ -35,7 +35,7 @@ const (
 
 // deltaSub is one subscription's delta state: a base per conflation group ("" when the
 // channel has no conflation key). Fan-outs of one channel may run concurrently, so it has
-// its own lock.
+// its own lock, held from choosing a frame until it is queued.
 type deltaSub struct {
 	algorithm string
 	mu        sync.Mutex
@@ -123,7 +123,8 @@ type frameKey struct {
 	implied      bool
 }
 
-// frameFor picks and records what subscriber state d receives for this message. held is
+// frameFor picks and records what subscriber state d receives for this message. Callers
+// hold d.mu until the frame is queued, so frames leave in sequence order. held is
 // set while the subscription's live frames are held back (hold.go): those are always full
 // frames, as a resume may drop them (recovery.go resets the delta state then) and they
 // may go out after a later announcement of another algorithm.
@@ -137,8 +138,6 @@ func (f *deltaFanout) frameFor(d *deltaSub, held bool) []byte {
 	if f.conflate && f.key == "" {
 		return f.encoded
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	g := d.groups[f.key]
 	if g == nil {
 		if len(d.order) >= MaxDeltaGroups {

@@ -207,17 +207,16 @@ func (h *Hub) ResetHistory(ctx context.Context, appID, channel string, op Operat
 	if herr != nil {
 		return nil, herr
 	}
-	// Under the channel's publish lock: no message of this node is between its serial and
-	// its delivery while the stream changes.
-	mu := a.publishLock(channel)
-	mu.Lock()
+	// With the channel quiet on this node (exclusive): no message of this node is between its
+	// serial and its delivery while the stream changes.
+	unlock := a.exclusive(channel)
 	res, err := adm.Reset(ctx, appID, channel)
 	if err == nil {
 		change := historyChange{Reset: true, Stream: res.NewStreamID}
 		a.historyChanged(channel, change)
 		a.clusterHistory(channel, change)
 	}
-	mu.Unlock()
+	unlock()
 	if err != nil {
 		return nil, h.adminError("reset", appID, channel, err)
 	}
@@ -246,15 +245,14 @@ func (h *Hub) PurgeHistory(ctx context.Context, appID, channel string, p PurgeRe
 	if herr != nil {
 		return nil, herr
 	}
-	mu := a.publishLock(channel)
-	mu.Lock()
+	unlock := a.exclusive(channel)
 	res, err := adm.Purge(ctx, appID, channel, p)
 	if err == nil {
 		change := historyChange{Stream: res.State.StreamID, Cut: res.Cut}
 		a.historyChanged(channel, change)
 		a.clusterHistory(channel, change)
 	}
-	mu.Unlock()
+	unlock()
 	if err != nil {
 		return nil, h.adminError("purge", appID, channel, err)
 	}

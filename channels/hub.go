@@ -189,12 +189,12 @@ type appState struct {
 	cacheMu sync.Mutex
 	cache   map[string]cacheEntry
 
-	// pubLocks order the publishes of each channel (by name hash) across serial allocation
-	// and delivery.
-	pubLocks [64]sync.Mutex
 	// msgIDs issues the message_ids of the app's publishes, one sequence per channel-name
 	// hash slot, so consecutive ids of a channel share all but their last digits.
 	msgIDs protocol.MessageIDs
+	// seq orders the appends, deliveries and exclusive operations of each channel
+	// (sequencer.go).
+	seq sequencer
 
 	tokensMu sync.Mutex
 	// tokens indexes connections holding a capability token, by jti and by client id
@@ -225,6 +225,7 @@ func newAppState(h *Hub, cfg config.App) *appState {
 		revocations: map[string]time.Time{},
 	}
 	st.rec.init()
+	st.seq.init(h.seed)
 	for i := range st.shards {
 		st.shards[i].channels = map[string]*channel{}
 	}

@@ -80,7 +80,7 @@ func markCreate(m *protocol.Message) {
 }
 
 // storeCreate stores a create and its first aggregate through Versions. Callers hold the
-// channel's publish lock.
+// channel's sequencer ticket, every earlier append of the channel stored.
 func (a *appState) storeCreate(ctx context.Context, m *protocol.Message) error {
 	mu := m.Mutable
 	agg := protocol.VersionedMessage{Channel: m.Channel, MessageSerial: mu.MessageSerial, Event: m.Event, Data: m.Data, Extras: m.Extras,
@@ -122,9 +122,7 @@ func (a *appState) mutate(ctx context.Context, req MutationRequest) (MutationRes
 	if op.OpID != "" {
 		opKey, fp = operationKey(a.cfg.ID, ch, req.MessageSerial, op)
 	}
-	mu := a.publishLock(ch)
-	mu.Lock()
-	defer mu.Unlock()
+	defer a.exclusive(ch)()
 	now := a.hub.now().UnixMilli()
 	plan := func(cur protocol.VersionedMessage) (protocol.MutationPlan, error) {
 		if err := actor.authorize(op.Action, ch, cur.OriginalClientID); err != nil {

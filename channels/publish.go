@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -50,6 +49,31 @@ func (h *Hub) Publish(appID string, ev Event) error {
 // PublishAcks is Publish reporting what the message became on each channel: its serial
 // and, on channels with mutable messages, its message serial.
 func (h *Hub) PublishAcks(appID string, ev Event) ([]PublishAck, error) {
+	return h.PublishAcksCtx(context.Background(), appID, ev)
+}
+
+// PublishAcksCtx is PublishAcks for a publisher that may go away (an HTTP request): see
+// StartPublish for what ctx cancels.
+func (h *Hub) PublishAcksCtx(ctx context.Context, appID string, ev Event) ([]PublishAck, error) {
+	wait, err := h.StartPublish(ctx, appID, ev)
+	if err != nil {
+		return nil, err
+	}
+	return wait(), nil
+}
+
+// StartPublish validates ev and puts its message on each channel in the channel's order
+// (on channels with history: queued for its serial, which a pipelined store commits in
+// groups), and returns the function that waits until every channel has stored and delivered
+// it and reports the acks. The caller must call wait exactly once; starting several events
+// before waiting for them (a batch) lets a pipelined store carry them in one round trip, and
+// they keep their order on each channel.
+//
+// ctx is the publisher's: when it is done before the publish starts, nothing is published
+// and its error is returned. Once started, the event is stored and delivered on every one
+// of its channels whatever happens to ctx: a message that may have a serial is never left
+// undelivered, or delivered on some channels only.
+func (h *Hub) StartPublish(ctx context.Context, appID string, ev Event) (wait func() []PublishAck, err error) {
 	app, ok := h.byID[appID]
 	if !ok {
 		return nil, fmt.Errorf("publish to %s: %w", appID, ErrUnknownApp)
@@ -70,14 +94,18 @@ func (h *Hub) PublishAcks(appID string, ev Event) ([]PublishAck, error) {
 			return nil, &protocol.Error{Code: protocol.CodeGeneric, Message: err.Error()}
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("publish to %s: %w", appID, err)
+	}
 	except := ev.ExceptSocketID
 	if !protocol.ValidSocketID(except) {
 		except = ""
 	}
 	data := protocol.Str(ev.Data)
 	now := h.now().UnixMilli()
-	acks := make([]PublishAck, 0, len(ev.Channels))
-	for _, name := range ev.Channels {
+	msgs := make([]*protocol.Message, len(ev.Channels))
+	fins := make([]func(), len(ev.Channels))
+	for i, name := range ev.Channels {
 		id := ev.MessageID
 		if id == "" {
 			id = app.newMessageID(name)
@@ -94,77 +122,107 @@ func (h *Hub) PublishAcks(appID string, ev Event) ([]PublishAck, error) {
 				}
 			}
 		}
-		app.publish(m, nil, except)
-		if t := app.tapping(); t != nil {
-			t.Record(Activity{Kind: ActPublish, AppID: appID, Channel: name, Event: ev.Name, Data: ev.Data})
-		}
-		ack := PublishAck{Channel: name, Serial: m.Serial, StreamID: m.StreamID, MessageID: m.MessageID}
-		if m.Mutable != nil {
-			ack.MessageSerial, ack.VersionSerial = m.Mutable.MessageSerial, m.Mutable.Version.Serial
-			app.versionCreated(name, m.Mutable)
-		}
-		acks = append(acks, ack)
+		msgs[i], fins[i] = m, app.begin(m, nil, except)
 	}
-	return acks, nil
+	return func() []PublishAck {
+		acks := make([]PublishAck, 0, len(msgs))
+		for i, m := range msgs {
+			fins[i]()
+			if t := app.tapping(); t != nil {
+				t.Record(Activity{Kind: ActPublish, AppID: appID, Channel: m.Channel, Event: ev.Name, Data: ev.Data})
+			}
+			ack := PublishAck{Channel: m.Channel, Serial: m.Serial, StreamID: m.StreamID, MessageID: m.MessageID}
+			if m.Mutable != nil {
+				ack.MessageSerial, ack.VersionSerial = m.Mutable.MessageSerial, m.Mutable.Version.Serial
+				app.versionCreated(m.Channel, m.Mutable)
+			}
+			acks = append(acks, ack)
+		}
+		return acks
+	}, nil
 }
 
 // historyTimeout bounds one history append; past it the message is delivered without a
 // serial and the store reported degraded.
 const historyTimeout = 5 * time.Second
 
-// publish runs one message through the pipeline: serial and storage when the channel keeps
-// history, then delivery. The channel's publish lock is held across both, so serials leave
-// this node in order.
+// publish runs one message through the pipeline and returns once it is delivered.
 func (a *appState) publish(m *protocol.Message, sender *Conn, exceptSocketID string) {
+	a.begin(m, sender, exceptSocketID)()
+}
+
+// begin puts one message in its channel's order (sequencer.go) and returns the function
+// that finishes it; every caller calls that exactly once. A channel without history (or
+// an ephemeral message) has no order to keep beyond its publisher's: the message is
+// delivered at once. Otherwise the message is handed to the store — queued, on a pipelined
+// store, after the channel's earlier messages; stored after them otherwise — and finish
+// waits for the store's answer and the channel's earlier deliveries, then delivers: with
+// its serial, or, when the store failed, live without one (the channel is marked degraded).
+func (a *appState) begin(m *protocol.Message, sender *Conn, exceptSocketID string) (finish func()) {
 	hist := a.hub.history
 	if hist == nil || m.Ephemeral || !a.cfg.HistoryFor(m.Channel) {
 		a.deliver(m, sender, exceptSocketID)
-		return
+		return func() {}
 	}
-	mu := a.publishLock(m.Channel)
-	mu.Lock()
-	defer mu.Unlock()
+	t := a.seq.take(m.Channel, ticketAppend)
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
-	var err error
-	if m.Mutable != nil && a.hub.versions != nil {
-		err = a.storeCreate(ctx, m)
+	create := m.Mutable != nil && a.hub.versions != nil
+	var res <-chan error
+	if pipe, ok := hist.(PipelinedHistory); ok && !create {
+		<-t.prevSub
+		res = pipe.AppendAsync(ctx, a.cfg.ID, m)
 	} else {
-		err = hist.Append(ctx, a.cfg.ID, m)
-	}
-	cancel()
-	if err == nil {
-		a.remember(m, a.hub.now())
-	} else {
-		a.markDegraded(m.Channel)
-		m.Serial, m.StreamID, m.Mutable = 0, "", nil // not stored: no message serial to mutate
-		a.hub.log.Warn("history degraded: message delivered live without a serial",
-			zap.String("app_id", a.cfg.ID), zap.String("channel", m.Channel), zap.Error(err))
-		if a.hub.onHistoryError != nil {
-			a.hub.onHistoryError(a.cfg.ID, err)
+		// One call of its own (a mutable create is one transaction with its aggregate):
+		// after every earlier append of the channel is stored.
+		<-t.prevStored
+		var err error
+		if create {
+			err = a.storeCreate(ctx, m)
+		} else {
+			err = hist.Append(ctx, a.cfg.ID, m)
 		}
+		r := make(chan error, 1)
+		r <- err
+		res = r
 	}
-	a.deliver(m, sender, exceptSocketID)
+	t.submitted()
+	return func() {
+		// The store answers every append (a pipelined store within its own timeout):
+		// waiting for it keeps m untouched by the store once delivered.
+		err := <-res
+		cancel()
+		t.storedNow()
+		t.turn()
+		if err == nil {
+			a.remember(m, a.hub.now())
+		} else {
+			a.markDegraded(m.Channel)
+			m.Serial, m.StreamID, m.Mutable = 0, "", nil // not stored: no message serial to mutate
+			a.hub.log.Warn("history degraded: message delivered live without a serial",
+				zap.String("app_id", a.cfg.ID), zap.String("channel", m.Channel), zap.Error(err))
+			if a.hub.onHistoryError != nil {
+				a.hub.onHistoryError(a.cfg.ID, err)
+			}
+		}
+		a.deliver(m, sender, exceptSocketID)
+		t.done()
+	}
 }
 
-// lockedState takes the channel's publish lock, so no message of the channel goes out
-// until unlock, and reads the channel's stream state. Callers always call unlock.
+// lockedState waits until the channel is quiet on this node (every earlier append stored
+// and delivered), holds back its next messages until unlock, and reads the channel's stream
+// state. Only this channel waits. Callers always call unlock.
 func (a *appState) lockedState(channel string) (protocol.StreamState, func(), error) {
-	mu := a.publishLock(channel)
-	mu.Lock()
+	unlock := a.exclusive(channel)
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	defer cancel()
 	st, err := a.hub.history.State(ctx, a.cfg.ID, channel)
-	return st, mu.Unlock, err
+	return st, unlock, err
 }
 
 // newMessageID returns a fresh message_id for a message of channel (protocol.MessageIDs).
 func (a *appState) newMessageID(channel string) string {
 	return a.msgIDs.Next(maphash.String(a.hub.seed, channel))
-}
-
-// publishLock returns the lock that orders the publishes of one channel.
-func (a *appState) publishLock(channel string) *sync.Mutex {
-	return &a.pubLocks[maphash.String(a.hub.seed, channel)%uint64(len(a.pubLocks))]
 }
 
 // deliver delivers a message published on this node here, then to the other nodes of the

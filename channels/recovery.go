@@ -356,7 +356,7 @@ func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*re
 	if held && s.delta != nil {
 		// The held frames (full ones, see deltaFanout.frameFor) the replay supersedes were
 		// dropped: the client's base is not the server's, so start again from a full frame.
-		// The channel's publish lock is held: no fan-out of it runs meanwhile.
+		// The channel's sequencer turn is held: no fan-out of it runs meanwhile.
 		s.delta.reset()
 	}
 	attach, attached := c.attach[ch]

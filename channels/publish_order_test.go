@@ -1,0 +1,169 @@
+package channels_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+
+	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/channels/channelstest"
+	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/delta"
+	"github.com/pushwire/pushwire/history"
+	"github.com/pushwire/pushwire/internal/testkit"
+)
+
+// orderStores are the history setups the concurrent-publisher tests run on: none (no
+// serials), the memory store (synchronous appends) and Postgres (pipelined, group-committed
+// appends).
+func orderStores(t *testing.T) map[string]func(t *testing.T) channels.History {
+	return map[string]func(t *testing.T) channels.History{
+		"no history": func(t *testing.T) channels.History { return nil },
+		"memory":     func(t *testing.T) channels.History { return history.NewMemory(history.MemoryOptions{}) },
+		"postgres": func(t *testing.T) channels.History {
+			p, err := history.NewPostgres(context.Background(), testkit.PostgresURL(t), history.PostgresOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(p.Close)
+			return p
+		},
+	}
+}
+
+// Many publishers at once on one channel with delta subscribers (fossil and xdelta3): every
+// frame a subscriber receives is the next of its delta sequence and decodes against its
+// predecessor, every message arrives exactly once, and on channels with history serials
+// arrive in order without gaps.
+func TestDeltaUnderConcurrentPublishers(t *testing.T) {
+	for name, store := range orderStores(t) {
+		t.Run(name, func(t *testing.T) {
+			app := config.DefaultApp()
+			app.ApplyDefaults()
+			hist := store(t)
+			h := channels.New([]config.App{app}, channels.Options{DeltaEncoder: delta.Encode, History: hist})
+			plain, ps := connectV2(t, h, channels.ConnOptions{})
+			mustSubscribe(t, plain, ps, "market-spot", "")
+			var subs []*channelstest.Sub
+			for _, alg := range []string{"fossil", "xdelta3"} {
+				c, s := connectV2(t, h, channels.ConnOptions{})
+				req := subReq(s, "market-spot", "")
+				req.Delta, req.DeltaSet = alg, true
+				if err := c.Subscribe(req); err != nil {
+					t.Fatal(err)
+				}
+				s.Take()
+				subs = append(subs, s)
+			}
+			ps.Take()
+			const publishers, each = 8, 60
+			var wg sync.WaitGroup
+			for p := range publishers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range each {
+						if err := h.Publish(appID, tick(p*1000+i, "BTC")); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			want := ps.Take()
+			if len(want) != publishers*each {
+				t.Fatalf("plain subscriber got %d frames, want %d", len(want), publishers*each)
+			}
+			checkSerials(t, hist != nil, want)
+			for i, s := range subs {
+				got := checkDeltaChain(t, s.Take())
+				if hist != nil {
+					// One order per channel: the delta subscriber's is the plain one's.
+					for j := range want {
+						if got[j] != want[j] {
+							t.Fatalf("subscriber %d message %d rebuilt as\n%s\nwant\n%s", i, j, got[j], want[j])
+						}
+					}
+					continue
+				}
+				count := map[string]int{}
+				for _, f := range want {
+					count[f]++
+				}
+				for _, f := range got {
+					if count[f]--; count[f] < 0 {
+						t.Fatalf("subscriber %d got a message twice or never published: %s", i, f)
+					}
+				}
+			}
+		})
+	}
+}
+
+// checkDeltaChain rebuilds a delta subscriber's frames, checking each one is the next of
+// its delta sequence and, when a delta, made against the frame just before it (what a
+// client keeping one base per group can decode), and returns the rebuilt frames.
+func checkDeltaChain(t *testing.T, frames []string) []string {
+	t.Helper()
+	r := newDeltaReader(t)
+	out := make([]string, len(frames))
+	for i, f := range frames {
+		var v struct {
+			Event string  `json:"event"`
+			Seq   *uint64 `json:"__delta_seq"`
+			Data  json.RawMessage
+		}
+		if err := json.Unmarshal([]byte(f), &v); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		seq := uint64(0)
+		if v.Event == "sockudo:delta" {
+			var d struct {
+				Seq       uint64 `json:"seq"`
+				BaseIndex uint64 `json:"base_index"`
+			}
+			if err := json.Unmarshal(v.Data, &d); err != nil {
+				t.Fatalf("delta frame %d: %v", i, err)
+			}
+			if i == 0 || d.BaseIndex != uint64(i-1) {
+				t.Fatalf("frame %d is a delta against base %d, not against its predecessor", i, d.BaseIndex)
+			}
+			seq = d.Seq
+		} else if v.Seq != nil {
+			seq = *v.Seq
+		} else {
+			t.Fatalf("frame %d has no delta sequence: %s", i, f)
+		}
+		if seq != uint64(i) {
+			t.Fatalf("frame %d carries delta sequence %d: out of order", i, seq)
+		}
+		out[i] = r.read(f)
+	}
+	if r.Deltas == 0 {
+		t.Fatalf("no delta frame among %d", len(frames))
+	}
+	return out
+}
+
+// checkSerials checks V2 frames carry serials 1..n in order (with history) or none.
+func checkSerials(t *testing.T, withHistory bool, frames []string) {
+	t.Helper()
+	for i, f := range frames {
+		var v struct {
+			Serial uint64 `json:"serial"`
+		}
+		if err := json.Unmarshal([]byte(f), &v); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		want := uint64(0)
+		if withHistory {
+			want = uint64(i + 1)
+		}
+		if v.Serial != want {
+			t.Fatalf("frame %d has serial %d, want %d: %s", i, v.Serial, want, f)
+		}
+	}
+}
+
