@@ -43,20 +43,27 @@ func TestDeltaUnderConcurrentPublishers(t *testing.T) {
 			app.ApplyDefaults()
 			hist := store(t)
 			h := channels.New([]config.App{app}, channels.Options{DeltaEncoder: delta.Encode, History: hist})
-			plain, ps := connectV2(t, h, channels.ConnOptions{})
-			mustSubscribe(t, plain, ps, "market-spot", "")
-			var subs []*channelstest.Sub
-			for _, alg := range []string{"fossil", "xdelta3"} {
+			// With history, a rewind skips the resume hold (hold.go).
+			subscribe := func(alg string) *channelstest.Sub {
 				c, s := connectV2(t, h, channels.ConnOptions{})
 				req := subReq(s, "market-spot", "")
-				req.Delta, req.DeltaSet = alg, true
+				if alg != "" {
+					req.Delta, req.DeltaSet = alg, true
+				}
+				if hist != nil {
+					req.Rewind = &channels.RewindSpec{Count: 1}
+				}
 				if err := c.Subscribe(req); err != nil {
 					t.Fatal(err)
 				}
 				s.Take()
-				subs = append(subs, s)
+				return s
 			}
-			ps.Take()
+			ps := subscribe("")
+			var subs []*channelstest.Sub
+			for _, alg := range []string{"fossil", "xdelta3"} {
+				subs = append(subs, subscribe(alg))
+			}
 			const publishers, each = 8, 60
 			var wg sync.WaitGroup
 			for p := range publishers {
