@@ -364,10 +364,46 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	all := make([][]channels.PublishAck, len(items))
 	acks := make([]channels.PublishAck, len(items))
+	if err := r.Context().Err(); err != nil {
+		// The publisher left before anything was published: nothing is.
+		releaseOnces()
+		release()
+		return
+	}
+	// Items without a message_id are started one after the other and waited for together,
+	// so a pipelined history store commits them in few round trips (each channel keeps the
+	// batch's order); an item with one waits for those before it (its answer may repeat
+	// theirs). Once started, the batch is published whole whatever the request becomes.
+	type startedItem struct {
+		i    int
+		wait func() []channels.PublishAck
+	}
+	var started []startedItem
+	finish := func() {
+		for _, st := range started {
+			got := st.wait()
+			a.notifyPublished(s.app.ID, items[st.i].ev)
+			all[st.i], acks[st.i] = got, got[0]
+		}
+		started = started[:0]
+	}
 	for i, p := range items {
 		if skip[i] {
 			continue
 		}
+		if onces[i] == nil {
+			wait, err := a.hub.StartPublish(ctx, s.app.ID, p.ev)
+			if err != nil {
+				finish()
+				releaseOnces()
+				release()
+				fail(w, a.publishError(s.app.ID, err))
+				return
+			}
+			started = append(started, startedItem{i, wait})
+			continue
+		}
+		finish()
 		got, err := a.publishOnce(ctx, s.app, p, onces[i], all)
 		if err != nil {
 			releaseOnces()
@@ -377,6 +413,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		all[i], acks[i] = got, got[0]
 	}
+	finish()
 	for _, k := range claimed {
 		_ = a.idem.Complete(ctx, s.app.ID, k, []byte("{}"), ttl)
 	}

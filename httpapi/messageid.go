@@ -189,7 +189,7 @@ func (a *api) completeOnce(ctx context.Context, app config.App, oc *onceClaim, a
 // item (from done, by item index).
 func (a *api) publishOnce(ctx context.Context, app config.App, p prepared, oc *onceClaim, done [][]channels.PublishAck) ([]channels.PublishAck, error) {
 	if oc == nil {
-		acks, err := a.hub.PublishAcks(app.ID, p.ev)
+		acks, err := a.hub.PublishAcksCtx(ctx, app.ID, p.ev)
 		if err == nil {
 			a.notifyPublished(app.ID, p.ev)
 		}
@@ -200,7 +200,7 @@ func (a *api) publishOnce(ctx context.Context, app config.App, p prepared, oc *o
 		ev := p.ev
 		ev.Channels = oc.claimed
 		var err error
-		if fresh, err = a.hub.PublishAcks(app.ID, ev); err != nil {
+		if fresh, err = a.hub.PublishAcksCtx(ctx, app.ID, ev); err != nil {
 			return nil, err
 		}
 		a.notifyPublished(app.ID, ev) // a repeated create pushes nothing again
