@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
@@ -15,13 +12,12 @@ import (
 // Group commit of appends.
 //
 // Append and AppendAsync do not talk to the database themselves: they queue the message and a
-// committer goroutine sends what is queued, across every channel, as one pipelined batch —
-// one statement per channel, channels in key order, the messages of a channel in queue order
-// — ending in a single Sync, so the whole batch is one implicit transaction and one round
-// trip. Each statement bumps the channel's pushwire_streams row by its message count (taking
-// the row lock that orders the channel's appends across nodes until commit) and inserts the
-// messages at the serials just below the new head. So a batch either commits whole or not
-// at all: serials have no gaps and no duplicates, a channel's serials follow its queue
+// committer goroutine sends what is queued, across every channel, as one statement
+// (commitSQL: arrays of every message, the messages of a channel in queue order) — one
+// implicit transaction and one round trip. It bumps each channel's pushwire_streams row by
+// its message count (taking the row lock that orders the channel's appends across nodes
+// until commit) and inserts the messages at the serials just below the new head. So a batch
+// either commits whole or not at all: serials have no gaps and no duplicates, a channel's serials follow its queue
 // order, and nobody learns a serial before its commit. Rows are locked in key order, so two
 // nodes committing overlapping batches cannot deadlock.
 //
@@ -199,40 +195,45 @@ func (p *Postgres) commitLoop() {
 	}
 }
 
-// appendManySQL stores one channel's k messages: the upsert bumps the stream's head by k
-// (its row lock orders the channel's appends until commit) and the messages take the k
-// serials ending at the new head, in array order. cum_bytes is the stream's running total
-// just after each message ($5 is the batch's total, the cum array the running total within
-// it).
-const appendManySQL = `
-WITH s AS (
+// commitSQL stores a whole batch in one statement. g has one row per channel (its message
+// count n and byte total); the upsert bumps each channel's stream head by n, in key order
+// (the row locks that order a channel's appends across nodes until commit are always taken
+// in that order, so overlapping batches of two nodes cannot deadlock); the messages take the
+// n serials ending at the new head in array order, and cum_bytes is the stream's running
+// total just after each. It answers each channel's first serial and stream id, and the
+// number of messages stored.
+const commitSQL = `
+WITH g AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+        WITH ORDINALITY AS g(app_id, channel, stream_id, n, bytes, gi)
+), s AS (
     INSERT INTO pushwire_streams AS t (app_id, channel, stream_id, head_serial, total_bytes)
-    VALUES ($1, $2, $3, $4, $5)
+    SELECT app_id, channel, stream_id, n, bytes FROM g ORDER BY app_id, channel
     ON CONFLICT (app_id, channel) DO UPDATE
         SET head_serial = t.head_serial + excluded.head_serial, total_bytes = t.total_bytes + excluded.total_bytes
-    RETURNING head_serial, stream_id, total_bytes
+    RETURNING app_id, channel, head_serial, stream_id, total_bytes
+), sg AS (
+    SELECT g.gi, g.n, g.bytes, s.app_id, s.channel, s.head_serial, s.stream_id, s.total_bytes
+    FROM s JOIN g ON g.app_id = s.app_id AND g.channel = s.channel
+), m AS (
+    INSERT INTO pushwire_messages (app_id, channel, serial, stream_id, event, data, name, user_id, tags,
+                                   message_id, extras, published_at_ms, size_bytes, cum_bytes, kind, mutable)
+    SELECT sg.app_id, sg.channel, sg.head_serial - sg.n + u.pos, sg.stream_id, u.event, u.data, u.name, u.user_id,
+           u.tags::json, u.message_id, u.extras, u.pub, u.size, sg.total_bytes - sg.bytes + u.cum, u.kind, u.mutable
+    FROM unnest($6::bigint[], $7::bigint[], $8::bytea[], $9::bytea[], $10::bytea[], $11::bytea[], $12::text[],
+                $13::bytea[], $14::bytea[], $15::bigint[], $16::integer[], $17::bigint[], $18::smallint[], $19::bytea[])
+         AS u(grp, pos, event, data, name, user_id, tags, message_id, extras, pub, size, cum, kind, mutable)
+    JOIN sg ON sg.gi = u.grp
+    RETURNING 1
 )
-INSERT INTO pushwire_messages (app_id, channel, serial, stream_id, event, data, name, user_id, tags,
-                               message_id, extras, published_at_ms, size_bytes, cum_bytes, kind, mutable)
-SELECT $1, $2, s.head_serial - $4 + u.ord, s.stream_id, u.event, u.data, u.name, u.user_id, u.tags::json,
-       u.message_id, u.extras, u.pub, u.size, s.total_bytes - $5 + u.cum, u.kind, u.mutable
-FROM s, unnest($6::bytea[], $7::bytea[], $8::bytea[], $9::bytea[], $10::text[], $11::bytea[], $12::bytea[],
-               $13::bigint[], $14::integer[], $15::bigint[], $16::smallint[], $17::bytea[])
-     WITH ORDINALITY AS u(event, data, name, user_id, tags, message_id, extras, pub, size, cum, kind, mutable, ord)
-RETURNING serial, stream_id`
+SELECT sg.gi, sg.head_serial - sg.n + 1, sg.stream_id, (SELECT count(*) FROM m) FROM sg`
 
-// commitBatch stores gs in one round trip and one transaction and tells every append its
-// outcome.
+// commitBatch stores gs in one statement, one round trip and one transaction, and tells
+// every append its outcome.
 func (p *Postgres) commitBatch(gs []group) {
-	sort.Slice(gs, func(i, j int) bool {
-		a, b := gs[i].cq.key, gs[j].cq.key
-		if a.app != b.app {
-			return a.app < b.app
-		}
-		return a.channel < b.channel
-	})
 	// Appends whose caller gave up before the batch left are not sent.
 	live := gs[:0:0]
+	total := 0
 	for _, g := range gs {
 		items := g.items[:0:0]
 		for _, q := range g.items {
@@ -244,68 +245,57 @@ func (p *Postgres) commitBatch(gs []group) {
 		}
 		if len(items) > 0 {
 			live = append(live, group{cq: g.cq, items: items})
+			total += len(items)
 		}
 	}
 	if len(live) == 0 {
 		return
 	}
-	b := &pgx.Batch{}
-	for _, g := range live {
-		if err := queueGroup(b, g); err != nil {
-			for _, q := range g.items {
-				q.done <- err
-			}
-			return
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.QueryTimeout)
-	defer cancel()
-	br := p.pool.SendBatch(ctx, b)
-	type result struct {
-		first  int64
-		stream string
-	}
-	res := make([]result, len(live))
-	var err error
-	for i, g := range live {
-		var rows pgx.Rows
-		rows, err = br.Query()
-		if err != nil {
-			break
-		}
-		first := int64(-1)
-		var stream string
-		for rows.Next() {
-			var s int64
-			if err = rows.Scan(&s, &stream); err != nil {
-				break
-			}
-			if first < 0 || s < first {
-				first = s
-			}
-		}
-		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
-		if err == nil && first < 0 {
-			err = fmt.Errorf("no rows stored for %d messages", len(g.items))
-		}
-		if err != nil {
-			break
-		}
-		res[i] = result{first, stream}
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr // the commit happens at the batch's Sync
-	}
-	if err != nil {
-		err = unavailable(ctx, err)
+	fail := func(err error) {
 		for _, g := range live {
 			for _, q := range g.items {
 				q.done <- fmt.Errorf("history: append %s: %w", q.msg.Channel, err)
 			}
 		}
+	}
+	args, err := commitArgs(live, total)
+	if err != nil {
+		fail(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.opts.QueryTimeout)
+	defer cancel()
+	type result struct {
+		first  int64
+		stream string
+	}
+	res := make([]result, len(live))
+	seen := 0
+	rows, err := p.pool.Query(ctx, commitSQL, args...)
+	if err == nil {
+		for rows.Next() {
+			var gi, first, stored int64
+			var stream string
+			if err = rows.Scan(&gi, &first, &stream, &stored); err != nil {
+				break
+			}
+			if gi < 1 || gi > int64(len(live)) || stored != int64(total) {
+				err = fmt.Errorf("group commit: channel %d of %d, %d of %d messages stored", gi, len(live), stored, total)
+				break
+			}
+			res[gi-1] = result{first, stream}
+			seen++
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+		if err == nil && seen != len(live) {
+			err = fmt.Errorf("group commit: %d of %d channels answered", seen, len(live))
+		}
+	}
+	if err != nil {
+		fail(unavailable(ctx, err))
 		return
 	}
 	for i, g := range live {
@@ -320,45 +310,54 @@ func (p *Postgres) commitBatch(gs []group) {
 	}
 }
 
-// queueGroup adds the statement storing one channel's messages to b.
-func queueGroup(b *pgx.Batch, g group) error {
-	n := len(g.items)
-	events, datas, names, users, ids, extras, muts := make([][]byte, n), make([][]byte, n), make([][]byte, n),
-		make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
-	tags := make([]*string, n)
-	pubs, cums := make([]int64, n), make([]int64, n)
-	sizes := make([]int32, n)
-	kinds := make([]int16, n)
-	var total int64
-	for i, q := range g.items {
-		m := q.msg
-		if len(m.Tags) > 0 {
-			t, err := json.Marshal(m.Tags)
-			if err != nil {
-				return fmt.Errorf("history: append %s: tags: %w", m.Channel, err)
+// commitArgs builds commitSQL's arrays: per channel, then per message.
+func commitArgs(live []group, total int) ([]any, error) {
+	ng := len(live)
+	apps, chans, streams := make([]string, ng), make([]string, ng), make([]string, ng)
+	counts, bytes := make([]int64, ng), make([]int64, ng)
+	grp, pos := make([]int64, 0, total), make([]int64, 0, total)
+	events, datas, names, users, ids, extras, muts := make([][]byte, 0, total), make([][]byte, 0, total), make([][]byte, 0, total),
+		make([][]byte, 0, total), make([][]byte, 0, total), make([][]byte, 0, total), make([][]byte, 0, total)
+	tags := make([]*string, 0, total)
+	pubs, cums := make([]int64, 0, total), make([]int64, 0, total)
+	sizes := make([]int32, 0, total)
+	kinds := make([]int16, 0, total)
+	for gi, g := range live {
+		apps[gi], chans[gi], streams[gi], counts[gi] = g.cq.key.app, g.cq.key.channel, protocol.NewUUID(), int64(len(g.items))
+		var sum int64
+		for j, q := range g.items {
+			m := q.msg
+			var tag *string
+			if len(m.Tags) > 0 {
+				t, err := json.Marshal(m.Tags)
+				if err != nil {
+					return nil, fmt.Errorf("tags: %w", err)
+				}
+				s := string(t)
+				tag = &s
 			}
-			s := string(t)
-			tags[i] = &s
-		}
-		data := m.Data
-		if data == nil {
-			data = []byte{}
-		}
-		if m.Mutable != nil {
-			kinds[i] = 1
-			if m.IsMutation() {
-				kinds[i] = 2
+			data := m.Data
+			if data == nil {
+				data = []byte{}
 			}
+			var kind int16
+			if m.Mutable != nil {
+				kind = 1
+				if m.IsMutation() {
+					kind = 2
+				}
+			}
+			size := msgBytes(m)
+			sum += size
+			grp, pos = append(grp, int64(gi+1)), append(pos, int64(j+1))
+			events, datas, names, users = append(events, []byte(m.Event)), append(datas, data), append(names, []byte(m.Name)), append(users, []byte(m.UserID))
+			tags, ids, extras = append(tags, tag), append(ids, []byte(m.MessageID)), append(extras, nullBytes(m.Extras))
+			pubs, sizes, cums = append(pubs, m.PublishedAtMs), append(sizes, int32(size)), append(cums, sum)
+			kinds, muts = append(kinds, kind), append(muts, protocol.MarshalMutable(m.Mutable))
 		}
-		size := msgBytes(m)
-		total += size
-		events[i], datas[i], names[i], users[i], ids[i] = []byte(m.Event), data, []byte(m.Name), []byte(m.UserID), []byte(m.MessageID)
-		extras[i], muts[i] = nullBytes(m.Extras), protocol.MarshalMutable(m.Mutable)
-		pubs[i], sizes[i], cums[i] = m.PublishedAtMs, int32(size), total
+		bytes[gi] = sum
 	}
-	b.Queue(appendManySQL, g.cq.key.app, g.cq.key.channel, protocol.NewUUID(), int64(n), total,
-		events, datas, names, users, tags, ids, extras, pubs, sizes, cums, kinds, muts)
-	return nil
+	return []any{apps, chans, streams, counts, bytes, grp, pos, events, datas, names, users, tags, ids, extras, pubs, sizes, cums, kinds, muts}, nil
 }
 
 var _ channels.PipelinedHistory = (*Postgres)(nil)

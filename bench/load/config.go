@@ -51,6 +51,7 @@ type Config struct {
 
 	Mode        string  // api, client or none
 	Publishers  int     // P HTTP publishers (ModeAPI)
+	Batch       int     // events per request: 1 = POST /events, more = POST /batch_events (ModeAPI)
 	Rate        float64 // events per second, all publishers together (ModeAPI) or per client (ModeClient)
 	Ramp        []float64
 	RampAuto    bool          // --ramp auto: search for the highest rate held (see NextRate)
@@ -140,6 +141,7 @@ func newFlagSet(c *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.RoomSize, "room-size", 4, "connections per channel with --layout rooms")
 	fs.StringVar(&c.Mode, "mode", ModeAPI, "publishing: api (signed HTTP), client (client- events from the subscribers), none")
 	fs.IntVar(&c.Publishers, "publishers", 4, "concurrent HTTP publishers (--mode api)")
+	fs.IntVar(&c.Batch, "batch", 1, "events per API request: 1 sends POST /events, more send POST /batch_events (--mode api); --rate counts events")
 	fs.Float64Var(&c.Rate, "rate", 100, "events per second: all publishers together (api), per connection (client)")
 	ramp := fs.String("ramp", "", "further phases: rates (comma-separated, stopping after the first phase that does not hold), or auto (×2 while held, then bisect)")
 	fs.IntVar(&c.MaxPhasesN, "max-phases", 8, "phases of --ramp auto, the first one included")
@@ -252,6 +254,7 @@ func (c *Config) finish() error {
 		"--mode delta needs --stream ticks|chat, --messages > 0, --delta-algorithm fossil|xdelta3, --format json|messagepack|protobuf")
 	check(c.Mode != ModeClient || c.ChannelType != "public", "client events need --channel-type private or presence")
 	check(c.Mode != ModeAPI || c.Publishers > 0, "--publishers must be positive")
+	check(c.Batch >= 1, "--batch must be at least 1")
 	check(c.Mode == ModeNone || c.Rate > 0, "--rate must be positive")
 	check(c.RoomSize > 0, "--room-size must be positive")
 	check(c.SharedEvery > 0, "--shared-every must be positive")

@@ -34,6 +34,32 @@ func SignedEventRequest(ctx context.Context, baseURL, appID, key, secret, channe
 	return req, nil
 }
 
+// SignedBatchRequest builds a signed POST /apps/{id}/batch_events request carrying one
+// event per channels[i] with data[i].
+func SignedBatchRequest(ctx context.Context, baseURL, appID, key, secret string, channels []string, event string, data []string, now time.Time) (*http.Request, error) {
+	type item struct {
+		Name    string `json:"name"`
+		Channel string `json:"channel"`
+		Data    string `json:"data"`
+	}
+	items := make([]item, len(channels))
+	for i := range channels {
+		items[i] = item{event, channels[i], data[i]}
+	}
+	body, err := json.Marshal(map[string]any{"batch": items})
+	if err != nil {
+		return nil, err
+	}
+	path := "/apps/" + appID + "/batch_events"
+	q := protocol.SignAPIRequest(key, secret, http.MethodPost, path, nil, body, now)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(baseURL, "/")+path+"?"+q, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return req, nil
+}
+
 // publisher sends API events for the phases of a run and counts what the server accepted,
 // per channel.
 type publisher struct {
@@ -74,15 +100,30 @@ func (p *publisher) run(ctx context.Context, phase int, rate float64, d time.Dur
 	var emu sync.Mutex
 	var samples []string
 	jobs := make(chan int, cfg.Publishers)
+	batch := max(cfg.Batch, 1)
 	var wg sync.WaitGroup
 	for range cfg.Publishers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for k := range jobs {
-				ch := cfg.publishChannel(k)
+				// With --batch, request k carries the events k*batch .. k*batch+batch-1.
+				chs := make([]int, batch)
+				for j := range chs {
+					chs[j] = cfg.publishChannel(k*batch + j)
+				}
 				now := time.Now()
-				req, err := SignedEventRequest(ctx, cfg.HTTPURL, cfg.AppID, cfg.Key, cfg.Secret, cfg.ChannelName(ch), apiEvent, EncodePayload(now.UnixNano(), phase, k, cfg.Payload), now)
+				var req *http.Request
+				var err error
+				if batch == 1 {
+					req, err = SignedEventRequest(ctx, cfg.HTTPURL, cfg.AppID, cfg.Key, cfg.Secret, cfg.ChannelName(chs[0]), apiEvent, EncodePayload(now.UnixNano(), phase, k, cfg.Payload), now)
+				} else {
+					names, data := make([]string, batch), make([]string, batch)
+					for j, ch := range chs {
+						names[j], data[j] = cfg.ChannelName(ch), EncodePayload(now.UnixNano(), phase, k*batch+j, cfg.Payload)
+					}
+					req, err = SignedBatchRequest(ctx, cfg.HTTPURL, cfg.AppID, cfg.Key, cfg.Secret, names, apiEvent, data, now)
+				}
 				if err == nil {
 					var resp *http.Response
 					resp, err = p.client.Do(req)
@@ -96,7 +137,7 @@ func (p *publisher) run(ctx context.Context, phase int, rate float64, d time.Dur
 				}
 				hist.Record(time.Since(now))
 				if err != nil {
-					errs.Add(1)
+					errs.Add(int64(batch))
 					emu.Lock()
 					if len(samples) < 5 {
 						samples = append(samples, err.Error())
@@ -104,14 +145,16 @@ func (p *publisher) run(ctx context.Context, phase int, rate float64, d time.Dur
 					emu.Unlock()
 					continue
 				}
-				accepted.Add(1)
-				perChan[ch].Add(1)
+				accepted.Add(int64(batch))
+				for _, ch := range chs {
+					perChan[ch].Add(1)
+				}
 			}
 		}()
 	}
 	start := time.Now()
 	end := start.Add(d)
-	interval := time.Duration(float64(time.Second) / rate)
+	interval := time.Duration(float64(time.Second) * float64(batch) / rate) // one request per batch
 	offered := 0
 	// Publishes are scheduled every interval until d has passed; when every publisher is busy
 	// the schedule waits, so a server that cannot take the rate gets fewer publishes.
@@ -133,7 +176,7 @@ schedule:
 		}
 		select {
 		case jobs <- k:
-			offered++
+			offered += batch
 		case <-ctx.Done():
 			break schedule
 		}
