@@ -62,7 +62,7 @@ EOF
 
 for r in $(seq "$ROUNDS"); do
 	for bin in "$A" "$B"; do
-		run "$bin" hot "$r" --n 50 --layout shared --rate "$HOT_RATE"
+		run "$bin" hot "$r" --n ${HOT_SUBS:-5} --layout shared --rate "$HOT_RATE"
 		run "$bin" many "$r" --n 1000 --layout own --rate "$MANY_RATE"
 	done
 done

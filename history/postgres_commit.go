@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
 )
@@ -195,38 +197,24 @@ func (p *Postgres) commitLoop() {
 	}
 }
 
-// commitSQL stores a whole batch in one statement. g has one row per channel (its message
-// count n and byte total); the upsert bumps each channel's stream head by n, in key order
-// (the row locks that order a channel's appends across nodes until commit are always taken
-// in that order, so overlapping batches of two nodes cannot deadlock); the messages take the
-// n serials ending at the new head in array order, and cum_bytes is the stream's running
-// total just after each. It answers each channel's first serial and stream id, and the
-// number of messages stored.
-const commitSQL = `
-WITH g AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
-        WITH ORDINALITY AS g(app_id, channel, stream_id, n, bytes, gi)
-), s AS (
-    INSERT INTO pushwire_streams AS t (app_id, channel, stream_id, head_serial, total_bytes)
-    SELECT app_id, channel, stream_id, n, bytes FROM g ORDER BY app_id, channel
-    ON CONFLICT (app_id, channel) DO UPDATE
-        SET head_serial = t.head_serial + excluded.head_serial, total_bytes = t.total_bytes + excluded.total_bytes
-    RETURNING app_id, channel, head_serial, stream_id, total_bytes
-), sg AS (
-    SELECT g.gi, g.n, g.bytes, s.app_id, s.channel, s.head_serial, s.stream_id, s.total_bytes
-    FROM s JOIN g ON g.app_id = s.app_id AND g.channel = s.channel
-), m AS (
-    INSERT INTO pushwire_messages (app_id, channel, serial, stream_id, event, data, name, user_id, tags,
-                                   message_id, extras, published_at_ms, size_bytes, cum_bytes, kind, mutable)
-    SELECT sg.app_id, sg.channel, sg.head_serial - sg.n + u.pos, sg.stream_id, u.event, u.data, u.name, u.user_id,
-           u.tags::json, u.message_id, u.extras, u.pub, u.size, sg.total_bytes - sg.bytes + u.cum, u.kind, u.mutable
-    FROM unnest($6::bigint[], $7::bigint[], $8::bytea[], $9::bytea[], $10::bytea[], $11::bytea[], $12::text[],
-                $13::bytea[], $14::bytea[], $15::bigint[], $16::integer[], $17::bigint[], $18::smallint[], $19::bytea[])
-         AS u(grp, pos, event, data, name, user_id, tags, message_id, extras, pub, size, cum, kind, mutable)
-    JOIN sg ON sg.gi = u.grp
-    RETURNING 1
-)
-SELECT sg.gi, sg.head_serial - sg.n + 1, sg.stream_id, (SELECT count(*) FROM m) FROM sg`
+// bumpSQL allocates the serials of a batch: each channel's stream head moves up by its
+// message count n, in key order (the row locks, held until commit, order a channel's
+// appends across nodes; always taking them in one order, overlapping batches of two nodes
+// cannot deadlock). A channel's messages take the n serials ending at the new head.
+const bumpSQL = `
+INSERT INTO pushwire_streams AS t (app_id, channel, stream_id, head_serial, total_bytes)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS g ORDER BY 1, 2
+ON CONFLICT (app_id, channel) DO UPDATE
+    SET head_serial = t.head_serial + excluded.head_serial, total_bytes = t.total_bytes + excluded.total_bytes
+RETURNING app_id, channel, head_serial, stream_id, total_bytes`
+
+// storeSQL inserts a batch's messages, their serials, streams and cumulative byte positions
+// computed from bumpSQL's answer.
+const storeSQL = `
+INSERT INTO pushwire_messages (app_id, channel, serial, stream_id, event, data, name, user_id, tags,
+                               message_id, extras, published_at_ms, size_bytes, cum_bytes, kind, mutable)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[], $7::bytea[], $8::bytea[],
+                     $9::json[], $10::bytea[], $11::bytea[], $12::bigint[], $13::integer[], $14::bigint[], $15::smallint[], $16::bytea[])`
 
 // commitBatch stores gs in one statement, one round trip and one transaction, and tells
 // every append its outcome.
@@ -258,50 +246,89 @@ func (p *Postgres) commitBatch(gs []group) {
 			}
 		}
 	}
-	args, err := commitArgs(live, total)
+	cols, err := messageColumns(live, total)
 	if err != nil {
 		fail(err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.QueryTimeout)
 	defer cancel()
-	type result struct {
-		first  int64
+	type head struct {
+		serial int64
 		stream string
+		bytes  int64
 	}
-	res := make([]result, len(live))
-	seen := 0
-	rows, err := p.pool.Query(ctx, commitSQL, args...)
-	if err == nil {
+	heads := make([]head, len(live))
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		ng := len(live)
+		apps, chans, streams := make([]string, ng), make([]string, ng), make([]string, ng)
+		counts, sums := make([]int64, ng), make([]int64, ng)
+		index := make(map[streamKey]int, ng)
+		for gi, g := range live {
+			apps[gi], chans[gi], streams[gi], counts[gi] = g.cq.key.app, g.cq.key.channel, protocol.NewUUID(), int64(len(g.items))
+			sums[gi] = cols.groupBytes[gi]
+			index[g.cq.key] = gi
+		}
+		rows, err := tx.Query(ctx, bumpSQL, apps, chans, streams, counts, sums)
+		if err != nil {
+			return err
+		}
+		seen := 0
 		for rows.Next() {
-			var gi, first, stored int64
-			var stream string
-			if err = rows.Scan(&gi, &first, &stream, &stored); err != nil {
-				break
+			var k streamKey
+			var h head
+			if err := rows.Scan(&k.app, &k.channel, &h.serial, &h.stream, &h.bytes); err != nil {
+				rows.Close()
+				return err
 			}
-			if gi < 1 || gi > int64(len(live)) || stored != int64(total) {
-				err = fmt.Errorf("group commit: channel %d of %d, %d of %d messages stored", gi, len(live), stored, total)
-				break
+			gi, ok := index[k]
+			if !ok {
+				rows.Close()
+				return fmt.Errorf("group commit: unexpected stream %s/%s", k.app, k.channel)
 			}
-			res[gi-1] = result{first, stream}
+			heads[gi] = h
 			seen++
 		}
 		rows.Close()
-		if err == nil {
-			err = rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
 		}
-		if err == nil && seen != len(live) {
-			err = fmt.Errorf("group commit: %d of %d channels answered", seen, len(live))
+		if seen != ng {
+			return fmt.Errorf("group commit: %d of %d streams answered", seen, ng)
 		}
-	}
+		// The serials, streams and byte positions follow from each new head.
+		i := 0
+		for gi, g := range live {
+			n := int64(len(g.items))
+			before := heads[gi].bytes - cols.groupBytes[gi]
+			for j := range g.items {
+				cols.apps[i], cols.chans[i] = g.cq.key.app, g.cq.key.channel
+				cols.serials[i], cols.streams[i] = heads[gi].serial-n+1+int64(j), heads[gi].stream
+				cols.cums[i] += before
+				i++
+			}
+		}
+		tag, err := tx.Exec(ctx, storeSQL, cols.args()...)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != int64(total) {
+			return fmt.Errorf("group commit: %d of %d messages stored", tag.RowsAffected(), total)
+		}
+		return nil
+	})
 	if err != nil {
 		fail(unavailable(ctx, err))
 		return
 	}
-	for i, g := range live {
-		for j, q := range g.items {
-			q.msg.Serial, q.msg.StreamID = uint64(res[i].first)+uint64(j), res[i].stream
+	i := 0
+	for _, g := range live {
+		for _, q := range g.items {
+			q.msg.Serial, q.msg.StreamID = uint64(cols.serials[i]), cols.streams[i]
+			i++
 		}
+	}
+	for _, g := range live {
 		last := g.items[len(g.items)-1].msg
 		p.noteAppended(g.cq.key.app, g.cq.key.channel, last.StreamID, last.Serial)
 		for _, q := range g.items {
@@ -310,22 +337,34 @@ func (p *Postgres) commitBatch(gs []group) {
 	}
 }
 
-// commitArgs builds commitSQL's arrays: per channel, then per message.
-func commitArgs(live []group, total int) ([]any, error) {
-	ng := len(live)
-	apps, chans, streams := make([]string, ng), make([]string, ng), make([]string, ng)
-	counts, bytes := make([]int64, ng), make([]int64, ng)
-	grp, pos := make([]int64, 0, total), make([]int64, 0, total)
-	events, datas, names, users, ids, extras, muts := make([][]byte, 0, total), make([][]byte, 0, total), make([][]byte, 0, total),
-		make([][]byte, 0, total), make([][]byte, 0, total), make([][]byte, 0, total), make([][]byte, 0, total)
-	tags := make([]*string, 0, total)
-	pubs, cums := make([]int64, 0, total), make([]int64, 0, total)
-	sizes := make([]int32, 0, total)
-	kinds := make([]int16, 0, total)
+// columns are storeSQL's arrays, one element per message, and each channel's byte total.
+type columns struct {
+	apps, chans, streams                           []string
+	serials, pubs, cums                            []int64
+	events, datas, names, users, ids, extras, muts [][]byte
+	tags                                           []*string
+	sizes                                          []int32
+	kinds                                          []int16
+	groupBytes                                     []int64
+}
+
+func (c *columns) args() []any {
+	return []any{c.apps, c.chans, c.serials, c.streams, c.events, c.datas, c.names, c.users, c.tags, c.ids, c.extras,
+		c.pubs, c.sizes, c.cums, c.kinds, c.muts}
+}
+
+// messageColumns fills the message fields of the columns; cums start as running totals
+// within each channel's share of the batch.
+func messageColumns(live []group, total int) (*columns, error) {
+	c := &columns{apps: make([]string, total), chans: make([]string, total), streams: make([]string, total),
+		serials: make([]int64, total), pubs: make([]int64, 0, total), cums: make([]int64, 0, total),
+		events: make([][]byte, 0, total), datas: make([][]byte, 0, total), names: make([][]byte, 0, total),
+		users: make([][]byte, 0, total), ids: make([][]byte, 0, total), extras: make([][]byte, 0, total),
+		muts: make([][]byte, 0, total), tags: make([]*string, 0, total), sizes: make([]int32, 0, total),
+		kinds: make([]int16, 0, total), groupBytes: make([]int64, len(live))}
 	for gi, g := range live {
-		apps[gi], chans[gi], streams[gi], counts[gi] = g.cq.key.app, g.cq.key.channel, protocol.NewUUID(), int64(len(g.items))
 		var sum int64
-		for j, q := range g.items {
+		for _, q := range g.items {
 			m := q.msg
 			var tag *string
 			if len(m.Tags) > 0 {
@@ -349,15 +388,14 @@ func commitArgs(live []group, total int) ([]any, error) {
 			}
 			size := msgBytes(m)
 			sum += size
-			grp, pos = append(grp, int64(gi+1)), append(pos, int64(j+1))
-			events, datas, names, users = append(events, []byte(m.Event)), append(datas, data), append(names, []byte(m.Name)), append(users, []byte(m.UserID))
-			tags, ids, extras = append(tags, tag), append(ids, []byte(m.MessageID)), append(extras, nullBytes(m.Extras))
-			pubs, sizes, cums = append(pubs, m.PublishedAtMs), append(sizes, int32(size)), append(cums, sum)
-			kinds, muts = append(kinds, kind), append(muts, protocol.MarshalMutable(m.Mutable))
+			c.events, c.datas, c.names, c.users = append(c.events, []byte(m.Event)), append(c.datas, data), append(c.names, []byte(m.Name)), append(c.users, []byte(m.UserID))
+			c.tags, c.ids, c.extras = append(c.tags, tag), append(c.ids, []byte(m.MessageID)), append(c.extras, nullBytes(m.Extras))
+			c.pubs, c.sizes, c.cums = append(c.pubs, m.PublishedAtMs), append(c.sizes, int32(size)), append(c.cums, sum)
+			c.kinds, c.muts = append(c.kinds, kind), append(c.muts, protocol.MarshalMutable(m.Mutable))
 		}
-		bytes[gi] = sum
+		c.groupBytes[gi] = sum
 	}
-	return []any{apps, chans, streams, counts, bytes, grp, pos, events, datas, names, users, tags, ids, extras, pubs, sizes, cums, kinds, muts}, nil
+	return c, nil
 }
 
 var _ channels.PipelinedHistory = (*Postgres)(nil)
