@@ -11,7 +11,9 @@
 # The server runs pinned to CPU 0 and pwload to CPU 1 (taskset) when the machine has two
 # CPUs or more; Postgres is the machine's (PGHOST/PGPORT, user postgres). The app publishes
 # plain messages (enable_versioned_messages: false: mutable-message creates are one
-# transaction each, see RESULTS.md) and allows batches of 100 and any event rate.
+# transaction each, see RESULTS.md) and allows batches of 100 and any event rate; a
+# connection may queue 16,384 frames (QUEUE; the default 1,024 is less than one group
+# commit of a channel taking 20,000 messages/s, delivered at once).
 #
 #   bench/pubpath.sh /tmp/pushwire-main /tmp/pushwire-pub17 2
 set -euo pipefail
@@ -38,6 +40,7 @@ run() { # bin scenario round pwload-args...
 port: $PORT
 metrics_port: $((PORT + 1000))
 log_level: warn
+write_queue_messages: ${QUEUE:-16384}
 history: postgres
 database_url: postgres://postgres@$PGHOST:$PGPORT/$db?sslmode=disable
 apps:
@@ -51,7 +54,7 @@ EOF
 	$SRV_CPU "$bin" --config "$OUT/$db.yaml" >"$OUT/$db.log" 2>&1 &
 	local pid=$!
 	for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/up" >/dev/null 2>&1 && break; sleep 0.1; done
-	$LOAD_CPU "$PWLOAD" --port "$PORT" --pid "$pid" --label "$name" --mode api --publishers 8 --batch 100 \
+	$LOAD_CPU "$PWLOAD" --port "$PORT" --pid "$pid" --label "$name" --mode api --publishers "${PUBLISHERS:-32}" --batch 100 \
 		--payload 100 --duration "$DURATION" --json-file "$OUT/$scen-$name-$r.json" "$@" >"$OUT/$scen-$name-$r.txt" 2>&1 || true
 	echo "== $scen $name round $r" >&2
 	grep -E 'phase|publish|deliver|latency|p99|rate|held' "$OUT/$scen-$name-$r.txt" | head -20 >&2 || true
