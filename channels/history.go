@@ -35,6 +35,14 @@ type PipelinedHistory interface {
 	AppendAsync(ctx context.Context, appID string, msg *protocol.Message) <-chan error
 }
 
+// PipelinedVersions is Versions whose creates can be queued like PipelinedHistory's
+// appends, in the same per-channel order (history.Postgres group-commits both).
+type PipelinedVersions interface {
+	// CreateAsync is Versions.Create, queued after every earlier append or create of the
+	// channel through this handle; the channel receives the outcome once stored.
+	CreateAsync(ctx context.Context, appID string, m *protocol.Message, agg protocol.VersionedMessage) <-chan error
+}
+
 // ErrHistoryUnavailable wraps store failures (a database down): callers deliver live and
 // report persistence_unavailable rather than guessing.
 var ErrHistoryUnavailable = errors.New("history unavailable")

@@ -82,11 +82,15 @@ func markCreate(m *protocol.Message) {
 // storeCreate stores a create and its first aggregate through Versions. Callers hold the
 // channel's sequencer ticket, every earlier append of the channel stored.
 func (a *appState) storeCreate(ctx context.Context, m *protocol.Message) error {
+	return a.hub.versions.Create(ctx, a.cfg.ID, m, firstAggregate(m))
+}
+
+// firstAggregate is the aggregate a create starts its mutable message with.
+func firstAggregate(m *protocol.Message) protocol.VersionedMessage {
 	mu := m.Mutable
-	agg := protocol.VersionedMessage{Channel: m.Channel, MessageSerial: mu.MessageSerial, Event: m.Event, Data: m.Data, Extras: m.Extras,
+	return protocol.VersionedMessage{Channel: m.Channel, MessageSerial: mu.MessageSerial, Event: m.Event, Data: m.Data, Extras: m.Extras,
 		Tags: m.Tags, UserID: m.UserID, OriginalClientID: mu.Version.ClientID, LatestAction: protocol.ActionCreate,
 		LatestVersion: mu.Version, CreatedAtMs: m.PublishedAtMs}
-	return a.hub.versions.Create(ctx, a.cfg.ID, m, agg)
 }
 
 // mutationError builds a refused mutation.

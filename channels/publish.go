@@ -168,10 +168,16 @@ func (a *appState) begin(m *protocol.Message, sender *Conn, exceptSocketID strin
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	create := m.Mutable != nil && a.hub.versions != nil
 	var res <-chan error
-	if pipe, ok := hist.(PipelinedHistory); ok && !create {
+	pipe, pipelined := hist.(PipelinedHistory)
+	pipeCreate, createPipelined := a.hub.versions.(PipelinedVersions)
+	switch {
+	case create && createPipelined:
+		<-t.prevSub
+		res = pipeCreate.CreateAsync(ctx, a.cfg.ID, m, firstAggregate(m))
+	case !create && pipelined:
 		<-t.prevSub
 		res = pipe.AppendAsync(ctx, a.cfg.ID, m)
-	} else {
+	default:
 		// One call of its own (a mutable create is one transaction with its aggregate):
 		// after every earlier append of the channel is stored.
 		<-t.prevStored

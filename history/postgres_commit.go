@@ -41,6 +41,9 @@ type queued struct {
 	ctx  context.Context
 	done chan error
 	next *queued // the channel's next queued append
+	// agg, for the create of a mutable message, is its first aggregate: stored with its
+	// first version in the same transaction.
+	agg *protocol.VersionedMessage
 }
 
 // chanQueue is one channel's queued appends, in order.
@@ -64,7 +67,24 @@ type committer struct {
 // msg is committed (msg.Serial and msg.StreamID then set), or the error. ctx only matters
 // until the batch carrying msg is sent.
 func (p *Postgres) AppendAsync(ctx context.Context, appID string, msg *protocol.Message) <-chan error {
-	q := &queued{app: appID, msg: msg, ctx: ctx, done: make(chan error, 1)}
+	return p.enqueue(&queued{app: appID, msg: msg, ctx: ctx, done: make(chan error, 1)})
+}
+
+// CreateAsync implements channels.PipelinedVersions: Create, queued and group-committed like
+// AppendAsync (the create's stream append, its aggregate and first version in the batch's
+// transaction).
+func (p *Postgres) CreateAsync(ctx context.Context, appID string, msg *protocol.Message, agg protocol.VersionedMessage) <-chan error {
+	q := &queued{app: appID, msg: msg, ctx: ctx, done: make(chan error, 1), agg: &agg}
+	if msg.Mutable == nil {
+		q.done <- fmt.Errorf("history: create %s: message is not mutable", msg.Channel)
+		return q.done
+	}
+	return p.enqueue(q)
+}
+
+// enqueue queues q after its channel's earlier appends.
+func (p *Postgres) enqueue(q *queued) <-chan error {
+	msg, appID := q.msg, q.app
 	if msg.PublishedAtMs == 0 {
 		msg.PublishedAtMs = p.opts.Now().UnixMilli()
 	}
@@ -315,7 +335,7 @@ func (p *Postgres) commitBatch(gs []group) {
 		if tag.RowsAffected() != int64(total) {
 			return fmt.Errorf("group commit: %d of %d messages stored", tag.RowsAffected(), total)
 		}
-		return nil
+		return p.storeCreates(ctx, tx, live, cols)
 	})
 	if err != nil {
 		fail(unavailable(ctx, err))
@@ -325,6 +345,9 @@ func (p *Postgres) commitBatch(gs []group) {
 	for _, g := range live {
 		for _, q := range g.items {
 			q.msg.Serial, q.msg.StreamID = uint64(cols.serials[i]), cols.streams[i]
+			if q.agg != nil {
+				q.msg.Mutable.HistorySerial = q.msg.Serial
+			}
 			i++
 		}
 	}
@@ -335,6 +358,38 @@ func (p *Postgres) commitBatch(gs []group) {
 			q.done <- nil
 		}
 	}
+}
+
+// storeCreates stores the first aggregate and version of each mutable-message create of the
+// batch (Create's rows), pipelined on tx.
+func (p *Postgres) storeCreates(ctx context.Context, tx pgx.Tx, live []group, cols *columns) error {
+	b := &pgx.Batch{}
+	i := 0
+	for _, g := range live {
+		for _, q := range g.items {
+			serial, stream := uint64(cols.serials[i]), cols.streams[i]
+			i++
+			if q.agg == nil {
+				continue
+			}
+			agg := *q.agg
+			agg.HistorySerial, agg.StreamID, agg.LatestDeliverySerial = serial, stream, serial
+			agg.LatestMessageID, agg.LatestAction = q.msg.MessageID, protocol.ActionCreate
+			var tags []byte
+			if len(agg.Tags) > 0 {
+				tags, _ = json.Marshal(agg.Tags)
+			}
+			b.Queue(insertAggregateSQL, aggregateArgs(q.app, agg, tags)...)
+			b.Queue(insertVersionSQL, versionArgs(q.app, agg.Channel, protocol.MessageVersion{
+				MessageSerial: agg.MessageSerial, HistorySerial: serial, DeliverySerial: serial, Action: protocol.ActionCreate,
+				Event: agg.Event, Data: agg.Data, Extras: agg.Extras, Version: agg.LatestVersion, MessageID: q.msg.MessageID, StreamID: stream,
+			}, nil, nil)...)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // columns are storeSQL's arrays, one element per message, and each channel's byte total.
@@ -398,4 +453,7 @@ func messageColumns(live []group, total int) (*columns, error) {
 	return c, nil
 }
 
-var _ channels.PipelinedHistory = (*Postgres)(nil)
+var (
+	_ channels.PipelinedHistory  = (*Postgres)(nil)
+	_ channels.PipelinedVersions = (*Postgres)(nil)
+)

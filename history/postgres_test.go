@@ -623,3 +623,8 @@ func TestPostgresPipelined(t *testing.T) {
 		return newPostgres(t, url, history.PostgresOptions{}), newPostgres(t, url, history.PostgresOptions{})
 	})
 }
+
+// Creates of mutable messages queued between appends (group-committed together).
+func TestPostgresPipelinedCreates(t *testing.T) {
+	historytest.RunPipelinedCreates(t, newPostgres(t, testkit.PostgresURL(t), history.PostgresOptions{}))
+}

@@ -214,12 +214,17 @@ func insertAggregate(ctx context.Context, tx pgx.Tx, appID string, a protocol.Ve
 	if len(a.Tags) > 0 {
 		tags, _ = json.Marshal(a.Tags)
 	}
+	_, err := tx.Exec(ctx, insertAggregateSQL, aggregateArgs(appID, a, tags)...)
+	return err
+}
+
+// aggregateArgs are insertAggregateSQL's arguments.
+func aggregateArgs(appID string, a protocol.VersionedMessage, tags []byte) []any {
 	v := a.LatestVersion
-	_, err := tx.Exec(ctx, insertAggregateSQL, appID, a.Channel, a.MessageSerial, int64(a.HistorySerial), a.StreamID,
+	return []any{appID, a.Channel, a.MessageSerial, int64(a.HistorySerial), a.StreamID,
 		[]byte(a.Event), a.Data, nullBytes(a.Extras), jsonParam(tags), []byte(a.UserID), []byte(a.OriginalClientID),
 		string(a.LatestAction), v.Serial, v.TimestampMs, []byte(v.ClientID), []byte(v.Description), nullBytes(v.Metadata),
-		int64(a.LatestDeliverySerial), a.LatestMessageID, a.CreatedAtMs)
-	return err
+		int64(a.LatestDeliverySerial), a.LatestMessageID, a.CreatedAtMs}
 }
 
 func insertVersion(ctx context.Context, tx pgx.Tx, appID, channel string, v protocol.MessageVersion) error {
@@ -227,10 +232,15 @@ func insertVersion(ctx context.Context, tx pgx.Tx, appID, channel string, v prot
 	if v.OpKey != "" {
 		opKey, fp = v.OpKey, v.Fingerprint
 	}
-	_, err := tx.Exec(ctx, insertVersionSQL, appID, channel, v.MessageSerial, v.Version.Serial, int64(v.DeliverySerial),
-		int64(v.HistorySerial), string(v.Action), []byte(v.Event), v.Data, nullBytes(v.Extras), []byte(v.Version.ClientID),
-		[]byte(v.Version.Description), nullBytes(v.Version.Metadata), v.Version.TimestampMs, v.MessageID, v.StreamID, opKey, fp)
+	_, err := tx.Exec(ctx, insertVersionSQL, versionArgs(appID, channel, v, opKey, fp)...)
 	return err
+}
+
+// versionArgs are insertVersionSQL's arguments.
+func versionArgs(appID, channel string, v protocol.MessageVersion, opKey, fp any) []any {
+	return []any{appID, channel, v.MessageSerial, v.Version.Serial, int64(v.DeliverySerial),
+		int64(v.HistorySerial), string(v.Action), []byte(v.Event), v.Data, nullBytes(v.Extras), []byte(v.Version.ClientID),
+		[]byte(v.Version.Description), nullBytes(v.Version.Metadata), v.Version.TimestampMs, v.MessageID, v.StreamID, opKey, fp}
 }
 
 func scanAggregate(row pgx.Row, channel string) (protocol.VersionedMessage, error) {

@@ -91,3 +91,69 @@ func RunPipelined(t *testing.T, open func(t *testing.T) (a, b channels.Pipelined
 		}
 	}
 }
+
+// PipelinedVersionStore is a VersionStore whose appends and creates can be queued.
+type PipelinedVersionStore interface {
+	VersionStore
+	channels.PipelinedHistory
+	channels.PipelinedVersions
+}
+
+// RunPipelinedCreates queues creates of mutable messages between plain appends of one
+// channel, nothing waited for in between: every one gets the next serial in queue order,
+// and each create's aggregate and first version are stored with its serial (its history
+// serial), readable through Message and ReadVersions, and listed by Read.
+func RunPipelinedCreates(t *testing.T, s PipelinedVersionStore) {
+	const n = 60
+	type sent struct {
+		msg    *protocol.Message
+		create bool
+		done   <-chan error
+	}
+	var out []sent
+	for i := range n {
+		if i%3 == 0 {
+			serial := protocol.FormatSerial(base, "test", nextCounter())
+			meta := protocol.VersionMeta{Serial: serial, TimestampMs: base, ClientID: "c1"}
+			m := &protocol.Message{Event: "chat.message", Channel: "pipe-create", Data: []byte(fmt.Sprintf(`"c%d"`, i)), MessageID: protocol.NewUUID(),
+				PublishedAtMs: base, Mutable: &protocol.Mutable{Action: protocol.ActionCreate, MessageSerial: serial, Version: meta}}
+			agg := protocol.VersionedMessage{Channel: m.Channel, MessageSerial: serial, Event: m.Event, Data: m.Data,
+				OriginalClientID: "c1", LatestAction: protocol.ActionCreate, LatestVersion: meta, CreatedAtMs: base}
+			out = append(out, sent{m, true, s.CreateAsync(ctx, "app", m, agg)})
+			continue
+		}
+		m := &protocol.Message{Event: "e", Channel: "pipe-create", Data: []byte(fmt.Sprintf(`"a%d"`, i)), PublishedAtMs: base}
+		out = append(out, sent{m, false, s.AppendAsync(ctx, "app", m)})
+	}
+	for i, x := range out {
+		if err := <-x.done; err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if x.msg.Serial != uint64(i+1) {
+			t.Fatalf("message %d got serial %d, want %d", i, x.msg.Serial, i+1)
+		}
+		if !x.create {
+			continue
+		}
+		if x.msg.Mutable.HistorySerial != x.msg.Serial {
+			t.Fatalf("create %d: history serial %d, serial %d", i, x.msg.Mutable.HistorySerial, x.msg.Serial)
+		}
+		agg, err := s.Message(ctx, "app", "pipe-create", x.msg.Mutable.MessageSerial)
+		if err != nil || agg.HistorySerial != x.msg.Serial || agg.LatestDeliverySerial != x.msg.Serial || string(agg.Data) != string(x.msg.Data) {
+			t.Fatalf("create %d: aggregate %+v, %v", i, agg, err)
+		}
+		vs, _, err := s.ReadVersions(ctx, "app", "pipe-create", x.msg.Mutable.MessageSerial, channels.VersionQuery{Limit: 10})
+		if err != nil || len(vs) != 1 || vs[0].HistorySerial != x.msg.Serial || vs[0].Action != protocol.ActionCreate {
+			t.Fatalf("create %d: versions %+v, %v", i, vs, err)
+		}
+	}
+	got := readAll(t, s, "app", "pipe-create")
+	if len(got) != n {
+		t.Fatalf("read %d messages, want %d", len(got), n)
+	}
+	for i, m := range got {
+		if string(m.Data) != string(out[i].msg.Data) || (m.Mutable != nil) != out[i].create {
+			t.Fatalf("read %d: %s (mutable %v)", i, m.Data, m.Mutable != nil)
+		}
+	}
+}
