@@ -17,6 +17,15 @@
 // whose Send never blocks: a subscriber that cannot keep up closes itself (4100), so a
 // publish never waits on a socket.
 //
+// Publish path (publish.go, sequencer.go): each channel's messages are put in order by a
+// per-channel sequencer — a chain of tickets, one per publish or exclusive operation, with
+// no lock or wait shared with another channel — so a channel's serials, history appends and
+// deliveries keep one order while a pipelined store (PipelinedHistory, PipelinedVersions)
+// group-commits many of its messages, and those of other channels, at once. No history,
+// broker or socket I/O happens under a lock another channel needs. Channels without
+// history are delivered at once, in their publishers' order. A delta subscription's lock
+// is held from choosing its frame until the frame is queued, so deltas leave in sequence.
+//
 // V2 wildcard subscriptions and [meta] metachannels are channels of the registry named by
 // their pattern or "[meta]<channel>" (wildcard.go): a publish reaches the matching pattern
 // channels through an index, and lifecycle events of a channel go to its metachannel.
@@ -27,6 +36,8 @@
 // channel's publish lock before the ack (pending.go).
 //
 // Lock order: appState.usersMu may be taken alone; shard.mu is taken before channel.mu;
+// deltaSub.mu is taken inside channel.mu (read), before a subscription's hold; the
+// sequencer's locks are leaves held for a map access or a pointer swap;
 // Conn.mu is never held while taking a shard or channel lock. A fan-out may take a wildcard
 // pattern channel's lock (read) while holding the published channel's (read), never a shard
 // lock then: pattern channels are looked up before, and their locks are leaves. A
