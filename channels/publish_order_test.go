@@ -173,4 +173,3 @@ func checkSerials(t *testing.T, withHistory bool, frames []string) {
 		}
 	}
 }
-
