@@ -190,6 +190,10 @@ func (a *appState) begin(m *protocol.Message, sender *Conn, exceptSocketID strin
 		r := make(chan error, 1)
 		r <- err
 		res = r
+		t.submitted()
+		// Stored now, not at finish: the next message of the channel may be begun before
+		// this one finishes (a batch) and waits for this gate.
+		t.storedNow()
 	}
 	t.submitted()
 	return func() {

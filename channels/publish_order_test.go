@@ -3,6 +3,9 @@ package channels_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -171,5 +174,56 @@ func checkSerials(t *testing.T, withHistory bool, frames []string) {
 		if v.Serial != want {
 			t.Fatalf("frame %d has serial %d, want %d: %s", i, v.Serial, want, f)
 		}
+	}
+}
+
+// Several publishes to one channel started before any is waited for (a batch) finish in
+// order on every store: the memory store's synchronous appends do not wait for the earlier
+// ones to finish.
+func TestStartPublishBatchOneChannel(t *testing.T) {
+	for name, store := range orderStores(t) {
+		t.Run(name, func(t *testing.T) {
+			app := config.DefaultApp()
+			app.ApplyDefaults()
+			hist := store(t)
+			h := channels.New([]config.App{app}, channels.Options{History: hist})
+			var waits []func() []channels.PublishAck
+			for i := range 20 {
+				w, err := h.StartPublish(context.Background(), appID, channels.Event{Name: "e", Channels: []string{"batch-one"}, Data: fmt.Sprint(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				waits = append(waits, w)
+			}
+			for i, w := range waits {
+				acks := w()
+				want := uint64(i + 1)
+				if hist == nil {
+					want = 0
+				}
+				if acks[0].Serial != want {
+					t.Fatalf("publish %d: serial %d, want %d", i, acks[0].Serial, want)
+				}
+			}
+		})
+	}
+}
+
+// A publisher whose context is already done publishes nothing.
+func TestStartPublishCancelled(t *testing.T) {
+	h, _ := newHub(t, nil)
+	c, s := connect(t, h)
+	mustSubscribe(t, c, s, "gone", "")
+	s.Take()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := h.PublishAcksCtx(ctx, appID, channels.Event{Name: "e", Channels: []string{"gone"}, Data: "x"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if err := h.Publish(appID, channels.Event{Name: "e", Channels: []string{"gone"}, Data: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Take(); len(got) != 1 || !strings.Contains(got[0], "after") {
+		t.Fatalf("frames %v: the cancelled publish was delivered", got)
 	}
 }

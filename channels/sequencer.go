@@ -79,6 +79,7 @@ type ticket struct {
 	cs                                *chanSeq
 	prevSub, prevStored, prevFinished chan struct{}
 	sub, stored, finished             chan struct{}
+	subOpen, storedOpen               bool // gates closed (by the ticket's owner only)
 }
 
 // ticketKind says which gates a ticket opens on its own.
@@ -115,18 +116,21 @@ func (s *sequencer) take(channel string, kind ticketKind) *ticket {
 	return t
 }
 
-// submitted opens the ticket's submitted gate; the caller has waited for prevSub.
+// submitted opens the ticket's submitted gate; the caller has waited for prevSub. Again is
+// a no-op.
 func (t *ticket) submitted() {
-	if t.sub != t.finished {
+	if t.sub != t.finished && !t.subOpen {
 		close(t.sub)
+		t.subOpen = true
 	}
 }
 
-// storedNow opens the stored gate, once the predecessor's is open.
+// storedNow opens the stored gate, once the predecessor's is open; again is a no-op.
 func (t *ticket) storedNow() {
-	if t.stored != t.finished {
+	if t.stored != t.finished && !t.storedOpen {
 		<-t.prevStored
 		close(t.stored)
+		t.storedOpen = true
 	}
 }
 
@@ -137,18 +141,11 @@ func (t *ticket) turn() { <-t.prevFinished }
 // calls it exactly once, after turn.
 func (t *ticket) done() {
 	if t.sub != t.finished {
-		select {
-		case <-t.sub:
-		default:
+		if !t.subOpen {
 			<-t.prevSub
-			close(t.sub)
+			t.submitted()
 		}
-		select {
-		case <-t.stored:
-		default:
-			<-t.prevStored
-			close(t.stored)
-		}
+		t.storedNow()
 	}
 	close(t.finished)
 	sh := &t.seq.shards[maphash.String(t.seq.seed, t.channel)%seqShards]
