@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
@@ -228,6 +229,22 @@ ON CONFLICT (app_id, channel) DO UPDATE
     SET head_serial = t.head_serial + excluded.head_serial, total_bytes = t.total_bytes + excluded.total_bytes
 RETURNING app_id, channel, head_serial, stream_id, total_bytes`
 
+// storeJoinSQL inserts a batch's messages right after bumpSQL in the same implicit
+// transaction (one pipeline, one Sync): each message's serial, stream and byte position
+// come from its stream row, just bumped and locked by this transaction (a primary-key
+// lookup per message). pos is the message's place in its channel's share (1-based), n and
+// gbytes that share's count and bytes, cum the running total within it.
+const storeJoinSQL = `
+INSERT INTO pushwire_messages (app_id, channel, serial, stream_id, event, data, name, user_id, tags,
+                               message_id, extras, published_at_ms, size_bytes, cum_bytes, kind, mutable)
+SELECT u.app, u.chan, s.head_serial - u.n + u.pos, s.stream_id, u.event, u.data, u.name, u.user_id, u.tags,
+       u.message_id, u.extras, u.pub, u.size, s.total_bytes - u.gbytes + u.cum, u.kind, u.mutable
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bytea[], $7::bytea[], $8::bytea[],
+            $9::bytea[], $10::json[], $11::bytea[], $12::bytea[], $13::bigint[], $14::integer[], $15::bigint[],
+            $16::smallint[], $17::bytea[])
+     AS u(app, chan, pos, n, gbytes, event, data, name, user_id, tags, message_id, extras, pub, size, cum, kind, mutable)
+JOIN pushwire_streams s ON s.app_id = u.app AND s.channel = u.chan`
+
 // storeSQL inserts a batch's messages, their serials, streams and cumulative byte positions
 // computed from bumpSQL's answer.
 const storeSQL = `
@@ -279,69 +296,113 @@ func (p *Postgres) commitBatch(gs []group) {
 		bytes  int64
 	}
 	heads := make([]head, len(live))
-	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		ng := len(live)
-		apps, chans, streams := make([]string, ng), make([]string, ng), make([]string, ng)
-		counts, sums := make([]int64, ng), make([]int64, ng)
-		index := make(map[streamKey]int, ng)
-		for gi, g := range live {
-			apps[gi], chans[gi], streams[gi], counts[gi] = g.cq.key.app, g.cq.key.channel, protocol.NewUUID(), int64(len(g.items))
-			sums[gi] = cols.groupBytes[gi]
-			index[g.cq.key] = gi
+	ng := len(live)
+	apps, chans, streams := make([]string, ng), make([]string, ng), make([]string, ng)
+	counts, sums := make([]int64, ng), make([]int64, ng)
+	index := make(map[streamKey]int, ng)
+	creates := false
+	for gi, g := range live {
+		apps[gi], chans[gi], streams[gi], counts[gi] = g.cq.key.app, g.cq.key.channel, protocol.NewUUID(), int64(len(g.items))
+		sums[gi] = cols.groupBytes[gi]
+		index[g.cq.key] = gi
+		for _, q := range g.items {
+			creates = creates || q.agg != nil
 		}
-		rows, err := tx.Query(ctx, bumpSQL, apps, chans, streams, counts, sums)
-		if err != nil {
-			return err
-		}
+	}
+	// readHeads reads bumpSQL's answer into heads.
+	readHeads := func(rows pgx.Rows) error {
+		defer rows.Close()
 		seen := 0
 		for rows.Next() {
 			var k streamKey
 			var h head
 			if err := rows.Scan(&k.app, &k.channel, &h.serial, &h.stream, &h.bytes); err != nil {
-				rows.Close()
 				return err
 			}
 			gi, ok := index[k]
 			if !ok {
-				rows.Close()
 				return fmt.Errorf("group commit: unexpected stream %s/%s", k.app, k.channel)
 			}
 			heads[gi] = h
 			seen++
 		}
-		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		if seen != ng {
 			return fmt.Errorf("group commit: %d of %d streams answered", seen, ng)
 		}
-		// The serials, streams and byte positions follow from each new head.
+		return nil
+	}
+	// fill sets the serials, streams and byte positions that follow from each new head.
+	fill := func() {
 		i := 0
 		for gi, g := range live {
 			n := int64(len(g.items))
 			before := heads[gi].bytes - cols.groupBytes[gi]
 			for j := range g.items {
-				cols.apps[i], cols.chans[i] = g.cq.key.app, g.cq.key.channel
 				cols.serials[i], cols.streams[i] = heads[gi].serial-n+1+int64(j), heads[gi].stream
 				cols.cums[i] += before
 				i++
 			}
 		}
-		tag, err := tx.Exec(ctx, storeSQL, cols.args()...)
-		if err != nil {
-			return err
+	}
+	i := 0
+	for _, g := range live {
+		for range g.items {
+			cols.apps[i], cols.chans[i] = g.cq.key.app, g.cq.key.channel
+			i++
 		}
-		if tag.RowsAffected() != int64(total) {
-			return fmt.Errorf("group commit: %d of %d messages stored", tag.RowsAffected(), total)
+	}
+	if !creates {
+		// One round trip: both statements in one pipeline ending in one Sync, so one
+		// implicit transaction that commits at the Sync or not at all.
+		b := &pgx.Batch{}
+		b.Queue(bumpSQL, apps, chans, streams, counts, sums)
+		b.Queue(storeJoinSQL, cols.joinArgs()...)
+		br := p.pool.SendBatch(ctx, b)
+		rows, qerr := br.Query()
+		if qerr == nil {
+			qerr = readHeads(rows)
 		}
-		return p.storeCreates(ctx, tx, live, cols)
-	})
+		if qerr == nil {
+			var tag pgconn.CommandTag
+			if tag, qerr = br.Exec(); qerr == nil && tag.RowsAffected() != int64(total) {
+				qerr = fmt.Errorf("group commit: %d of %d messages stored", tag.RowsAffected(), total)
+			}
+		}
+		if cerr := br.Close(); qerr == nil {
+			qerr = cerr
+		}
+		if qerr == nil {
+			fill()
+		}
+		err = qerr
+	} else {
+		err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, bumpSQL, apps, chans, streams, counts, sums)
+			if err != nil {
+				return err
+			}
+			if err := readHeads(rows); err != nil {
+				return err
+			}
+			fill()
+			tag, err := tx.Exec(ctx, storeSQL, cols.args()...)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() != int64(total) {
+				return fmt.Errorf("group commit: %d of %d messages stored", tag.RowsAffected(), total)
+			}
+			return p.storeCreates(ctx, tx, live, cols)
+		})
+	}
 	if err != nil {
 		fail(unavailable(ctx, err))
 		return
 	}
-	i := 0
+	i = 0
 	for _, g := range live {
 		for _, q := range g.items {
 			q.msg.Serial, q.msg.StreamID = uint64(cols.serials[i]), cols.streams[i]
@@ -401,6 +462,29 @@ type columns struct {
 	sizes                                          []int32
 	kinds                                          []int16
 	groupBytes                                     []int64
+}
+
+// joinArgs are storeJoinSQL's arguments (serials, streams and stream positions come from the
+// stream rows).
+func (c *columns) joinArgs() []any {
+	n := len(c.apps)
+	pos, counts, gbytes := make([]int64, n), make([]int64, n), make([]int64, n)
+	for i := range n {
+		if i > 0 && c.apps[i] == c.apps[i-1] && c.chans[i] == c.chans[i-1] {
+			pos[i] = pos[i-1] + 1
+		} else {
+			pos[i] = 1
+		}
+	}
+	for i := n - 1; i >= 0; i-- {
+		if i < n-1 && pos[i+1] > 1 {
+			counts[i], gbytes[i] = counts[i+1], gbytes[i+1]
+		} else {
+			counts[i], gbytes[i] = pos[i], c.cums[i]
+		}
+	}
+	return []any{c.apps, c.chans, pos, counts, gbytes, c.events, c.datas, c.names, c.users, c.tags, c.ids, c.extras,
+		c.pubs, c.sizes, c.cums, c.kinds, c.muts}
 }
 
 func (c *columns) args() []any {
