@@ -686,7 +686,7 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 	}
 	switch env.Kind {
 	case envPublish:
-		// Not under the channel's publish lock: a local publish waiting on the history store
+		// Not under the channel's sequencer turn: a local publish waiting on the history store
 		// must not stall every other node's messages.
 		a.deliverOrdered(env.Msg, nil, env.Except)
 	case envJoin:

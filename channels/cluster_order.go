@@ -13,7 +13,7 @@ import (
 // With several nodes, two messages of one channel published on different nodes may reach
 // a node in the other order than their serials (each node delivers its own publish at
 // once and the other's through the broker). A single node never does that: its channel
-// publish lock orders allocation and delivery. So that a subscriber on any node sees what
+// sequencer orders allocation and delivery. So that a subscriber on any node sees what
 // it would see on one node, a clustered node delivers each channel's serial messages in
 // serial order: a message ahead of the next expected serial waits (gapWait) for the ones
 // before it, and a gap still open then is filled from the history store. Messages without

@@ -222,7 +222,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	}
 
 	// A V2 subscription to a channel with history attaches at the stream's head: the
-	// channel's publish lock is held until the ack (and any rewind) is queued, so the position
+	// channel's sequencer turn is held until the ack (and any rewind) is queued, so the position
 	// it announces is exact and no live message overtakes the rewind.
 	var pos *protocol.StreamState
 	subscribed := false
@@ -293,7 +293,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		}
 		c.attach[name] = pos.HeadSerial
 		if req.Rewind != nil {
-			// After the ack, before the publish lock is released; only if the subscription
+			// After the ack, before the channel's sequencer turn ends; only if the subscription
 			// succeeded.
 			defer func() {
 				if subscribed {

@@ -44,8 +44,8 @@ func (r *recovery) init() {
 	r.degraded = map[string]uint64{}
 }
 
-// remember adds a stored message to its channel's hot buffer. Callers hold the channel's
-// publish lock.
+// remember adds a stored message to its channel's hot buffer, in serial order: callers hold
+// the channel's sequencer turn.
 func (a *appState) remember(m *protocol.Message, now time.Time) {
 	r := &a.rec
 	r.mu.Lock()
@@ -135,7 +135,7 @@ func attachData(data []byte, serial uint64) []byte {
 }
 
 // rewind sends the channel's recent history after the ack, oldest first and filtered like
-// live delivery, then rewind_complete. Callers hold the channel's publish lock, so no live
+// live delivery, then rewind_complete. Callers hold the channel's sequencer turn, so no live
 // message can interleave: no gap, no duplicate, live_count 0.
 func (c *Conn) rewind(name string, spec *RewindSpec, filter MessageFilter, st protocol.StreamState) {
 	app := c.app
