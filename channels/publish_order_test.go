@@ -15,6 +15,7 @@ import (
 	"github.com/pushwire/pushwire/delta"
 	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/internal/testkit"
+	"github.com/pushwire/pushwire/protocol"
 )
 
 // orderStores are the history setups the concurrent-publisher tests run on: none (no
@@ -225,5 +226,74 @@ func TestStartPublishCancelled(t *testing.T) {
 	}
 	if got := s.Take(); len(got) != 1 || !strings.Contains(got[0], "after") {
 		t.Fatalf("frames %v: the cancelled publish was delivered", got)
+	}
+}
+
+// stallingHistory is a memory store whose appends to one channel wait until released.
+type stallingHistory struct {
+	*history.Memory
+	channel string
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *stallingHistory) Append(ctx context.Context, appID string, m *protocol.Message) error {
+	if m.Channel == s.channel {
+		s.entered <- struct{}{}
+		<-s.release
+	}
+	return s.Memory.Append(ctx, appID, m)
+}
+
+// A history append that does not come back holds up its own channel only: publishes to 200
+// other channels with history (on main some of them shared its publish-lock stripe) are
+// stored and delivered meanwhile, and so is a V2 subscription to another channel; the
+// stalled channel's next publish waits behind the first and both are delivered in order
+// once the store answers.
+func TestStalledAppendHoldsOnlyItsChannel(t *testing.T) {
+	app := config.DefaultApp()
+	app.EnableVersionedMessages = nil // plain appends through History.Append
+	app.ApplyDefaults()
+	st := &stallingHistory{Memory: history.NewMemory(history.MemoryOptions{}), channel: "slow",
+		entered: make(chan struct{}, 1), release: make(chan struct{})}
+	h := channels.New([]config.App{app}, channels.Options{History: st})
+	c, s := connect(t, h)
+	mustSubscribe(t, c, s, "slow", "")
+	s.Take()
+	first := make(chan []channels.PublishAck, 2)
+	go func() {
+		acks, _ := h.PublishAcks(appID, channels.Event{Name: "e", Channels: []string{"slow"}, Data: "1"})
+		first <- acks
+	}()
+	<-st.entered
+	second := make(chan []channels.PublishAck, 1)
+	go func() {
+		acks, _ := h.PublishAcks(appID, channels.Event{Name: "e", Channels: []string{"slow"}, Data: "2"})
+		second <- acks
+	}()
+	for i := range 200 {
+		ch := fmt.Sprintf("fast-%d", i)
+		acks, err := h.PublishAcks(appID, channels.Event{Name: "e", Channels: []string{ch}, Data: "x"})
+		if err != nil || acks[0].Serial != 1 {
+			t.Fatalf("publish to %s while slow is stalled: %+v, %v", ch, acks, err)
+		}
+	}
+	v2, vs := connectV2(t, h, channels.ConnOptions{})
+	req := subReq(vs, "fast-0", "")
+	req.Rewind = &channels.RewindSpec{Count: 1}
+	if err := v2.Subscribe(req); err != nil {
+		t.Fatalf("subscribe to another channel while slow is stalled: %v", err)
+	}
+	if got := s.Take(); len(got) != 0 {
+		t.Fatalf("the stalled channel delivered %v before its store answered", got)
+	}
+	close(st.release)
+	a1, a2 := <-first, <-second
+	if a1[0].Serial != 1 || a2[0].Serial != 2 {
+		t.Fatalf("serials %d and %d, want 1 and 2", a1[0].Serial, a2[0].Serial)
+	}
+	got := s.Take()
+	if len(got) != 2 || !strings.Contains(got[0], `"data":"1"`) || !strings.Contains(got[1], `"data":"2"`) {
+		t.Fatalf("slow delivered %v, want 1 then 2", got)
 	}
 }
