@@ -142,9 +142,16 @@ func (h *Hub) StartPublish(ctx context.Context, appID string, ev Event) (wait fu
 	}, nil
 }
 
-// historyTimeout bounds one history append; past it the message is delivered without a
-// serial and the store reported degraded.
+// historyTimeout bounds one synchronous history call (an append to a store that is not
+// pipelined, a state read); past it an append's message is delivered without a serial and
+// the store reported degraded.
 const historyTimeout = 5 * time.Second
+
+// queuedAppendTimeout bounds how long an append may wait in a pipelined store's queue
+// before it is sent: long enough that a database stalled for several seconds loses no
+// message (they are stored, in order, once it answers), short enough that a dead one turns
+// into degraded deliveries. The store bounds the commit itself.
+const queuedAppendTimeout = 15 * time.Second
 
 // publish runs one message through the pipeline and returns once it is delivered.
 func (a *appState) publish(m *protocol.Message, sender *Conn, exceptSocketID string) {
@@ -165,11 +172,15 @@ func (a *appState) begin(m *protocol.Message, sender *Conn, exceptSocketID strin
 		return func() {}
 	}
 	t := a.seq.take(m.Channel, ticketAppend)
-	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	create := m.Mutable != nil && a.hub.versions != nil
 	var res <-chan error
 	pipe, pipelined := hist.(PipelinedHistory)
 	pipeCreate, createPipelined := a.hub.versions.(PipelinedVersions)
+	timeout := historyTimeout
+	if create && createPipelined || !create && pipelined {
+		timeout = queuedAppendTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	switch {
 	case create && createPipelined:
 		<-t.prevSub

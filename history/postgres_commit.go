@@ -32,6 +32,10 @@ import (
 // maxCommitBatch bounds the messages of one group commit.
 const maxCommitBatch = 4096
 
+// commitTimeoutFactor × QueryTimeout bounds one group commit (15 s by default): a database
+// that stalls for a few seconds delays a batch without failing it.
+const commitTimeoutFactor = 3
+
 // commitWorkers is the number of batches in flight at once.
 const commitWorkers = 4
 
@@ -288,7 +292,7 @@ func (p *Postgres) commitBatch(gs []group) {
 		fail(err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.QueryTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeoutFactor*p.opts.QueryTimeout)
 	defer cancel()
 	type head struct {
 		serial int64
