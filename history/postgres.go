@@ -34,8 +34,8 @@ type PostgresOptions struct {
 	MaxAge time.Duration
 	// RetentionInterval is how often the background trim runs. Default 1 minute.
 	RetentionInterval time.Duration
-	// QueryTimeout bounds every statement (a group commit of appends: three times it), and connecting unless the URL sets
-	// connect_timeout. Default 5s.
+	// QueryTimeout bounds every statement (a group commit of appends: three times it),
+	// and connecting unless the URL sets connect_timeout. Default 5s.
 	QueryTimeout time.Duration
 	// MaxConns sizes the connection pool. Default: pool_max_conns from the URL, else 16.
 	MaxConns int32

@@ -153,8 +153,8 @@ func (p *stallProxy) close() {
 	}
 }
 
-// TestSlowStoreStallsOnlyItsChannels: with the history database stalled (a TCP proxy in
-// front of Postgres stops moving bytes), publishes to a channel without history are
+// TestSlowStoreStallsOnlyItsChannels: with the history database stalled for 5 s (a TCP
+// proxy in front of Postgres stops moving bytes), publishes to a channel without history are
 // acknowledged and delivered in order while the history channel's publishes wait for their
 // commits; once the database answers again, the history channel's publishes are
 // acknowledged and delivered with the next serials, in order, nothing lost or repeated, and
@@ -189,6 +189,7 @@ apps:
 	}
 
 	proxy.pause()
+	stalledAt := time.Now()
 	// Five history publishes at once, from five publishers: their HTTP answers wait for the
 	// commit.
 	const stalled = 5
@@ -216,6 +217,14 @@ apps:
 	default:
 	}
 
+	// The database stays stalled for 5 s in all (the fault's length, not an assertion):
+	// longer than one statement's timeout, within the queued appends' patience.
+	time.Sleep(time.Until(stalledAt.Add(5 * time.Second)))
+	select {
+	case a := <-answers:
+		t.Fatalf("a history publish was answered while its database was stalled: %s", a)
+	default:
+	}
 	proxy.resume()
 	for range stalled {
 		if a := <-answers; a != "200 {} <nil>" {
