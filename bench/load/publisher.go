@@ -24,7 +24,11 @@ func SignedEventRequest(ctx context.Context, baseURL, appID, key, secret, channe
 	if err != nil {
 		return nil, err
 	}
-	path := "/apps/" + appID + "/events"
+	return signedPost(ctx, baseURL, "/apps/"+appID+"/events", key, secret, body, now)
+}
+
+// signedPost builds a signed POST of a JSON body to path.
+func signedPost(ctx context.Context, baseURL, path, key, secret string, body []byte, now time.Time) (*http.Request, error) {
 	q := protocol.SignAPIRequest(key, secret, http.MethodPost, path, nil, body, now)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(baseURL, "/")+path+"?"+q, bytes.NewReader(body))
 	if err != nil {
@@ -50,14 +54,7 @@ func SignedBatchRequest(ctx context.Context, baseURL, appID, key, secret string,
 	if err != nil {
 		return nil, err
 	}
-	path := "/apps/" + appID + "/batch_events"
-	q := protocol.SignAPIRequest(key, secret, http.MethodPost, path, nil, body, now)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(baseURL, "/")+path+"?"+q, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return req, nil
+	return signedPost(ctx, baseURL, "/apps/"+appID+"/batch_events", key, secret, body, now)
 }
 
 // publisher sends API events for the phases of a run and counts what the server accepted,
