@@ -491,3 +491,32 @@ func TestOtherCPU(t *testing.T) {
 		t.Errorf("otherCPUPct = %v, want 60", got)
 	}
 }
+
+func TestSignedBatchRequest(t *testing.T) {
+	now := time.Now()
+	req, err := SignedBatchRequest(context.Background(), "http://127.0.0.1:1", "app-id", "app-key", "app-secret",
+		[]string{"bench-1", "bench-2"}, "bench", []string{"pwl:1:0:0:", "pwl:1:0:1:"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Method != http.MethodPost || req.URL.Path != "/apps/app-id/batch_events" {
+		t.Fatalf("%s %s", req.Method, req.URL.Path)
+	}
+	body, _ := io.ReadAll(req.Body)
+	q, err := protocol.ParseAPIQuery(req.URL.RawQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !q.VerifyAPISignature("app-secret", http.MethodPost, "/apps/app-id/batch_events") || q.CheckBodyMD5(http.MethodPost, body) != nil {
+		t.Error("signature or body_md5 does not verify")
+	}
+	var b struct {
+		Batch []map[string]string `json:"batch"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil || len(b.Batch) != 2 || b.Batch[1]["channel"] != "bench-2" || b.Batch[1]["data"] != "pwl:1:0:1:" || b.Batch[0]["name"] != "bench" {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	if _, err := ParseArgs([]string{"--batch", "0"}, io.Discard); err == nil {
+		t.Error("--batch 0 accepted")
+	}
+}
