@@ -32,6 +32,11 @@ import (
 // maxCommitBatch bounds the messages of one group commit.
 const maxCommitBatch = 4096
 
+// maxChannelShare bounds one channel's messages in one group commit: they are delivered
+// together once it commits, and a burst larger than a connection's write queue (1,024
+// frames by default) would close its subscribers as too slow after a database hiccup.
+const maxChannelShare = 512
+
 // commitTimeoutFactor × QueryTimeout bounds one group commit (15 s by default): a database
 // that stalls for a few seconds delays a batch without failing it.
 const commitTimeoutFactor = 3
@@ -153,7 +158,7 @@ func (p *Postgres) take() []group {
 		c.ready = c.ready[1:]
 		cq.ready = false
 		g := group{cq: cq}
-		for cq.head != nil && n < maxCommitBatch {
+		for cq.head != nil && n < maxCommitBatch && len(g.items) < maxChannelShare {
 			q := cq.head
 			cq.head, q.next = q.next, nil
 			cq.n--
