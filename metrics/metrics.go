@@ -28,6 +28,7 @@ type Metrics struct {
 	bytesOut     *prometheus.CounterVec
 	slowConsumer *prometheus.CounterVec
 	refused      *prometheus.CounterVec
+	pollErrors   prometheus.Counter
 
 	httpRequests    *prometheus.CounterVec
 	httpDuration    *prometheus.HistogramVec
@@ -74,6 +75,8 @@ func New() *Metrics {
 	m.bytesOut = counter("bytes_out_total", "WebSocket message bytes written to clients, by app.", "app")
 	m.slowConsumer = counter("slow_consumer_closes_total", "Connections closed with 4100 because their write queue was full, by app.", "app")
 	m.refused = counter("connections_refused_total", "WebSocket upgrades refused before the handshake, by reason (ip_rate_limited is the per-IP limit).", "reason")
+	m.pollErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "ws_poll_errors_total",
+		Help: "Failed epoll_wait calls of the epoll WebSocket transport (each logged and retried; too many in a row stop the server)."})
 	m.httpRequests = counter("http_requests_total", "HTTP API requests, by route pattern, method and status.", "route", "method", "status")
 	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "http_request_duration_seconds",
 		Help: "HTTP API request latency, by route pattern.", Buckets: prometheus.DefBuckets}, []string{"route"})
@@ -89,7 +92,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.connections, m.connects, m.disconnects,
 		m.messagesIn, m.messagesOut, m.bytesIn, m.bytesOut,
-		m.slowConsumer, m.refused,
+		m.slowConsumer, m.refused, m.pollErrors,
 		m.httpRequests, m.httpDuration, m.httpRateLimited,
 		m.webhookDelivered, m.webhookFailures, m.webhookRetries, m.webhookDropped,
 		m.historyErrors,
@@ -193,6 +196,9 @@ func (m *Metrics) SlowConsumer(appID string) { m.slowConsumer.WithLabelValues(ap
 
 // Refused counts a WebSocket upgrade refused before the handshake, by close reason.
 func (m *Metrics) Refused(reason string) { m.refused.WithLabelValues(reason).Inc() }
+
+// PollError counts a failed epoll_wait of the epoll WebSocket transport.
+func (m *Metrics) PollError() { m.pollErrors.Inc() }
 
 // ObserveHTTP records one HTTP API request: route is the chi route pattern (never the raw
 // path), status the response status, d its duration.

@@ -46,6 +46,10 @@ const (
 	// reasonInboundBudget: a message still arriving needed more memory than the server-wide
 	// inbound budget had left (close 1013 Try Again Later; clients reconnect).
 	reasonInboundBudget CloseReason = "inbound_budget"
+	// reasonPollFailed: the epoll transport could not register or re-arm the socket with
+	// its netpoller (epoll_ctl failed), so it would never be read again: the connection
+	// is closed with 4200 (clients reconnect) and the error logged.
+	reasonPollFailed CloseReason = "poll_failed"
 )
 
 // RefusalReasons are the reasons an upgrade can be refused before the handshake, the
@@ -213,7 +217,7 @@ func (c *conn) startWriterLocked() {
 		c.watchdog.Stop()
 	}
 	c.mu.Unlock()
-	go c.writeLoop()
+	c.srv.goroutines.Go(c.writeLoop)
 }
 
 // flushMaxBytes is the most a flusher writes for one connection in one turn; a larger

@@ -34,11 +34,12 @@ const coalesceWindow = 2 * time.Millisecond
 // flushChunk is how many connections a flusher takes off the ready list at once.
 const flushChunk = 64
 
-func newFlusher(workers int) *flusher {
+// newFlusher starts workers flushers through spawn (the owner joins them after close).
+func newFlusher(workers int, spawn func(func())) *flusher {
 	f := &flusher{}
 	f.cond.L = &f.mu
 	for range max(workers, 1) {
-		go f.loop()
+		spawn(f.loop)
 	}
 	return f
 }

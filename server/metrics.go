@@ -19,6 +19,10 @@ type Metrics interface {
 	// Refused counts an upgraded socket refused before the handshake (no app yet), by
 	// CloseReason: ip_rate_limited, over_capacity, app_refused, shutdown.
 	Refused(reason string)
+	// PollError counts a failed epoll_wait of the epoll transport's netpoller (EINTR
+	// aside): each is logged and retried; too many in a row make the server fail
+	// (Server.Failed).
+	PollError()
 }
 
 // nopMetrics is the Metrics used when none is configured.
@@ -30,3 +34,4 @@ func (nopMetrics) MessageIn(string, int)            {}
 func (nopMetrics) MessageOut(string, int)           {}
 func (nopMetrics) SlowConsumer(string)              {}
 func (nopMetrics) Refused(string)                   {}
+func (nopMetrics) PollError()                       {}

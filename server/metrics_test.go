@@ -56,6 +56,7 @@ func (f *fakeMetrics) MessageOut(appID string, n int) {
 }
 func (f *fakeMetrics) SlowConsumer(appID string) { f.record("slow " + appID) }
 func (f *fakeMetrics) Refused(reason string)     { f.record("refused " + reason) }
+func (f *fakeMetrics) PollError()                { f.record("poll_error") }
 
 // count returns how many recorded calls equal call.
 func (f *fakeMetrics) count(call string) int {

@@ -58,6 +58,11 @@ type pollWire struct {
 	finished  atomic.Bool           // the writer has sent our close frame
 	closeOnce sync.Once
 	endOnce   sync.Once
+
+	// pause is the timer of a paused read side (pauseRead); teardown stops it (torn).
+	pauseMu sync.Mutex
+	pause   *time.Timer
+	torn    bool
 }
 
 // closeWait is how long a connection whose close frame was sent waits for the client's.
@@ -161,7 +166,7 @@ func (w *pollWire) start() {
 		err = cerr
 	}
 	if err != nil {
-		w.stopReading(fmt.Errorf("server: netpoller: %w", err), true)
+		w.pollFailed(err)
 	}
 }
 
@@ -176,12 +181,47 @@ func (w *pollWire) event() {
 		// A request over its rate: the socket is not read (TCP pushes back) until the
 		// connection may ask again; then what is pending is handled and the fd re-armed.
 		w.c.readPause = 0
-		time.AfterFunc(d, w.onEvent)
+		w.pauseRead(d)
 		return
 	}
 	// Re-armed under the fd's reference, so a concurrent close cannot hand the number to
 	// another connection in between.
-	_ = w.rc.Control(func(fd uintptr) { _ = w.poll.rearm(int(fd)) })
+	var err error
+	if cerr := w.rc.Control(func(fd uintptr) { err = w.poll.rearm(int(fd)) }); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		w.pollFailed(err)
+	}
+}
+
+// pollFailed ends a connection whose socket the netpoller could not register or re-arm:
+// it would never be read again. Unless the socket was closed meanwhile (the connection is
+// ending anyway), the error is logged, and the client gets 4200 and a close frame, so it
+// reconnects; Metrics.Disconnected counts the reason poll_failed.
+func (w *pollWire) pollFailed(err error) {
+	if !errors.Is(err, net.ErrClosed) {
+		w.c.logAt(zap.ErrorLevel, "epoll transport: cannot watch the socket; closing the connection",
+			zap.String("reason", string(reasonPollFailed)), zap.Error(err))
+		w.c.closeWith(&protocol.Error{Code: protocol.CodeReconnect, Message: "Internal server error"}, reasonPollFailed)
+	}
+	w.stopReading(fmt.Errorf("server: netpoller: %w", err), false)
+}
+
+// pauseRead runs the read side again after d, on a timer the server's goroutine group
+// owns until it fires or teardown stops it.
+func (w *pollWire) pauseRead(d time.Duration) {
+	g := &w.c.srv.goroutines
+	w.pauseMu.Lock()
+	defer w.pauseMu.Unlock()
+	if w.torn {
+		return
+	}
+	g.add()
+	w.pause = time.AfterFunc(d, func() {
+		defer g.done()
+		w.onEvent()
+	})
 }
 
 // drain reads the socket until it would block, handling every whole message. It reports
@@ -572,11 +612,17 @@ func (w *pollWire) teardown() {
 	w.endOnce.Do(func() {
 		w.closeSocket()
 		w.held.close()
+		w.pauseMu.Lock()
+		w.torn = true
+		if w.pause != nil && w.pause.Stop() {
+			w.c.srv.goroutines.done() // it will not run
+		}
+		w.pauseMu.Unlock()
 		var err error
 		if p := w.readErr.Load(); p != nil {
 			err = *p
 		}
-		go w.c.end(err)
+		w.c.srv.goroutines.Go(func() { w.c.end(err) })
 	})
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"runtime"
 	"strings"
@@ -88,6 +89,9 @@ type Options struct {
 	// waiting: bytes pinned by a stalled sender would otherwise stall honest ones. nil:
 	// unlimited.
 	InboundBudget *bytebudget.Budget
+
+	// pollSys replaces the netpoller's system calls (tests inject failures). nil: the kernel.
+	pollSys *epollSys
 }
 
 // Transport is the WebSocket implementation under the connections.
@@ -170,6 +174,10 @@ type Server struct {
 	historyRate  sharedBucket // Options.ServerHistoryReadsPerSecond
 	poll         *netpoller   // nil when every connection uses coder/websocket
 	flush        *flusher     // writes pollWire connections' queues; nil with poll
+	// goroutines owns every goroutine the server starts (goGroup); Shutdown joins them.
+	goroutines goGroup
+	// failed receives the error that stopped the epoll transport (Failed).
+	failed chan error
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -188,21 +196,42 @@ func New(hub *channels.Hub, opts Options) *Server {
 		secs = 1
 	}
 	s := &Server{hub: hub, opts: opts, log: opts.Logger, metrics: opts.Metrics, conns: map[*conn]struct{}{}, activity: secs,
-		historySlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))}
+		historySlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), failed: make(chan error, 1)}
 	if opts.MaxConnectionsPerIPPerMinute > 0 {
 		s.limiter = newIPLimiter(opts.MaxConnectionsPerIPPerMinute, opts.Now)
 	}
 	if opts.Transport != TransportStd {
-		p, err := newNetpoller()
+		p, err := newNetpollerWith(opts.pollSys, pollHooks{spawn: s.goroutines.Go, waitErr: s.pollWaitFailed, fatal: s.pollGaveUp})
 		switch {
 		case err == nil:
-			s.poll, s.flush = p, newFlusher(runtime.GOMAXPROCS(0))
+			s.poll, s.flush = p, newFlusher(runtime.GOMAXPROCS(0), s.goroutines.Go)
 		case opts.Transport == TransportEpoll:
 			s.log.Warn("ws_transport epoll is not available here: using std", zap.Error(err))
 		}
 	}
 	return s
 }
+
+// pollWaitFailed logs and counts a failed epoll_wait; the netpoller retries it.
+func (s *Server) pollWaitFailed(err error, failures int) {
+	s.log.Error("epoll transport: waiting for readiness failed; retrying", zap.Error(err), zap.Int("failures_in_a_row", failures))
+	s.metrics.PollError()
+}
+
+// pollGaveUp reports the netpoller's end on Failed: its connections are no longer read.
+func (s *Server) pollGaveUp(err error) {
+	s.log.Error("epoll transport failed: connections on it are no longer read; the server must shut down", zap.Error(err))
+	select {
+	case s.failed <- err:
+	default:
+	}
+}
+
+// Failed receives an error if the epoll transport stops working (its netpoller failed
+// pollMaxFailures times in a row, each failure logged and counted by Metrics.PollError):
+// the connections on it are no longer read, so the process should shut down (Shutdown)
+// and exit with the error, for its supervisor to restart it. Nothing arrives otherwise.
+func (s *Server) Failed() <-chan error { return s.failed }
 
 // Transport reports the transport plain connections get: TransportEpoll or TransportStd.
 func (s *Server) Transport() Transport {
@@ -364,7 +393,12 @@ func (s *Server) unregister(c *conn) {
 }
 
 // Shutdown marks the node draining, refuses new connections, closes every open one with 4200
-// so clients reconnect (to another node), and waits for their goroutines until ctx is done.
+// so clients reconnect (to another node), and waits until ctx is done for the connections to
+// end and then for every goroutine the server started to exit (the netpoller and its
+// callbacks, the flushers, writers, the goroutines ending connections): when it returns nil,
+// none is left. (The goroutines net/http runs ServeHTTP on belong to the http.Server: shut
+// it down too.) When ctx ends first, the connections still open are dropped and the error
+// says what was left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.mu.Lock()
@@ -384,17 +418,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		if s.poll != nil { // every connection is gone: so are the netpoller and the flushers
-			s.poll.close()
-			s.flush.close()
-		}
-		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.conns {
 			c.wire.closeNow()
 		}
 		s.mu.Unlock()
+		if s.poll != nil { // they stop once the dropped connections are written off
+			s.poll.close()
+			s.flush.close()
+		}
 		return errors.Join(errors.New("server: shutdown: connections still open"), ctx.Err())
 	}
+	if s.poll != nil { // every connection is gone: so are the netpoller and the flushers
+		s.poll.close()
+		s.flush.close()
+	}
+	if err := s.goroutines.wait(ctx); err != nil {
+		return fmt.Errorf("server: shutdown: goroutines still running: %w", err)
+	}
+	return nil
 }

@@ -96,4 +96,6 @@ func (w *stdWire) refuse(errFrame []byte, code int, reason string) {
 
 func (w *stdWire) closeNow() { _ = w.ws.CloseNow() }
 
-func (w *stdWire) ping() { go w.c.nativePing(w.ws, w.c.srv.opts.PongTimeout) }
+func (w *stdWire) ping() {
+	w.c.srv.goroutines.Go(func() { w.c.nativePing(w.ws, w.c.srv.opts.PongTimeout) })
+}

@@ -236,9 +236,12 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	log.Info("pushwire listening", zap.String("addr", ln.Addr().String()),
 		zap.String("websocket", scheme+"://"+ln.Addr().String()+"/app/{key}"), zap.String("transport", string(ws.Transport())))
 
+	var failure error // a transport that stopped working: shut down, then exit with it
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
+	case err := <-ws.Failed():
+		failure = fmt.Errorf("websocket transport: %w", err)
 	case <-ctx.Done():
 	}
 	// Graceful shutdown: report not ready, give load balancers drain_delay to notice, then
@@ -253,7 +256,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if con != nil {
 		con.Close() // ends the console's event streams, which would hold the HTTP shutdown
 	}
-	errs := []error{ws.Shutdown(sctx), srv.Shutdown(sctx), stopPush(sctx)}
+	errs := []error{failure, ws.Shutdown(sctx), srv.Shutdown(sctx), stopPush(sctx)}
 	// Sockets are closed: store the presence events their leaves made.
 	errs = append(errs, hub.FlushPresenceHistory(sctx))
 	// Sockets are closed: deliver the webhooks they caused (vacated, member_removed) too.
