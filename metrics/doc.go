@@ -27,6 +27,8 @@
 //	slow_consumer_closes_total{app}           connections closed because their write queue filled
 //	connections_refused_total{reason}         upgrades refused before the handshake
 //	                                          (reason ip_rate_limited is the per-IP limit)
+//	ws_poll_errors_total                      failed epoll_wait calls of the epoll transport
+//	                                          (retried; ten in a row stop the server)
 //	http_requests_total{route,method,status}  REST requests by chi route pattern
 //	http_request_duration_seconds{route}      REST latency histogram
 //	http_rate_limited_total{app}              REST publishes refused with 429

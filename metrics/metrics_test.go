@@ -84,6 +84,8 @@ func TestMethodsMoveSeries(t *testing.T) {
 		{"slow consumer and refusals", func(m *Metrics) { m.SlowConsumer("a1"); m.Refused("ip_rate_limited"); m.Refused("ip_rate_limited") }, []sample{
 			{"pushwire_slow_consumer_closes_total", app, 1},
 			{"pushwire_connections_refused_total", map[string]string{"reason": "ip_rate_limited"}, 2}}},
+		{"poll errors", func(m *Metrics) { m.PollError(); m.PollError() }, []sample{
+			{"pushwire_ws_poll_errors_total", nil, 2}}},
 		{"http", func(m *Metrics) {
 			m.ObserveHTTP("/apps/{appID}/events", "POST", 200, time.Millisecond)
 			m.ObserveHTTP("/apps/{appID}/events", "POST", 401, time.Millisecond)

@@ -32,6 +32,20 @@
 // full gets a writer goroutine of its own until it drains, so nothing a client does can
 // block a publisher, a flusher or another client.
 //
+// Failures of the epoll transport are never silent. A socket the netpoller cannot register
+// or re-arm (epoll_ctl failed) would never be read again: that connection is closed with
+// 4200 (clients reconnect), the error is logged and the disconnect counted with the reason
+// poll_failed. A failed epoll_wait (EINTR aside) is logged, counted (Metrics.PollError) and
+// retried with a doubling backoff; after ten failures in a row the transport gives up and
+// says so on Server.Failed, and cmd/pushwire shuts the process down with the error: a
+// broken epoll instance does not heal, and a restart beats sockets nobody reads.
+//
+// Every goroutine the server starts (the netpoller and its callbacks, the flushers, writer
+// goroutines, the goroutines that end connections, native pings, a paused read side's
+// timer) belongs to one group (goGroup), and Shutdown returns only once all of them have
+// exited; TestShutdownJoinsGoroutines checks it on both transports. The goroutines net/http
+// runs ServeHTTP on are the http.Server's.
+//
 // New connections from one client address (one IPv6 /64; the first X-Forwarded-For entry when
 // trusted) are limited by a token bucket of Options.MaxConnectionsPerIPPerMinute; an upgrade
 // over it gets error 4100 and close 4100. Options.Metrics, a consumer-side interface, is told

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // goGroup owns the goroutines the server starts that can outlive a connection's
@@ -13,9 +14,12 @@ import (
 //
 // Unlike sync.WaitGroup it may gain a goroutine while someone waits with none running (a
 // timer of a connection already gone), which a WaitGroup forbids.
+//
+// Starting and ending a goroutine costs an atomic add each (readiness callbacks run per
+// inbound message); the mutex is taken only when the count reaches zero or someone waits.
 type goGroup struct {
+	n    atomic.Int64
 	mu   sync.Mutex
-	n    int
 	zero chan struct{} // closed when n drops to 0; made by wait
 }
 
@@ -29,16 +33,14 @@ func (g *goGroup) Go(f func()) {
 }
 
 // add counts a goroutine (or a timer that will run one) before it starts; done ends it.
-func (g *goGroup) add() {
-	g.mu.Lock()
-	g.n++
-	g.mu.Unlock()
-}
+func (g *goGroup) add() { g.n.Add(1) }
 
 func (g *goGroup) done() {
+	if g.n.Add(-1) != 0 {
+		return
+	}
 	g.mu.Lock()
-	g.n--
-	if g.n == 0 && g.zero != nil {
+	if g.n.Load() == 0 && g.zero != nil {
 		close(g.zero)
 		g.zero = nil
 	}
@@ -48,7 +50,7 @@ func (g *goGroup) done() {
 // wait returns when no goroutine of the group runs, or with ctx's error.
 func (g *goGroup) wait(ctx context.Context) error {
 	g.mu.Lock()
-	if g.n == 0 {
+	if g.n.Load() == 0 {
 		g.mu.Unlock()
 		return nil
 	}

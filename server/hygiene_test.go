@@ -139,3 +139,34 @@ func TestShutdownJoinsGoroutines(t *testing.T) {
 		t.Fatalf("%d goroutines after Shutdown, %d before the server:\n\n%s", now, baseline, goroutineDump())
 	})
 }
+
+// TestGoGroupWait: wait returns once every goroutine of the group has returned, also when
+// one starts after a wait found none, and with ctx's error while one still runs.
+func TestGoGroupWait(t *testing.T) {
+	var g goGroup
+	if err := g.wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var ran sync.WaitGroup
+	for range 100 {
+		ran.Add(1)
+		g.Go(func() { defer ran.Done(); <-release })
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := g.wait(ctx); err == nil {
+		t.Fatal("wait returned nil with goroutines running")
+	}
+	waited := make(chan error)
+	go func() { waited <- g.wait(context.Background()) }()
+	close(release)
+	if err := <-waited; err != nil {
+		t.Fatal(err)
+	}
+	ran.Wait()
+	g.Go(func() {}) // after a wait: allowed, unlike sync.WaitGroup's reuse rules
+	if err := g.wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

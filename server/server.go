@@ -412,10 +412,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.closeWith(&protocol.Error{Code: protocol.CodeReconnect, Message: "Server is shutting down"}, reasonShutdown)
 	}
 	done := make(chan struct{})
-	go func() {
+	s.goroutines.Go(func() {
 		s.wg.Wait()
 		close(done)
-	}()
+	})
 	select {
 	case <-done:
 	case <-ctx.Done():
