@@ -398,7 +398,7 @@ func (s *Server) unregister(c *conn) {
 // callbacks, the flushers, writers, the goroutines ending connections): when it returns nil,
 // none is left. (The goroutines net/http runs ServeHTTP on belong to the http.Server: shut
 // it down too.) When ctx ends first, the connections still open are dropped and the error
-// says what was left.
+// says what was left; the goroutines still running then are not waited for.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.mu.Lock()
@@ -424,10 +424,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			c.wire.closeNow()
 		}
 		s.mu.Unlock()
-		if s.poll != nil { // they stop once the dropped connections are written off
-			s.poll.close()
-			s.flush.close()
-		}
+		// The netpoller and the flushers keep running: the dropped connections still need
+		// them to end.
 		return errors.Join(errors.New("server: shutdown: connections still open"), ctx.Err())
 	}
 	if s.poll != nil { // every connection is gone: so are the netpoller and the flushers
