@@ -56,7 +56,8 @@ func serverGoroutines() []string {
 }
 
 // TestShutdownJoinsGoroutines: with connections open at shutdown — some subscribed with
-// events queued, one client that never answers the close handshake — Shutdown returns only
+// events queued, one client that never answers the close handshake, one whose read side is
+// paused for a request over its rate — Shutdown returns only
 // once every goroutine the server started has exited (checked at once on return), and once
 // the HTTP server and the clients are gone too the process is back to its goroutine count
 // from before (waited for, with a generous bound; the leftover stacks are printed on
@@ -68,7 +69,7 @@ func TestShutdownJoinsGoroutines(t *testing.T) {
 		hub := channels.New([]config.App{app}, channels.Options{})
 		baseline := runtime.NumGoroutine()
 
-		srv := New(hub, Options{Transport: testTransport})
+		srv := New(hub, Options{Transport: testTransport, HistoryRequestsPerSecond: 1, HistoryRequestBurst: 1})
 		mux := http.NewServeMux()
 		mux.Handle("/app/", srv)
 		ts := httptest.NewServer(mux)
@@ -82,6 +83,21 @@ func TestShutdownJoinsGoroutines(t *testing.T) {
 			c.expectPrefix(`{"event":"pusher_internal:subscription_succeeded"`)
 			clients[i] = c
 		}
+		// One more whose read side is paused (a request over its rate) at shutdown.
+		req := text(`{"event":"sockudo:channel_history","channel":"h","data":{"channel":"h","limit":1}}`)
+		paused := dialRaw(t, url, "/app/app-key?protocol=2", nil)
+		paused.expectPrefix(`{"event":"sockudo:connection_established"`)
+		paused.write(append(append([]byte(nil), req...), req...))
+		for {
+			_, p, err := paused.frame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(p), `"code":4301`) {
+				break
+			}
+		}
+		clients = append(clients, paused)
 		for i := 0; i < 50; i++ {
 			if err := hub.Publish("app-id", channels.Event{Name: "tick", Channels: []string{"feed-0", "feed-1"}, Data: strings.Repeat("z", 500)}); err != nil {
 				t.Fatal(err)
@@ -90,8 +106,8 @@ func TestShutdownJoinsGoroutines(t *testing.T) {
 		// All but the last answer the close handshake; the last stays silent (the server
 		// waits closeWait for it, then drops it).
 		var answered sync.WaitGroup
-		errs := make(chan error, n)
-		for _, c := range clients[:n-1] {
+		errs := make(chan error, len(clients))
+		for _, c := range append(clients[:n-1:n-1], paused) {
 			answered.Add(1)
 			go func() {
 				defer answered.Done()

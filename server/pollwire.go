@@ -59,10 +59,12 @@ type pollWire struct {
 	closeOnce sync.Once
 	endOnce   sync.Once
 
-	// pause is the timer of a paused read side (pauseRead); teardown stops it (torn).
-	pauseMu sync.Mutex
-	pause   *time.Timer
-	torn    bool
+	// The timers of a paused read side (pauseRead) and of the wait for the client's close
+	// frame (afterClose), owned by the server's goroutine group (afterOwned) until they
+	// have run or teardown (torn) stopped them.
+	timerMu                sync.Mutex
+	pauseTimer, closeTimer *time.Timer
+	torn                   bool
 }
 
 // closeWait is how long a connection whose close frame was sent waits for the client's.
@@ -208,19 +210,23 @@ func (w *pollWire) pollFailed(err error) {
 	w.stopReading(fmt.Errorf("server: netpoller: %w", err), false)
 }
 
-// pauseRead runs the read side again after d, on a timer the server's goroutine group
-// owns until it fires or teardown stops it.
-func (w *pollWire) pauseRead(d time.Duration) {
+// pauseRead runs the read side again after d.
+func (w *pollWire) pauseRead(d time.Duration) { w.afterOwned(&w.pauseTimer, d, w.onEvent) }
+
+// afterOwned runs f after d on a timer (*t) the server's goroutine group owns until f has
+// run or teardown stopped it, so Shutdown cannot return while f is yet to run or running.
+// After teardown it does nothing.
+func (w *pollWire) afterOwned(t **time.Timer, d time.Duration, f func()) {
 	g := &w.c.srv.goroutines
-	w.pauseMu.Lock()
-	defer w.pauseMu.Unlock()
+	w.timerMu.Lock()
+	defer w.timerMu.Unlock()
 	if w.torn {
 		return
 	}
 	g.add()
-	w.pause = time.AfterFunc(d, func() {
+	*t = time.AfterFunc(d, func() {
 		defer g.done()
-		w.onEvent()
+		f()
 	})
 }
 
@@ -546,7 +552,7 @@ func (w *pollWire) afterClose() {
 		w.teardown()
 		return
 	}
-	time.AfterFunc(closeWait, w.teardown)
+	w.afterOwned(&w.closeTimer, closeWait, w.teardown)
 }
 
 func (w *pollWire) refuse(errFrame []byte, code int, reason string) {
@@ -612,12 +618,14 @@ func (w *pollWire) teardown() {
 	w.endOnce.Do(func() {
 		w.closeSocket()
 		w.held.close()
-		w.pauseMu.Lock()
+		w.timerMu.Lock()
 		w.torn = true
-		if w.pause != nil && w.pause.Stop() {
-			w.c.srv.goroutines.done() // it will not run
+		for _, t := range []*time.Timer{w.pauseTimer, w.closeTimer} {
+			if t != nil && t.Stop() {
+				w.c.srv.goroutines.done() // it will not run
+			}
 		}
-		w.pauseMu.Unlock()
+		w.timerMu.Unlock()
 		var err error
 		if p := w.readErr.Load(); p != nil {
 			err = *p
