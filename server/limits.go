@@ -86,7 +86,15 @@ func (c *conn) allowServerHistory() bool {
 	sb := &c.srv.historyRate
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
-	return sb.b.allow(o.Now(), float64(o.ServerHistoryReadsPerSecond), o.ServerHistoryReadsPerSecond)
+	return sb.b.allow(o.Now(), float64(o.ServerHistoryReadsPerSecond), serverHistoryBurst(o.ServerHistoryReadsPerSecond))
+}
+
+// serverHistoryBurst is the server-wide bucket's depth: a twentieth of a second's worth of
+// reads (at least one). A deep bucket would let the reads saved up while flooding sockets
+// are paused run back to back, tens of milliseconds of CPU at once, and every other
+// channel's deliveries would wait behind them; a shallow one spreads the same rate evenly.
+func serverHistoryBurst(perSecond int) int {
+	return max(1, perSecond/20)
 }
 
 // allowHistoryRead applies the connection's history-read rate, then the server's, and

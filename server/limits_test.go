@@ -136,25 +136,32 @@ func TestSubscriptionsPerConnectionCapped(t *testing.T) {
 }
 
 // TestServerHistoryRateShared: the server-wide history rate counts every connection's reads:
-// connections each within their own rate get 4301 "Server busy" past it.
+// connections each within their own rate get 4301 "Server busy" past it. Its bucket holds a
+// twentieth of a second's reads, so reads saved up during a pause cannot run back to back.
 func TestServerHistoryRateShared(t *testing.T) {
 	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
-	_, _, url := newTestServer(t, Options{Now: clk.Now, ServerHistoryReadsPerSecond: 3, HistoryRequestsPerSecond: 100, HistoryRequestBurst: 100})
+	_, _, url := newTestServer(t, Options{Now: clk.Now, ServerHistoryReadsPerSecond: 60, HistoryRequestsPerSecond: 1000, HistoryRequestBurst: 1000})
 	a, b := dial(t, url+"/app/app-key?protocol=2"), dial(t, url+"/app/app-key?protocol=2")
 	a.readUntil("connection_established")
 	b.readUntil("connection_established")
 	req := `{"event":"sockudo:channel_history","channel":"h","data":{"channel":"h","limit":1}}`
-	for i, c := range []*client{a, b, a} {
-		c.send(req)
-		if got := c.readUntil(`"code":43`); strings.Contains(got, "4301") {
-			t.Fatalf("read %d refused: %s", i+1, got)
+	burst := func(when string) {
+		t.Helper()
+		for i, c := range []*client{a, b, a} { // 60/20 = 3
+			c.send(req)
+			if got := c.readUntil(`"code":43`); strings.Contains(got, "4301") {
+				t.Fatalf("%s: read %d refused: %s", when, i+1, got)
+			}
 		}
+		b.send(req)
+		b.readUntil(`"code":4301,"message":"Server busy: too many history requests, retry later"`)
 	}
-	b.send(req)
-	b.readUntil(`"code":4301,"message":"Server busy: too many history requests, retry later"`)
-	clk.Add(time.Second)
+	burst("at first")
+	clk.Add(time.Second / 50) // a little over a sixtieth: one read's worth
 	b.send(req)
 	if got := b.readUntil(`"code":43`); strings.Contains(got, "4301") {
-		t.Fatalf("after a second: %s", got)
+		t.Fatalf("a fiftieth of a second later: %s", got)
 	}
+	clk.Add(time.Minute) // a long quiet spell saves up no more than the bucket's depth
+	burst("after a minute")
 }
