@@ -167,7 +167,7 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	releaseKey := func() {
 		if p.key != "" {
-			_ = a.idem.Release(context.WithoutCancel(r.Context()), s.app.ID, p.key)
+			a.releaseKey(context.WithoutCancel(r.Context()), s.app.ID, p.key)
 		}
 	}
 	oc, aerr := a.claimOnce(r.Context(), s.app, &p, 0, nil)
@@ -194,7 +194,7 @@ func (a *api) postEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	b := encodeJSON(answer)
 	if p.key != "" {
-		_ = a.idem.Complete(context.WithoutCancel(r.Context()), s.app.ID, p.key, b, ttl)
+		a.completeKey(context.WithoutCancel(r.Context()), s.app.ID, p.key, b, ttl)
 	}
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
@@ -311,10 +311,20 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	// skipped, a batch with an item in flight elsewhere is refused (409) as a whole.
 	ttl := s.app.IdempotencyTTL.D()
 	ctx := context.WithoutCancel(r.Context())
-	var claimed []string
+	// claimed[i] is item i's key when this request claimed it; delivered[i] once item i is
+	// published. A batch that fails at item i keeps (completes) the keys of the items already
+	// delivered — a retry of those must replay, not publish twice — and frees the others.
+	claimed := make([]string, len(items))
+	delivered := make([]bool, len(items))
 	release := func() {
-		for _, k := range claimed {
-			_ = a.idem.Release(ctx, s.app.ID, k)
+		for i, k := range claimed {
+			switch {
+			case k == "":
+			case delivered[i]:
+				a.completeKey(ctx, s.app.ID, k, []byte("{}"), ttl)
+			default:
+				a.releaseKey(ctx, s.app.ID, k)
+			}
 		}
 	}
 	skip := make([]bool, len(items))
@@ -331,7 +341,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 		case done:
 			skip[i] = true
 		case ok:
-			claimed = append(claimed, p.key)
+			claimed[i] = p.key
 		default:
 			release()
 			w.Header().Set("Retry-After", "1")
@@ -344,8 +354,10 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	onces := make([]*onceClaim, len(items))
 	seen := onceSeen{}
 	releaseOnces := func() {
-		for _, oc := range onces {
-			a.releaseOnce(ctx, s.app.ID, oc)
+		for i, oc := range onces {
+			if !delivered[i] { // a delivered item's message_id claims were completed
+				a.releaseOnce(ctx, s.app.ID, oc)
+			}
 		}
 	}
 	for i := range items {
@@ -382,6 +394,7 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 	finish := func() {
 		for _, st := range started {
 			got := st.wait()
+			delivered[st.i] = true
 			a.notifyPublished(s.app.ID, items[st.i].ev)
 			all[st.i], acks[st.i] = got, got[0]
 		}
@@ -411,12 +424,11 @@ func (a *api) postBatch(w http.ResponseWriter, r *http.Request) {
 			fail(w, a.publishError(s.app.ID, err))
 			return
 		}
+		delivered[i] = true
 		all[i], acks[i] = got, got[0]
 	}
 	finish()
-	for _, k := range claimed {
-		_ = a.idem.Complete(ctx, s.app.ID, k, []byte("{}"), ttl)
-	}
+	release() // every item is delivered now: this completes every claimed key
 	if !wantInfo && !versioned(acks) {
 		writeJSON(w, http.StatusOK, struct{}{})
 		return

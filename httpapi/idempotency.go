@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // Idempotency remembers the publish idempotency keys of each app for a window, so that a
@@ -124,7 +126,7 @@ func (a *api) claimKey(w http.ResponseWriter, r *http.Request, appID, key string
 		answer, done, claimed, err := a.idem.Claim(r.Context(), appID, key, ttl)
 		switch {
 		case err != nil:
-			a.log.Warn("idempotency store failed")
+			a.log.Warn("idempotency store failed", zap.String("app_id", appID), zap.String("op", "claim"), zap.Error(err))
 			writeError(w, http.StatusServiceUnavailable, "service_unavailable", "Idempotency store unavailable: retry later")
 			return false
 		case done:
@@ -146,5 +148,22 @@ func (a *api) claimKey(w http.ResponseWriter, r *http.Request, appID, key string
 			return false
 		case <-time.After(idemWaitStep):
 		}
+	}
+}
+
+// completeKey stores the answer of the publish that claimed key. A store error is logged
+// (the publish itself succeeded; a retry within the claim's TTL then waits for it to lapse
+// rather than publishing twice).
+func (a *api) completeKey(ctx context.Context, appID, key string, answer []byte, ttl time.Duration) {
+	if err := a.idem.Complete(ctx, appID, key, answer, ttl); err != nil {
+		a.log.Warn("idempotency store failed", zap.String("app_id", appID), zap.String("op", "complete"), zap.Error(err))
+	}
+}
+
+// releaseKey frees a claimed key whose publish did not happen, so a retry can publish. A
+// store error is logged (the claim then lapses with its TTL).
+func (a *api) releaseKey(ctx context.Context, appID, key string) {
+	if err := a.idem.Release(ctx, appID, key); err != nil {
+		a.log.Warn("idempotency store failed", zap.String("app_id", appID), zap.String("op", "release"), zap.Error(err))
 	}
 }

@@ -1,11 +1,16 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestIdempotencyHeaderBoundToSignature (issue 16, finding 5): X-Idempotency-Key is not
@@ -73,4 +78,43 @@ func TestIdempotencyHeaderBoundToSignature(t *testing.T) {
 		t.Fatal("a header key was claimed by a body-keyed request")
 	}
 	wantFrames(t, "later", sub, frame("e", "c", "later"))
+}
+
+// brokenAfterClaim is an idempotency store whose Complete and Release fail.
+type brokenAfterClaim struct{ *MemoryIdempotency }
+
+func (brokenAfterClaim) Complete(context.Context, string, string, []byte, time.Duration) error {
+	return errors.New("complete: connection refused")
+}
+
+func (brokenAfterClaim) Release(context.Context, string, string) error {
+	return errors.New("release: connection refused")
+}
+
+// TestIdempotencyStoreErrorsLogged: a publish whose key cannot be completed still answers
+// (it was delivered), and the store error is logged with the operation and the error; so is
+// a release that fails.
+func TestIdempotencyStoreErrorsLogged(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	store := brokenAfterClaim{NewMemoryIdempotency(time.Now, 100)}
+	e := newEnv(t, Options{Logger: zap.New(core), Idempotency: store}, nil)
+	sub := subscribe(t, e.hub, "alpha", "")
+	resp, body := e.call(t, http.MethodPost, "/apps/app-id/events", nil, []byte(`{"name":"e","channel":"alpha","data":"1","extras":{"idempotencyKey":"k1"}}`))
+	wantOK(t, resp, body, `{}`)
+	wantFrames(t, "publish", sub, frame("e", "alpha", "1"))
+	// A batch refused because another request holds a key releases the keys it claimed.
+	if _, _, ok, err := store.Claim(context.Background(), "app-id", "held", time.Minute); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	resp, body = e.call(t, http.MethodPost, "/apps/app-id/batch_events", nil, []byte(`{"batch":[{"name":"e","channel":"alpha","data":"2","extras":{"idempotencyKey":"k2"}},{"name":"e","channel":"alpha","data":"3","extras":{"idempotencyKey":"held"}}]}`))
+	wantError(t, resp, body, http.StatusConflict, "idempotency_in_progress")
+	wantFrames(t, "refused batch", sub)
+	got := map[string]string{}
+	for _, entry := range logs.FilterMessage("idempotency store failed").All() {
+		f := entry.ContextMap()
+		got[f["op"].(string)] = f["error"].(string)
+	}
+	if got["complete"] != "complete: connection refused" || got["release"] != "release: connection refused" {
+		t.Fatalf("logged %v", got)
+	}
 }

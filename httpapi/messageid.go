@@ -162,7 +162,7 @@ func (a *api) releaseOnce(ctx context.Context, appID string, oc *onceClaim) {
 	}
 	ctx = context.WithoutCancel(ctx)
 	for _, ch := range oc.claimed {
-		_ = a.idem.Release(ctx, appID, oc.key[ch])
+		a.releaseKey(ctx, appID, oc.key[ch])
 	}
 	oc.claimed = nil
 }
@@ -179,8 +179,9 @@ func (a *api) completeOnce(ctx context.Context, app config.App, oc *onceClaim, a
 			continue
 		}
 		b, _ := json.Marshal(onceReceipt{Fingerprint: oc.fp, Ack: ack})
-		_ = a.idem.Complete(ctx, app.ID, k, b, app.IdempotencyTTL.D())
+		a.completeKey(ctx, app.ID, k, b, app.IdempotencyTTL.D())
 	}
+	oc.claimed = nil // completed: a later releaseOnce must not free them
 }
 
 // publishOnce publishes p to the channels its message_id claim holds (all of them without a
