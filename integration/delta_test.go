@@ -76,11 +76,16 @@ func TestDeltaCompression(t *testing.T) {
 				}
 				if isDelta {
 					deltas++
+				} else if i > 1 {
+					t.Errorf("message %d went out full", i)
 				}
 				wire += len(raw)
 				full += len(want)
 			}
-			if deltas != n-1 {
+			// Message 0 was held (full); message 1 may go out full too when its fan-out
+			// races with the end of the hold (it is sent full rather than before the held
+			// frames); every later one is a delta.
+			if deltas < n-2 {
 				t.Errorf("%d of %d messages were deltas", deltas, n)
 			}
 			t.Logf("%s: %d bytes on the wire for %d bytes of frames (%.0f%%)", tc.name, wire, full, 100*float64(wire)/float64(full))
