@@ -220,8 +220,11 @@ for (const algorithm of ['fossil', 'xdelta3']) {
       plainBytes += Buffer.byteLength(want[i].text);
       deltaBytes += Buffer.byteLength(got[i].text);
     }
-    assert.equal(model.fulls, 1, 'one full frame, then deltas only');
-    assert.equal(model.deltas, n - 1);
+    // Message 0 was held (full); message 1 may go out full too when its fan-out races with
+    // the end of the hold (sent full rather than ahead of the held frame); then deltas only.
+    for (let i = 2; i < n; i++) assert.equal(got[i].f.event, 'sockudo:delta', `message ${i} is a delta`);
+    assert.ok(model.fulls <= 2, `${model.fulls} full frames`);
+    assert.equal(model.deltas + model.fulls, n);
     const saved = 100 * (1 - deltaBytes / plainBytes);
     t.diagnostic(`${algorithm}: ${plainBytes} bytes without deltas, ${deltaBytes} with (${saved.toFixed(1)}% saved)`);
     assert.ok(saved > 45, `saved ${saved.toFixed(1)}%`);
