@@ -49,6 +49,8 @@ type Conn struct {
 	wildcards int
 	// pending holds resume positions of channels not subscribed yet (pending.go).
 	pending pendingResume
+	// batch defers hold starts to the end of the transport's current read (hold.go).
+	batch frameBatch
 	// leaveCause says why the connection's presence memberships end (presence_history.go).
 	leaveCause atomic.Int32
 
@@ -366,6 +368,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	}
 	if pos != nil && req.Rewind == nil && !resumed {
 		sub.hold = newHeldQueue(c.sub.SendEncoded) // fan-outs hold frames already encoded
+		c.startHold(sub.hold)
 	}
 	if len(ch.subs) == 0 {
 		app.occupied.Add(1)

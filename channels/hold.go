@@ -32,10 +32,31 @@ type heldFrame struct {
 	frame  []byte
 }
 
+// newHeldQueue starts a hold; its ResumeHold runs from arm.
 func newHeldQueue(send func([]byte)) *heldQueue {
-	q := &heldQueue{on: true, send: send}
-	time.AfterFunc(ResumeHold, func() { q.release(0) })
-	return q
+	return &heldQueue{on: true, send: send}
+}
+
+// maxHoldExtensions bounds how many more ResumeHolds a hold waits while its connection has
+// input not handled yet.
+const maxHoldExtensions = 10
+
+// arm starts the hold's time: ResumeHold from now, then the held frames go out — unless
+// pending (may be nil) reports input from the client that the server has not handled yet
+// (a starved server may not have read the resume that follows the subscribe): then the hold
+// waits another ResumeHold, at most maxHoldExtensions times.
+func (q *heldQueue) arm(pending func() bool) {
+	extended := 0
+	var fire func()
+	fire = func() {
+		if pending != nil && extended < maxHoldExtensions && q.holding() && pending() {
+			extended++
+			time.AfterFunc(ResumeHold, fire)
+			return
+		}
+		q.release(0)
+	}
+	time.AfterFunc(ResumeHold, fire)
 }
 
 // add holds frame and reports true while the hold is on.
@@ -86,4 +107,62 @@ func (q *heldQueue) cancel() {
 	q.canceled, q.on, q.frames = true, false, nil
 	q.ended.Store(true)
 	q.mu.Unlock()
+}
+
+// frameBatch defers the start of the holds of subscriptions made while a connection's
+// transport dispatches the frames of one read (Conn.BeginFrames / EndFrames). Clients send
+// their resume right behind their subscribe, so both usually arrive in one read: the resume
+// is then handled before the hold's time starts, however long the machine takes between the
+// two frames, and the held live frames can never overtake its replay.
+type frameBatch struct {
+	mu       sync.Mutex // a leaf: nothing else is taken under it
+	batching bool
+	unarmed  []*heldQueue
+}
+
+// InputPender is implemented by Subscribers whose transport can tell whether the client has
+// sent input the server has not handled yet; a resume hold then waits for it.
+type InputPender interface {
+	InputPending() bool
+}
+
+// inputPending is the connection's InputPender, nil when its Subscriber has none.
+func (c *Conn) inputPending() func() bool {
+	if p, ok := c.sub.(InputPender); ok {
+		return p.InputPending
+	}
+	return nil
+}
+
+// start arms q now, or at the end of the current batch.
+func (c *Conn) startHold(q *heldQueue) {
+	b := &c.batch
+	b.mu.Lock()
+	if b.batching {
+		b.unarmed = append(b.unarmed, q)
+		b.mu.Unlock()
+		return
+	}
+	b.mu.Unlock()
+	q.arm(c.inputPending())
+}
+
+// BeginFrames tells the connection that its transport is about to dispatch the frames of one
+// read; EndFrames that it has. Holds of subscriptions made in between start at EndFrames.
+// Transports that dispatch one frame at a time need not call them.
+func (c *Conn) BeginFrames() {
+	c.batch.mu.Lock()
+	c.batch.batching = true
+	c.batch.mu.Unlock()
+}
+
+// EndFrames ends a batch begun by BeginFrames and starts the holds it deferred.
+func (c *Conn) EndFrames() {
+	c.batch.mu.Lock()
+	qs := c.batch.unarmed
+	c.batch.batching, c.batch.unarmed = false, nil
+	c.batch.mu.Unlock()
+	for _, q := range qs {
+		q.arm(c.inputPending())
+	}
 }

@@ -747,3 +747,14 @@ func (c *conn) record(a channels.Activity) {
 		t.Record(a)
 	}
 }
+
+// InputPending implements channels.InputPender: on the epoll transport, whether the client
+// has sent bytes not handled yet (so a resume hold waits for a resume the server has not
+// read); false on the std transport, which reads one message at a time.
+func (c *conn) InputPending() bool {
+	if c.pw == nil {
+		return false
+	}
+	return c.pw.inputPending()
+}
+var _ channels.InputPender = (*conn)(nil)

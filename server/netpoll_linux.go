@@ -174,3 +174,13 @@ func (p *netpoller) loop() {
 		}
 	}
 }
+
+// unreadBytes is how many bytes the socket fd has received and nobody has read yet (0 on
+// error).
+func unreadBytes(fd int) int {
+	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+	if err != nil {
+		return 0
+	}
+	return n
+}

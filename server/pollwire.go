@@ -53,6 +53,9 @@ type pollWire struct {
 	// real order comes from the one-shot re-arm, a system call it cannot see).
 	handoff atomic.Uint32
 
+	// dispatching is set while the read side handles the frames of one read (inputPending).
+	dispatching atomic.Bool
+
 	readErr   atomic.Pointer[error] // how the read side ended (for the disconnect's code)
 	peerDone  atomic.Bool           // the read side is over: do not wait for the client's close frame
 	finished  atomic.Bool           // the writer has sent our close frame
@@ -362,6 +365,14 @@ func (w *pollWire) compact(b []byte, off int) []byte {
 // reports that the read side is over.
 func (w *pollWire) process(b []byte) (off int, stop bool) {
 	c := w.c
+	w.dispatching.Store(true)
+	defer w.dispatching.Store(false)
+	if c.hc != nil {
+		// The frames of one read are one batch: a resume right behind a subscribe is handled
+		// before that subscription's resume hold starts (channels.Conn.BeginFrames).
+		c.hc.BeginFrames()
+		defer c.hc.EndFrames()
+	}
 	for off < len(b) {
 		n, m, ok, err := w.asm.Next(b[off:])
 		if err != nil {
@@ -671,4 +682,17 @@ func (h *heldBytes) close() {
 	h.closed = true
 	h.b.Release(h.n)
 	h.n = 0
+}
+
+// inputPending reports whether the client has sent bytes the server has not handled yet: the
+// read side is dispatching a read, or the socket holds unread bytes. A closed socket has none.
+func (w *pollWire) inputPending() bool {
+	if w.dispatching.Load() {
+		return true
+	}
+	n := 0
+	if err := w.rc.Control(func(fd uintptr) { n = unreadBytes(int(fd)) }); err != nil {
+		return false
+	}
+	return n > 0
 }
