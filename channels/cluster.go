@@ -40,6 +40,9 @@ type ClusterOptions struct {
 	// OnNodes, when set, is told the number of live nodes (this one included) when it
 	// changes.
 	OnNodes func(n int)
+	// OnRefusedEnvelope, when set, is told about each envelope dropped because its format's
+	// major version is newer than this node reads (cluster_wire.go).
+	OnRefusedEnvelope func(peer string, major int)
 }
 
 // failPause is how long messages stay local after a message publish failed.
@@ -66,10 +69,12 @@ const (
 	envSummary   = "asum"  // an annotation summary of a message: Msg, Channel, Summary
 )
 
-// envelope is what one node tells the others, JSON-encoded as the broker's opaque bytes.
+// envelope is what one node tells the others. It travels as wireEnvelope (cluster_wire.go:
+// the explicit, versioned format), through encodeEnvelope and decodeEnvelope only; its
+// tags name the same members as wireEnvelope's.
 type envelope struct {
 	Kind    string                   `json:"k"`
-	Msg     *protocol.Message        `json:"m,omitempty"`
+	Msg     *protocol.Message        `json:"-"` // on the wire: "m", a wireMessage
 	Except  string                   `json:"x,omitempty"`
 	Channel string                   `json:"c,omitempty"`
 	User    string                   `json:"u,omitempty"`
@@ -95,9 +100,9 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 	if len(b) > maxEnvelope {
 		return nil, fmt.Errorf("cluster envelope: %d bytes", len(b))
 	}
-	var e envelope
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, fmt.Errorf("cluster envelope: %w", err)
+	e, err := unmarshalEnvelope(b)
+	if err != nil {
+		return nil, err
 	}
 	switch e.Kind {
 	case envPublish:
@@ -158,7 +163,7 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 	default:
 		return nil, fmt.Errorf("cluster envelope: unknown kind %q", e.Kind)
 	}
-	return &e, nil
+	return e, nil
 }
 
 // peerNode is what this node knows of another live node.
@@ -211,6 +216,11 @@ type clusterNode struct {
 	needSync  bool
 	needHello bool
 	wake      chan struct{}
+
+	// newer remembers the (peer, major version) pairs already logged as unreadable.
+	newerMu sync.Mutex
+	newer   map[newerKey]bool
+	refused atomic.Int64 // envelopes dropped for a newer major version
 
 	up       atomic.Bool
 	lastWarn atomic.Int64 // unix nanos of the last rate-limited warning
@@ -291,6 +301,15 @@ func (h *Hub) StopCluster() {
 			cn.log.Warn("cluster: goodbye not sent; the others drop this node after the timeout", zap.Error(err))
 		}
 	}
+}
+
+// ClusterRefusedEnvelopes returns how many envelopes this node dropped because their
+// format's major version is newer than it reads (0 when not clustered).
+func (h *Hub) ClusterRefusedEnvelopes() int64 {
+	if cn := h.cl.Load(); cn != nil {
+		return cn.refused.Load()
+	}
+	return 0
 }
 
 // ClusterNodes returns the number of live nodes this node knows, itself included (1 when
@@ -431,9 +450,9 @@ func (cn *clusterNode) flushItems(withCounts bool) {
 }
 
 func (cn *clusterNode) send(app string, env *envelope) error {
-	b, err := json.Marshal(env)
+	b, err := encodeEnvelope(env)
 	if err != nil {
-		return fmt.Errorf("encode %s envelope: %w", env.Kind, err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cn.o.PublishTimeout)
 	defer cancel()
@@ -655,6 +674,10 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 	}
 	env, err := decodeEnvelope(b)
 	if err != nil {
+		if major, ok := isNewerEnvelope(err); ok {
+			cn.refuseNewer(from, major)
+			return
+		}
 		cn.warn("cluster: dropped a bad envelope", zap.String("peer", from), zap.Error(err))
 		return
 	}
@@ -719,6 +742,34 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 		a.summaryFromPeer(env)
 	case envUpdate:
 		cn.applyUpdate(a, from, env.Channel, env.User, env.Info)
+	}
+}
+
+type newerKey struct {
+	peer  string
+	major int
+}
+
+// refuseNewer drops an envelope of a newer major format version from peer: counted every
+// time, logged once per peer and version (the peer sends many).
+func (cn *clusterNode) refuseNewer(peer string, major int) {
+	cn.refused.Add(1)
+	if cn.o.OnRefusedEnvelope != nil {
+		cn.o.OnRefusedEnvelope(peer, major)
+	}
+	cn.newerMu.Lock()
+	k := newerKey{peer, major}
+	first := !cn.newer[k] && len(cn.newer) < 1024
+	if first {
+		if cn.newer == nil {
+			cn.newer = map[newerKey]bool{}
+		}
+		cn.newer[k] = true
+	}
+	cn.newerMu.Unlock()
+	if first {
+		cn.log.Warn("cluster: a node sends envelopes of a newer format this node cannot read; dropping them (upgrade this node)",
+			zap.String("peer", peer), zap.Int("format_major", major), zap.Int("own_major", envFormatMajor))
 	}
 }
 
