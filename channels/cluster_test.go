@@ -581,3 +581,52 @@ func TestClusterResyncHealsLostEnvelopes(t *testing.T) {
 		return len(u) == 1
 	})
 }
+
+// TestClusterMixedEnvelopeVersions: a node fed by a peer of the previous (unversioned)
+// format, and by one of a future minor format with members it does not know, keeps
+// working (presence, publishes); envelopes of a future major format are dropped and
+// counted, and the node goes on with what follows them. The bytes are written out as
+// those nodes send them.
+func TestClusterMixedEnvelopeVersions(t *testing.T) {
+	refused := make(chan int, 10)
+	_, nodes := newCluster(t, 1, channels.ClusterOptions{OnRefusedEnvelope: func(_ string, major int) { refused <- major }})
+	nd := nodes[0]
+	c, s := connect(t, nd.hub)
+	mustSubscribe(t, c, s, "news", "")
+	s.Take()
+	feed := func(app, from, env string) { nd.b.ch <- [3]string{app, from, env} }
+	const sys = "\x00pushwire-node"
+	// The previous format: protocol.Message's Go field names, every member, no "v".
+	feed(sys, "old", `{"k":"hello"}`)
+	feed(appID, "old", `{"k":"join","c":"presence-room","u":"u-old","i":"eyJuYW1lIjoib2xkIn0="}`)
+	feed(appID, "old", `{"k":"pub","m":{"Event":"e","Channel":"news","Data":"Im9sZCI=","Name":"","UserID":"","Tags":null,"MessageID":"","StreamID":"","Serial":0,"Extras":null,"Ephemeral":false,"NoDelta":false,"PublishedAtMs":0,"Mutable":null}}`)
+	// A future minor: unknown members at every level.
+	feed(appID, "new", `{"v":1,"vn":4,"k":"pub","m":{"Event":"e","Channel":"news","Data":"Im1pbm9yIg==","Priority":3},"route":{"via":"x"}}`)
+	feed(appID, "new", `{"v":1,"vn":4,"k":"join","c":"presence-room","u":"u-new","i":"e30=","ttl":5}`)
+	// A future major: refused whatever it holds, then the node goes on.
+	feed(appID, "next", `{"v":2,"k":"pub","m":{"Event":"e","Channel":"news","Data":"Im1ham9yIg=="}}`)
+	feed(appID, "next", `{"v":2,"k":"pub","m":"opaque"}`)
+	feed(appID, "old", `{"k":"pub","m":{"Event":"e","Channel":"news","Data":"ImFmdGVyIg==","Mutable":null}}`)
+	got := s.WaitFrames(t, 3, waitTimeout)
+	want := []string{`"data":"old"`, `"data":"minor"`, `"data":"after"`}
+	for i, w := range want {
+		if !strings.Contains(got[i], w) {
+			t.Fatalf("frames %q, want old, minor, after", got)
+		}
+	}
+	if n := s.Len(); n != 3 { // "after" was handled after both major envelopes
+		t.Fatalf("%d frames: %q", n, s.Frames())
+	}
+	for range 2 {
+		if major := <-refused; major != 2 {
+			t.Fatalf("refused major %d, want 2", major)
+		}
+	}
+	if n := nd.hub.ClusterRefusedEnvelopes(); n != 2 {
+		t.Fatalf("refused %d envelopes, want 2", n)
+	}
+	users, err := nd.hub.Users(appID, "presence-room")
+	if err != nil || strings.Join(users, ",") != "u-new,u-old" {
+		t.Fatalf("presence from mixed versions: %v, %v", users, err)
+	}
+}
