@@ -372,8 +372,8 @@ func (cn *clusterNode) count(app, channel string, n, before int) {
 // sender publishes the queued state envelopes in order.
 func (cn *clusterNode) sender() {
 	defer cn.wg.Done()
-	t := time.NewTicker(cn.o.CountInterval)
-	defer t.Stop()
+	t := cn.ticker(cn.o.CountInterval)
+	defer t.stop()
 	for {
 		select {
 		case <-cn.stop:
@@ -386,7 +386,7 @@ func (cn *clusterNode) sender() {
 				cn.flushItems(false)
 				continue
 			}
-		case <-t.C:
+		case <-t.c:
 		}
 		cn.flush()
 	}
@@ -497,33 +497,79 @@ func (cn *clusterNode) snapshot() map[string]*nodeAppState {
 // the periodic resync.
 func (cn *clusterNode) monitor() {
 	defer cn.wg.Done()
-	hb := time.NewTicker(cn.o.Heartbeat)
-	defer hb.Stop()
-	health := time.NewTicker(250 * time.Millisecond)
-	defer health.Stop()
-	resync := time.NewTicker(cn.o.ResyncInterval)
-	defer resync.Stop()
+	hb := cn.ticker(cn.o.Heartbeat)
+	defer hb.stop()
+	health := cn.ticker(healthInterval)
+	defer health.stop()
+	resync := cn.ticker(cn.o.ResyncInterval)
+	defer resync.stop()
 	for {
 		select {
 		case <-cn.stop:
 			return
-		case <-resync.C:
+		case <-resync.c:
 			cn.outMu.Lock()
 			cn.needSync = true
 			cn.outMu.Unlock()
 			cn.signal()
-		case <-health.C:
+		case <-health.c:
 			cn.checkBroker()
-		case <-hb.C:
+		case <-hb.c:
 			cn.checkBroker()
 			if cn.up.Load() {
 				if err := cn.send(sysApp, &envelope{Kind: envHeartbeat}); err != nil {
 					cn.warn("cluster: heartbeat not sent", zap.Error(err))
 				}
 			}
-			cn.expire(time.Now())
+			now := cn.hub.now()
+			cn.expire(now)
+			for _, a := range cn.hub.byID {
+				a.sweepOrder(now)
+			}
 		}
 	}
+}
+
+// healthInterval is how often the monitor polls the broker's health.
+const healthInterval = 250 * time.Millisecond
+
+// clockTicker is time.Ticker on the hub's clock (Options.AfterFunc): a tick is dropped when
+// the last one was not taken yet. Its owner stops it; no tick comes after stop returns.
+type clockTicker struct {
+	c       chan struct{}
+	mu      sync.Mutex
+	t       Timer
+	stopped bool
+}
+
+func (cn *clusterNode) ticker(d time.Duration) *clockTicker {
+	tk := &clockTicker{c: make(chan struct{}, 1)}
+	var arm func()
+	arm = func() {
+		tk.t = cn.hub.afterFunc(d, func() {
+			tk.mu.Lock()
+			defer tk.mu.Unlock()
+			if tk.stopped {
+				return
+			}
+			select {
+			case tk.c <- struct{}{}:
+			default:
+			}
+			arm()
+		})
+	}
+	tk.mu.Lock()
+	arm()
+	tk.mu.Unlock()
+	return tk
+}
+
+func (tk *clockTicker) stop() {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	tk.stopped = true
+	tk.t.Stop()
 }
 
 // checkBroker logs and reports broker outages, and re-announces this node when the broker
@@ -655,7 +701,7 @@ func (cn *clusterNode) touch(from string) bool {
 		p = &peerNode{apps: map[string]*nodeAppState{}}
 		cn.peers[from] = p
 	}
-	p.seen = time.Now()
+	p.seen = cn.hub.now()
 	n := len(cn.peers) + 1
 	cn.mu.Unlock()
 	if isNew {
@@ -1029,14 +1075,14 @@ func (a *appState) forward(m *protocol.Message, exceptSocketID string) {
 	if cn == nil || cn.stopped.Load() {
 		return
 	}
-	if !cn.b.Healthy() || time.Now().UnixNano() < cn.failedUntil.Load() {
+	if !cn.b.Healthy() || cn.hub.now().UnixNano() < cn.failedUntil.Load() {
 		if cn.o.OnLocalOnly != nil {
 			cn.o.OnLocalOnly(a.cfg.ID)
 		}
 		return
 	}
 	if err := cn.send(a.cfg.ID, &envelope{Kind: envPublish, Msg: m, Except: exceptSocketID}); err != nil {
-		cn.failedUntil.Store(time.Now().Add(failPause).UnixNano())
+		cn.failedUntil.Store(cn.hub.now().Add(failPause).UnixNano())
 		cn.warn("cluster: message delivered on this node only", zap.String("app_id", a.cfg.ID), zap.String("channel", m.Channel), zap.Error(err))
 		if cn.o.OnLocalOnly != nil {
 			cn.o.OnLocalOnly(a.cfg.ID)
