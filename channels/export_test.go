@@ -29,3 +29,6 @@ const (
 	GapWait   = gapWait
 	OrderIdle = orderIdle
 )
+
+// HealthInterval is how often a clustered node polls its broker's health (cluster.go).
+const HealthInterval = healthInterval
