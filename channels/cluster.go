@@ -16,7 +16,10 @@ import (
 	"github.com/pushwire/pushwire/protocol"
 )
 
-// ClusterOptions tune StartCluster. The zero value works.
+// ClusterOptions tune StartCluster. The zero value works. Heartbeat, NodeTimeout,
+// CountInterval and ResyncInterval run on the hub's clock (Options.Now and
+// Options.AfterFunc), so tests move it by hand; PublishTimeout is an I/O deadline in real
+// time.
 type ClusterOptions struct {
 	// Heartbeat is how often this node announces itself to the others. Default 3s.
 	Heartbeat time.Duration
