@@ -725,3 +725,30 @@ func TestClusterMixedEnvelopeVersions(t *testing.T) {
 		t.Fatalf("presence from mixed versions: %v, %v", users, err)
 	}
 }
+
+// TestClusterStopStopsTimers: the cluster's tickers (heartbeat, health, resync, count
+// gathering) run on the hub's clock and are owned by the cluster goroutines: once
+// StopCluster returns none is left, and moving the clock sends nothing more.
+func TestClusterStopStopsTimers(t *testing.T) {
+	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
+	o := channels.ClusterOptions{Heartbeat: time.Second}
+	bus, nodes := newClusterClock(t, 2, o, clk)
+	if n := clk.Pending(); n != 2*4 {
+		t.Fatalf("%d timers pending with two nodes, want 8 (4 tickers each)", n)
+	}
+	clk.Add(o.Heartbeat)
+	waitFor(t, "heartbeats", func() bool { return nodes[0].b.sentKind("hb") == 1 && nodes[1].b.sentKind("hb") == 1 })
+	for _, nd := range nodes {
+		nd.hub.StopCluster()
+	}
+	if n := clk.Pending(); n != 0 {
+		t.Fatalf("%d timers still pending after StopCluster", n)
+	}
+	clk.Add(10 * o.Heartbeat)
+	bus.settle(t)
+	for i, nd := range nodes {
+		if n := nd.b.sentKind("hb"); n != 1 {
+			t.Errorf("node %d sent %d heartbeats, want 1 (none after StopCluster)", i, n)
+		}
+	}
+}
