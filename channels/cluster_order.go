@@ -31,15 +31,17 @@ const maxPending = 1000
 //
 // Why dropping it cannot reorder or lose a message. The state is only a position (the next
 // serial), the messages held ahead of a gap and the serials filled from history. Nothing
-// is held, so nothing can be lost. Without a local subscriber (direct or through a
-// wildcard) nobody on this node has seen a message of the channel since it last had one, so
-// no one here can see a later message before an earlier one: the next message to arrive
-// sets a fresh position exactly as the first message of a channel on a node that just
-// started does, and a gap before it belongs to nobody here (a subscriber arriving later
-// reads what it missed from history with its own position, rewind or resume). Late broker
-// copies of serials filled from history are the one thing the state still knows that a
-// fresh one would not: they arrive within a gap wait or so of the fill, and orderIdle is
-// many of those, so a dropped state has none left to catch.
+// is held, so nothing can be lost: every message that arrives later is delivered, as
+// before. Nobody here receives the channel now (no subscriber, directly or through a
+// wildcard), so nobody here can be shown a later message before an earlier one by the
+// drop: whoever subscribes afterwards starts from the next message, which sets a fresh
+// position exactly as the first message of a channel does on a node that just started,
+// and a gap before it belongs to nobody here (a subscriber that wants what came before
+// reads it from history with its own position: rewind or resume). A late message below the
+// position is delivered at once with or without the state, so that does not change either.
+// The one thing a dropped state knew that a fresh one does not is which serials it filled
+// from history, whose late broker copies it would drop: those arrive within about a gap
+// wait of the fill, and orderIdle is fifty of those.
 const orderIdle = 10 * time.Second
 
 // orderer holds the per-channel ordering state of one app.

@@ -31,7 +31,9 @@ import (
 //     read 1.1 as they read 1.0.
 //   - A minor version only adds members that a reader may ignore without misreading the
 //     envelope; readers ignore unknown members (encoding/json's default; never turn on
-//     DisallowUnknownFields here). A node reads any minor of its major.
+//     DisallowUnknownFields here). A node reads any minor of its major. encoding/json
+//     matches member names without regard to case, so a new member's name must differ from
+//     every existing one (here and in the nested types) by more than case.
 //   - A new major version is for a change an older reader would misread (a member's meaning
 //     changed, a required member added). A node receiving a major newer than its own drops
 //     the envelope, counts it (ClusterOptions.OnRefusedEnvelope) and logs it once per peer
