@@ -1,7 +1,6 @@
 package channels
 
 import (
-	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,7 +30,7 @@ func TestSummaryVersionsFromPeers(t *testing.T) {
 	a := h.byID[app.ID]
 	for _, v := range []uint64{5, 3, 5, 7, 6} {
 		m := protocol.SummaryMessage("chat:x", "m1", []protocol.TypeSummary{{Type: "v:total.v1", Summary: []byte(`{"total":` + strconv.FormatUint(v, 10) + `}`)}})
-		raw, _ := json.Marshal(&envelope{Kind: envSummary, Msg: m, Channel: "chat:x", Summary: &summaryEnvelope{MessageSerial: "m1", Version: v}})
+		raw, _ := encodeEnvelope(&envelope{Kind: envSummary, Msg: m, Channel: "chat:x", Summary: &summaryEnvelope{MessageSerial: "m1", Version: v}})
 		env, err := decodeEnvelope(raw)
 		if err != nil {
 			t.Fatal(err)

@@ -16,7 +16,10 @@ import (
 	"github.com/pushwire/pushwire/protocol"
 )
 
-// ClusterOptions tune StartCluster. The zero value works.
+// ClusterOptions tune StartCluster. The zero value works. Heartbeat, NodeTimeout,
+// CountInterval and ResyncInterval run on the hub's clock (Options.Now and
+// Options.AfterFunc), so tests move it by hand; PublishTimeout is an I/O deadline in real
+// time.
 type ClusterOptions struct {
 	// Heartbeat is how often this node announces itself to the others. Default 3s.
 	Heartbeat time.Duration
@@ -40,6 +43,9 @@ type ClusterOptions struct {
 	// OnNodes, when set, is told the number of live nodes (this one included) when it
 	// changes.
 	OnNodes func(n int)
+	// OnRefusedEnvelope, when set, is told about each envelope dropped because its format's
+	// major version is newer than this node reads (cluster_wire.go).
+	OnRefusedEnvelope func(peer string, major int)
 }
 
 // failPause is how long messages stay local after a message publish failed.
@@ -66,10 +72,12 @@ const (
 	envSummary   = "asum"  // an annotation summary of a message: Msg, Channel, Summary
 )
 
-// envelope is what one node tells the others, JSON-encoded as the broker's opaque bytes.
+// envelope is what one node tells the others. It travels as wireEnvelope (cluster_wire.go:
+// the explicit, versioned format), through encodeEnvelope and decodeEnvelope only; its
+// tags name the same members as wireEnvelope's.
 type envelope struct {
 	Kind    string                   `json:"k"`
-	Msg     *protocol.Message        `json:"m,omitempty"`
+	Msg     *protocol.Message        `json:"-"` // on the wire: "m", a wireMessage
 	Except  string                   `json:"x,omitempty"`
 	Channel string                   `json:"c,omitempty"`
 	User    string                   `json:"u,omitempty"`
@@ -95,9 +103,9 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 	if len(b) > maxEnvelope {
 		return nil, fmt.Errorf("cluster envelope: %d bytes", len(b))
 	}
-	var e envelope
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, fmt.Errorf("cluster envelope: %w", err)
+	e, err := unmarshalEnvelope(b)
+	if err != nil {
+		return nil, err
 	}
 	switch e.Kind {
 	case envPublish:
@@ -158,7 +166,7 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 	default:
 		return nil, fmt.Errorf("cluster envelope: unknown kind %q", e.Kind)
 	}
-	return &e, nil
+	return e, nil
 }
 
 // peerNode is what this node knows of another live node.
@@ -211,6 +219,11 @@ type clusterNode struct {
 	needSync  bool
 	needHello bool
 	wake      chan struct{}
+
+	// newer remembers the (peer, major version) pairs already logged as unreadable.
+	newerMu sync.Mutex
+	newer   map[newerKey]bool
+	refused atomic.Int64 // envelopes dropped for a newer major version
 
 	up       atomic.Bool
 	lastWarn atomic.Int64 // unix nanos of the last rate-limited warning
@@ -293,6 +306,15 @@ func (h *Hub) StopCluster() {
 	}
 }
 
+// ClusterRefusedEnvelopes returns how many envelopes this node dropped because their
+// format's major version is newer than it reads (0 when not clustered).
+func (h *Hub) ClusterRefusedEnvelopes() int64 {
+	if cn := h.cl.Load(); cn != nil {
+		return cn.refused.Load()
+	}
+	return 0
+}
+
 // ClusterNodes returns the number of live nodes this node knows, itself included (1 when
 // not clustered).
 func (h *Hub) ClusterNodes() int {
@@ -353,8 +375,8 @@ func (cn *clusterNode) count(app, channel string, n, before int) {
 // sender publishes the queued state envelopes in order.
 func (cn *clusterNode) sender() {
 	defer cn.wg.Done()
-	t := time.NewTicker(cn.o.CountInterval)
-	defer t.Stop()
+	t := cn.ticker(cn.o.CountInterval)
+	defer t.stop()
 	for {
 		select {
 		case <-cn.stop:
@@ -367,7 +389,7 @@ func (cn *clusterNode) sender() {
 				cn.flushItems(false)
 				continue
 			}
-		case <-t.C:
+		case <-t.c:
 		}
 		cn.flush()
 	}
@@ -431,9 +453,9 @@ func (cn *clusterNode) flushItems(withCounts bool) {
 }
 
 func (cn *clusterNode) send(app string, env *envelope) error {
-	b, err := json.Marshal(env)
+	b, err := encodeEnvelope(env)
 	if err != nil {
-		return fmt.Errorf("encode %s envelope: %w", env.Kind, err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cn.o.PublishTimeout)
 	defer cancel()
@@ -478,33 +500,79 @@ func (cn *clusterNode) snapshot() map[string]*nodeAppState {
 // the periodic resync.
 func (cn *clusterNode) monitor() {
 	defer cn.wg.Done()
-	hb := time.NewTicker(cn.o.Heartbeat)
-	defer hb.Stop()
-	health := time.NewTicker(250 * time.Millisecond)
-	defer health.Stop()
-	resync := time.NewTicker(cn.o.ResyncInterval)
-	defer resync.Stop()
+	hb := cn.ticker(cn.o.Heartbeat)
+	defer hb.stop()
+	health := cn.ticker(healthInterval)
+	defer health.stop()
+	resync := cn.ticker(cn.o.ResyncInterval)
+	defer resync.stop()
 	for {
 		select {
 		case <-cn.stop:
 			return
-		case <-resync.C:
+		case <-resync.c:
 			cn.outMu.Lock()
 			cn.needSync = true
 			cn.outMu.Unlock()
 			cn.signal()
-		case <-health.C:
+		case <-health.c:
 			cn.checkBroker()
-		case <-hb.C:
+		case <-hb.c:
 			cn.checkBroker()
 			if cn.up.Load() {
 				if err := cn.send(sysApp, &envelope{Kind: envHeartbeat}); err != nil {
 					cn.warn("cluster: heartbeat not sent", zap.Error(err))
 				}
 			}
-			cn.expire(time.Now())
+			now := cn.hub.now()
+			cn.expire(now)
+			for _, a := range cn.hub.byID {
+				a.sweepOrder(now)
+			}
 		}
 	}
+}
+
+// healthInterval is how often the monitor polls the broker's health.
+const healthInterval = 250 * time.Millisecond
+
+// clockTicker is time.Ticker on the hub's clock (Options.AfterFunc): a tick is dropped when
+// the last one was not taken yet. Its owner stops it; no tick comes after stop returns.
+type clockTicker struct {
+	c       chan struct{}
+	mu      sync.Mutex
+	t       Timer
+	stopped bool
+}
+
+func (cn *clusterNode) ticker(d time.Duration) *clockTicker {
+	tk := &clockTicker{c: make(chan struct{}, 1)}
+	var arm func()
+	arm = func() {
+		tk.t = cn.hub.afterFunc(d, func() {
+			tk.mu.Lock()
+			defer tk.mu.Unlock()
+			if tk.stopped {
+				return
+			}
+			select {
+			case tk.c <- struct{}{}:
+			default:
+			}
+			arm()
+		})
+	}
+	tk.mu.Lock()
+	arm()
+	tk.mu.Unlock()
+	return tk
+}
+
+func (tk *clockTicker) stop() {
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	tk.stopped = true
+	tk.t.Stop()
 }
 
 // checkBroker logs and reports broker outages, and re-announces this node when the broker
@@ -636,7 +704,7 @@ func (cn *clusterNode) touch(from string) bool {
 		p = &peerNode{apps: map[string]*nodeAppState{}}
 		cn.peers[from] = p
 	}
-	p.seen = time.Now()
+	p.seen = cn.hub.now()
 	n := len(cn.peers) + 1
 	cn.mu.Unlock()
 	if isNew {
@@ -655,6 +723,10 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 	}
 	env, err := decodeEnvelope(b)
 	if err != nil {
+		if major, ok := isNewerEnvelope(err); ok {
+			cn.refuseNewer(from, major)
+			return
+		}
 		cn.warn("cluster: dropped a bad envelope", zap.String("peer", from), zap.Error(err))
 		return
 	}
@@ -719,6 +791,34 @@ func (cn *clusterNode) handle(appID, from string, b []byte) {
 		a.summaryFromPeer(env)
 	case envUpdate:
 		cn.applyUpdate(a, from, env.Channel, env.User, env.Info)
+	}
+}
+
+type newerKey struct {
+	peer  string
+	major int
+}
+
+// refuseNewer drops an envelope of a newer major format version from peer: counted every
+// time, logged once per peer and version (the peer sends many).
+func (cn *clusterNode) refuseNewer(peer string, major int) {
+	cn.refused.Add(1)
+	if cn.o.OnRefusedEnvelope != nil {
+		cn.o.OnRefusedEnvelope(peer, major)
+	}
+	cn.newerMu.Lock()
+	k := newerKey{peer, major}
+	first := !cn.newer[k] && len(cn.newer) < 1024
+	if first {
+		if cn.newer == nil {
+			cn.newer = map[newerKey]bool{}
+		}
+		cn.newer[k] = true
+	}
+	cn.newerMu.Unlock()
+	if first {
+		cn.log.Warn("cluster: a node sends envelopes of a newer format this node cannot read; dropping them (upgrade this node)",
+			zap.String("peer", peer), zap.Int("format_major", major), zap.Int("own_major", envFormatMajor))
 	}
 }
 
@@ -978,14 +1078,14 @@ func (a *appState) forward(m *protocol.Message, exceptSocketID string) {
 	if cn == nil || cn.stopped.Load() {
 		return
 	}
-	if !cn.b.Healthy() || time.Now().UnixNano() < cn.failedUntil.Load() {
+	if !cn.b.Healthy() || cn.hub.now().UnixNano() < cn.failedUntil.Load() {
 		if cn.o.OnLocalOnly != nil {
 			cn.o.OnLocalOnly(a.cfg.ID)
 		}
 		return
 	}
 	if err := cn.send(a.cfg.ID, &envelope{Kind: envPublish, Msg: m, Except: exceptSocketID}); err != nil {
-		cn.failedUntil.Store(time.Now().Add(failPause).UnixNano())
+		cn.failedUntil.Store(cn.hub.now().Add(failPause).UnixNano())
 		cn.warn("cluster: message delivered on this node only", zap.String("app_id", a.cfg.ID), zap.String("channel", m.Channel), zap.Error(err))
 		if cn.o.OnLocalOnly != nil {
 			cn.o.OnLocalOnly(a.cfg.ID)

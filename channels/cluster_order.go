@@ -25,6 +25,25 @@ const gapWait = 200 * time.Millisecond
 // maxPending bounds the messages held for one channel; past it the gap is filled at once.
 const maxPending = 1000
 
+// orderIdle is how long a channel's ordering state stays after its last message when
+// nothing is held and the channel has no subscriber on this node; the cluster monitor
+// sweeps it away at its next heartbeat after that (sweepOrder).
+//
+// Why dropping it cannot reorder or lose a message. The state is only a position (the next
+// serial), the messages held ahead of a gap and the serials filled from history. Nothing
+// is held, so nothing can be lost: every message that arrives later is delivered, as
+// before. Nobody here receives the channel now (no subscriber, directly or through a
+// wildcard), so nobody here can be shown a later message before an earlier one by the
+// drop: whoever subscribes afterwards starts from the next message, which sets a fresh
+// position exactly as the first message of a channel does on a node that just started,
+// and a gap before it belongs to nobody here (a subscriber that wants what came before
+// reads it from history with its own position: rewind or resume). A late message below the
+// position is delivered at once with or without the state, so that does not change either.
+// The one thing a dropped state knew that a fresh one does not is which serials it filled
+// from history, whose late broker copies it would drop: those arrive within about a gap
+// wait of the fill, and orderIdle is fifty of those.
+const orderIdle = 10 * time.Second
+
 // orderer holds the per-channel ordering state of one app.
 type orderer struct {
 	mu    sync.Mutex
@@ -40,7 +59,11 @@ type chanOrder struct {
 	// filled are serials delivered from history to close a gap; their late live copies
 	// are dropped.
 	filled map[uint64]bool
-	timer  *time.Timer
+	timer  Timer     // the gap wait, on the hub's clock
+	last   time.Time // when the last message arrived (the hub's clock)
+	// dead: swept from orderer.chans (under both locks); a holder that finds it so looks
+	// the channel up again.
+	dead bool
 }
 
 type heldMessage struct {
@@ -56,19 +79,9 @@ func (a *appState) deliverOrdered(m *protocol.Message, sender *Conn, except stri
 		a.deliverLocal(m, sender, except)
 		return
 	}
-	a.ord.mu.Lock()
-	if a.ord.chans == nil {
-		a.ord.chans = map[string]*chanOrder{}
-	}
-	co := a.ord.chans[m.Channel]
-	if co == nil {
-		co = &chanOrder{}
-		a.ord.chans[m.Channel] = co
-	}
-	a.ord.mu.Unlock()
-
-	co.mu.Lock()
+	co := a.ord.lock(m.Channel)
 	defer co.mu.Unlock()
+	co.last = a.hub.now()
 	switch {
 	case co.stream != m.StreamID || co.next == 0:
 		// First message seen here, or a new stream: it sets the position.
@@ -93,9 +106,79 @@ func (a *appState) deliverOrdered(m *protocol.Message, sender *Conn, except stri
 			a.fillGap(co)
 		} else if co.timer == nil {
 			channel := m.Channel
-			co.timer = time.AfterFunc(gapWait, func() { a.gapTimeout(channel, co) })
+			co.timer = a.hub.afterFunc(gapWait, func() { a.gapTimeout(channel, co) })
 		}
 	}
+}
+
+// lock returns the channel's ordering state, created when missing, locked.
+func (o *orderer) lock(channel string) *chanOrder {
+	for {
+		o.mu.Lock()
+		if o.chans == nil {
+			o.chans = map[string]*chanOrder{}
+		}
+		co := o.chans[channel]
+		if co == nil {
+			co = &chanOrder{}
+			o.chans[channel] = co
+		}
+		o.mu.Unlock()
+		co.mu.Lock()
+		if !co.dead {
+			return co
+		}
+		co.mu.Unlock() // swept between the two locks: take the new one
+	}
+}
+
+// sweepOrder drops the ordering state of the channels idle for orderIdle with nothing held
+// and no subscriber on this node (see orderIdle for why that is safe). The cluster monitor
+// calls it at each heartbeat.
+func (a *appState) sweepOrder(now time.Time) {
+	a.ord.mu.Lock()
+	cands := make(map[string]*chanOrder, len(a.ord.chans))
+	for name, co := range a.ord.chans {
+		cands[name] = co
+	}
+	a.ord.mu.Unlock()
+	for name, co := range cands {
+		co.mu.Lock()
+		if len(co.pending) == 0 && now.Sub(co.last) >= orderIdle && !a.hasLocalSubscribers(name) {
+			a.ord.mu.Lock()
+			if a.ord.chans[name] == co {
+				delete(a.ord.chans, name)
+			}
+			a.ord.mu.Unlock()
+			co.dead = true
+			if co.timer != nil {
+				co.timer.Stop()
+				co.timer = nil
+			}
+		}
+		co.mu.Unlock()
+	}
+}
+
+// hasLocalSubscribers reports whether a connection of this node receives channel's
+// messages, directly or through a wildcard subscription.
+func (a *appState) hasLocalSubscribers(channel string) bool {
+	if ch := a.lookup(channel); ch != nil {
+		ch.mu.RLock()
+		n := len(ch.subs)
+		ch.mu.RUnlock()
+		if n > 0 {
+			return true
+		}
+	}
+	return len(a.wildcardChannels(channel)) > 0
+}
+
+// orderChannels reports how many channels have ordering state (tests).
+func (a *appState) orderChannels() int {
+	a.ord.mu.Lock()
+	defer a.ord.mu.Unlock()
+	return len(a.ord.chans)
 }
 
 func (co *chanOrder) reset(stream string) {
@@ -134,6 +217,9 @@ func (a *appState) flush(co *chanOrder) {
 func (a *appState) gapTimeout(channel string, co *chanOrder) {
 	co.mu.Lock()
 	defer co.mu.Unlock()
+	if co.dead {
+		return
+	}
 	co.timer = nil
 	if len(co.pending) > 0 {
 		a.fillGap(co)
@@ -170,6 +256,6 @@ func (a *appState) fillGap(co *chanOrder) {
 	co.next = first
 	a.flush(co)
 	if len(co.pending) > 0 && co.timer == nil {
-		co.timer = time.AfterFunc(gapWait, func() { a.gapTimeout(channel, co) })
+		co.timer = a.hub.afterFunc(gapWait, func() { a.gapTimeout(channel, co) })
 	}
 }

@@ -62,7 +62,8 @@ apps:
 	for _, reason := range []string{"ip_rate_limited", "over_capacity", "app_refused", "auth_failed", "shutdown"} {
 		want = append(want, fmt.Sprintf(`pushwire_connections_refused_total{reason=%q}`, reason))
 	}
-	want = append(want, `pushwire_http_request_duration_seconds_count{route="/apps/{appID}/events"}`,
+	want = append(want, `pushwire_cluster_refused_envelopes_total`,
+		`pushwire_http_request_duration_seconds_count{route="/apps/{appID}/events"}`,
 		`pushwire_http_request_duration_seconds_count{route="/apps/{appID}/batch_events"}`)
 	for _, w := range want {
 		v, ok := series[w]

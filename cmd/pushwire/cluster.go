@@ -70,8 +70,10 @@ func startCluster(ctx context.Context, cfg *config.Config, hub *channels.Hub, re
 		Help: "Live cluster nodes this node knows, itself included."})
 	localOnly := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pushwire_cluster_local_only_messages_total",
 		Help: "Messages delivered on this node only because the cluster broker was down or refused them."}, []string{"app_id"})
+	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: "pushwire_cluster_refused_envelopes_total",
+		Help: "Envelopes from other nodes dropped because their format's major version is newer than this node reads."})
 	if reg != nil {
-		reg.MustRegister(up, nodes, localOnly)
+		reg.MustRegister(up, nodes, localOnly, refused)
 	}
 	for _, a := range cfg.Apps {
 		localOnly.WithLabelValues(a.ID) // exported at 0 from the first scrape
@@ -86,8 +88,9 @@ func startCluster(ctx context.Context, cfg *config.Config, hub *channels.Hub, re
 				up.Set(0)
 			}
 		},
-		OnLocalOnly: func(appID string) { localOnly.WithLabelValues(appID).Inc() },
-		OnNodes:     func(n int) { nodes.Set(float64(n)) },
+		OnLocalOnly:       func(appID string) { localOnly.WithLabelValues(appID).Inc() },
+		OnNodes:           func(n int) { nodes.Set(float64(n)) },
+		OnRefusedEnvelope: func(string, int) { refused.Inc() },
 	})
 	if err != nil {
 		closeIdem()
