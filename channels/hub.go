@@ -61,6 +61,10 @@ type Options struct {
 	// ResumeWindow is how long a V2 connection's resume positions for channels it has not
 	// subscribed yet wait for their subscribes (pending.go). Default DefaultResumeWindow.
 	ResumeWindow time.Duration
+	// HistoryMaxAge is the history store's retention by age: a channel's degraded mark (a
+	// message went out without being stored) is dropped this long after the last failure,
+	// when every position it covers is past retention. 0 keeps marks until a reset.
+	HistoryMaxAge time.Duration
 	// PresenceHistory, when set, records the membership changes of the presence channels of
 	// apps that enable presence history (presence_history.go). Default none.
 	PresenceHistory PresenceHistory
@@ -84,6 +88,7 @@ type Hub struct {
 	tokenGrace     time.Duration
 	afterFunc      func(time.Duration, func()) Timer
 	resumeWindow   time.Duration
+	historyMaxAge  time.Duration
 
 	cl atomic.Pointer[clusterNode] // set by StartCluster (cluster.go)
 
@@ -108,6 +113,7 @@ func New(apps []config.App, opts Options) *Hub {
 		tokenGrace:     opts.TokenRefreshGrace,
 		afterFunc:      opts.AfterFunc,
 		resumeWindow:   opts.ResumeWindow,
+		historyMaxAge:  opts.HistoryMaxAge,
 		presence:       opts.PresenceHistory,
 	}
 	if h.resumeWindow <= 0 {

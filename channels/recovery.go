@@ -29,8 +29,18 @@ const (
 type recovery struct {
 	mu       sync.Mutex
 	hot      map[string]*hotRing
-	degraded map[string]uint64 // channel → positions at or below this cannot be resumed
+	degraded map[string]degradedMark // channel → positions at or below its serial cannot be resumed
 	sweepAt  time.Time
+	// degradedSweepAt is when markDegraded next drops marks older than the history retention.
+	degradedSweepAt time.Time
+}
+
+// degradedMark is a channel's hole: positions at or below serial cannot be proven complete.
+// It is kept as long as the store may keep messages of that time (Options.HistoryMaxAge):
+// after that every position it covers is past retention anyway, and the mark is dropped.
+type degradedMark struct {
+	serial uint64
+	at     time.Time
 }
 
 // hotRing holds a channel's recent stored messages in serial order.
@@ -41,7 +51,7 @@ type hotRing struct {
 
 func (r *recovery) init() {
 	r.hot = map[string]*hotRing{}
-	r.degraded = map[string]uint64{}
+	r.degraded = map[string]degradedMark{}
 }
 
 // remember adds a stored message to its channel's hot buffer, in serial order: callers hold
@@ -81,16 +91,32 @@ func (a *appState) markDegraded(channel string) {
 	if ring := r.hot[channel]; ring != nil && len(ring.msgs) > 0 {
 		mark = ring.msgs[len(ring.msgs)-1].Serial
 	}
-	if old, ok := r.degraded[channel]; !ok || mark > old {
-		r.degraded[channel] = mark
+	now := a.hub.now()
+	if old, ok := r.degraded[channel]; !ok || mark > old.serial {
+		r.degraded[channel] = degradedMark{serial: mark, at: now}
+	} else {
+		r.degraded[channel] = degradedMark{serial: old.serial, at: now}
+	}
+	if maxAge := a.hub.historyMaxAge; maxAge > 0 && now.After(r.degradedSweepAt) {
+		r.degradedSweepAt = now.Add(maxAge / 10)
+		for ch, m := range r.degraded {
+			if now.Sub(m.at) > maxAge {
+				delete(r.degraded, ch)
+			}
+		}
 	}
 }
 
+// degradedAt returns the channel's hole mark, if it has one within the history retention.
 func (a *appState) degradedAt(channel string) (uint64, bool) {
 	a.rec.mu.Lock()
 	defer a.rec.mu.Unlock()
 	m, ok := a.rec.degraded[channel]
-	return m, ok
+	if ok && a.hub.historyMaxAge > 0 && a.hub.now().Sub(m.at) > a.hub.historyMaxAge {
+		delete(a.rec.degraded, channel)
+		return 0, false
+	}
+	return m.serial, ok
 }
 
 // hotReplay returns the messages after serial from the hot buffer, when it holds all of them

@@ -116,6 +116,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Observer:          wh,
 		TokenRefreshGrace: cfg.TokenRefreshGrace.D(),
 		ResumeWindow:      cfg.ResumeWindow.D(),
+		HistoryMaxAge:     cfg.HistoryMaxAge.D(),
 		History:           hist,
 		PresenceHistory:   presenceStore(cfg, hist, log),
 		OnHistoryError:    m.HistoryError,
