@@ -757,4 +757,5 @@ func (c *conn) InputPending() bool {
 	}
 	return c.pw.inputPending()
 }
+
 var _ channels.InputPender = (*conn)(nil)
