@@ -134,7 +134,7 @@ func (c *Conn) inputPending() func() bool {
 	return nil
 }
 
-// start arms q now, or at the end of the current batch.
+// startHold starts q's time now, or at the end of the current batch.
 func (c *Conn) startHold(q *heldQueue) {
 	b := &c.batch
 	b.mu.Lock()
