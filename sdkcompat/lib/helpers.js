@@ -4,10 +4,12 @@
 // per-test cleanup. Every wait rejects after a timeout; every client is disconnected when the
 // test that made it ends.
 
+const assert = require('node:assert/strict');
 const http = require('node:http');
 const crypto = require('node:crypto');
 const PusherJS = require('pusher-js');
 const PusherServer = require('pusher');
+const WebSocket = require('ws');
 
 const HOST = process.env.PUSHWIRE_HOST || '127.0.0.1';
 const PORT = Number(process.env.PUSHWIRE_PORT || 6001);
@@ -253,6 +255,61 @@ async function subscribe(client, name) {
   return { channel, data };
 }
 
+/**
+ * A raw protocol-2 WebSocket client (the `ws` package): it keeps every frame, answers nothing
+ * by itself, and waits on frames (never on time). query: extra URL parameters
+ * (append_rollup_window, token, ...); version: the client version it announces; onFrame sees
+ * each parsed frame before any waiter does. Resolves once connection_established arrived.
+ */
+async function rawV2(t, { query = {}, version = '9.0.0', onFrame } = {}) {
+  const params = new URLSearchParams({ protocol: '2', client: 'js', version, flash: 'false', ...query });
+  const ws = new WebSocket(`ws://${HOST}:${PORT}/app/${APP_KEY}?${params}`);
+  const frames = [];
+  let waiters = [];
+  ws.on('message', (raw) => {
+    const f = JSON.parse(raw.toString());
+    frames.push(f);
+    if (onFrame) onFrame(f);
+    const w = waiters;
+    waiters = [];
+    w.forEach((fn) => fn());
+  });
+  const closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+  t.after(() => ws.terminate());
+  const c = {
+    ws,
+    frames,
+    closed,
+    /** Sends {event, channel, data} ({event, data} without a channel), as sockudo-js does. */
+    send(event, data, channel) {
+      ws.send(JSON.stringify(channel ? { event, channel, data } : { event, data }));
+    },
+    /** Resolves with the next frame (from index from on) satisfying pred, and its index. */
+    async next(pred, what, from = 0) {
+      const p = new Promise((resolve) => {
+        const check = () => {
+          const i = frames.findIndex((f, j) => j >= from && pred(f));
+          if (i >= 0) resolve({ frame: frames[i], index: i });
+          else waiters.push(check);
+        };
+        check();
+      });
+      return withTimeout(p, what);
+    },
+    /** Proves nothing else is pending: a sockudo:ping's pong is the next new frame. */
+    async quiet() {
+      const from = frames.length;
+      this.send('sockudo:ping', {});
+      const { index } = await this.next((f) => f.event === 'sockudo:pong', 'sockudo:pong', from);
+      assert.equal(index, from, `frames before the pong: ${JSON.stringify(frames.slice(from, index))}`);
+    },
+  };
+  const { frame } = await c.next((f) => f.event.endsWith(':connection_established') || f.event.endsWith(':error'), 'handshake');
+  assert.equal(frame.event, 'sockudo:connection_established', JSON.stringify(frame));
+  c.socketId = JSON.parse(frame.data).socket_id;
+  return c;
+}
+
 /** Parses a response of the server SDK's get()/post() as JSON. */
 async function json(resPromise) {
   const res = await resPromise;
@@ -285,4 +342,5 @@ module.exports = {
   connect,
   subscribe,
   json,
+  rawV2,
 };

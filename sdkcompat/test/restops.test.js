@@ -13,55 +13,8 @@ const h = require('../lib/helpers');
 
 const T = { timeout: 20000 };
 
-/**
- * A raw protocol-2 client: it keeps every frame, answers nothing by itself, and waits on
- * frames (never on time). query: extra URL parameters (append_rollup_window, token, ...).
- */
-async function v2(t, query = {}) {
-  const params = new URLSearchParams({ protocol: '2', client: 'js', version: '9.0.0', flash: 'false', ...query });
-  const ws = new WebSocket(`ws://${h.HOST}:${h.PORT}/app/${h.APP_KEY}?${params}`);
-  const frames = [];
-  let waiters = [];
-  ws.on('message', (raw) => {
-    frames.push(JSON.parse(raw.toString()));
-    const w = waiters;
-    waiters = [];
-    w.forEach((fn) => fn());
-  });
-  const closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
-  t.after(() => ws.terminate());
-  const c = {
-    ws,
-    frames,
-    closed,
-    send(event, data, channel) {
-      ws.send(JSON.stringify(channel ? { event, channel, data } : { event, data }));
-    },
-    /** Resolves with the next frame (from index from on) satisfying pred, and its index. */
-    async next(pred, what, from = 0) {
-      const p = new Promise((resolve) => {
-        const check = () => {
-          const i = frames.findIndex((f, j) => j >= from && pred(f));
-          if (i >= 0) resolve({ frame: frames[i], index: i });
-          else waiters.push(check);
-        };
-        check();
-      });
-      return h.withTimeout(p, what);
-    },
-    /** Proves nothing else is pending: a sockudo:ping's pong is the next new frame. */
-    async quiet() {
-      const from = frames.length;
-      this.send('sockudo:ping', {});
-      const { index } = await this.next((f) => f.event === 'sockudo:pong', 'sockudo:pong', from);
-      assert.equal(index, from, `frames before the pong: ${JSON.stringify(frames.slice(from, index))}`);
-    },
-  };
-  const { frame } = await c.next((f) => f.event.endsWith(':connection_established') || f.event.endsWith(':error'), 'handshake');
-  assert.equal(frame.event, 'sockudo:connection_established', JSON.stringify(frame));
-  c.socketId = JSON.parse(frame.data).socket_id;
-  return c;
-}
+/** A raw protocol-2 client (h.rawV2); query: extra URL parameters. */
+const v2 = (t, query = {}) => h.rawV2(t, { query });
 
 /** Subscribes a V2 client to channel (with a rewind, which skips the resume hold). */
 async function subscribeV2(c, channel, extra = { rewind: 1 }) {

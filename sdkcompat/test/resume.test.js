@@ -12,21 +12,14 @@
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const WebSocket = require('ws');
 const h = require('../lib/helpers');
 
 const T = { timeout: 20000 };
 
-/** A raw protocol-2 client with sockudo-js's URL and recovery bookkeeping. */
+/** A raw protocol-2 client (h.rawV2) with sockudo-js's URL and recovery bookkeeping. */
 async function sockudoJS(t) {
-  const params = new URLSearchParams({ protocol: '2', client: 'js', version: '1.0.0', flash: 'false' });
-  const ws = new WebSocket(`ws://${h.HOST}:${h.PORT}/app/${h.APP_KEY}?${params}`);
-  const frames = [];
   const positions = new Map();
-  let waiters = [];
-  ws.on('message', (raw) => {
-    const f = JSON.parse(raw.toString());
-    frames.push(f);
+  const track = (f) => {
     // sockudo.ts: track serial per channel for connection recovery …
     if (f.channel && typeof f.serial === 'number') {
       positions.set(f.channel, { stream_id: f.stream_id, serial: f.serial, last_message_id: f.message_id });
@@ -39,22 +32,17 @@ async function sockudoJS(t) {
       const d = JSON.parse(f.data);
       if (d.channel) positions.delete(d.channel);
     }
-    const w = waiters;
-    waiters = [];
-    w.forEach((fn) => fn());
-  });
-  t.after(() => ws.terminate());
-  const c = {
-    ws,
-    frames,
+  };
+  const c = await h.rawV2(t, { version: '1.0.0', onFrame: track });
+  return Object.assign(c, {
     positions,
     /** Sends exactly what sockudo-js's Connection.send_event sends for JSON. */
     sendEvent(event, data) {
-      ws.send(JSON.stringify({ event, data }));
+      c.send(event, data);
     },
     /** sockudo-js Channel.subscribe() after authorization: {auth, channel_data, channel}. */
     subscribe(channel, auth = '', channelData = undefined) {
-      this.sendEvent('sockudo:subscribe', { auth, channel_data: channelData, channel });
+      c.send('sockudo:subscribe', { auth, channel_data: channelData, channel });
     },
     /** The `connected` handler's resume: every stored position, data double-encoded. */
     resume(stored) {
@@ -62,30 +50,9 @@ async function sockudoJS(t) {
       stored.forEach((p, ch) => {
         channelPositions[ch] = { ...p };
       });
-      this.sendEvent('sockudo:resume', JSON.stringify({ channel_positions: channelPositions }));
+      c.send('sockudo:resume', JSON.stringify({ channel_positions: channelPositions }));
     },
-    async next(pred, what, from = 0) {
-      const p = new Promise((resolve) => {
-        const check = () => {
-          const i = frames.findIndex((f, j) => j >= from && pred(f));
-          if (i >= 0) resolve({ frame: frames[i], index: i });
-          else waiters.push(check);
-        };
-        check();
-      });
-      return h.withTimeout(p, what);
-    },
-    async quiet() {
-      const from = frames.length;
-      this.sendEvent('sockudo:ping', {});
-      const { index } = await this.next((f) => f.event === 'sockudo:pong', 'sockudo:pong', from);
-      assert.equal(index, from, `frames before the pong: ${JSON.stringify(frames.slice(from, index))}`);
-    },
-  };
-  const { frame } = await c.next((f) => f.event.endsWith(':connection_established') || f.event.endsWith(':error'), 'handshake');
-  assert.equal(frame.event, 'sockudo:connection_established', JSON.stringify(frame));
-  c.socketId = JSON.parse(frame.data).socket_id;
-  return c;
+  });
 }
 
 /** The channel authorization sockudo-js fetches from the app's auth endpoint. */
