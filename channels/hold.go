@@ -41,22 +41,22 @@ func newHeldQueue(send func([]byte)) *heldQueue {
 // input not handled yet.
 const maxHoldExtensions = 10
 
-// arm starts the hold's time: ResumeHold from now, then the held frames go out — unless
-// pending (may be nil) reports input from the client that the server has not handled yet
-// (a starved server may not have read the resume that follows the subscribe): then the hold
-// waits another ResumeHold, at most maxHoldExtensions times.
-func (q *heldQueue) arm(pending func() bool) {
+// arm starts the hold's time on the hub's clock (after): ResumeHold from now, then the held
+// frames go out — unless pending (may be nil) reports input from the client that the server
+// has not handled yet (a starved server may not have read the resume that follows the
+// subscribe): then the hold waits another ResumeHold, at most maxHoldExtensions times.
+func (q *heldQueue) arm(after func(time.Duration, func()) Timer, pending func() bool) {
 	extended := 0
 	var fire func()
 	fire = func() {
 		if pending != nil && extended < maxHoldExtensions && q.holding() && pending() {
 			extended++
-			time.AfterFunc(ResumeHold, fire)
+			after(ResumeHold, fire)
 			return
 		}
 		q.release(0)
 	}
-	time.AfterFunc(ResumeHold, fire)
+	after(ResumeHold, fire)
 }
 
 // add holds frame and reports true while the hold is on.
@@ -144,7 +144,7 @@ func (c *Conn) startHold(q *heldQueue) {
 		return
 	}
 	b.mu.Unlock()
-	q.arm(c.inputPending())
+	q.arm(c.app.hub.afterFunc, c.inputPending())
 }
 
 // BeginFrames tells the connection that its transport is about to dispatch the frames of one
@@ -163,6 +163,6 @@ func (c *Conn) EndFrames() {
 	c.batch.batching, c.batch.unarmed = false, nil
 	c.batch.mu.Unlock()
 	for _, q := range qs {
-		q.arm(c.inputPending())
+		q.arm(c.app.hub.afterFunc, c.inputPending())
 	}
 }
