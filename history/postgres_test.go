@@ -383,12 +383,18 @@ func TestPostgresClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
-	start := time.Now()
-	p.Close()
-	p.Close()
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("Close took %s", d)
+	// The retention loop runs every millisecond; Close must stop it and return (a hang here
+	// fails on the guard below, which is not a timing assertion).
+	closed := make(chan struct{})
+	go func() {
+		p.Close()
+		p.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(time.Minute):
+		t.Fatal("Close never returned")
 	}
 	m := protocol.Message{Event: "e", Channel: "c"}
 	if err := p.Append(context.Background(), "a", &m); err == nil {
@@ -396,8 +402,9 @@ func TestPostgresClose(t *testing.T) {
 	}
 }
 
-// checkUnavailable asserts that every method fails with ErrHistoryUnavailable within bound.
-func checkUnavailable(t *testing.T, p *history.Postgres, bound time.Duration) {
+// checkUnavailable asserts that every method fails with ErrHistoryUnavailable, and returns
+// (the store's QueryTimeout bounds it; the test only guards against a hang).
+func checkUnavailable(t *testing.T, p *history.Postgres) {
 	t.Helper()
 	ctx := context.Background()
 	for name, call := range map[string]func() error{
@@ -414,10 +421,13 @@ func checkUnavailable(t *testing.T, p *history.Postgres, bound time.Duration) {
 			return err
 		},
 	} {
-		start := time.Now()
-		err := call()
-		if d := time.Since(start); d > bound {
-			t.Errorf("%s took %s, want at most %s", name, d, bound)
+		res := make(chan error, 1)
+		go func() { res <- call() }()
+		var err error
+		select {
+		case err = <-res:
+		case <-time.After(time.Minute): // a hang guard, far above any QueryTimeout here
+			t.Fatalf("%s never returned: the query timeout was not applied", name)
 		}
 		if !errors.Is(err, channels.ErrHistoryUnavailable) {
 			t.Errorf("%s: %v, want ErrHistoryUnavailable", name, err)
@@ -434,7 +444,7 @@ func TestPostgresDatabaseDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.DropPostgresDatabase(t, url)
-	checkUnavailable(t, p, 3*time.Second)
+	checkUnavailable(t, p)
 }
 
 // Nothing listening: NewPostgres fails fast with ErrHistoryUnavailable.
@@ -445,10 +455,9 @@ func TestPostgresNoServer(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	start := time.Now()
 	_, err = history.NewPostgres(context.Background(), "postgres://postgres@"+addr+"/x?sslmode=disable", history.PostgresOptions{QueryTimeout: time.Second})
-	if !errors.Is(err, channels.ErrHistoryUnavailable) || time.Since(start) > 3*time.Second {
-		t.Fatalf("NewPostgres without a server: %v after %s", err, time.Since(start))
+	if !errors.Is(err, channels.ErrHistoryUnavailable) {
+		t.Fatalf("NewPostgres without a server: %v", err)
 	}
 }
 
@@ -473,8 +482,8 @@ func TestPostgresPartition(t *testing.T) {
 		}
 	}
 	px.setBlackhole(true)
-	checkUnavailable(t, p, timeout+time.Second)
-	checkUnavailable(t, p, timeout+time.Second)
+	checkUnavailable(t, p)
+	checkUnavailable(t, p)
 	px.setBlackhole(false)
 	var m protocol.Message
 	testkit.WaitFor(t, 10*time.Second, "the store to recover", func() bool {
