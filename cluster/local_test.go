@@ -25,9 +25,10 @@ func TestLocalConformance(t *testing.T) {
 	})
 }
 
-// A Local of its own is a single node: its publishes succeed and reach nobody.
+// A Local alone on its bus is a single node: its publishes succeed and reach nobody.
 func TestLocalSingleNode(t *testing.T) {
-	l := cluster.NewLocal(nil, "solo")
+	bus := cluster.NewLocalBus()
+	l := cluster.NewLocal(bus, "solo")
 	defer l.Close()
 	got := make(chan []byte, 1)
 	if err := l.Start(context.Background(), func(_, _ string, env []byte) { got <- env }); err != nil {
@@ -39,10 +40,21 @@ func TestLocalSingleNode(t *testing.T) {
 	if err := l.Publish(context.Background(), "app", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
+	// Proof by a later event rather than a wait: a peer joins the bus and publishes; deliveries
+	// to a node keep the order they were queued in, so had the first publish been queued to
+	// the node itself, it would arrive before the peer's.
+	peer := cluster.NewLocal(bus, "peer")
+	defer peer.Close()
+	if err := peer.Publish(context.Background(), "app", []byte("sentinel")); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case env := <-got:
-		t.Fatalf("single node received its own envelope %q", env)
-	case <-time.After(50 * time.Millisecond):
+		if string(env) != "sentinel" {
+			t.Fatalf("single node received its own envelope %q", env)
+		}
+	case <-time.After(time.Minute): // a hang guard
+		t.Fatal("the peer's envelope never arrived")
 	}
 }
 
