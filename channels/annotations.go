@@ -431,28 +431,6 @@ func (a *appState) deliverSummary(k summaryKey, version uint64, m *protocol.Mess
 	return true
 }
 
-// summaryEnvelope is a summary as it travels between nodes.
-type summaryEnvelope struct {
-	MessageSerial string `json:"s"`
-	Version       uint64 `json:"v"`
-}
-
-// forwardSummary sends a summary to the other nodes.
-func (a *appState) forwardSummary(k summaryKey, version uint64, m *protocol.Message) {
-	cn := a.hub.cl.Load()
-	if cn == nil || cn.stopped.Load() || !cn.b.Healthy() {
-		return
-	}
-	if err := cn.send(a.cfg.ID, &envelope{Kind: envSummary, Msg: m, Channel: k.channel, Summary: &summaryEnvelope{k.serial, version}}); err != nil {
-		cn.warn("cluster: annotation summary delivered on this node only", zap.String("app_id", a.cfg.ID), zap.String("channel", k.channel), zap.Error(err))
-	}
-}
-
-// summaryFromPeer delivers a summary another node computed.
-func (a *appState) summaryFromPeer(env *envelope) {
-	a.deliverSummary(summaryKey{env.Channel, env.Summary.MessageSerial}, env.Summary.Version, env.Msg)
-}
-
 // allowAnnotationSubscribe checks a subscription asking for raw annotations: V2, a channel
 // with mutable messages, and a capability token granting annotation-subscribe (Sockudo
 // refuses connections without a token).

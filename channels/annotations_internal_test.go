@@ -27,15 +27,10 @@ func TestSummaryVersionsFromPeers(t *testing.T) {
 		t.Fatal(perr)
 	}
 	sub.Take()
-	a := h.byID[app.ID]
+	l := &LocalNode{h: h} // what replication calls for a summary from another node
 	for _, v := range []uint64{5, 3, 5, 7, 6} {
 		m := protocol.SummaryMessage("chat:x", "m1", []protocol.TypeSummary{{Type: "v:total.v1", Summary: []byte(`{"total":` + strconv.FormatUint(v, 10) + `}`)}})
-		raw, _ := encodeEnvelope(&envelope{Kind: envSummary, Msg: m, Channel: "chat:x", Summary: &summaryEnvelope{MessageSerial: "m1", Version: v}})
-		env, err := decodeEnvelope(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a.summaryFromPeer(env)
+		l.DeliverSummary(app.ID, "chat:x", "m1", v, m)
 	}
 	got := sub.Take()
 	if len(got) != 2 || !strings.Contains(got[0], `{"total":5}`) || !strings.Contains(got[1], `{"total":7}`) {
@@ -43,7 +38,7 @@ func TestSummaryVersionsFromPeers(t *testing.T) {
 	}
 	// Another message's versions are its own.
 	m := protocol.SummaryMessage("chat:x", "m2", nil)
-	a.summaryFromPeer(&envelope{Kind: envSummary, Msg: m, Channel: "chat:x", Summary: &summaryEnvelope{MessageSerial: "m2", Version: 1}})
+	l.DeliverSummary(app.ID, "chat:x", "m2", 1, m)
 	if n := len(sub.Take()); n != 1 {
 		t.Fatalf("m2: %d frames", n)
 	}

@@ -19,16 +19,3 @@ func (h *Hub) IndexSizes(appID string) (users, signedIn, watchers, watchlists, c
 // Encodings reports how many wire encodings fan-outs have made so far (V2 JSON builds and
 // binary transcodings), so tests and benchmarks can count them per publish.
 func Encodings() int64 { return encodings.Load() }
-
-// OrderChannels reports how many channels of the app have cluster ordering state
-// (cluster_order.go), so tests can prove it shrinks again.
-func (h *Hub) OrderChannels(appID string) int { return h.byID[appID].orderChannels() }
-
-// GapWait, OrderIdle: the cluster ordering waits (cluster_order.go).
-const (
-	GapWait   = gapWait
-	OrderIdle = orderIdle
-)
-
-// HealthInterval is how often a clustered node polls its broker's health (cluster.go).
-const HealthInterval = healthInterval

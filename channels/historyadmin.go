@@ -81,14 +81,6 @@ type HistoryPurge struct {
 	State protocol.StreamState
 }
 
-// historyChange tells a node what a reset or purge changed (also between nodes).
-type historyChange struct {
-	// Reset drops everything of the channel; otherwise serials below Cut of Stream are gone.
-	Reset  bool   `json:"r,omitempty"`
-	Stream string `json:"s,omitempty"`
-	Cut    uint64 `json:"c,omitempty"`
-}
-
 // HistoryStream is GET .../history/state's "stream" (Sockudo's stream inspection).
 type HistoryStream struct {
 	StreamID   *string            `json:"stream_id"`
@@ -212,7 +204,7 @@ func (h *Hub) ResetHistory(ctx context.Context, appID, channel string, op Operat
 	unlock := a.exclusive(channel)
 	res, err := adm.Reset(ctx, appID, channel)
 	if err == nil {
-		change := historyChange{Reset: true, Stream: res.NewStreamID}
+		change := HistoryChange{Reset: true, Stream: res.NewStreamID}
 		a.historyChanged(channel, change)
 		a.clusterHistory(channel, change)
 	}
@@ -248,7 +240,7 @@ func (h *Hub) PurgeHistory(ctx context.Context, appID, channel string, p PurgeRe
 	unlock := a.exclusive(channel)
 	res, err := adm.Purge(ctx, appID, channel, p)
 	if err == nil {
-		change := historyChange{Stream: res.State.StreamID, Cut: res.Cut}
+		change := HistoryChange{Stream: res.State.StreamID, Cut: res.Cut}
 		a.historyChanged(channel, change)
 		a.clusterHistory(channel, change)
 	}
@@ -282,7 +274,7 @@ func (h *Hub) adminError(what, appID, channel string, err error) *HistoryError {
 // historyChanged makes this node forget what a reset or purge removed: the channel's hot
 // resume buffer (all of it after a reset, the purged serials otherwise) and, after a reset,
 // its degraded mark (the new stream starts healthy, as in Sockudo).
-func (a *appState) historyChanged(channel string, hc historyChange) {
+func (a *appState) historyChanged(channel string, hc HistoryChange) {
 	r := &a.rec
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/protocol"
+	"github.com/pushwire/pushwire/replication"
 )
 
 // TestForceReconnectUser: every connection of the user (signed in, present, holding a token
@@ -51,14 +52,14 @@ func TestForceReconnectUser(t *testing.T) {
 
 // TestClusterForceReconnect: the user's connections on every node are closed with 4200.
 func TestClusterForceReconnect(t *testing.T) {
-	_, nodes := newCluster(t, 3, channels.ClusterOptions{})
+	_, hubs, _ := newCluster(t, 3, replication.Options{}, nil)
 	var subs []*channelstest.Sub
-	for _, nd := range nodes {
-		c, s := connect(t, nd.hub)
+	for _, h := range hubs {
+		c, s := connect(t, h)
 		mustSignIn(t, c, s, `{"id":"bob"}`)
 		subs = append(subs, s)
 	}
-	nodes[1].hub.ForceReconnectUser(appID, "bob")
+	hubs[1].ForceReconnectUser(appID, "bob")
 	for i, s := range subs {
 		if err := s.WaitClosed(t, waitTimeout); err.Code != protocol.CodeReconnect {
 			t.Errorf("node %d: closed with %d", i, err.Code)

@@ -90,7 +90,7 @@ type Hub struct {
 	resumeWindow   time.Duration
 	historyMaxAge  time.Duration
 
-	cl atomic.Pointer[clusterNode] // set by StartCluster (cluster.go)
+	cl atomic.Pointer[clusterRef] // set by AttachCluster (cluster.go)
 
 	presence    PresenceHistory
 	presenceRec presenceRecorder
@@ -171,10 +171,8 @@ type shard struct {
 
 // appState is the live state of one app.
 type appState struct {
-	hub *Hub
-	cfg config.App
-	// ord puts serial messages back in order on a clustered node (cluster_order.go).
-	ord    orderer
+	hub    *Hub
+	cfg    config.App
 	sums   summaries // annotation summaries due and sent (annotations.go)
 	shards [shardCount]shard
 	conns  atomic.Int64

@@ -14,6 +14,8 @@ import (
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/protocol"
+	"github.com/pushwire/pushwire/replication"
+	"github.com/pushwire/pushwire/replication/replicationtest"
 )
 
 // presenceHub is a hub of the default app (presence history on) over a memory store.
@@ -264,25 +266,20 @@ func TestPresenceHistoryRetention(t *testing.T) {
 // records their member_removed once, cause orphan_cleanup with the dead node's id, in the
 // store the nodes share.
 func TestClusterPresenceOrphanCleanup(t *testing.T) {
-	bus := &fakeBus{}
+	bus := &replicationtest.Bus{}
 	store := history.NewMemory(history.MemoryOptions{})
-	o := channels.ClusterOptions{Heartbeat: 50 * time.Millisecond, NodeTimeout: 300 * time.Millisecond}
+	o := replication.Options{Heartbeat: 50 * time.Millisecond, NodeTimeout: 300 * time.Millisecond}
 	var hubs []*channels.Hub
-	var brokers []*fakeBroker
+	var nodes []*replication.Node
+	var brokers []*replicationtest.Broker
 	for i := range 3 {
 		app := config.DefaultApp()
 		app.ApplyDefaults()
 		h := channels.New([]config.App{app}, channels.Options{History: store, PresenceHistory: store})
-		b := bus.node(fmt.Sprintf("n%d", i))
-		if err := h.StartCluster(context.Background(), b, o); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.StopCluster(); _ = b.Close() })
-		hubs, brokers = append(hubs, h), append(brokers, b)
+		b := bus.Node(fmt.Sprintf("n%d", i))
+		hubs, nodes, brokers = append(hubs, h), append(nodes, replicationtest.Start(t, h, b, o)), append(brokers, b)
 	}
-	for _, h := range hubs {
-		waitFor(t, "every node sees the others", func() bool { return h.ClusterNodes() == 3 })
-	}
+	replicationtest.WaitNodes(t, nodes, 3)
 	const ch = "presence-c"
 	w, ws := connect(t, hubs[0])
 	mustSubscribe(t, w, ws, ch, member("w", ""))
@@ -296,7 +293,7 @@ func TestClusterPresenceOrphanCleanup(t *testing.T) {
 	_ = hubs[2].FlushPresenceHistory(context.Background())
 	waitFor(t, "node 1 sees all three", func() bool { u, _ := hubs[1].Users(appID, ch); return len(u) == 3 })
 	_ = brokers[2].Close() // dies without a word
-	hubs[2].StopCluster()
+	nodes[2].Stop()
 	waitFor(t, "the others drop node 2's members", func() bool {
 		u0, _ := hubs[0].Users(appID, ch)
 		u1, _ := hubs[1].Users(appID, ch)
@@ -409,23 +406,8 @@ func TestPresenceHistoryDegraded(t *testing.T) {
 // node counting on the other's hold; the member leaves when the holds cross, and the
 // presence history records that member_removed once.
 func TestClusterPresenceLeaveBothNodes(t *testing.T) {
-	bus := &fakeBus{}
 	store := history.NewMemory(history.MemoryOptions{})
-	var hubs []*channels.Hub
-	for i := range 2 {
-		app := config.DefaultApp()
-		app.ApplyDefaults()
-		h := channels.New([]config.App{app}, channels.Options{PresenceHistory: store})
-		b := bus.node(fmt.Sprintf("n%d", i))
-		if err := h.StartCluster(context.Background(), b, channels.ClusterOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.StopCluster(); _ = b.Close() })
-		hubs = append(hubs, h)
-	}
-	for _, h := range hubs {
-		waitFor(t, "both nodes", func() bool { return h.ClusterNodes() == 2 })
-	}
+	bus, hubs, _ := newCluster(t, 2, replication.Options{}, func(int) channels.Options { return channels.Options{PresenceHistory: store} })
 	const ch = "presence-both"
 	w, ws := connect(t, hubs[0])
 	mustSubscribe(t, w, ws, ch, member("w", ""))
@@ -445,10 +427,10 @@ func TestClusterPresenceLeaveBothNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	xs.WaitFrames(t, 1, waitTimeout)
-	bus.hold.Lock() // neither node hears of the other's leave until both left
+	bus.Hold.Lock() // neither node hears of the other's leave until both left
 	a.Disconnect()
 	b.Disconnect()
-	bus.hold.Unlock()
+	bus.Hold.Unlock()
 	for i, h := range hubs {
 		waitFor(t, fmt.Sprintf("node %d: u gone", i), func() bool { u, _ := h.Users(appID, ch); return len(u) == 1 })
 	}

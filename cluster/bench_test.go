@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/cluster"
 	"github.com/pushwire/pushwire/cluster/clustertest"
 	"github.com/pushwire/pushwire/internal/testkit"
+	"github.com/pushwire/pushwire/replication"
 )
 
 // BenchmarkAtoB measures envelopes from node A to node B of one cluster, for each broker:
@@ -29,17 +29,17 @@ import (
 func BenchmarkAtoB(b *testing.B) {
 	brokers := []struct {
 		name string
-		pair func(b *testing.B) (channels.Broker, channels.Broker)
+		pair func(b *testing.B) (replication.Broker, replication.Broker)
 	}{
-		{"local", func(b *testing.B) (channels.Broker, channels.Broker) {
+		{"local", func(b *testing.B) (replication.Broker, replication.Broker) {
 			bus := cluster.NewLocalBus()
 			return cluster.NewLocal(bus, ""), cluster.NewLocal(bus, "")
 		}},
-		{"redis", func(b *testing.B) (channels.Broker, channels.Broker) {
+		{"redis", func(b *testing.B) (replication.Broker, replication.Broker) {
 			o := cluster.RedisOptions{Addr: testkit.RedisAddr(b), Prefix: "pwbench:" + clustertest.ClusterID(b)}
 			return newRedis(b, o), newRedis(b, o)
 		}},
-		{"nats", func(b *testing.B) (channels.Broker, channels.Broker) {
+		{"nats", func(b *testing.B) (replication.Broker, replication.Broker) {
 			o := cluster.NATSOptions{URL: testkit.NATSURL(b), Prefix: "pwbench." + clustertest.ClusterID(b)}
 			return newNATS(b, o), newNATS(b, o)
 		}},
@@ -51,7 +51,7 @@ func BenchmarkAtoB(b *testing.B) {
 	}
 }
 
-func benchAtoB(b *testing.B, pair func(*testing.B) (channels.Broker, channels.Broker), window, publishers int) {
+func benchAtoB(b *testing.B, pair func(*testing.B) (replication.Broker, replication.Broker), window, publishers int) {
 	a, r := pair(b)
 	b.Cleanup(func() { _ = a.Close(); _ = r.Close() })
 	var (

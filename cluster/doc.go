@@ -1,4 +1,4 @@
-// Package cluster implements channels.Broker, the transport that carries opaque envelopes
+// Package cluster implements replication.Broker, the transport that carries opaque envelopes
 // between the nodes of a pushwire cluster:
 //
 //   - Local: in-process. A Local on its own is a single node (its publishes reach nobody);
@@ -6,8 +6,8 @@
 //   - Redis: Redis pub/sub through github.com/redis/go-redis/v9.
 //   - NATS: NATS core pub/sub through github.com/nats-io/nats.go.
 //
-// cluster/clustertest is the conformance suite every implementation passes. Hub.StartCluster
-// (channels/cluster.go) is what uses them; cmd/pushwire wires one in with --cluster redis or
+// cluster/clustertest is the conformance suite every implementation passes. replication.Start
+// (replication/node.go) is what uses them; cmd/pushwire wires one in with --cluster redis or
 // --cluster nats. RedisIdempotency shares the HTTP publish idempotency keys between nodes.
 //
 // # Addressing

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/replication"
 )
 
 // LocalBus connects the Locals made from it, in one process. The zero value is not usable;
@@ -21,7 +21,7 @@ func NewLocalBus() *LocalBus {
 	return &LocalBus{nodes: make(map[*Local]struct{})}
 }
 
-// Local is an in-process channels.Broker. A Local on a bus of its own is a single-node
+// Local is an in-process replication.Broker. A Local on a bus of its own is a single-node
 // cluster: Publish succeeds and reaches nobody, since a node never receives its own
 // envelopes. Locals sharing a bus deliver to each other, through an unbounded queue per
 // receiving node, so Publish never blocks. Envelopes are copied on Publish.
@@ -42,7 +42,7 @@ type localItem struct {
 	env       []byte
 }
 
-var _ channels.Broker = (*Local)(nil)
+var _ replication.Broker = (*Local)(nil)
 
 // NewLocal returns a node on bus with the given node id; a nil bus gives the node a bus of
 // its own (single node) and an empty nodeID a random one.

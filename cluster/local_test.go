@@ -6,15 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/cluster"
 	"github.com/pushwire/pushwire/cluster/clustertest"
+	"github.com/pushwire/pushwire/replication"
 )
 
 func TestLocalConformance(t *testing.T) {
 	var mu sync.Mutex
 	buses := map[string]*cluster.LocalBus{}
-	clustertest.Run(t, func(t *testing.T) channels.Broker {
+	clustertest.Run(t, func(t *testing.T) replication.Broker {
 		mu.Lock()
 		defer mu.Unlock()
 		id := clustertest.ClusterID(t)
@@ -72,5 +72,5 @@ func TestLocalPublishCancelled(t *testing.T) {
 // TestLocalHubs: hubs joined through Locals behave as one server.
 func TestLocalHubs(t *testing.T) {
 	bus := cluster.NewLocalBus()
-	clustertest.RunHubs(t, func(t *testing.T) channels.Broker { return cluster.NewLocal(bus, "") })
+	clustertest.RunHubs(t, func(t *testing.T) replication.Broker { return cluster.NewLocal(bus, "") })
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
-	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/replication"
 )
 
 // NATSOptions configures NewNATS. Every zero field means its documented default.
@@ -44,7 +44,7 @@ type NATSOptions struct {
 	Extra []nats.Option
 }
 
-// NATS is a channels.Broker over NATS core pub/sub (no JetStream): one connection per
+// NATS is a replication.Broker over NATS core pub/sub (no JetStream): one connection per
 // node, one wildcard subscription "{prefix}.>", nats.go's reconnect loop set to retry
 // forever. Envelopes larger than the server's max_payload travel as fragments. See the
 // package doc.
@@ -75,7 +75,7 @@ type NATS struct {
 	closedFlag atomic.Bool
 }
 
-var _ channels.Broker = (*NATS)(nil)
+var _ replication.Broker = (*NATS)(nil)
 
 // NewNATS connects to NATS within ctx (and DialTimeout). Reconnecting later is automatic and
 // never gives up; only this first connection must succeed.

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/cluster"
 	"github.com/pushwire/pushwire/cluster/clustertest"
 	"github.com/pushwire/pushwire/internal/testkit"
+	"github.com/pushwire/pushwire/replication"
 )
 
 func newNATS(t testing.TB, o cluster.NATSOptions) *cluster.NATS {
@@ -27,7 +27,7 @@ func newNATS(t testing.TB, o cluster.NATSOptions) *cluster.NATS {
 
 func TestNATSConformance(t *testing.T) {
 	url := testkit.NATSURL(t)
-	clustertest.Run(t, func(t *testing.T) channels.Broker {
+	clustertest.Run(t, func(t *testing.T) replication.Broker {
 		return newNATS(t, cluster.NATSOptions{URL: url, Prefix: "pwtest." + clustertest.ClusterID(t)})
 	})
 }
@@ -58,7 +58,7 @@ func TestNATSFragments(t *testing.T) {
 	}
 	testkit.StartNATSServer(t, port, "-c", conf)
 	o := cluster.NATSOptions{URL: "nats://127.0.0.1:" + p, Prefix: "pwtest." + clustertest.ClusterID(t)}
-	clustertest.Run(t, func(t *testing.T) channels.Broker {
+	clustertest.Run(t, func(t *testing.T) replication.Broker {
 		o := o
 		o.Prefix += "." + clustertest.ClusterID(t)
 		return newNATS(t, o)
@@ -96,7 +96,7 @@ func TestNATSServerFrozen(t *testing.T) {
 // TestNATSHubs: hubs joined through NATS behave as one server.
 func TestNATSHubs(t *testing.T) {
 	url := testkit.NATSURL(t)
-	clustertest.RunHubs(t, func(t *testing.T) channels.Broker {
+	clustertest.RunHubs(t, func(t *testing.T) replication.Broker {
 		return newNATS(t, cluster.NATSOptions{URL: url, Prefix: "pwtest." + clustertest.ClusterID(t)})
 	})
 }

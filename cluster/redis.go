@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 	"go.uber.org/zap"
 
-	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/replication"
 )
 
 // RedisOptions configures NewRedis. Every zero field means its documented default.
@@ -44,7 +44,7 @@ type RedisOptions struct {
 	IOTimeout time.Duration
 }
 
-// Redis is a channels.Broker over Redis pub/sub. Publish uses go-redis's connection pool,
+// Redis is a replication.Broker over Redis pub/sub. Publish uses go-redis's connection pool,
 // without retries (a retried PUBLISH may arrive twice); delivery uses one dedicated
 // subscription connection, kept up by a goroutine that redials forever. See the package doc.
 type Redis struct {
@@ -66,7 +66,7 @@ type Redis struct {
 	done    chan struct{} // closed when the subscription goroutine has exited
 }
 
-var _ channels.Broker = (*Redis)(nil)
+var _ replication.Broker = (*Redis)(nil)
 
 // NewRedis connects to Redis and checks it answers PING within ctx. Reconnecting later is
 // automatic; only this first connection must succeed.

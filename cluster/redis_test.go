@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/cluster"
 	"github.com/pushwire/pushwire/cluster/clustertest"
 	"github.com/pushwire/pushwire/internal/testkit"
+	"github.com/pushwire/pushwire/replication"
 )
 
 func newRedis(t testing.TB, o cluster.RedisOptions) *cluster.Redis {
@@ -26,7 +26,7 @@ func newRedis(t testing.TB, o cluster.RedisOptions) *cluster.Redis {
 
 func TestRedisConformance(t *testing.T) {
 	addr := testkit.RedisAddr(t)
-	clustertest.Run(t, func(t *testing.T) channels.Broker {
+	clustertest.Run(t, func(t *testing.T) replication.Broker {
 		return newRedis(t, cluster.RedisOptions{Addr: addr, Prefix: "pwtest:" + clustertest.ClusterID(t)})
 	})
 }
@@ -69,10 +69,10 @@ func TestRedisServerRestart(t *testing.T) {
 
 // testBrokerRestart drives a fault test on two nodes of one cluster: kill stops the broker
 // server, restart brings it back on the same address.
-func testBrokerRestart(t *testing.T, a, b channels.Broker, kill, restart func()) {
+func testBrokerRestart(t *testing.T, a, b replication.Broker, kill, restart func()) {
 	recA, recB := clustertest.NewRecorder(t), clustertest.NewRecorder(t)
 	for _, x := range []struct {
-		n channels.Broker
+		n replication.Broker
 		r *clustertest.Recorder
 	}{{a, recA}, {b, recB}} {
 		if err := x.n.Start(testkit.Context(t, 10*time.Second), x.r.Handle); err != nil {
@@ -116,7 +116,7 @@ func testBrokerRestart(t *testing.T, a, b channels.Broker, kill, restart func())
 	}
 }
 
-func mustPublish(t *testing.T, b channels.Broker, env string) {
+func mustPublish(t *testing.T, b replication.Broker, env string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -142,7 +142,7 @@ func TestRedisServerFrozen(t *testing.T) {
 // TestRedisHubs: hubs joined through Redis behave as one server.
 func TestRedisHubs(t *testing.T) {
 	addr := testkit.RedisAddr(t)
-	clustertest.RunHubs(t, func(t *testing.T) channels.Broker {
+	clustertest.RunHubs(t, func(t *testing.T) replication.Broker {
 		return newRedis(t, cluster.RedisOptions{Addr: addr, Prefix: "pwtest:" + clustertest.ClusterID(t)})
 	})
 }

@@ -1,4 +1,4 @@
-// Package clustertest is the conformance suite for channels.Broker implementations (the
+// Package clustertest is the conformance suite for replication.Broker implementations (the
 // cluster package's Local, Redis and NATS): run it from each implementation's tests.
 package clustertest
 
@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/cluster"
 	"github.com/pushwire/pushwire/internal/testkit"
+	"github.com/pushwire/pushwire/replication"
 )
 
 // Timeouts of the suite: how long a delivery may take, and how long to keep watching for
@@ -59,7 +59,7 @@ func ClusterID(t testing.TB) string {
 // (the suite's subtests run in parallel) never do — ClusterID helps. Run closes every node
 // when its test ends, after the test may already have closed it, so Close must be
 // idempotent.
-func Run(t *testing.T, newNode func(t *testing.T) channels.Broker) {
+func Run(t *testing.T, newNode func(t *testing.T) replication.Broker) {
 	s := suite{newNode: newNode}
 	for _, tc := range []struct {
 		name string
@@ -81,11 +81,11 @@ func Run(t *testing.T, newNode func(t *testing.T) channels.Broker) {
 }
 
 type suite struct {
-	newNode func(t *testing.T) channels.Broker
+	newNode func(t *testing.T) replication.Broker
 }
 
 // node makes a node of t's cluster, closed when t ends.
-func (s suite) node(t *testing.T) channels.Broker {
+func (s suite) node(t *testing.T) replication.Broker {
 	t.Helper()
 	b := s.newNode(t)
 	t.Cleanup(func() {
@@ -98,9 +98,9 @@ func (s suite) node(t *testing.T) channels.Broker {
 
 // started makes and starts n nodes, waits until all are healthy, and returns them with
 // their recorders.
-func (s suite) started(t *testing.T, n int) ([]channels.Broker, []*Recorder) {
+func (s suite) started(t *testing.T, n int) ([]replication.Broker, []*Recorder) {
 	t.Helper()
-	nodes := make([]channels.Broker, n)
+	nodes := make([]replication.Broker, n)
 	recs := make([]*Recorder, n)
 	for i := range nodes {
 		nodes[i] = s.node(t)
@@ -164,7 +164,7 @@ func (r *Recorder) WaitLen(t testing.TB, n int) {
 	testkit.WaitFor(t, deliverTimeout, fmt.Sprintf("%d deliveries (have %d)", n, r.Len()), func() bool { return r.Len() >= n })
 }
 
-func publish(t *testing.T, b channels.Broker, app string, env []byte) {
+func publish(t *testing.T, b replication.Broker, app string, env []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
+	"github.com/pushwire/pushwire/replication"
 )
 
 var hubSocket atomic.Int64
@@ -23,24 +24,27 @@ func nextSocket() string {
 }
 
 // RunHubs checks that hubs joined through an implementation behave as one server: three
-// hubs (channels.Hub.StartCluster on three nodes from newNode, as for Run) deliver each
+// hubs (replication.Start on three nodes from newNode, as for Run) deliver each
 // publish once to every subscriber of every node, share presence members (one member_added
 // and one member_removed), answer counts for the cluster, and terminate a user everywhere.
-func RunHubs(t *testing.T, newNode func(t *testing.T) channels.Broker) {
+func RunHubs(t *testing.T, newNode func(t *testing.T) replication.Broker) {
 	app := config.DefaultApp()
 	app.ApplyDefaults()
 	hubs := make([]*channels.Hub, 3)
+	nodes := make([]*replication.Node, 3)
 	for i := range hubs {
 		b := newNode(t)
 		h := channels.New([]config.App{app}, channels.Options{})
-		if err := h.StartCluster(testkit.Context(t, deliverTimeout), b, channels.ClusterOptions{Heartbeat: 200 * time.Millisecond, NodeTimeout: 2 * time.Second}); err != nil {
-			t.Fatalf("hub %d: StartCluster: %v", i, err)
+		n, err := replication.Start(testkit.Context(t, deliverTimeout), h, b, replication.Options{Heartbeat: 200 * time.Millisecond, NodeTimeout: 2 * time.Second})
+		if err != nil {
+			t.Fatalf("hub %d: replication.Start: %v", i, err)
 		}
-		t.Cleanup(func() { h.StopCluster(); _ = b.Close() })
+		t.Cleanup(func() { n.Stop(); _ = b.Close() })
+		nodes[i] = n
 		hubs[i] = h
 	}
-	for i, h := range hubs {
-		testkit.WaitFor(t, deliverTimeout, fmt.Sprintf("hub %d sees 3 nodes", i), func() bool { return h.ClusterNodes() == 3 })
+	for i, n := range nodes {
+		testkit.WaitFor(t, deliverTimeout, fmt.Sprintf("hub %d sees 3 nodes", i), func() bool { return n.Nodes() == 3 })
 	}
 	connect := func(h *channels.Hub) (*channels.Conn, *channelstest.Sub) {
 		s := channelstest.New(nextSocket())

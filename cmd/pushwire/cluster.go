@@ -12,6 +12,7 @@ import (
 	"github.com/pushwire/pushwire/cluster"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/httpapi"
+	"github.com/pushwire/pushwire/replication"
 )
 
 // maxIdempotencyTTL is the longest idempotency_ttl of the apps.
@@ -23,7 +24,7 @@ func maxIdempotencyTTL(cfg *config.Config) time.Duration {
 	return d
 }
 
-// startCluster connects the hub to the configured broker (nothing for cluster: local) and
+// startCluster connects the hub to the other nodes (package replication) through the configured broker (nothing for cluster: local) and
 // returns the idempotency store every node shares (nil: the API's in-process default) and
 // the function that leaves the cluster at shutdown.
 func startCluster(ctx context.Context, cfg *config.Config, hub *channels.Hub, reg *prometheus.Registry, log *zap.Logger) (httpapi.Idempotency, func(), error) {
@@ -35,7 +36,7 @@ func startCluster(ctx context.Context, cfg *config.Config, hub *channels.Hub, re
 		log.Warn("cluster with history: memory: every node numbers its own serials and keeps its own history, so V2 serials, rewind and resume disagree between nodes; use history: postgres")
 	}
 	var (
-		b   channels.Broker
+		b   replication.Broker
 		err error
 	)
 	switch cfg.Cluster {
@@ -78,7 +79,7 @@ func startCluster(ctx context.Context, cfg *config.Config, hub *channels.Hub, re
 	for _, a := range cfg.Apps {
 		localOnly.WithLabelValues(a.ID) // exported at 0 from the first scrape
 	}
-	err = hub.StartCluster(ctx, b, channels.ClusterOptions{
+	node, err := replication.Start(ctx, hub, b, replication.Options{
 		Heartbeat:   cfg.ClusterHeartbeat.D(),
 		NodeTimeout: cfg.ClusterNodeTimeout.D(),
 		OnBrokerState: func(ok bool) {
@@ -99,7 +100,7 @@ func startCluster(ctx context.Context, cfg *config.Config, hub *channels.Hub, re
 	}
 	log.Info("cluster", zap.String("broker", cfg.Cluster), zap.String("node", b.NodeID()))
 	return idem, func() {
-		hub.StopCluster()
+		node.Stop()
 		if err := b.Close(); err != nil {
 			log.Warn("cluster: broker close", zap.Error(err))
 		}

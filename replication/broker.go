@@ -1,13 +1,13 @@
-package channels
+package replication
 
 import "context"
 
 // Broker carries envelopes between the nodes of a cluster (cluster.Local, cluster.Redis,
 // cluster.NATS implement it; cluster/clustertest is their conformance suite). Envelopes are
-// opaque bytes to the broker; the hub encodes publishes, presence and count changes in them.
+// opaque bytes to the broker; a Node encodes publishes, presence and count changes in them.
 //
-// Hub.StartCluster connects a hub to the other nodes through one (see cluster.go for what
-// travels and how). Broadcast pub/sub with per-sender order is all the hub needs: there is
+// Start connects a hub to the other nodes through one (see node.go for what travels and
+// how). Broadcast pub/sub with per-sender order is all the hub needs: there is
 // no request/reply, since every node keeps a replica of the others' presence members and
 // subscription counts.
 type Broker interface {

@@ -1,4 +1,4 @@
-package channels
+package replication
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -46,6 +47,11 @@ const orderIdle = 10 * time.Second
 
 // orderer holds the per-channel ordering state of one app.
 type orderer struct {
+	app   string
+	local *channels.LocalNode
+	hist  channels.History // nil: nothing to fill gaps from, nothing is held
+	log   *zap.Logger
+
 	mu    sync.Mutex
 	chans map[string]*chanOrder
 }
@@ -59,8 +65,8 @@ type chanOrder struct {
 	// filled are serials delivered from history to close a gap; their late live copies
 	// are dropped.
 	filled map[uint64]bool
-	timer  Timer     // the gap wait, on the hub's clock
-	last   time.Time // when the last message arrived (the hub's clock)
+	timer  channels.Timer // the gap wait, on the hub's clock
+	last   time.Time      // when the last message arrived (the hub's clock)
 	// dead: swept from orderer.chans (under both locks); a holder that finds it so looks
 	// the channel up again.
 	dead bool
@@ -68,30 +74,29 @@ type chanOrder struct {
 
 type heldMessage struct {
 	m      *protocol.Message
-	sender *Conn
+	sender *channels.Conn
 	except string
 }
 
-// deliverOrdered delivers m on this node in serial order (see above). Only a clustered
-// node calls it.
-func (a *appState) deliverOrdered(m *protocol.Message, sender *Conn, except string) {
-	if m.Serial == 0 || m.StreamID == "" || a.hub.history == nil {
-		a.deliverLocal(m, sender, except)
+// deliver delivers m on this node in serial order (see above).
+func (o *orderer) deliver(m *protocol.Message, sender *channels.Conn, except string) {
+	if m.Serial == 0 || m.StreamID == "" || o.hist == nil {
+		o.deliverLocal(m, sender, except)
 		return
 	}
-	co := a.ord.lock(m.Channel)
+	co := o.lock(m.Channel)
 	defer co.mu.Unlock()
-	co.last = a.hub.now()
+	co.last = o.local.Now()
 	switch {
 	case co.stream != m.StreamID || co.next == 0:
 		// First message seen here, or a new stream: it sets the position.
 		co.reset(m.StreamID)
 		co.next = m.Serial + 1
-		a.deliverLocal(m, sender, except)
+		o.deliverLocal(m, sender, except)
 	case m.Serial == co.next:
 		co.next++
-		a.deliverLocal(m, sender, except)
-		a.flush(co)
+		o.deliverLocal(m, sender, except)
+		o.flush(co)
 	case m.Serial < co.next:
 		// Late: dropped when history already delivered it, else delivered now (a message
 		// from before this node's first one for the channel).
@@ -99,14 +104,14 @@ func (a *appState) deliverOrdered(m *protocol.Message, sender *Conn, except stri
 			delete(co.filled, m.Serial)
 			return
 		}
-		a.deliverLocal(m, sender, except)
+		o.deliverLocal(m, sender, except)
 	default:
 		co.pending[m.Serial] = heldMessage{m, sender, except}
 		if len(co.pending) >= maxPending {
-			a.fillGap(co)
+			o.fillGap(co)
 		} else if co.timer == nil {
 			channel := m.Channel
-			co.timer = a.hub.afterFunc(gapWait, func() { a.gapTimeout(channel, co) })
+			co.timer = o.local.AfterFunc(gapWait, func() { o.gapTimeout(channel, co) })
 		}
 	}
 }
@@ -132,24 +137,24 @@ func (o *orderer) lock(channel string) *chanOrder {
 	}
 }
 
-// sweepOrder drops the ordering state of the channels idle for orderIdle with nothing held
-// and no subscriber on this node (see orderIdle for why that is safe). The cluster monitor
-// calls it at each heartbeat.
-func (a *appState) sweepOrder(now time.Time) {
-	a.ord.mu.Lock()
-	cands := make(map[string]*chanOrder, len(a.ord.chans))
-	for name, co := range a.ord.chans {
+// sweep drops the ordering state of the channels idle for orderIdle with nothing held and
+// no subscriber on this node (see orderIdle for why that is safe). The node's monitor calls
+// it at each heartbeat.
+func (o *orderer) sweep(now time.Time) {
+	o.mu.Lock()
+	cands := make(map[string]*chanOrder, len(o.chans))
+	for name, co := range o.chans {
 		cands[name] = co
 	}
-	a.ord.mu.Unlock()
+	o.mu.Unlock()
 	for name, co := range cands {
 		co.mu.Lock()
-		if len(co.pending) == 0 && now.Sub(co.last) >= orderIdle && !a.hasLocalSubscribers(name) {
-			a.ord.mu.Lock()
-			if a.ord.chans[name] == co {
-				delete(a.ord.chans, name)
+		if len(co.pending) == 0 && now.Sub(co.last) >= orderIdle && !o.local.HasLocalSubscribers(o.app, name) {
+			o.mu.Lock()
+			if o.chans[name] == co {
+				delete(o.chans, name)
 			}
-			a.ord.mu.Unlock()
+			o.mu.Unlock()
 			co.dead = true
 			if co.timer != nil {
 				co.timer.Stop()
@@ -160,25 +165,11 @@ func (a *appState) sweepOrder(now time.Time) {
 	}
 }
 
-// hasLocalSubscribers reports whether a connection of this node receives channel's
-// messages, directly or through a wildcard subscription.
-func (a *appState) hasLocalSubscribers(channel string) bool {
-	if ch := a.lookup(channel); ch != nil {
-		ch.mu.RLock()
-		n := len(ch.subs)
-		ch.mu.RUnlock()
-		if n > 0 {
-			return true
-		}
-	}
-	return len(a.wildcardChannels(channel)) > 0
-}
-
-// orderChannels reports how many channels have ordering state (tests).
-func (a *appState) orderChannels() int {
-	a.ord.mu.Lock()
-	defer a.ord.mu.Unlock()
-	return len(a.ord.chans)
+// size reports how many channels have ordering state (tests).
+func (o *orderer) size() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.chans)
 }
 
 func (co *chanOrder) reset(stream string) {
@@ -191,7 +182,7 @@ func (co *chanOrder) reset(stream string) {
 }
 
 // flush delivers the held messages that are next in order. Callers hold co.mu.
-func (a *appState) flush(co *chanOrder) {
+func (o *orderer) flush(co *chanOrder) {
 	for {
 		h, ok := co.pending[co.next]
 		if !ok {
@@ -199,7 +190,7 @@ func (a *appState) flush(co *chanOrder) {
 		}
 		delete(co.pending, co.next)
 		co.next++
-		a.deliverLocal(h.m, h.sender, h.except)
+		o.deliverLocal(h.m, h.sender, h.except)
 	}
 	if len(co.pending) == 0 && co.timer != nil {
 		co.timer.Stop()
@@ -214,7 +205,7 @@ func (a *appState) flush(co *chanOrder) {
 	}
 }
 
-func (a *appState) gapTimeout(channel string, co *chanOrder) {
+func (o *orderer) gapTimeout(channel string, co *chanOrder) {
 	co.mu.Lock()
 	defer co.mu.Unlock()
 	if co.dead {
@@ -222,14 +213,14 @@ func (a *appState) gapTimeout(channel string, co *chanOrder) {
 	}
 	co.timer = nil
 	if len(co.pending) > 0 {
-		a.fillGap(co)
+		o.fillGap(co)
 	}
 }
 
 // fillGap delivers the missing messages before the first held one from the history store
 // (or skips them when the store cannot give them), then what is held after them; a later
 // gap waits again. Callers hold co.mu.
-func (a *appState) fillGap(co *chanOrder) {
+func (o *orderer) fillGap(co *chanOrder) {
 	first := uint64(0)
 	var channel string
 	for s, h := range co.pending {
@@ -238,12 +229,12 @@ func (a *appState) fillGap(co *chanOrder) {
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	page, err := a.hub.history.Read(ctx, a.cfg.ID, channel, protocol.HistoryQuery{Direction: protocol.OldestFirst,
+	page, err := o.hist.Read(ctx, o.app, channel, protocol.HistoryQuery{Direction: protocol.OldestFirst,
 		Limit: int(min(first-co.next, 1000)), StartSerial: co.next, EndSerial: first - 1})
 	cancel()
 	if err != nil {
-		a.hub.log.Warn("cluster: messages missing from the node's stream and the history store unavailable: delivering on",
-			zap.String("app_id", a.cfg.ID), zap.String("channel", channel), zap.Uint64("from", co.next), zap.Uint64("to", first-1), zap.Error(err))
+		o.log.Warn("cluster: messages missing from the node's stream and the history store unavailable: delivering on",
+			zap.String("app_id", o.app), zap.String("channel", channel), zap.Uint64("from", co.next), zap.Uint64("to", first-1), zap.Error(err))
 	}
 	for i := range page.Items {
 		m := &page.Items[i]
@@ -251,11 +242,15 @@ func (a *appState) fillGap(co *chanOrder) {
 			continue
 		}
 		co.filled[m.Serial] = true
-		a.deliverLocal(m, nil, "")
+		o.deliverLocal(m, nil, "")
 	}
 	co.next = first
-	a.flush(co)
+	o.flush(co)
 	if len(co.pending) > 0 && co.timer == nil {
-		co.timer = a.hub.afterFunc(gapWait, func() { a.gapTimeout(channel, co) })
+		co.timer = o.local.AfterFunc(gapWait, func() { o.gapTimeout(channel, co) })
 	}
+}
+
+func (o *orderer) deliverLocal(m *protocol.Message, sender *channels.Conn, except string) {
+	o.local.DeliverLocal(o.app, m, sender, except)
 }

@@ -1,4 +1,4 @@
-package channels_test
+package replication_test
 
 import (
 	"context"
@@ -13,20 +13,18 @@ import (
 	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
+	"github.com/pushwire/pushwire/replication"
+	"github.com/pushwire/pushwire/replication/replicationtest"
 )
 
-// sharedStoreCluster starts n hubs of the default app on one fake bus, sharing one history
-// store (as nodes share a Postgres), and waits until they see each other.
-func sharedStoreCluster(t *testing.T, store channels.History, n int) []*channels.Hub {
+// sharedStoreClusterClock starts n hubs of the default app on one fake bus, sharing one
+// history store (as nodes share a Postgres), with the hubs on clk (the wall clock when nil),
+// and waits until they see each other.
+func sharedStoreClusterClock(t *testing.T, store channels.History, n int, clk *testkit.Clock) ([]*channels.Hub, []*replication.Node) {
 	t.Helper()
-	return sharedStoreClusterClock(t, store, n, nil)
-}
-
-// sharedStoreClusterClock is sharedStoreCluster with the hubs on clk (the wall clock when nil).
-func sharedStoreClusterClock(t *testing.T, store channels.History, n int, clk *testkit.Clock) []*channels.Hub {
-	t.Helper()
-	bus := &fakeBus{}
+	bus := &replicationtest.Bus{}
 	var hubs []*channels.Hub
+	var nodes []*replication.Node
 	for i := range n {
 		app := config.DefaultApp()
 		app.ApplyDefaults()
@@ -35,17 +33,11 @@ func sharedStoreClusterClock(t *testing.T, store channels.History, n int, clk *t
 			opts.Now, opts.AfterFunc = clk.Now, func(d time.Duration, f func()) channels.Timer { return clk.AfterFunc(d, f) }
 		}
 		h := channels.New([]config.App{app}, opts)
-		b := bus.node(fmt.Sprintf("n%d", i))
-		if err := h.StartCluster(context.Background(), b, channels.ClusterOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.StopCluster(); _ = b.Close() })
-		hubs = append(hubs, h)
+		b := bus.Node(fmt.Sprintf("n%d", i))
+		hubs, nodes = append(hubs, h), append(nodes, replicationtest.Start(t, h, b, replication.Options{}))
 	}
-	for _, h := range hubs {
-		waitFor(t, "the nodes see each other", func() bool { return h.ClusterNodes() == n })
-	}
-	return hubs
+	replicationtest.WaitNodes(t, nodes, n)
+	return hubs, nodes
 }
 
 // TestClusterSerialOrder: on a clustered node, a channel's messages go out in serial order
@@ -56,7 +48,7 @@ func sharedStoreClusterClock(t *testing.T, store channels.History, n int, clk *t
 func TestClusterSerialOrder(t *testing.T) {
 	store := history.NewMemory(history.MemoryOptions{})
 	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
-	hubs := sharedStoreClusterClock(t, store, 2, clk)
+	hubs, _ := sharedStoreClusterClock(t, store, 2, clk)
 	var subs []*channelstest.Sub
 	for _, h := range hubs {
 		c, s := connect(t, h)
@@ -87,7 +79,7 @@ func TestClusterSerialOrder(t *testing.T) {
 			t.Fatalf("node %d delivered %q before the gap wait ended", i, s.Frames())
 		}
 	}
-	clk.Add(channels.GapWait)
+	clk.Add(replication.GapWait)
 	for i, s := range subs {
 		s.WaitFrames(t, 3, waitTimeout)
 		got := s.Frames()
@@ -115,7 +107,7 @@ func TestClusterSerialOrder(t *testing.T) {
 func TestClusterOrderStateShrinks(t *testing.T) {
 	store := history.NewMemory(history.MemoryOptions{})
 	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
-	hubs := sharedStoreClusterClock(t, store, 2, clk)
+	hubs, nodes := sharedStoreClusterClock(t, store, 2, clk)
 	publish := func(ch, data string) {
 		t.Helper()
 		if err := hubs[1].Publish(appID, channels.Event{Name: "e", Channels: []string{ch}, Data: data}); err != nil {
@@ -139,18 +131,18 @@ func TestClusterOrderStateShrinks(t *testing.T) {
 			s.WaitFrames(t, 1, waitTimeout)
 			conns = append(conns, c)
 		}
-		waitFor(t, "state of every channel on node 0", func() bool { return hubs[0].OrderChannels(appID) == 101 })
+		waitFor(t, "state of every channel on node 0", func() bool { return nodes[0].OrderChannels(appID) == 101 })
 		// Node 1 (the publisher) has no subscriber: "keep" there went with round 0's sweep.
-		if n, want := hubs[1].OrderChannels(appID), 100+max(0, 1-round); n != want {
+		if n, want := nodes[1].OrderChannels(appID), 100+max(0, 1-round); n != want {
 			t.Fatalf("node 1 holds %d channels, want %d", n, want)
 		}
 		for _, c := range conns {
 			c.Disconnect()
 		}
 		// Past the idle bound, the next heartbeat sweeps: only "keep" (subscribed) stays.
-		clk.Add(channels.OrderIdle)
-		waitFor(t, "node 0 back to the subscribed channel", func() bool { return hubs[0].OrderChannels(appID) == 1 })
-		waitFor(t, "node 1 back to empty", func() bool { return hubs[1].OrderChannels(appID) == 0 })
+		clk.Add(replication.OrderIdle)
+		waitFor(t, "node 0 back to the subscribed channel", func() bool { return nodes[0].OrderChannels(appID) == 1 })
+		waitFor(t, "node 1 back to empty", func() bool { return nodes[1].OrderChannels(appID) == 0 })
 	}
 	// "keep" kept its position: a gap is still filled in order.
 	lost := protocol.Message{Event: "e", Channel: "keep", Data: protocol.Str("k2"), MessageID: protocol.NewUUID()}
@@ -162,7 +154,7 @@ func TestClusterOrderStateShrinks(t *testing.T) {
 	// Only node 0 holds k3: node 1 (no subscriber) lost its "keep" state in a sweep, so k3
 	// set a fresh position there.
 	waitFor(t, "k3 held on node 0", func() bool { return clk.Pending() == timers+1 })
-	clk.Add(channels.GapWait)
+	clk.Add(replication.GapWait)
 	got := keep.WaitFrames(t, 3, waitTimeout)
 	for j, w := range []string{"k1", "k2", "k3"} {
 		if !strings.Contains(got[j], `"data":"`+w+`"`) {
@@ -182,7 +174,7 @@ func TestClusterOrderStateShrinks(t *testing.T) {
 	timers = clk.Pending()
 	publish("room:0:0", "after")
 	waitFor(t, "held on both nodes", func() bool { return clk.Pending() == timers+2 })
-	clk.Add(channels.GapWait)
+	clk.Add(replication.GapWait)
 	got = s.WaitFrames(t, 3, waitTimeout)
 	for j, w := range []string{"again", "gap", "after"} {
 		if !strings.Contains(got[j], `"data":"`+w+`"`) {

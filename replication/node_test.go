@@ -1,9 +1,7 @@
-package channels_test
+package replication_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -17,127 +15,9 @@ import (
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
+	"github.com/pushwire/pushwire/replication"
+	"github.com/pushwire/pushwire/replication/replicationtest"
 )
-
-// fakeBus is an in-process broker network for cluster tests (cluster.Local is the real
-// one; channels must not import it). down cuts every node off.
-type fakeBus struct {
-	mu    sync.Mutex
-	nodes []*fakeBroker
-	down  atomic.Bool
-	hang  atomic.Bool  // Publish waits for its context to end and fails, Healthy stays true
-	drop  atomic.Bool  // Publish succeeds and delivers nothing
-	hold  sync.RWMutex // a test holding it (Lock) keeps deliveries waiting, in order
-	hangs atomic.Int64 // message publishes that waited on a hanging broker
-}
-
-type fakeBroker struct {
-	bus    *fakeBus
-	id     string
-	ch     chan [3]string
-	closed atomic.Bool
-	done   chan struct{}
-	// queued and handled count the envelopes put in ch and those handle returned from
-	// (settle waits for them to meet); sent counts this node's publishes by kind.
-	queued, handled atomic.Int64
-	sentMu          sync.Mutex
-	sent            map[string]int
-}
-
-// sentKind reports how many envelopes of kind this node published (lost ones included).
-func (n *fakeBroker) sentKind(kind string) int {
-	n.sentMu.Lock()
-	defer n.sentMu.Unlock()
-	return n.sent[kind]
-}
-
-// settle waits until every open node has handled every envelope published to it so far:
-// after it, what was published before has had all its effects.
-func (b *fakeBus) settle(t *testing.T) {
-	t.Helper()
-	waitFor(t, "the bus delivered everything", func() bool {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		for _, n := range b.nodes {
-			if !n.closed.Load() && n.handled.Load() != n.queued.Load() {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-func (b *fakeBus) node(id string) *fakeBroker {
-	n := &fakeBroker{bus: b, id: id, ch: make(chan [3]string, 10000), done: make(chan struct{})}
-	b.mu.Lock()
-	b.nodes = append(b.nodes, n)
-	b.mu.Unlock()
-	return n
-}
-
-func (n *fakeBroker) NodeID() string { return n.id }
-
-func (n *fakeBroker) Publish(ctx context.Context, app string, env []byte) error {
-	var kind struct {
-		K string `json:"k"`
-	}
-	_ = json.Unmarshal(env, &kind)
-	n.sentMu.Lock()
-	if n.sent == nil {
-		n.sent = map[string]int{}
-	}
-	n.sent[kind.K]++
-	n.sentMu.Unlock()
-	if n.bus.hang.Load() {
-		if kind.K == "pub" {
-			n.bus.hangs.Add(1)
-		}
-		<-ctx.Done()
-		return ctx.Err()
-	}
-	if n.bus.down.Load() {
-		return errors.New("fake broker down")
-	}
-	if n.bus.drop.Load() {
-		return nil
-	}
-	n.bus.mu.Lock()
-	defer n.bus.mu.Unlock()
-	for _, o := range n.bus.nodes {
-		if o != n && !o.closed.Load() {
-			o.queued.Add(1)
-			o.ch <- [3]string{app, n.id, string(env)}
-		}
-	}
-	return nil
-}
-
-func (n *fakeBroker) Start(_ context.Context, handle func(appID, fromNode string, env []byte)) error {
-	go func() {
-		defer close(n.done)
-		for it := range n.ch {
-			if n.closed.Load() {
-				return
-			}
-			n.bus.hold.RLock()
-			handle(it[0], it[1], []byte(it[2]))
-			n.bus.hold.RUnlock()
-			n.handled.Add(1)
-		}
-	}()
-	return nil
-}
-
-func (n *fakeBroker) Healthy() bool { return !n.closed.Load() && !n.bus.down.Load() }
-
-func (n *fakeBroker) Close() error {
-	if n.closed.CompareAndSwap(false, true) {
-		n.bus.mu.Lock()
-		close(n.ch)
-		n.bus.mu.Unlock()
-	}
-	return nil
-}
 
 // recObserver records webhook-worthy observer calls.
 type recObserver struct {
@@ -162,13 +42,14 @@ func (o *recObserver) SubscriptionCount(string, string, int)                    
 func (o *recObserver) ClientEvent(string, string, string, json.RawMessage, string, string) {}
 
 type testNode struct {
-	hub *channels.Hub
-	obs *recObserver
-	b   *fakeBroker
+	hub  *channels.Hub
+	node *replication.Node
+	obs  *recObserver
+	b    *replicationtest.Broker
 }
 
 // newCluster starts n hubs on one fake bus, with node ids n0, n1, ... (n0 is the leader).
-func newCluster(t *testing.T, n int, o channels.ClusterOptions) (*fakeBus, []*testNode) {
+func newCluster(t *testing.T, n int, o replication.Options) (*replicationtest.Bus, []*testNode) {
 	t.Helper()
 	return newClusterClock(t, n, o, nil)
 }
@@ -182,44 +63,29 @@ func clockOptions(opts channels.Options, clk *testkit.Clock) channels.Options {
 }
 
 // newClusterClock is newCluster with every hub on clk (the wall clock when nil).
-func newClusterClock(t *testing.T, n int, o channels.ClusterOptions, clk *testkit.Clock) (*fakeBus, []*testNode) {
+func newClusterClock(t *testing.T, n int, o replication.Options, clk *testkit.Clock) (*replicationtest.Bus, []*testNode) {
 	t.Helper()
-	bus := &fakeBus{}
+	bus := &replicationtest.Bus{}
 	nodes := make([]*testNode, n)
 	for i := range nodes {
 		app := config.DefaultApp()
 		app.ApplyDefaults()
 		obs := &recObserver{}
 		h := channels.New([]config.App{app}, clockOptions(channels.Options{Observer: obs}, clk))
-		b := bus.node(fmt.Sprintf("n%d", i))
-		if err := h.StartCluster(context.Background(), b, o); err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = &testNode{hub: h, obs: obs, b: b}
-		t.Cleanup(func() { h.StopCluster(); _ = b.Close() })
+		b := bus.Node(fmt.Sprintf("n%d", i))
+		nodes[i] = &testNode{hub: h, node: replicationtest.Start(t, h, b, o), obs: obs, b: b}
 	}
 	for _, nd := range nodes {
-		waitFor(t, "every node sees the others", func() bool { return nd.hub.ClusterNodes() == n })
+		waitFor(t, "every node sees the others", func() bool { return nd.node.Nodes() == n })
 	}
 	return bus, nodes
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestClusterPublishExactlyOnce: a publish on any node reaches every subscriber of every
 // node once, V2 frames byte-identical everywhere, and socket_id exclusion works across
 // nodes.
 func TestClusterPublishExactlyOnce(t *testing.T) {
-	bus, nodes := newCluster(t, 3, channels.ClusterOptions{})
+	bus, nodes := newCluster(t, 3, replication.Options{})
 	var subs []*channelstest.Sub
 	for _, nd := range nodes {
 		for _, v2 := range []bool{false, true} {
@@ -241,7 +107,7 @@ func TestClusterPublishExactlyOnce(t *testing.T) {
 	for _, s := range subs {
 		s.WaitFrames(t, 3, waitTimeout)
 	}
-	bus.settle(t) // nothing else is on its way
+	bus.Settle(t) // nothing else is on its way
 	v2 := map[string][]string{}
 	for i, s := range subs {
 		got := s.Frames()
@@ -265,7 +131,7 @@ func TestClusterPublishExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	subs[5].WaitFrames(t, 4, waitTimeout)
-	bus.settle(t)
+	bus.Settle(t)
 	if n := except.Len(); n != 3 {
 		t.Errorf("excluded socket got %d frames, want 3", n)
 	}
@@ -274,7 +140,7 @@ func TestClusterPublishExactlyOnce(t *testing.T) {
 // TestClusterPresence: members, counts and webhooks are cluster-wide; member_added on the
 // first socket anywhere and member_removed after the last one anywhere, once.
 func TestClusterPresence(t *testing.T) {
-	bus, nodes := newCluster(t, 3, channels.ClusterOptions{})
+	bus, nodes := newCluster(t, 3, replication.Options{})
 	const ch = "presence-room"
 	watch, ws := connect(t, nodes[2].hub)
 	mustSubscribe(t, watch, ws, ch, member("watcher", ""))
@@ -316,8 +182,8 @@ func TestClusterPresence(t *testing.T) {
 	// Leaving one of u1's two sockets: nothing; the last: member_removed once.
 	c0.Disconnect()
 	// Node 0 tells the others it no longer holds u1; once that has arrived, nothing else is due.
-	waitFor(t, "node 0 sent its leave", func() bool { return nodes[0].b.sentKind("leave") == 1 })
-	bus.settle(t)
+	waitFor(t, "node 0 sent its leave", func() bool { return nodes[0].b.SentKind("leave") == 1 })
+	bus.Settle(t)
 	if got := ws.Take(); len(got) != 0 {
 		t.Fatalf("watcher got %q after u1's first socket left", got)
 	}
@@ -343,7 +209,7 @@ func TestClusterPresence(t *testing.T) {
 
 // TestClusterTerminate: terminating a user closes its connections on every node.
 func TestClusterTerminate(t *testing.T) {
-	_, nodes := newCluster(t, 3, channels.ClusterOptions{})
+	_, nodes := newCluster(t, 3, replication.Options{})
 	var subs []*channelstest.Sub
 	for _, nd := range nodes[1:] {
 		c, s := connect(t, nd.hub)
@@ -364,7 +230,7 @@ func TestClusterTerminate(t *testing.T) {
 // the leader only), and a node started later joins by itself.
 func TestClusterDeadNode(t *testing.T) {
 	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
-	o := channels.ClusterOptions{Heartbeat: time.Second, NodeTimeout: 5 * time.Second}
+	o := replication.Options{Heartbeat: time.Second, NodeTimeout: 5 * time.Second}
 	bus, nodes := newClusterClock(t, 3, o, clk)
 	w, ws := connect(t, nodes[1].hub)
 	mustSubscribe(t, w, ws, "presence-d", member("w", ""))
@@ -376,23 +242,23 @@ func TestClusterDeadNode(t *testing.T) {
 		nd.obs.take()
 	}
 	_ = nodes[2].b.Close() // dies without a word: cut off first, so no goodbye goes out
-	nodes[2].hub.StopCluster()
-	bus.settle(t) // node 2's last envelopes are handled at the clock's start: silent from here
+	nodes[2].node.Stop()
+	bus.Settle(t) // node 2's last envelopes are handled at the clock's start: silent from here
 	// One heartbeat at a time: each live node sends its heartbeat (and checks the others)
 	// and every heartbeat is handled before the clock moves on.
 	beat := func(i int) {
 		t.Helper()
 		clk.Add(o.Heartbeat)
 		for _, nd := range nodes[:2] {
-			waitFor(t, fmt.Sprint("heartbeat ", i), func() bool { return nd.b.sentKind("hb") >= i })
+			waitFor(t, fmt.Sprint("heartbeat ", i), func() bool { return nd.b.SentKind("hb") >= i })
 		}
-		bus.settle(t)
+		bus.Settle(t)
 	}
 	for i := 1; i <= 4; i++ { // 4 s of silence: not dead yet
 		beat(i)
 	}
-	if u, _ := nodes[0].hub.Users(appID, "presence-d"); len(u) != 2 || ws.Len() != 0 || nodes[0].hub.ClusterNodes() != 3 {
-		t.Fatalf("before the timeout: members %v, frames %q, %d nodes", u, ws.Frames(), nodes[0].hub.ClusterNodes())
+	if u, _ := nodes[0].hub.Users(appID, "presence-d"); len(u) != 2 || ws.Len() != 0 || nodes[0].node.Nodes() != 3 {
+		t.Fatalf("before the timeout: members %v, frames %q, %d nodes", u, ws.Frames(), nodes[0].node.Nodes())
 	}
 	beat(5) // 5 s: the timeout, not past it
 	beat(6) // past it now
@@ -400,7 +266,7 @@ func TestClusterDeadNode(t *testing.T) {
 	if got := ws.Take(); len(got) != 1 || !strings.Contains(got[0], "member_removed") || !strings.Contains(got[0], "ghost") {
 		t.Fatalf("got %q, want member_removed ghost", got)
 	}
-	waitFor(t, "two nodes left", func() bool { return nodes[0].hub.ClusterNodes() == 2 && nodes[1].hub.ClusterNodes() == 2 })
+	waitFor(t, "two nodes left", func() bool { return nodes[0].node.Nodes() == 2 && nodes[1].node.Nodes() == 2 })
 	hooks := append(nodes[0].obs.take(), nodes[1].obs.take()...)
 	if !reflect.DeepEqual(hooks, []string{"member_removed presence-d ghost"}) {
 		t.Errorf("webhooks %q, want one member_removed", hooks)
@@ -409,11 +275,8 @@ func TestClusterDeadNode(t *testing.T) {
 	app := config.DefaultApp()
 	app.ApplyDefaults()
 	h := channels.New([]config.App{app}, clockOptions(channels.Options{}, clk))
-	b := bus.node("n9")
-	if err := h.StartCluster(context.Background(), b, o); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { h.StopCluster(); _ = b.Close() }()
+	b := bus.Node("n9")
+	replicationtest.Start(t, h, b, o)
 	waitFor(t, "new node sees w", func() bool {
 		u, _ := h.Users(appID, "presence-d")
 		return reflect.DeepEqual(u, []string{"w"})
@@ -426,7 +289,7 @@ func TestClusterBrokerOutage(t *testing.T) {
 	var localOnly atomic.Int64
 	var state sync.Map
 	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
-	o := channels.ClusterOptions{Heartbeat: time.Second, NodeTimeout: 5 * time.Second,
+	o := replication.Options{Heartbeat: time.Second, NodeTimeout: 5 * time.Second,
 		OnLocalOnly:   func(string) { localOnly.Add(1) },
 		OnBrokerState: func(up bool) { state.Store("up", up) }}
 	bus, nodes := newClusterClock(t, 2, o, clk)
@@ -434,8 +297,8 @@ func TestClusterBrokerOutage(t *testing.T) {
 	mustSubscribe(t, c, s, "presence-o", member("o", ""))
 	s.Take()
 	waitFor(t, "o visible on node 0", func() bool { u, _ := nodes[0].hub.Users(appID, "presence-o"); return len(u) == 1 })
-	bus.down.Store(true)
-	clk.Add(channels.HealthInterval)
+	bus.Down.Store(true)
+	clk.Add(replication.HealthInterval)
 	waitFor(t, "broker reported down", func() bool { v, _ := state.Load("up"); return v == false })
 	if err := nodes[0].hub.Publish(appID, channels.Event{Name: "e", Channels: []string{"presence-o"}, Data: "lost"}); err != nil {
 		t.Fatal(err)
@@ -445,8 +308,8 @@ func TestClusterBrokerOutage(t *testing.T) {
 	}
 	clk.Add(o.NodeTimeout + o.Heartbeat) // nothing heard from node 1 all that time
 	waitFor(t, "node 1 dropped after the timeout", func() bool { u, _ := nodes[0].hub.Users(appID, "presence-o"); return len(u) == 0 })
-	bus.down.Store(false)
-	clk.Add(channels.HealthInterval)
+	bus.Down.Store(false)
+	clk.Add(replication.HealthInterval)
 	waitFor(t, "o visible again after the broker returned", func() bool { u, _ := nodes[0].hub.Users(appID, "presence-o"); return len(u) == 1 })
 	if err := nodes[0].hub.Publish(appID, channels.Event{Name: "e", Channels: []string{"presence-o"}, Data: "back"}); err != nil {
 		t.Fatal(err)
@@ -460,7 +323,7 @@ func TestClusterBrokerOutage(t *testing.T) {
 // TestClusterPresenceUpdate: a V2 member's new user_info reaches V2 subscribers on other
 // nodes and the presence hash there.
 func TestClusterPresenceUpdate(t *testing.T) {
-	_, nodes := newCluster(t, 2, channels.ClusterOptions{})
+	_, nodes := newCluster(t, 2, replication.Options{})
 	const ch = "presence-pu"
 	a, as := connectV2(t, nodes[0].hub, channels.ConnOptions{})
 	mustSubscribe(t, a, as, ch, member("agent", `{"s":"idle"}`))
@@ -487,21 +350,18 @@ func TestClusterPresenceUpdate(t *testing.T) {
 // TestClusterSubscriptionCountEvents: pusher_internal:subscription_count counts the
 // subscribers of every node.
 func TestClusterSubscriptionCountEvents(t *testing.T) {
-	bus := &fakeBus{}
+	bus := &replicationtest.Bus{}
 	var hubs []*channels.Hub
+	var nodes []*replication.Node
 	for i := range 2 {
 		app := config.DefaultApp()
 		app.ApplyDefaults()
 		app.SubscriptionCountEvents = true
 		h := channels.New([]config.App{app}, channels.Options{})
-		b := bus.node(fmt.Sprintf("n%d", i))
-		if err := h.StartCluster(context.Background(), b, channels.ClusterOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.StopCluster(); _ = b.Close() })
-		hubs = append(hubs, h)
+		b := bus.Node(fmt.Sprintf("n%d", i))
+		hubs, nodes = append(hubs, h), append(nodes, replicationtest.Start(t, h, b, replication.Options{}))
 	}
-	waitFor(t, "2 nodes", func() bool { return hubs[0].ClusterNodes() == 2 && hubs[1].ClusterNodes() == 2 })
+	replicationtest.WaitNodes(t, nodes, 2)
 	a, as := connect(t, hubs[0])
 	mustSubscribe(t, a, as, "counted", "")
 	waitFor(t, "count on node 1", func() bool { info, _ := hubs[1].Channel(appID, "counted"); return info.SubscriptionCount == 1 })
@@ -524,15 +384,15 @@ func TestClusterSubscriptionCountEvents(t *testing.T) {
 // TestClusterGracefulLeave: a node that stops cleanly is forgotten by the others at once,
 // not after the node timeout.
 func TestClusterGracefulLeave(t *testing.T) {
-	_, nodes := newCluster(t, 3, channels.ClusterOptions{NodeTimeout: time.Hour, Heartbeat: time.Minute})
-	nodes[2].hub.StopCluster()
-	waitFor(t, "two nodes left", func() bool { return nodes[0].hub.ClusterNodes() == 2 && nodes[1].hub.ClusterNodes() == 2 })
+	_, nodes := newCluster(t, 3, replication.Options{NodeTimeout: time.Hour, Heartbeat: time.Minute})
+	nodes[2].node.Stop()
+	waitFor(t, "two nodes left", func() bool { return nodes[0].node.Nodes() == 2 && nodes[1].node.Nodes() == 2 })
 }
 
 // TestClusterCacheChannel: a cache channel's last event published on one node is replayed
 // to a subscriber joining on another.
 func TestClusterCacheChannel(t *testing.T) {
-	_, nodes := newCluster(t, 2, channels.ClusterOptions{})
+	_, nodes := newCluster(t, 2, replication.Options{})
 	w, ws := connect(t, nodes[1].hub) // a subscriber on node 1 tells when the event arrived
 	mustSubscribe(t, w, ws, "cache-prices", "")
 	ws.Take()
@@ -552,7 +412,7 @@ func TestClusterCacheChannel(t *testing.T) {
 // three nodes at once; afterwards every node agrees on the members, and each watcher saw
 // every user's member_added and member_removed strictly alternate, ending with no member.
 func TestClusterPresenceStress(t *testing.T) {
-	bus, nodes := newCluster(t, 3, channels.ClusterOptions{})
+	bus, nodes := newCluster(t, 3, replication.Options{})
 	const ch = "presence-stress"
 	var watchers []*channelstest.Sub
 	for i, nd := range nodes {
@@ -594,7 +454,7 @@ func TestClusterPresenceStress(t *testing.T) {
 			return len(u) == 3 && info.SubscriptionCount == 3
 		})
 	}
-	bus.settle(t)
+	bus.Settle(t)
 	for i, s := range watchers {
 		present := map[string]bool{}
 		for _, f := range s.Frames() {
@@ -635,17 +495,17 @@ func TestClusterBrokerHangs(t *testing.T) {
 	// The hubs' clock stands still: the pause after the failed publish does not run out
 	// however slow the machine.
 	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
-	bus, nodes := newClusterClock(t, 2, channels.ClusterOptions{PublishTimeout: 100 * time.Millisecond, OnLocalOnly: func(string) { localOnly.Add(1) }}, clk)
+	bus, nodes := newClusterClock(t, 2, replication.Options{PublishTimeout: 100 * time.Millisecond, OnLocalOnly: func(string) { localOnly.Add(1) }}, clk)
 	c, s := connect(t, nodes[0].hub)
 	mustSubscribe(t, c, s, "hang", "")
 	s.Take()
-	bus.hang.Store(true)
+	bus.Hang.Store(true)
 	for i := range 5 {
 		if err := nodes[0].hub.Publish(appID, channels.Event{Name: "e", Channels: []string{"hang"}, Data: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := bus.hangs.Load(); n != 1 {
+	if n := bus.Hangs.Load(); n != 1 {
 		t.Errorf("%d publishes waited on the hanging broker, want 1", n)
 	}
 	if got := s.Frames(); len(got) != 5 {
@@ -654,20 +514,20 @@ func TestClusterBrokerHangs(t *testing.T) {
 	if localOnly.Load() != 5 {
 		t.Errorf("%d messages counted local-only, want 5", localOnly.Load())
 	}
-	bus.hang.Store(false)
+	bus.Hang.Store(false)
 }
 
 // TestClusterResyncHealsLostEnvelopes: a join lost on the way (pub/sub is at most once) is
 // repaired by the periodic resync.
 func TestClusterResyncHealsLostEnvelopes(t *testing.T) {
 	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
-	o := channels.ClusterOptions{ResyncInterval: time.Minute}
+	o := replication.Options{ResyncInterval: time.Minute}
 	bus, nodes := newClusterClock(t, 2, o, clk)
-	bus.drop.Store(true) // every envelope is lost, the broker looks healthy
+	bus.Drop.Store(true) // every envelope is lost, the broker looks healthy
 	c, s := connect(t, nodes[0].hub)
 	mustSubscribe(t, c, s, "presence-lost", member("u", ""))
-	waitFor(t, "the join sent (and lost)", func() bool { return nodes[0].b.sentKind("join") == 1 })
-	bus.drop.Store(false)
+	waitFor(t, "the join sent (and lost)", func() bool { return nodes[0].b.SentKind("join") == 1 })
+	bus.Drop.Store(false)
 	if u, _ := nodes[1].hub.Users(appID, "presence-lost"); len(u) != 0 {
 		t.Fatalf("node 1 knows %v before any resync", u)
 	}
@@ -685,12 +545,12 @@ func TestClusterResyncHealsLostEnvelopes(t *testing.T) {
 // those nodes send them.
 func TestClusterMixedEnvelopeVersions(t *testing.T) {
 	refused := make(chan int, 10)
-	_, nodes := newCluster(t, 1, channels.ClusterOptions{OnRefusedEnvelope: func(_ string, major int) { refused <- major }})
+	_, nodes := newCluster(t, 1, replication.Options{OnRefusedEnvelope: func(_ string, major int) { refused <- major }})
 	nd := nodes[0]
 	c, s := connect(t, nd.hub)
 	mustSubscribe(t, c, s, "news", "")
 	s.Take()
-	feed := func(app, from, env string) { nd.b.ch <- [3]string{app, from, env} }
+	feed := nd.b.Feed
 	const sys = "\x00pushwire-node"
 	// The previous format: protocol.Message's Go field names, every member, no "v".
 	feed(sys, "old", `{"k":"hello"}`)
@@ -718,7 +578,7 @@ func TestClusterMixedEnvelopeVersions(t *testing.T) {
 			t.Fatalf("refused major %d, want 2", major)
 		}
 	}
-	if n := nd.hub.ClusterRefusedEnvelopes(); n != 2 {
+	if n := nd.node.RefusedEnvelopes(); n != 2 {
 		t.Fatalf("refused %d envelopes, want 2", n)
 	}
 	users, err := nd.hub.Users(appID, "presence-room")
@@ -729,27 +589,27 @@ func TestClusterMixedEnvelopeVersions(t *testing.T) {
 
 // TestClusterStopStopsTimers: the cluster's tickers (heartbeat, health, resync, count
 // gathering) run on the hub's clock and are owned by the cluster goroutines: once
-// StopCluster returns none is left, and moving the clock sends nothing more.
+// Stop returns none is left, and moving the clock sends nothing more.
 func TestClusterStopStopsTimers(t *testing.T) {
 	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
-	o := channels.ClusterOptions{Heartbeat: time.Second}
+	o := replication.Options{Heartbeat: time.Second}
 	bus, nodes := newClusterClock(t, 2, o, clk)
 	if n := clk.Pending(); n != 2*4 {
 		t.Fatalf("%d timers pending with two nodes, want 8 (4 tickers each)", n)
 	}
 	clk.Add(o.Heartbeat)
-	waitFor(t, "heartbeats", func() bool { return nodes[0].b.sentKind("hb") == 1 && nodes[1].b.sentKind("hb") == 1 })
+	waitFor(t, "heartbeats", func() bool { return nodes[0].b.SentKind("hb") == 1 && nodes[1].b.SentKind("hb") == 1 })
 	for _, nd := range nodes {
-		nd.hub.StopCluster()
+		nd.node.Stop()
 	}
 	if n := clk.Pending(); n != 0 {
-		t.Fatalf("%d timers still pending after StopCluster", n)
+		t.Fatalf("%d timers still pending after Stop", n)
 	}
 	clk.Add(10 * o.Heartbeat)
-	bus.settle(t)
+	bus.Settle(t)
 	for i, nd := range nodes {
-		if n := nd.b.sentKind("hb"); n != 1 {
-			t.Errorf("node %d sent %d heartbeats, want 1 (none after StopCluster)", i, n)
+		if n := nd.b.SentKind("hb"); n != 1 {
+			t.Errorf("node %d sent %d heartbeats, want 1 (none after Stop)", i, n)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package channels
+package replication
 
 import (
 	"encoding/json"
@@ -36,12 +36,12 @@ import (
 //     every existing one (here and in the nested types) by more than case.
 //   - A new major version is for a change an older reader would misread (a member's meaning
 //     changed, a required member added). A node receiving a major newer than its own drops
-//     the envelope, counts it (ClusterOptions.OnRefusedEnvelope) and logs it once per peer
+//     the envelope, counts it (Options.OnRefusedEnvelope) and logs it once per peer
 //     and version, instead of acting on it. A rolling upgrade across a major version
 //     therefore needs the newer nodes to keep sending the older major until every node
 //     reads the newer one.
 //
-// The golden bytes of every kind are channels/testdata/envelope_*.golden
+// The golden bytes of every kind are replication/testdata/envelope_*.golden
 // (TestEnvelopeGolden fails when the encoding changes); TestEnvelopeMixedVersions feeds a
 // node the previous format, a future minor with an extra member and a future major.
 
@@ -74,6 +74,21 @@ type wireEnvelope struct {
 	Apps    map[string]*nodeAppState `json:"s,omitempty"`
 	History *historyChange           `json:"h,omitempty"`
 	Summary *summaryEnvelope         `json:"a,omitempty"`
+}
+
+// historyChange is a channels.HistoryChange between nodes.
+type historyChange struct {
+	// Reset drops everything of the channel; otherwise serials below Cut of Stream are gone.
+	Reset  bool   `json:"r,omitempty"`
+	Stream string `json:"s,omitempty"`
+	Cut    uint64 `json:"c,omitempty"`
+}
+
+// summaryEnvelope is an annotation summary between nodes: which message, and its version
+// (the store's last annotation serial of it).
+type summaryEnvelope struct {
+	MessageSerial string `json:"s"`
+	Version       uint64 `json:"v"`
 }
 
 // wireMessage is a protocol.Message between nodes. Its member names are the Go field names
