@@ -26,8 +26,10 @@ type rule struct {
 }
 
 // impls are the concrete implementations of interfaces that consumers define: only
-// cmd/pushwire (and tests, benchmarks and conformance suites) may know them.
-var impls = []string{"history", "cluster", "webhook", "server", "httpapi", "console", "push", "metrics"}
+// cmd/pushwire (and tests, benchmarks and conformance suites) may know them. replication
+// implements channels.Cluster; the brokers of cluster implement replication.Broker, so they
+// (and their conformance suite) are the one other place that imports it.
+var impls = []string{"history", "cluster", "replication", "webhook", "server", "httpapi", "console", "push", "metrics"}
 
 var rules = []rule{
 	{pkg: "protocol", onlyOf: []string{"protocol/wirepb"}, why: "protocol is the pure wire layer at the bottom: it imports nothing of ours but its generated protobuf schema"},
@@ -37,15 +39,19 @@ var rules = []rule{
 	{pkg: "delta/deltatest", onlyOf: []string{"delta", "protocol", "protocol/wirepb"}, why: "deltatest checks codecs against each other; it needs nothing but them"},
 	{pkg: "server/wsframe", onlyOf: []string{}, why: "wsframe is the pure WebSocket frame codec; it imports nothing of ours"},
 	{pkg: "channels", onlyOf: []string{"config", "protocol", "protocol/wirepb"},
-		why: "channels is the core; it receives storage, brokers, transports and every other implementation through its own interfaces"},
+		why: "channels is the core; it receives storage, the cluster (replication, through Cluster and LocalNode), transports and every other implementation through its own interfaces"},
 	{pkg: "channels/channelstest", onlyOf: []string{"channels", "config", "protocol", "protocol/wirepb"},
 		why: "channelstest holds in-memory fakes of channels' interfaces; it must not pull in a real implementation"},
 	{pkg: "server", deny: append([]string{"cmd/pushwire"}, without(impls, "server")...), why: "server is an adapter around channels; it never talks to httpapi, and only cmd/pushwire knows concrete implementations"},
-	{pkg: "httpapi", deny: []string{"server", "history", "cluster", "webhook", "console", "metrics", "cmd/pushwire"}, why: "httpapi is an adapter around channels (and push's service); it never talks to server, and only cmd/pushwire knows concrete implementations"},
-	{pkg: "cluster", deny: append([]string{"cmd/pushwire"}, without(impls, "cluster")...),
-		why: "cluster is a broker implementation below channels; only cmd/pushwire wires it in"},
+	{pkg: "httpapi", deny: []string{"server", "history", "cluster", "replication", "webhook", "console", "metrics", "cmd/pushwire"}, why: "httpapi is an adapter around channels (and push's service); it never talks to server, and only cmd/pushwire knows concrete implementations"},
+	{pkg: "replication", onlyOf: []string{"channels", "config", "protocol", "protocol/wirepb"},
+		why: "replication is the node-to-node protocol: it implements channels.Cluster, acts on the hub only through channels.LocalNode, and reaches other nodes only through its own Broker interface; it knows no broker, store or transport, and only cmd/pushwire wires it in"},
+	{pkg: "replication/replicationtest", onlyOf: []string{"replication", "channels", "config", "protocol", "protocol/wirepb", "internal/testkit"},
+		why: "replicationtest is an in-process fake broker network for tests of clustered hubs; it must not pull in a real broker"},
+	{pkg: "cluster", deny: append([]string{"cmd/pushwire"}, without(without(impls, "cluster"), "replication")...),
+		why: "cluster is a broker implementation below replication (it implements replication.Broker, the interface its consumer declares); only cmd/pushwire wires it in"},
 	{pkg: "cluster/clustertest", deny: []string{"server", "httpapi", "history", "webhook", "console", "push", "cmd/pushwire"},
-		why: "clustertest is the brokers' conformance suite; it uses the hub and brokers only"},
+		why: "clustertest is the brokers' conformance suite; it uses the hub, replication and brokers only"},
 	{pkg: "console", deny: append([]string{"cmd/pushwire"}, without(impls, "console")...),
 		why: "the console is a sibling adapter around channels: it reads the hub and is told through channels.Tap; only cmd/pushwire wires it to the others"},
 	{pkg: "webhook", deny: append([]string{"cmd/pushwire"}, without(impls, "webhook")...),
