@@ -35,6 +35,11 @@
 // connection and for Options.ResumeWindow, for their subscribes, which replay them under the
 // channel's publish lock before the ack (pending.go).
 //
+// Clustering (cluster.go): the hub tells the replication protocol (package replication,
+// which imports this one) what happens here through Cluster, an interface declared here, and
+// the protocol acts on the hub only through the LocalNode hooks AttachCluster hands it. A hub
+// without one delivers locally and answers queries from its own state.
+//
 // Lock order: appState.usersMu may be taken alone; shard.mu is taken before channel.mu;
 // deltaSub.mu is taken inside channel.mu (read), before a subscription's hold; the
 // sequencer's locks are leaves held for a map access or a pointer swap;
