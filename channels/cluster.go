@@ -23,7 +23,8 @@ import (
 // Cluster is what the hub needs of the cluster replication protocol. Its event methods
 // may be called with hub locks held (a channel's shard and channel lock): they queue, never
 // wait on the broker, except Forward and ForwardSummary, which the hub calls with no lock
-// held. The replica queries take the implementation's own lock, after the hub's (lock
+// held (a publish may hold its own channel's sequencer turn, which no other channel waits
+// on). The replica queries take the implementation's own lock, after the hub's (lock
 // order: shard → channel → the cluster's).
 type Cluster interface {
 	// Deliver delivers a message published on this node to this node's subscribers, in
