@@ -76,8 +76,8 @@ type member struct {
 	// leftHere is the member_removed this node owes the presence history: its last
 	// connection of the member left while another node still held the user, so the member
 	// leaves when that node's hold ends, which may itself have been a leave that counted on
-	// this node's hold (presence_history.go). nil when none.
-	leftHere *PresenceEvent
+	// this node's hold (presence_hooks.go). nil when none.
+	leftHere *PresenceChange
 }
 
 // addMember records a new presence member.

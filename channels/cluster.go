@@ -228,7 +228,7 @@ func (l *LocalNode) MembersOrphaned(app, channel, deadNode string, users []strin
 		return
 	}
 	for _, u := range users {
-		a.recordPresence(channel, PresenceEvent{Event: PresenceMemberRemoved, Cause: CauseOrphanCleanup, UserID: u, DeadNodeID: deadNode})
+		a.recordPresence(channel, PresenceChange{Event: PresenceMemberRemoved, Cause: CauseOrphanCleanup, UserID: u, DeadNodeID: deadNode})
 		if l.h.obs != nil {
 			l.h.obs.MemberRemoved(app, channel, u)
 		}

@@ -51,7 +51,7 @@ type Conn struct {
 	pending pendingResume
 	// batch defers hold starts to the end of the transport's current read (hold.go).
 	batch frameBatch
-	// leaveCause says why the connection's presence memberships end (presence_history.go).
+	// leaveCause says why the connection's presence memberships end (presence_hooks.go).
 	leaveCause atomic.Int32
 
 	mu         sync.Mutex
@@ -350,7 +350,7 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 			ch.addMember(userID, m)
 			memberAdded = true
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberAdded(v, name, userID, info) }, nil)
-			app.recordPresence(name, PresenceEvent{Event: PresenceMemberAdded, Cause: CauseJoin, UserID: userID, ConnectionID: c.socketID, UserInfo: info})
+			app.recordPresence(name, PresenceChange{Event: PresenceMemberAdded, Cause: CauseJoin, UserID: userID, ConnectionID: c.socketID, UserInfo: info})
 		}
 		m.conns++
 		m.leftHere = nil
@@ -562,9 +562,9 @@ func (ch *channel) removeLocked(c *Conn) (userID string, memberRemoved bool) {
 			ch.removeMember(userID)
 			memberRemoved = true
 			ch.fanoutSystem(func(v protocol.Version) []byte { return protocol.MemberRemoved(v, ch.name, userID) }, nil)
-			c.app.recordPresence(ch.name, PresenceEvent{Event: PresenceMemberRemoved, Cause: c.presenceLeaveCause(), UserID: userID, ConnectionID: c.socketID})
+			c.app.recordPresence(ch.name, PresenceChange{Event: PresenceMemberRemoved, Cause: c.presenceLeaveCause(), UserID: userID, ConnectionID: c.socketID})
 		} else if m.conns <= 0 {
-			m.leftHere = &PresenceEvent{Event: PresenceMemberRemoved, Cause: c.presenceLeaveCause(), UserID: userID, ConnectionID: c.socketID}
+			m.leftHere = &PresenceChange{Event: PresenceMemberRemoved, Cause: c.presenceLeaveCause(), UserID: userID, ConnectionID: c.socketID}
 		}
 	}
 	return userID, memberRemoved

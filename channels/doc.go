@@ -35,6 +35,11 @@
 // connection and for Options.ResumeWindow, for their subscribes, which replay them under the
 // channel's publish lock before the ack (pending.go).
 //
+// Presence history (package presencehistory, which imports this one): every membership
+// change of a presence channel, with its cause, goes to the PresenceRecorder the hub was
+// given (presence_hooks.go), under the channel's lock and in its order; recording, storing
+// and reading them is the feature's.
+//
 // Clustering (cluster.go): the hub tells the replication protocol (package replication,
 // which imports this one) what happens here through Cluster, an interface declared here, and
 // the protocol acts on the hub only through the LocalNode hooks AttachCluster hands it. A hub

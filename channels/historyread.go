@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -275,6 +276,10 @@ func (a *appState) streamState(channel string, st protocol.StreamState) HistoryS
 }
 
 func (a *appState) decodeCursor(raw, channel string, dir protocol.Direction, bounds HistoryBounds) (cursor, *HistoryError) {
+	return decodeCursor(a.cfg, raw, channel, dir, bounds)
+}
+
+func decodeCursor(app config.App, raw, channel string, dir protocol.Direction, bounds HistoryBounds) (cursor, *HistoryError) {
 	bad := histErr(400, "invalid_input", "Invalid history cursor")
 	if len(raw) > maxCursorBytes {
 		return cursor{}, bad
@@ -287,7 +292,7 @@ func (a *appState) decodeCursor(raw, channel string, dir protocol.Direction, bou
 	if json.Unmarshal(b, &c) != nil || c.Version != 1 {
 		return cursor{}, bad
 	}
-	if !hmac.Equal([]byte(c.Sig), []byte(c.sign(a.cfg.Secret))) || c.AppID != a.cfg.ID || c.Channel != channel {
+	if !hmac.Equal([]byte(c.Sig), []byte(c.sign(app.Secret))) || c.AppID != app.ID || c.Channel != channel {
 		return cursor{}, histErr(400, "invalid_input", "History cursor does not belong to this app and channel")
 	}
 	if c.Direction != dir.String() || !sameBounds(c.Bounds, bounds) {

@@ -65,9 +65,9 @@ type Options struct {
 	// message went out without being stored) is dropped this long after the last failure,
 	// when every position it covers is past retention. 0 keeps marks until a reset.
 	HistoryMaxAge time.Duration
-	// PresenceHistory, when set, records the membership changes of the presence channels of
-	// apps that enable presence history (presence_history.go). Default none.
-	PresenceHistory PresenceHistory
+	// PresenceRecorder, when set, is told every membership change of the presence channels
+	// (presence_hooks.go; presencehistory.Service records them). Default none.
+	PresenceRecorder PresenceRecorder
 }
 
 // Hub holds the state of every app served by this node.
@@ -92,8 +92,7 @@ type Hub struct {
 
 	cl atomic.Pointer[clusterRef] // set by AttachCluster (cluster.go)
 
-	presence    PresenceHistory
-	presenceRec presenceRecorder
+	presenceRec PresenceRecorder
 }
 
 // New builds a hub serving apps (defaults already applied).
@@ -114,12 +113,11 @@ func New(apps []config.App, opts Options) *Hub {
 		afterFunc:      opts.AfterFunc,
 		resumeWindow:   opts.ResumeWindow,
 		historyMaxAge:  opts.HistoryMaxAge,
-		presence:       opts.PresenceHistory,
+		presenceRec:    opts.PresenceRecorder,
 	}
 	if h.resumeWindow <= 0 {
 		h.resumeWindow = DefaultResumeWindow
 	}
-	h.presenceRec.init(h)
 	if h.afterFunc == nil {
 		h.afterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 	}

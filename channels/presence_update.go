@@ -87,7 +87,7 @@ func (c *Conn) PresenceUpdate(data json.RawMessage, frameChannel string) *protoc
 		return nil
 	}
 	m.info = newInfo
-	c.app.recordPresence(name, PresenceEvent{Event: PresenceMemberUpdated, Cause: CauseUpdate, UserID: userID, ConnectionID: c.socketID, UserInfo: newInfo})
+	c.app.recordPresence(name, PresenceChange{Event: PresenceMemberUpdated, Cause: CauseUpdate, UserID: userID, ConnectionID: c.socketID, UserInfo: newInfo})
 	c.app.clusterPresenceUpdate(name, userID, newInfo)
 	var frame []byte
 	var bin formCache

@@ -7,7 +7,7 @@
 // (postgres_commit.go); retention by
 // count and age applied on read and trimmed in the background, never on the append path).
 // In both, the retained messages of a channel are a contiguous run of serials ending at the
-// head. Both also keep presence history (channels.PresenceHistory: memory_presence.go,
+// head. Both also keep presence history (presencehistory.Store: memory_presence.go,
 // postgres_presence.go): the membership events of presence channels, per channel a stream
 // with its own serials, retained by age, count and bytes; and mutable messages
 // (channels.Versions) with their annotations (channels.Annotations; memory_annotations.go,

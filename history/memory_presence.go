@@ -5,10 +5,11 @@ import (
 	"sync"
 
 	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/presencehistory"
 	"github.com/pushwire/pushwire/protocol"
 )
 
-// The presence events of Memory (channels.PresenceHistory): per channel a stream id, the
+// The presence events of Memory (presencehistory.Store): per channel a stream id, the
 // next serial, the retained events in serial order and the current members (for dropping a
 // repeated edge). Retention is applied on every append and read.
 
@@ -20,11 +21,11 @@ type memPresence struct {
 type memPresenceStream struct {
 	id      string
 	next    uint64
-	events  []channels.PresenceEvent
+	events  []presencehistory.Event
 	bytes   int64
 	members map[string]struct{}
 	// retention is the one the last append applied: Sweep applies it again.
-	retention channels.PresenceRetention
+	retention presencehistory.Retention
 }
 
 func (m *Memory) presenceStream(app, channel string, create bool) *memPresenceStream {
@@ -44,7 +45,7 @@ func (m *Memory) presenceStream(app, channel string, create bool) *memPresenceSt
 }
 
 // trim drops what r no longer retains. Callers hold m.presence.mu.
-func (s *memPresenceStream) trim(r channels.PresenceRetention, nowMs int64) {
+func (s *memPresenceStream) trim(r presencehistory.Retention, nowMs int64) {
 	drop := 0
 	bytes := s.bytes
 	for drop < len(s.events) {
@@ -64,8 +65,8 @@ func (s *memPresenceStream) trim(r channels.PresenceRetention, nowMs int64) {
 	}
 }
 
-func (s *memPresenceStream) retained() channels.PresenceRetained {
-	r := channels.PresenceRetained{StreamID: s.id, NextSerial: s.next, Events: int64(len(s.events)), Bytes: s.bytes}
+func (s *memPresenceStream) retained() presencehistory.Retained {
+	r := presencehistory.Retained{StreamID: s.id, NextSerial: s.next, Events: int64(len(s.events)), Bytes: s.bytes}
 	if n := len(s.events); n > 0 {
 		r.OldestSerial, r.OldestMs = s.events[0].Serial, s.events[0].PublishedAtMs
 		r.NewestSerial, r.NewestMs = s.events[n-1].Serial, s.events[n-1].PublishedAtMs
@@ -73,12 +74,12 @@ func (s *memPresenceStream) retained() channels.PresenceRetained {
 	return r
 }
 
-// AppendPresence implements channels.PresenceHistory.
-func (m *Memory) AppendPresence(_ context.Context, appID, channel string, events []channels.PresenceEvent, r channels.PresenceRetention) ([]channels.PresenceEvent, error) {
+// AppendPresence implements presencehistory.Store.
+func (m *Memory) AppendPresence(_ context.Context, appID, channel string, events []presencehistory.Event, r presencehistory.Retention) ([]presencehistory.Event, error) {
 	m.presence.mu.Lock()
 	defer m.presence.mu.Unlock()
 	s := m.presenceStream(appID, channel, true)
-	var out []channels.PresenceEvent
+	var out []presencehistory.Event
 	for _, e := range events {
 		if !applyMember(s.members, e) {
 			continue
@@ -86,7 +87,7 @@ func (m *Memory) AppendPresence(_ context.Context, appID, channel string, events
 		e.StreamID, e.Serial = s.id, s.next
 		s.next++
 		e.UserInfo = append([]byte(nil), e.UserInfo...)
-		e.Payload = channels.EncodePresencePayload(&e)
+		e.Payload = presencehistory.EncodePayload(&e)
 		s.events = append(s.events, e)
 		s.bytes += int64(len(e.Payload))
 		out = append(out, e)
@@ -111,7 +112,7 @@ func (m *Memory) sweepPresence(nowMs int64) {
 
 // applyMember updates members with e and reports whether e changes them (else it repeats a
 // member's state and is dropped). member_updated always counts.
-func applyMember(members map[string]struct{}, e channels.PresenceEvent) bool {
+func applyMember(members map[string]struct{}, e presencehistory.Event) bool {
 	_, present := members[e.UserID]
 	switch e.Event {
 	case channels.PresenceMemberAdded:
@@ -128,17 +129,17 @@ func applyMember(members map[string]struct{}, e channels.PresenceEvent) bool {
 	return true
 }
 
-// ReadPresence implements channels.PresenceHistory.
-func (m *Memory) ReadPresence(_ context.Context, appID, channel string, q channels.PresenceRead) (channels.PresencePage, error) {
+// ReadPresence implements presencehistory.Store.
+func (m *Memory) ReadPresence(_ context.Context, appID, channel string, q presencehistory.Read) (presencehistory.Page, error) {
 	m.presence.mu.Lock()
 	defer m.presence.mu.Unlock()
 	s := m.presenceStream(appID, channel, false)
 	if s == nil {
-		return channels.PresencePage{}, nil
+		return presencehistory.Page{}, nil
 	}
 	s.trim(q.Retention, m.opts.Now().UnixMilli())
-	page := channels.PresencePage{Retained: s.retained()}
-	match := func(e *channels.PresenceEvent) bool {
+	page := presencehistory.Page{Retained: s.retained()}
+	match := func(e *presencehistory.Event) bool {
 		switch {
 		case q.StartSerial != 0 && e.Serial < q.StartSerial, q.EndSerial != 0 && e.Serial > q.EndSerial,
 			q.StartMs != 0 && e.PublishedAtMs < q.StartMs, q.EndMs != 0 && e.PublishedAtMs > q.EndMs:
@@ -167,23 +168,23 @@ func (m *Memory) ReadPresence(_ context.Context, appID, channel string, q channe
 	return page, nil
 }
 
-// PresenceStream implements channels.PresenceHistory.
-func (m *Memory) PresenceStream(_ context.Context, appID, channel string, r channels.PresenceRetention) (channels.PresenceRetained, error) {
+// PresenceStream implements presencehistory.Store.
+func (m *Memory) PresenceStream(_ context.Context, appID, channel string, r presencehistory.Retention) (presencehistory.Retained, error) {
 	m.presence.mu.Lock()
 	defer m.presence.mu.Unlock()
 	s := m.presenceStream(appID, channel, false)
 	if s == nil {
-		return channels.PresenceRetained{NextSerial: 1}, nil
+		return presencehistory.Retained{NextSerial: 1}, nil
 	}
 	s.trim(r, m.opts.Now().UnixMilli())
 	return s.retained(), nil
 }
 
-// ResetPresence implements channels.PresenceHistory.
-func (m *Memory) ResetPresence(_ context.Context, appID, channel string) (channels.PresenceRetained, channels.PresenceRetained, error) {
+// ResetPresence implements presencehistory.Store.
+func (m *Memory) ResetPresence(_ context.Context, appID, channel string) (presencehistory.Retained, presencehistory.Retained, error) {
 	m.presence.mu.Lock()
 	defer m.presence.mu.Unlock()
-	var before channels.PresenceRetained
+	var before presencehistory.Retained
 	if s := m.presenceStream(appID, channel, false); s != nil {
 		before = s.retained()
 	}
@@ -193,5 +194,5 @@ func (m *Memory) ResetPresence(_ context.Context, appID, channel string) (channe
 	return before, s.retained(), nil
 }
 
-// PresenceSource implements channels.PresenceHistory.
+// PresenceSource implements presencehistory.Store.
 func (m *Memory) PresenceSource() string { return "in_memory" }

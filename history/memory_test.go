@@ -9,6 +9,7 @@ import (
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/history/historytest"
+	"github.com/pushwire/pushwire/presencehistory"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -96,13 +97,13 @@ func TestMemoryVersionsRetention(t *testing.T) {
 }
 
 func TestMemoryPresence(t *testing.T) {
-	historytest.RunPresence(t, func(t *testing.T, clk *historytest.Clock) channels.PresenceHistory {
+	historytest.RunPresence(t, func(t *testing.T, clk *historytest.Clock) presencehistory.Store {
 		return history.NewMemory(history.MemoryOptions{Now: clk.Now})
 	})
 }
 
 func TestMemoryPresenceSweep(t *testing.T) {
-	historytest.RunPresenceSweep(t, func(t *testing.T, clk *historytest.Clock) channels.PresenceHistory {
+	historytest.RunPresenceSweep(t, func(t *testing.T, clk *historytest.Clock) presencehistory.Store {
 		return history.NewMemory(history.MemoryOptions{Now: clk.Now, SweepEvery: -1})
 	})
 }

@@ -9,10 +9,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/presencehistory"
 	"github.com/pushwire/pushwire/protocol"
 )
 
-// The presence events of Postgres (channels.PresenceHistory), in the tables of migration 4.
+// The presence events of Postgres (presencehistory.Store), in the tables of migration 4.
 // One AppendPresence is one transaction: per event, the member row (dropping a repeated
 // edge), the stream row's upsert (its row lock orders the channel's events across nodes and
 // allocates the serial) and the event row. Retention is applied by every read (the retained
@@ -57,11 +58,11 @@ func nullable(s string) *string {
 	return &s
 }
 
-// AppendPresence implements channels.PresenceHistory.
-func (p *Postgres) AppendPresence(ctx context.Context, appID, channel string, events []channels.PresenceEvent, r channels.PresenceRetention) ([]channels.PresenceEvent, error) {
+// AppendPresence implements presencehistory.Store.
+func (p *Postgres) AppendPresence(ctx context.Context, appID, channel string, events []presencehistory.Event, r presencehistory.Retention) ([]presencehistory.Event, error) {
 	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
 	defer cancel()
-	var out []channels.PresenceEvent
+	var out []presencehistory.Event
 	err := pgx.BeginFunc(qctx, p.pool, func(tx pgx.Tx) error {
 		out = out[:0]
 		for _, e := range events {
@@ -96,7 +97,7 @@ func (p *Postgres) AppendPresence(ctx context.Context, appID, channel string, ev
 				e.PublishedAtMs = p.opts.Now().UnixMilli()
 			}
 			e.UserInfo = append([]byte(nil), e.UserInfo...)
-			e.Payload = channels.EncodePresencePayload(&e)
+			e.Payload = presencehistory.EncodePayload(&e)
 			if _, err := tx.Exec(qctx, presenceInsertSQL, appID, channel, serial, e.StreamID, presenceKinds[e.Event], string(e.Cause),
 				[]byte(e.UserID), nullable(e.ConnectionID), nullable(e.DeadNodeID), e.PublishedAtMs, int64(len(e.Payload)), []byte(e.Payload)); err != nil {
 				return err
@@ -119,7 +120,7 @@ func (p *Postgres) AppendPresence(ctx context.Context, appID, channel string, ev
 
 // trimPresence deletes the channel's events that r no longer retains (best effort: reads
 // apply r themselves).
-func (p *Postgres) trimPresence(ctx context.Context, appID, channel string, r channels.PresenceRetention) {
+func (p *Postgres) trimPresence(ctx context.Context, appID, channel string, r presencehistory.Retention) {
 	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
 	defer cancel()
 	st, err := p.presenceRetained(qctx, p.pool, appID, channel, r)
@@ -150,7 +151,7 @@ LEFT JOIN pushwire_presence_events oe ON oe.app_id = $1 AND oe.channel = $2 AND 
 LEFT JOIN pushwire_presence_events ne ON ne.app_id = $1 AND ne.channel = $2 AND ne.serial = s.head_serial AND ne.stream_id = s.stream_id
       AND o.serial IS NOT NULL`
 
-func (p *Postgres) presenceRetained(ctx context.Context, q querier, appID, channel string, r channels.PresenceRetention) (channels.PresenceRetained, error) {
+func (p *Postgres) presenceRetained(ctx context.Context, q querier, appID, channel string, r presencehistory.Retention) (presencehistory.Retained, error) {
 	maxEvents, maxBytes, cutoff := int64(math.MaxInt64), int64(math.MaxInt64), int64(0)
 	if r.MaxEvents > 0 {
 		maxEvents = int64(r.MaxEvents)
@@ -162,7 +163,7 @@ func (p *Postgres) presenceRetained(ctx context.Context, q querier, appID, chann
 		cutoff = p.opts.Now().UnixMilli() - r.Window.Milliseconds()
 	}
 	var (
-		st                   channels.PresenceRetained
+		st                   presencehistory.Retained
 		head, total          int64
 		oldest, oldMs, below *int64
 		newMs                *int64
@@ -170,7 +171,7 @@ func (p *Postgres) presenceRetained(ctx context.Context, q querier, appID, chann
 	err := q.QueryRow(ctx, presenceRetainedSQL, appID, channel, maxEvents, maxBytes, cutoff).
 		Scan(&st.StreamID, &head, &total, &oldest, &oldMs, &below, &newMs)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return channels.PresenceRetained{NextSerial: 1}, nil
+		return presencehistory.Retained{NextSerial: 1}, nil
 	}
 	if err != nil {
 		return st, err
@@ -185,17 +186,17 @@ func (p *Postgres) presenceRetained(ctx context.Context, q querier, appID, chann
 	return st, nil
 }
 
-// ReadPresence implements channels.PresenceHistory.
-func (p *Postgres) ReadPresence(ctx context.Context, appID, channel string, q channels.PresenceRead) (channels.PresencePage, error) {
+// ReadPresence implements presencehistory.Store.
+func (p *Postgres) ReadPresence(ctx context.Context, appID, channel string, q presencehistory.Read) (presencehistory.Page, error) {
 	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
 	defer cancel()
-	var page channels.PresencePage
+	var page presencehistory.Page
 	err := pgx.BeginTxFunc(qctx, p.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		st, err := p.presenceRetained(qctx, tx, appID, channel, q.Retention)
 		if err != nil {
 			return err
 		}
-		page = channels.PresencePage{Retained: st}
+		page = presencehistory.Page{Retained: st}
 		if st.OldestSerial == 0 {
 			return nil
 		}
@@ -234,7 +235,7 @@ ORDER BY serial `+order+` LIMIT $8`, appID, channel, st.StreamID, int64(lo), int
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				e          channels.PresenceEvent
+				e          presencehistory.Event
 				serial     int64
 				kind       int16
 				cause      string
@@ -262,13 +263,13 @@ ORDER BY serial `+order+` LIMIT $8`, appID, channel, st.StreamID, int64(lo), int
 		return rows.Err()
 	})
 	if err != nil {
-		return channels.PresencePage{}, fmt.Errorf("history: presence read %s: %w", channel, unavailable(ctx, err))
+		return presencehistory.Page{}, fmt.Errorf("history: presence read %s: %w", channel, unavailable(ctx, err))
 	}
 	return page, nil
 }
 
-// PresenceStream implements channels.PresenceHistory.
-func (p *Postgres) PresenceStream(ctx context.Context, appID, channel string, r channels.PresenceRetention) (channels.PresenceRetained, error) {
+// PresenceStream implements presencehistory.Store.
+func (p *Postgres) PresenceStream(ctx context.Context, appID, channel string, r presencehistory.Retention) (presencehistory.Retained, error) {
 	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
 	defer cancel()
 	st, err := p.presenceRetained(qctx, p.pool, appID, channel, r)
@@ -278,18 +279,18 @@ func (p *Postgres) PresenceStream(ctx context.Context, appID, channel string, r 
 	return st, nil
 }
 
-// ResetPresence implements channels.PresenceHistory.
-func (p *Postgres) ResetPresence(ctx context.Context, appID, channel string) (channels.PresenceRetained, channels.PresenceRetained, error) {
+// ResetPresence implements presencehistory.Store.
+func (p *Postgres) ResetPresence(ctx context.Context, appID, channel string) (presencehistory.Retained, presencehistory.Retained, error) {
 	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
 	defer cancel()
-	var before, after channels.PresenceRetained
+	var before, after presencehistory.Retained
 	err := pgx.BeginFunc(qctx, p.pool, func(tx pgx.Tx) error {
 		// Lock the stream row first, so appends racing the reset land before it or after.
 		if _, err := tx.Exec(qctx, `SELECT 1 FROM pushwire_presence_streams WHERE app_id = $1 AND channel = $2 FOR UPDATE`, appID, channel); err != nil {
 			return err
 		}
 		var err error
-		if before, err = p.presenceRetained(qctx, tx, appID, channel, channels.PresenceRetention{}); err != nil {
+		if before, err = p.presenceRetained(qctx, tx, appID, channel, presencehistory.Retention{}); err != nil {
 			return err
 		}
 		id := protocol.NewUUID()
@@ -303,7 +304,7 @@ ON CONFLICT (app_id, channel) DO UPDATE SET stream_id = excluded.stream_id, head
 				return err
 			}
 		}
-		after = channels.PresenceRetained{StreamID: id, NextSerial: 1}
+		after = presencehistory.Retained{StreamID: id, NextSerial: 1}
 		return nil
 	})
 	if err != nil {
@@ -312,5 +313,5 @@ ON CONFLICT (app_id, channel) DO UPDATE SET stream_id = excluded.stream_id, head
 	return before, after, nil
 }
 
-// PresenceSource implements channels.PresenceHistory.
+// PresenceSource implements presencehistory.Store.
 func (p *Postgres) PresenceSource() string { return "postgres" }

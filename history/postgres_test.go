@@ -22,6 +22,7 @@ import (
 	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/history/historytest"
 	"github.com/pushwire/pushwire/internal/testkit"
+	"github.com/pushwire/pushwire/presencehistory"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -590,7 +591,7 @@ func TestPostgresAnnotationsShared(t *testing.T) {
 }
 
 func TestPostgresPresence(t *testing.T) {
-	historytest.RunPresence(t, func(t *testing.T, clk *historytest.Clock) channels.PresenceHistory {
+	historytest.RunPresence(t, func(t *testing.T, clk *historytest.Clock) presencehistory.Store {
 		return newPostgres(t, testkit.PostgresURL(t), history.PostgresOptions{Now: clk.Now})
 	})
 }
@@ -598,7 +599,7 @@ func TestPostgresPresence(t *testing.T) {
 // Two stores over one database, as two nodes: one presence stream per channel, distinct
 // gap-free serials, one change reported by both recorded once.
 func TestPostgresPresenceShared(t *testing.T) {
-	historytest.RunPresenceShared(t, func(t *testing.T, clk *historytest.Clock) (channels.PresenceHistory, channels.PresenceHistory) {
+	historytest.RunPresenceShared(t, func(t *testing.T, clk *historytest.Clock) (presencehistory.Store, presencehistory.Store) {
 		url := testkit.PostgresURL(t)
 		return newPostgres(t, url, history.PostgresOptions{Now: clk.Now}), newPostgres(t, url, history.PostgresOptions{Now: clk.Now})
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/channels/channelstest"
 	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/presencehistory"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -31,8 +32,9 @@ const (
 // env is one API in front of a real hub with one app (config.DefaultApp: app-id, app-key,
 // app-secret), served by an httptest.Server.
 type env struct {
-	hub *channels.Hub
-	ts  *httptest.Server
+	hub      *channels.Hub
+	presence *presencehistory.Service // presenceEnv only
+	ts       *httptest.Server
 	// now is the clock the requests are signed with.
 	now func() time.Time
 }

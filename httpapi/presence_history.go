@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/presencehistory"
 )
 
 // The presence-history endpoints (Sockudo's routes and shapes), for presence channels of
@@ -20,6 +21,11 @@ import (
 // (alias at), both inclusive, none for the latest; reset a body confirming it, as for
 // .../history/reset. A channel that is not a presence channel is 400, an app without
 // presence history 422 feature_disabled, a cursor of another channel or direction 400.
+// The answers are presencehistory.Service's (Options.PresenceHistory); without one every
+// route is 422 feature_disabled.
+
+// noPresenceHistory is the answer when no presence-history service is wired in.
+var noPresenceHistory = channels.NewHistoryError(422, "feature_disabled", "Presence history is disabled")
 
 // getPresenceHistory answers GET .../presence/history.
 func (a *api) getPresenceHistory(r *http.Request, s *signed, channel string) (any, *apiError, *channels.HistoryError) {
@@ -27,7 +33,10 @@ func (a *api) getPresenceHistory(r *http.Request, s *signed, channel string) (an
 	if aerr != nil {
 		return nil, aerr, nil
 	}
-	res, herr := a.hub.ReadPresenceHistory(r.Context(), s.app.ID, channel, req)
+	if a.presence == nil {
+		return nil, nil, noPresenceHistory
+	}
+	res, herr := a.presence.Read(r.Context(), s.app.ID, channel, req)
 	return res, nil, herr
 }
 
@@ -37,13 +46,16 @@ func (a *api) getPresenceSnapshot(r *http.Request, s *signed, channel string) (a
 	if aerr != nil {
 		return nil, aerr, nil
 	}
-	res, herr := a.hub.PresenceSnapshot(r.Context(), s.app.ID, channel, at)
+	if a.presence == nil {
+		return nil, nil, noPresenceHistory
+	}
+	res, herr := a.presence.Snapshot(r.Context(), s.app.ID, channel, at)
 	return res, nil, herr
 }
 
 // parseSnapshotQuery reads at_serial and at_time_ms (or its alias at).
-func parseSnapshotQuery(params map[string]string) (channels.PresenceSnapshotAt, *apiError) {
-	var at channels.PresenceSnapshotAt
+func parseSnapshotQuery(params map[string]string) (presencehistory.SnapshotAt, *apiError) {
+	var at presencehistory.SnapshotAt
 	if v, ok := params["at_serial"]; ok {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil || n == 0 {
@@ -65,7 +77,10 @@ func parseSnapshotQuery(params map[string]string) (channels.PresenceSnapshotAt, 
 
 // getPresenceState answers GET .../presence/history/state.
 func (a *api) getPresenceState(r *http.Request, s *signed, channel string) (any, *apiError, *channels.HistoryError) {
-	res, herr := a.hub.PresenceHistoryState(r.Context(), s.app.ID, channel)
+	if a.presence == nil {
+		return nil, nil, noPresenceHistory
+	}
+	res, herr := a.presence.State(r.Context(), s.app.ID, channel)
 	return res, nil, herr
 }
 
@@ -75,6 +90,9 @@ func (a *api) postPresenceReset(r *http.Request, s *signed, channel string) (any
 	if aerr != nil {
 		return nil, aerr, nil
 	}
-	res, herr := a.hub.ResetPresenceHistory(r.Context(), s.app.ID, channel, op)
+	if a.presence == nil {
+		return nil, nil, noPresenceHistory
+	}
+	res, herr := a.presence.Reset(r.Context(), s.app.ID, channel, op)
 	return res, nil, herr
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/history"
+	"github.com/pushwire/pushwire/presencehistory"
 )
 
 // presenceEnv is newEnv over a memory store keeping presence history (the default app has
@@ -26,10 +27,11 @@ func presenceEnv(t *testing.T, edit func(*config.App)) *env {
 		edit(&app)
 	}
 	store := history.NewMemory(history.MemoryOptions{})
-	hub := channels.New([]config.App{app}, channels.Options{History: store, PresenceHistory: store})
-	ts := httptest.NewServer(New(hub, Options{}))
+	ph := presencehistory.New(store, []config.App{app}, presencehistory.Options{})
+	hub := channels.New([]config.App{app}, channels.Options{History: store, PresenceRecorder: ph})
+	ts := httptest.NewServer(New(hub, Options{PresenceHistory: ph}))
 	t.Cleanup(ts.Close)
-	return &env{hub: hub, ts: ts, now: time.Now}
+	return &env{hub: hub, presence: ph, ts: ts, now: time.Now}
 }
 
 func keysOf(m map[string]any) []string {
@@ -48,7 +50,7 @@ func TestPresenceHistoryShapes(t *testing.T) {
 	for _, u := range []string{"u1", "u2", "u3"} {
 		subscribe(t, e.hub, "presence-room", u)
 	}
-	if err := e.hub.FlushPresenceHistory(context.Background()); err != nil {
+	if err := e.presence.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	resp, body := e.call(t, http.MethodGet, "/apps/app-id/channels/presence-room/presence/history", url.Values{"limit": {"2"}, "direction": {"oldest_first"}}, nil)
@@ -142,7 +144,7 @@ func TestPresenceHistoryErrors(t *testing.T) {
 		subscribe(t, e.hub, "presence-a", fmt.Sprint("u", i))
 		subscribe(t, e.hub, "presence-b", fmt.Sprint("u", i))
 	}
-	_ = e.hub.FlushPresenceHistory(context.Background())
+	_ = e.presence.Flush(context.Background())
 	_, body := e.call(t, http.MethodGet, "/apps/app-id/channels/presence-a/presence/history", url.Values{"limit": {"1"}}, nil)
 	cursor := decode(t, body)["next_cursor"].(string)
 	const base = "/apps/app-id/channels/"

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/internal/bytebudget"
+	"github.com/pushwire/pushwire/presencehistory"
 	"github.com/pushwire/pushwire/protocol"
 	"github.com/pushwire/pushwire/push"
 )
@@ -51,6 +52,9 @@ type Options struct {
 	// with the WebSocket transports: request bodies reserve their buffers in it and get 503
 	// (Retry-After: 1) when it is spent (body.go). Default nil: unlimited.
 	InboundBudget *bytebudget.Budget
+	// PresenceHistory serves /apps/{id}/channels/{channel}/presence/history*
+	// (presence_history.go). Default none: those routes answer 422 feature_disabled.
+	PresenceHistory *presencehistory.Service
 }
 
 // Metrics receives the API's counters. It is defined here, where it is consumed;
@@ -70,21 +74,22 @@ func (nopMetrics) RateLimited(string)                             {}
 
 // api holds the handlers' shared state.
 type api struct {
-	hub     *channels.Hub
-	log     *zap.Logger
-	max     int64
-	now     func() time.Time
-	metrics Metrics
-	ready   func() bool
-	start   time.Time
-	events  *eventLimiter
-	idem    Idempotency
-	tap     channels.Tap
-	console func(*http.Request) (string, bool)
-	backend string
-	push    *push.Service
-	hook    PublishHook
-	budget  *bytebudget.Budget
+	hub      *channels.Hub
+	presence *presencehistory.Service
+	log      *zap.Logger
+	max      int64
+	now      func() time.Time
+	metrics  Metrics
+	ready    func() bool
+	start    time.Time
+	events   *eventLimiter
+	idem     Idempotency
+	tap      channels.Tap
+	console  func(*http.Request) (string, bool)
+	backend  string
+	push     *push.Service
+	hook     PublishHook
+	budget   *bytebudget.Budget
 }
 
 // New returns the REST API handler for hub: the signed Pusher endpoints under /apps/ and the
@@ -95,7 +100,7 @@ func New(hub *channels.Hub, opts Options) http.Handler {
 
 // newAPI applies the option defaults.
 func newAPI(hub *channels.Hub, opts Options) *api {
-	a := &api{hub: hub, log: opts.Logger, max: opts.MaxBodyBytes, now: opts.Now, metrics: opts.Metrics,
+	a := &api{hub: hub, presence: opts.PresenceHistory, log: opts.Logger, max: opts.MaxBodyBytes, now: opts.Now, metrics: opts.Metrics,
 		ready: opts.Ready}
 	if a.log == nil {
 		a.log = zap.NewNop()

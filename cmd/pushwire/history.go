@@ -9,6 +9,7 @@ import (
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/history"
+	"github.com/pushwire/pushwire/presencehistory"
 )
 
 // openHistory builds the configured history store and its close function.
@@ -30,11 +31,16 @@ func openHistory(ctx context.Context, cfg *config.Config, log *zap.Logger) (chan
 	return mem, mem.Close, nil
 }
 
-// presenceStore is the presence-history store: the history store's (memory or postgres).
-// A cluster needs the shared Postgres store for one presence stream per channel; with the
-// memory store each node records only its own changes, which is logged.
-func presenceStore(cfg *config.Config, hist channels.History, log *zap.Logger) channels.PresenceHistory {
-	ph, ok := hist.(channels.PresenceHistory)
+// presenceHistory is the presence-history service over the history store's presence store
+// (memory or postgres; none: every read is refused as disabled). A cluster needs the shared
+// Postgres store for one presence stream per channel; with the memory store each node
+// records only its own changes, which is logged.
+func presenceHistory(cfg *config.Config, hist channels.History, log *zap.Logger) *presencehistory.Service {
+	return presencehistory.New(presenceStore(cfg, hist, log), cfg.Apps, presencehistory.Options{Logger: log.Named("presencehistory")})
+}
+
+func presenceStore(cfg *config.Config, hist channels.History, log *zap.Logger) presencehistory.Store {
+	ph, ok := hist.(presencehistory.Store)
 	if !ok {
 		return nil
 	}

@@ -111,6 +111,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return err
 	}
 	defer closeHistory()
+	presence := presenceHistory(cfg, hist, log)
 	hub := channels.New(cfg.Apps, channels.Options{
 		Logger:            log.Named("channels"),
 		Observer:          wh,
@@ -118,7 +119,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		ResumeWindow:      cfg.ResumeWindow.D(),
 		HistoryMaxAge:     cfg.HistoryMaxAge.D(),
 		History:           hist,
-		PresenceHistory:   presenceStore(cfg, hist, log),
+		PresenceRecorder:  presence,
 		OnHistoryError:    m.HistoryError,
 		DeltaEncoder:      delta.Encode,
 		Tap:               tap,
@@ -170,15 +171,16 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		return err
 	}
 	apiOpts := httpapi.Options{
-		Logger:         log.Named("http"),
-		MaxBodyBytes:   int64(cfg.MaxRequestBodyKB) << 10,
-		Metrics:        m,
-		Ready:          ws.Ready,
-		Idempotency:    idem,
-		Tap:            tap,
-		ConsoleAuth:    consoleAuth(con),
-		HistoryBackend: cfg.History,
-		InboundBudget:  inbound,
+		PresenceHistory: presence,
+		Logger:          log.Named("http"),
+		MaxBodyBytes:    int64(cfg.MaxRequestBodyKB) << 10,
+		Metrics:         m,
+		Ready:           ws.Ready,
+		Idempotency:     idem,
+		Tap:             tap,
+		ConsoleAuth:     consoleAuth(con),
+		HistoryBackend:  cfg.History,
+		InboundBudget:   inbound,
 	}
 	pushOptions(&apiOpts, pushSvc)
 	api := httpapi.New(hub, apiOpts)
@@ -259,7 +261,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	}
 	errs := []error{failure, ws.Shutdown(sctx), srv.Shutdown(sctx), stopPush(sctx)}
 	// Sockets are closed: store the presence events their leaves made.
-	errs = append(errs, hub.FlushPresenceHistory(sctx))
+	errs = append(errs, presence.Flush(sctx))
 	// Sockets are closed: deliver the webhooks they caused (vacated, member_removed) too.
 	errs = append(errs, wh.Close(sctx))
 	if msrv != nil {

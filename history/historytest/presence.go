@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/presencehistory"
 )
 
 // Clock is a settable clock for the presence suite: stores under test must read the time
@@ -30,7 +31,7 @@ func (c *Clock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
 // RunPresence runs the presence-history suite. newStore must return an empty store whose
 // clock is clk.
-func RunPresence(t *testing.T, newStore func(t *testing.T, clk *Clock) channels.PresenceHistory) {
+func RunPresence(t *testing.T, newStore func(t *testing.T, clk *Clock) presencehistory.Store) {
 	t.Run("serials and payload", func(t *testing.T) { testPresenceAppend(t, newStore) })
 	t.Run("repeated edges dropped", func(t *testing.T) { testPresenceDedupe(t, newStore) })
 	t.Run("pages and bounds", func(t *testing.T) { testPresencePages(t, newStore) })
@@ -42,19 +43,19 @@ func RunPresence(t *testing.T, newStore func(t *testing.T, clk *Clock) channels.
 // RunPresenceShared checks two handles of one store (two nodes): concurrent appends to one
 // channel get distinct, gap-free serials in one stream, and one change reported by both is
 // recorded once.
-func RunPresenceShared(t *testing.T, open func(t *testing.T, clk *Clock) (a, b channels.PresenceHistory)) {
+func RunPresenceShared(t *testing.T, open func(t *testing.T, clk *Clock) (a, b presencehistory.Store)) {
 	t.Run("concurrent appends", func(t *testing.T) {
 		clk := NewClock()
 		a, b := open(t, clk)
 		const per = 100
 		var wg sync.WaitGroup
-		for i, s := range []channels.PresenceHistory{a, b} {
+		for i, s := range []presencehistory.Store{a, b} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for j := range per {
 					u := fmt.Sprintf("n%d-u%d", i, j)
-					if _, err := s.AppendPresence(ctx, "app", "presence-sh", []channels.PresenceEvent{join(u, clk), leave(u, clk)}, channels.PresenceRetention{}); err != nil {
+					if _, err := s.AppendPresence(ctx, "app", "presence-sh", []presencehistory.Event{join(u, clk), leave(u, clk)}, presencehistory.Retention{}); err != nil {
 						t.Error(err)
 						return
 					}
@@ -62,7 +63,7 @@ func RunPresenceShared(t *testing.T, open func(t *testing.T, clk *Clock) (a, b c
 			}()
 		}
 		wg.Wait()
-		items := readPresence(t, a, "presence-sh", channels.PresenceRead{})
+		items := readPresence(t, a, "presence-sh", presencehistory.Read{})
 		if len(items) != 4*per {
 			t.Fatalf("%d events, want %d", len(items), 4*per)
 		}
@@ -92,25 +93,25 @@ func RunPresenceShared(t *testing.T, open func(t *testing.T, clk *Clock) (a, b c
 		if got := mustAppend(t, a, "presence-dup", leave("u", clk)); len(got) != 0 {
 			t.Fatalf("second node's member_removed recorded: %+v", got)
 		}
-		if items := readPresence(t, a, "presence-dup", channels.PresenceRead{}); len(items) != 2 {
+		if items := readPresence(t, a, "presence-dup", presencehistory.Read{}); len(items) != 2 {
 			t.Fatalf("%d events, want 2", len(items))
 		}
 	})
 }
 
-func join(u string, clk *Clock) channels.PresenceEvent {
-	return channels.PresenceEvent{Event: channels.PresenceMemberAdded, Cause: channels.CauseJoin, UserID: u, ConnectionID: "1.1",
+func join(u string, clk *Clock) presencehistory.Event {
+	return presencehistory.Event{Event: channels.PresenceMemberAdded, Cause: channels.CauseJoin, UserID: u, ConnectionID: "1.1",
 		UserInfo: json.RawMessage(`{"name":"` + u + `"}`), PublishedAtMs: clk.Now().UnixMilli()}
 }
 
-func leave(u string, clk *Clock) channels.PresenceEvent {
-	return channels.PresenceEvent{Event: channels.PresenceMemberRemoved, Cause: channels.CauseDisconnect, UserID: u, ConnectionID: "1.1",
+func leave(u string, clk *Clock) presencehistory.Event {
+	return presencehistory.Event{Event: channels.PresenceMemberRemoved, Cause: channels.CauseDisconnect, UserID: u, ConnectionID: "1.1",
 		PublishedAtMs: clk.Now().UnixMilli()}
 }
 
-func mustAppend(t *testing.T, s channels.PresenceHistory, ch string, evs ...channels.PresenceEvent) []channels.PresenceEvent {
+func mustAppend(t *testing.T, s presencehistory.Store, ch string, evs ...presencehistory.Event) []presencehistory.Event {
 	t.Helper()
-	out, err := s.AppendPresence(ctx, "app", ch, evs, channels.PresenceRetention{})
+	out, err := s.AppendPresence(ctx, "app", ch, evs, presencehistory.Retention{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,10 +119,10 @@ func mustAppend(t *testing.T, s channels.PresenceHistory, ch string, evs ...chan
 }
 
 // readPresence pages through the channel with q (oldest first unless q.Newest), 3 at a time.
-func readPresence(t *testing.T, s channels.PresenceHistory, ch string, q channels.PresenceRead) []channels.PresenceEvent {
+func readPresence(t *testing.T, s presencehistory.Store, ch string, q presencehistory.Read) []presencehistory.Event {
 	t.Helper()
 	q.Limit = 3
-	var all []channels.PresenceEvent
+	var all []presencehistory.Event
 	for range 10000 {
 		p, err := s.ReadPresence(ctx, "app", ch, q)
 		if err != nil {
@@ -140,16 +141,16 @@ func readPresence(t *testing.T, s channels.PresenceHistory, ch string, q channel
 	return nil
 }
 
-func testPresenceAppend(t *testing.T, newStore func(*testing.T, *Clock) channels.PresenceHistory) {
+func testPresenceAppend(t *testing.T, newStore func(*testing.T, *Clock) presencehistory.Store) {
 	clk := NewClock()
 	s := newStore(t, clk)
-	st, err := s.PresenceStream(ctx, "app", "presence-a", channels.PresenceRetention{})
+	st, err := s.PresenceStream(ctx, "app", "presence-a", presencehistory.Retention{})
 	if err != nil || st.StreamID != "" || st.Events != 0 || st.OldestSerial != 0 {
 		t.Fatalf("stream of a new channel = %+v, %v", st, err)
 	}
-	upd := channels.PresenceEvent{Event: channels.PresenceMemberUpdated, Cause: channels.CauseUpdate, UserID: "u1", ConnectionID: "1.1",
+	upd := presencehistory.Event{Event: channels.PresenceMemberUpdated, Cause: channels.CauseUpdate, UserID: "u1", ConnectionID: "1.1",
 		UserInfo: json.RawMessage(`{"status":"away"}`), PublishedAtMs: clk.Now().UnixMilli() + 1}
-	orphan := channels.PresenceEvent{Event: channels.PresenceMemberRemoved, Cause: channels.CauseOrphanCleanup, UserID: "u1", DeadNodeID: "node-b",
+	orphan := presencehistory.Event{Event: channels.PresenceMemberRemoved, Cause: channels.CauseOrphanCleanup, UserID: "u1", DeadNodeID: "node-b",
 		PublishedAtMs: clk.Now().UnixMilli() + 2}
 	out := mustAppend(t, s, "presence-a", join("u1", clk), upd, orphan)
 	if len(out) != 3 {
@@ -171,7 +172,7 @@ func testPresenceAppend(t *testing.T, newStore func(*testing.T, *Clock) channels
 		UserInfo      json.RawMessage `json:"user_info"`
 		DeadNodeID    *string         `json:"dead_node_id"`
 	}
-	items := readPresence(t, s, "presence-a", channels.PresenceRead{})
+	items := readPresence(t, s, "presence-a", presencehistory.Read{})
 	if len(items) != 3 {
 		t.Fatalf("read %d", len(items))
 	}
@@ -188,7 +189,7 @@ func testPresenceAppend(t *testing.T, newStore func(*testing.T, *Clock) channels
 	if e := items[2]; e.DeadNodeID != "node-b" || e.ConnectionID != "" || e.Cause != channels.CauseOrphanCleanup || e.UserID != "u1" {
 		t.Errorf("item %+v", e)
 	}
-	st, err = s.PresenceStream(ctx, "app", "presence-a", channels.PresenceRetention{})
+	st, err = s.PresenceStream(ctx, "app", "presence-a", presencehistory.Retention{})
 	var bytes int64
 	for _, e := range items {
 		bytes += int64(len(e.Payload))
@@ -200,15 +201,15 @@ func testPresenceAppend(t *testing.T, newStore func(*testing.T, *Clock) channels
 	// A user id with a NUL byte and non-ASCII text round-trips.
 	odd := "u\x00ü"
 	mustAppend(t, s, "presence-a", join(odd, clk))
-	if items := readPresence(t, s, "presence-a", channels.PresenceRead{StartSerial: 4}); len(items) != 1 || items[0].UserID != odd {
+	if items := readPresence(t, s, "presence-a", presencehistory.Read{StartSerial: 4}); len(items) != 1 || items[0].UserID != odd {
 		t.Fatalf("odd user id read back as %+v", items)
 	}
 }
 
-func testPresenceDedupe(t *testing.T, newStore func(*testing.T, *Clock) channels.PresenceHistory) {
+func testPresenceDedupe(t *testing.T, newStore func(*testing.T, *Clock) presencehistory.Store) {
 	clk := NewClock()
 	s := newStore(t, clk)
-	upd := channels.PresenceEvent{Event: channels.PresenceMemberUpdated, Cause: channels.CauseUpdate, UserID: "u", UserInfo: json.RawMessage(`{}`),
+	upd := presencehistory.Event{Event: channels.PresenceMemberUpdated, Cause: channels.CauseUpdate, UserID: "u", UserInfo: json.RawMessage(`{}`),
 		PublishedAtMs: clk.Now().UnixMilli()}
 	out := mustAppend(t, s, "presence-d", join("u", clk), join("u", clk), upd, upd, leave("u", clk), leave("u", clk), leave("v", clk), join("u", clk))
 	var kinds []channels.PresenceEventKind
@@ -224,7 +225,7 @@ func testPresenceDedupe(t *testing.T, newStore func(*testing.T, *Clock) channels
 	}
 }
 
-func testPresencePages(t *testing.T, newStore func(*testing.T, *Clock) channels.PresenceHistory) {
+func testPresencePages(t *testing.T, newStore func(*testing.T, *Clock) presencehistory.Store) {
 	clk := NewClock()
 	s := newStore(t, clk)
 	t0 := clk.Now().UnixMilli()
@@ -232,7 +233,7 @@ func testPresencePages(t *testing.T, newStore func(*testing.T, *Clock) channels.
 		mustAppend(t, s, "presence-p", join(fmt.Sprintf("u%d", i), clk))
 		clk.Advance(time.Second)
 	}
-	serials := func(items []channels.PresenceEvent) string {
+	serials := func(items []presencehistory.Event) string {
 		var out []uint64
 		for _, e := range items {
 			out = append(out, e.Serial)
@@ -240,57 +241,57 @@ func testPresencePages(t *testing.T, newStore func(*testing.T, *Clock) channels.
 		return fmt.Sprint(out)
 	}
 	cases := []struct {
-		q    channels.PresenceRead
+		q    presencehistory.Read
 		want string
 	}{
-		{channels.PresenceRead{}, "[1 2 3 4 5 6 7 8 9 10]"},
-		{channels.PresenceRead{Newest: true}, "[10 9 8 7 6 5 4 3 2 1]"},
-		{channels.PresenceRead{StartSerial: 3, EndSerial: 6}, "[3 4 5 6]"},
-		{channels.PresenceRead{Newest: true, StartSerial: 3, EndSerial: 6}, "[6 5 4 3]"},
-		{channels.PresenceRead{StartMs: t0 + 2000, EndMs: t0 + 4000}, "[3 4 5]"},
-		{channels.PresenceRead{Newest: true, EndMs: t0 + 1000}, "[2 1]"},
-		{channels.PresenceRead{StartSerial: 11}, "[]"},
-		{channels.PresenceRead{After: 8}, "[9 10]"},
-		{channels.PresenceRead{Newest: true, After: 3}, "[2 1]"},
+		{presencehistory.Read{}, "[1 2 3 4 5 6 7 8 9 10]"},
+		{presencehistory.Read{Newest: true}, "[10 9 8 7 6 5 4 3 2 1]"},
+		{presencehistory.Read{StartSerial: 3, EndSerial: 6}, "[3 4 5 6]"},
+		{presencehistory.Read{Newest: true, StartSerial: 3, EndSerial: 6}, "[6 5 4 3]"},
+		{presencehistory.Read{StartMs: t0 + 2000, EndMs: t0 + 4000}, "[3 4 5]"},
+		{presencehistory.Read{Newest: true, EndMs: t0 + 1000}, "[2 1]"},
+		{presencehistory.Read{StartSerial: 11}, "[]"},
+		{presencehistory.Read{After: 8}, "[9 10]"},
+		{presencehistory.Read{Newest: true, After: 3}, "[2 1]"},
 	}
 	for _, c := range cases {
 		if got := serials(readPresence(t, s, "presence-p", c.q)); got != c.want {
 			t.Errorf("%+v: %s, want %s", c.q, got, c.want)
 		}
 	}
-	p, err := s.ReadPresence(ctx, "app", "presence-p", channels.PresenceRead{Limit: 10})
+	p, err := s.ReadPresence(ctx, "app", "presence-p", presencehistory.Read{Limit: 10})
 	if err != nil || len(p.Items) != 10 || p.HasMore {
 		t.Fatalf("exact page: %d items, has_more %v, %v", len(p.Items), p.HasMore, err)
 	}
-	p, err = s.ReadPresence(ctx, "app", "presence-none", channels.PresenceRead{Limit: 10})
+	p, err = s.ReadPresence(ctx, "app", "presence-none", presencehistory.Read{Limit: 10})
 	if err != nil || len(p.Items) != 0 || p.HasMore || p.Retained.StreamID != "" {
 		t.Fatalf("unknown channel: %+v, %v", p, err)
 	}
 }
 
-func testPresenceRetention(t *testing.T, newStore func(*testing.T, *Clock) channels.PresenceHistory) {
+func testPresenceRetention(t *testing.T, newStore func(*testing.T, *Clock) presencehistory.Store) {
 	clk := NewClock()
 	s := newStore(t, clk)
 	for i := range 200 {
 		mustAppend(t, s, "presence-r", join(fmt.Sprintf("u%03d", i), clk))
 	}
-	r := channels.PresenceRetention{MaxEvents: 50}
-	p, err := s.ReadPresence(ctx, "app", "presence-r", channels.PresenceRead{Limit: 5, Retention: r})
+	r := presencehistory.Retention{MaxEvents: 50}
+	p, err := s.ReadPresence(ctx, "app", "presence-r", presencehistory.Read{Limit: 5, Retention: r})
 	if err != nil || len(p.Items) != 5 || p.Items[0].Serial != 151 || p.Retained.OldestSerial != 151 || p.Retained.Events != 50 || p.Retained.NewestSerial != 200 {
 		t.Fatalf("max events: first %v, retained %+v, %v", p.Items, p.Retained, err)
 	}
 	// Appends with the bound trim physically too; reads stay exact.
 	for i := 200; i < 300; i++ {
-		if _, err := s.AppendPresence(ctx, "app", "presence-r", []channels.PresenceEvent{join(fmt.Sprintf("u%03d", i), clk)}, r); err != nil {
+		if _, err := s.AppendPresence(ctx, "app", "presence-r", []presencehistory.Event{join(fmt.Sprintf("u%03d", i), clk)}, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if items := readPresence(t, s, "presence-r", channels.PresenceRead{Retention: r}); len(items) != 50 || items[0].Serial != 251 {
+	if items := readPresence(t, s, "presence-r", presencehistory.Read{Retention: r}); len(items) != 50 || items[0].Serial != 251 {
 		t.Fatalf("after trimming appends: %d items from %d", len(items), items[0].Serial)
 	}
 	// A byte bound: what is kept fits it.
-	one := int64(len(readPresence(t, s, "presence-r", channels.PresenceRead{Retention: r})[0].Payload))
-	rb := channels.PresenceRetention{MaxBytes: 10 * one}
+	one := int64(len(readPresence(t, s, "presence-r", presencehistory.Read{Retention: r})[0].Payload))
+	rb := presencehistory.Retention{MaxBytes: 10 * one}
 	st, err := s.PresenceStream(ctx, "app", "presence-r", rb)
 	if err != nil || st.Bytes > 10*one || st.Events < 9 || st.Events > 10 || st.NewestSerial != 300 {
 		t.Fatalf("max bytes %d: %+v, %v", 10*one, st, err)
@@ -298,8 +299,8 @@ func testPresenceRetention(t *testing.T, newStore func(*testing.T, *Clock) chann
 	// Age: events older than the window are gone.
 	clk.Advance(time.Hour)
 	mustAppend(t, s, "presence-r", join("late", clk))
-	ra := channels.PresenceRetention{Window: 30 * time.Minute}
-	items := readPresence(t, s, "presence-r", channels.PresenceRead{Retention: ra})
+	ra := presencehistory.Retention{Window: 30 * time.Minute}
+	items := readPresence(t, s, "presence-r", presencehistory.Read{Retention: ra})
 	if len(items) != 1 || items[0].UserID != "late" || items[0].Serial != 301 {
 		t.Fatalf("window: %+v", items)
 	}
@@ -310,7 +311,7 @@ func testPresenceRetention(t *testing.T, newStore func(*testing.T, *Clock) chann
 	}
 }
 
-func testPresenceReset(t *testing.T, newStore func(*testing.T, *Clock) channels.PresenceHistory) {
+func testPresenceReset(t *testing.T, newStore func(*testing.T, *Clock) presencehistory.Store) {
 	clk := NewClock()
 	s := newStore(t, clk)
 	first := mustAppend(t, s, "presence-x", join("u1", clk), join("u2", clk))
@@ -324,7 +325,7 @@ func testPresenceReset(t *testing.T, newStore func(*testing.T, *Clock) channels.
 	if len(out) != 1 || out[0].Serial != 1 || out[0].StreamID != after.StreamID {
 		t.Fatalf("after reset: %+v", out)
 	}
-	if items := readPresence(t, s, "presence-x", channels.PresenceRead{}); len(items) != 1 {
+	if items := readPresence(t, s, "presence-x", presencehistory.Read{}); len(items) != 1 {
 		t.Fatalf("after reset read %d", len(items))
 	}
 	if _, after, err := s.ResetPresence(ctx, "app", "presence-new"); err != nil || after.StreamID == "" {
@@ -332,11 +333,11 @@ func testPresenceReset(t *testing.T, newStore func(*testing.T, *Clock) channels.
 	}
 }
 
-func testPresenceApart(t *testing.T, newStore func(*testing.T, *Clock) channels.PresenceHistory) {
+func testPresenceApart(t *testing.T, newStore func(*testing.T, *Clock) presencehistory.Store) {
 	clk := NewClock()
 	s := newStore(t, clk)
 	mustAppend(t, s, "presence-1", join("u", clk))
-	if out, err := s.AppendPresence(ctx, "other", "presence-1", []channels.PresenceEvent{join("u", clk)}, channels.PresenceRetention{}); err != nil || len(out) != 1 || out[0].Serial != 1 {
+	if out, err := s.AppendPresence(ctx, "other", "presence-1", []presencehistory.Event{join("u", clk)}, presencehistory.Retention{}); err != nil || len(out) != 1 || out[0].Serial != 1 {
 		t.Fatalf("other app: %+v, %v", out, err)
 	}
 	if out := mustAppend(t, s, "presence-2", join("u", clk)); len(out) != 1 || out[0].Serial != 1 {
@@ -349,15 +350,15 @@ type Sweeper interface{ Sweep() }
 
 // RunPresenceSweep checks that a sweep keeps what is retained and what a channel's members
 // need, and frees the rest: a swept channel starts a new stream.
-func RunPresenceSweep(t *testing.T, newStore func(t *testing.T, clk *Clock) channels.PresenceHistory) {
+func RunPresenceSweep(t *testing.T, newStore func(t *testing.T, clk *Clock) presencehistory.Store) {
 	clk := NewClock()
 	s := newStore(t, clk)
 	sw, ok := s.(Sweeper)
 	if !ok {
 		t.Skip("the store has no Sweep")
 	}
-	r := channels.PresenceRetention{Window: time.Hour}
-	add := func(ch string, evs ...channels.PresenceEvent) []channels.PresenceEvent {
+	r := presencehistory.Retention{Window: time.Hour}
+	add := func(ch string, evs ...presencehistory.Event) []presencehistory.Event {
 		out, err := s.AppendPresence(ctx, "app", ch, evs, r)
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package channels_test
+package presencehistory_test
 
 import (
 	"context"
@@ -13,35 +13,30 @@ import (
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/history"
+	"github.com/pushwire/pushwire/presencehistory"
 	"github.com/pushwire/pushwire/protocol"
 	"github.com/pushwire/pushwire/replication"
-	"github.com/pushwire/pushwire/replication/replicationtest"
 )
 
 // presenceHub is a hub of the default app (presence history on) over a memory store.
-func presenceHub(t testing.TB, obs channels.Observer, edit func(*config.App)) *channels.Hub {
+func presenceHub(t testing.TB, obs channels.Observer, edit func(*config.App)) node {
 	t.Helper()
-	app := config.DefaultApp()
-	app.ApplyDefaults()
-	if edit != nil {
-		edit(&app)
-	}
 	store := history.NewMemory(history.MemoryOptions{})
-	return channels.New([]config.App{app}, channels.Options{History: store, PresenceHistory: store, Observer: obs})
+	return newNode(defaultApp(edit), store, channels.Options{History: store, Observer: obs})
 }
 
 // presenceLog reads the whole presence history of channel, oldest first, as
 // "serial event cause user [dead node]" lines, paging with the cursor 2 at a time.
-func presenceLog(t *testing.T, h *channels.Hub, channel string) []string {
+func presenceLog(t *testing.T, h node, channel string) []string {
 	t.Helper()
-	if err := h.FlushPresenceHistory(context.Background()); err != nil {
+	if err := h.ph.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	req := channels.HistoryRequest{Direction: 1, Limit: 2}
 	req.Direction, _ = protocol.ParseHistoryDirection("oldest_first")
 	for range 1000 {
-		res, herr := h.ReadPresenceHistory(context.Background(), appID, channel, req)
+		res, herr := h.ph.Read(context.Background(), appID, channel, req)
 		if herr != nil {
 			t.Fatalf("ReadPresenceHistory: %v", herr)
 		}
@@ -61,9 +56,9 @@ func presenceLog(t *testing.T, h *channels.Hub, channel string) []string {
 	return nil
 }
 
-func snapshotUsers(t *testing.T, h *channels.Hub, channel string, at channels.PresenceSnapshotAt) []string {
+func snapshotUsers(t *testing.T, h node, channel string, at presencehistory.SnapshotAt) []string {
 	t.Helper()
-	res, herr := h.PresenceSnapshot(context.Background(), appID, channel, at)
+	res, herr := h.ph.Snapshot(context.Background(), appID, channel, at)
 	if herr != nil {
 		t.Fatalf("PresenceSnapshot: %v", herr)
 	}
@@ -158,11 +153,11 @@ func TestPresenceHistoryCauses(t *testing.T) {
 		t.Fatalf("presence history\n got %q\nwant %q", got, want)
 	}
 	for i, members := range live {
-		if got := snapshotUsers(t, h, ch, channels.PresenceSnapshotAt{Serial: uint64(i + 1)}); !reflect.DeepEqual(got, members) {
+		if got := snapshotUsers(t, h, ch, presencehistory.SnapshotAt{Serial: uint64(i + 1)}); !reflect.DeepEqual(got, members) {
 			t.Errorf("snapshot at serial %d = %v, live %v", i+1, got, members)
 		}
 	}
-	if got := snapshotUsers(t, h, ch, channels.PresenceSnapshotAt{}); len(got) != 0 {
+	if got := snapshotUsers(t, h, ch, presencehistory.SnapshotAt{}); len(got) != 0 {
 		t.Errorf("latest snapshot %v, want empty", got)
 	}
 	obs.mu.Lock()
@@ -172,7 +167,7 @@ func TestPresenceHistoryCauses(t *testing.T) {
 	obs.mu.Unlock()
 
 	// The stored presence_event of the update carries the new user_info.
-	res, herr := h.ReadPresenceHistory(context.Background(), appID, ch, channels.HistoryRequest{StartSerial: 3, EndSerial: 3})
+	res, herr := h.ph.Read(context.Background(), appID, ch, channels.HistoryRequest{StartSerial: 3, EndSerial: 3})
 	if herr != nil || len(res.Items) != 1 {
 		t.Fatalf("read serial 3: %+v %v", res, herr)
 	}
@@ -197,9 +192,9 @@ func TestPresenceHistoryRefusals(t *testing.T) {
 		c2, s2 := connect(t, h)
 		mustSubscribe(t, c2, s2, "presence-b", member(fmt.Sprintf("u%d", i), ""))
 	}
-	_ = h.FlushPresenceHistory(context.Background())
+	_ = h.ph.Flush(context.Background())
 	ctx := context.Background()
-	page, herr := h.ReadPresenceHistory(ctx, appID, "presence-a", channels.HistoryRequest{Limit: 2})
+	page, herr := h.ph.Read(ctx, appID, "presence-a", channels.HistoryRequest{Limit: 2})
 	if herr != nil || page.NextCursor == nil {
 		t.Fatalf("first page: %+v %v", page, herr)
 	}
@@ -218,26 +213,26 @@ func TestPresenceHistoryRefusals(t *testing.T) {
 		{"start after end", "presence-a", channels.HistoryRequest{StartSerial: 5, EndSerial: 2}, 400, "start_serial"},
 	}
 	for _, c := range cases {
-		_, herr := h.ReadPresenceHistory(ctx, appID, c.channel, c.req)
+		_, herr := h.ph.Read(ctx, appID, c.channel, c.req)
 		if herr == nil || herr.Status != c.status || !strings.Contains(herr.Message, c.msg) {
 			t.Errorf("%s: %+v, want %d %q", c.name, herr, c.status, c.msg)
 		}
 	}
 	// A message-history cursor of the same channel is not a presence cursor.
 	// After a reset, the old stream's cursor has expired.
-	if _, herr := h.ResetPresenceHistory(ctx, appID, "presence-a", channels.Operator{Reason: "test"}); herr != nil {
+	if _, herr := h.ph.Reset(ctx, appID, "presence-a", channels.Operator{Reason: "test"}); herr != nil {
 		t.Fatal(herr)
 	}
-	if _, herr := h.ReadPresenceHistory(ctx, appID, "presence-a", channels.HistoryRequest{Limit: 2, Cursor: *page.NextCursor}); herr == nil ||
+	if _, herr := h.ph.Read(ctx, appID, "presence-a", channels.HistoryRequest{Limit: 2, Cursor: *page.NextCursor}); herr == nil ||
 		herr.Status != 400 || !strings.Contains(herr.Message, "stream changed") {
 		t.Errorf("cursor after reset: %+v", herr)
 	}
 
 	off := presenceHub(t, nil, func(a *config.App) { f := false; a.PresenceHistory.Enabled = &f })
-	if _, herr := off.ReadPresenceHistory(ctx, appID, "presence-a", channels.HistoryRequest{}); herr == nil || herr.Status != 422 || herr.Kind != "feature_disabled" {
+	if _, herr := off.ph.Read(ctx, appID, "presence-a", channels.HistoryRequest{}); herr == nil || herr.Status != 422 || herr.Kind != "feature_disabled" {
 		t.Errorf("disabled app: %+v", herr)
 	}
-	if _, herr := off.PresenceSnapshot(ctx, appID, "presence-a", channels.PresenceSnapshotAt{}); herr == nil || herr.Status != 422 {
+	if _, herr := off.ph.Snapshot(ctx, appID, "presence-a", presencehistory.SnapshotAt{}); herr == nil || herr.Status != 422 {
 		t.Errorf("disabled app snapshot: %+v", herr)
 	}
 }
@@ -250,13 +245,13 @@ func TestPresenceHistoryRetention(t *testing.T) {
 		c, s := connect(t, h)
 		mustSubscribe(t, c, s, "presence-r", member(fmt.Sprintf("u%d", i), ""))
 	}
-	_ = h.FlushPresenceHistory(context.Background())
-	res, herr := h.ReadPresenceHistory(context.Background(), appID, "presence-r", channels.HistoryRequest{})
+	_ = h.ph.Flush(context.Background())
+	res, herr := h.ph.Read(context.Background(), appID, "presence-r", channels.HistoryRequest{})
 	if herr != nil || len(res.Items) != 3 || !res.Continuity.TruncatedByRetention || res.Continuity.Complete ||
 		*res.Continuity.OldestSerial != 3 || res.Continuity.RetainedEvents != 3 {
 		t.Fatalf("page %+v continuity %+v, %v", res.Items, res.Continuity, herr)
 	}
-	snap, herr := h.PresenceSnapshot(context.Background(), appID, "presence-r", channels.PresenceSnapshotAt{})
+	snap, herr := h.ph.Snapshot(context.Background(), appID, "presence-r", presencehistory.SnapshotAt{})
 	if herr != nil || snap.Continuity.Complete || !snap.Continuity.TruncatedByRetention || snap.EventsReplayed != 3 {
 		t.Fatalf("snapshot %+v, %v", snap, herr)
 	}
@@ -266,31 +261,20 @@ func TestPresenceHistoryRetention(t *testing.T) {
 // records their member_removed once, cause orphan_cleanup with the dead node's id, in the
 // store the nodes share.
 func TestClusterPresenceOrphanCleanup(t *testing.T) {
-	bus := &replicationtest.Bus{}
 	store := history.NewMemory(history.MemoryOptions{})
 	o := replication.Options{Heartbeat: 50 * time.Millisecond, NodeTimeout: 300 * time.Millisecond}
-	var hubs []*channels.Hub
-	var nodes []*replication.Node
-	var brokers []*replicationtest.Broker
-	for i := range 3 {
-		app := config.DefaultApp()
-		app.ApplyDefaults()
-		h := channels.New([]config.App{app}, channels.Options{History: store, PresenceHistory: store})
-		b := bus.Node(fmt.Sprintf("n%d", i))
-		hubs, nodes, brokers = append(hubs, h), append(nodes, replicationtest.Start(t, h, b, o)), append(brokers, b)
-	}
-	replicationtest.WaitNodes(t, nodes, 3)
+	_, hubs, nodes, brokers := newCluster(t, 3, o, store, channels.Options{History: store})
 	const ch = "presence-c"
 	w, ws := connect(t, hubs[0])
 	mustSubscribe(t, w, ws, ch, member("w", ""))
 	// Each node records its own changes: the store orders changes on different nodes by when
 	// they reach it, so node 0's is stored before node 2's are made.
-	_ = hubs[0].FlushPresenceHistory(context.Background())
+	_ = hubs[0].ph.Flush(context.Background())
 	for _, u := range []string{"g1", "g2"} {
 		c, s := connect(t, hubs[2])
 		mustSubscribe(t, c, s, ch, member(u, ""))
 	}
-	_ = hubs[2].FlushPresenceHistory(context.Background())
+	_ = hubs[2].ph.Flush(context.Background())
 	waitFor(t, "node 1 sees all three", func() bool { u, _ := hubs[1].Users(appID, ch); return len(u) == 3 })
 	_ = brokers[2].Close() // dies without a word
 	nodes[2].Stop()
@@ -300,7 +284,7 @@ func TestClusterPresenceOrphanCleanup(t *testing.T) {
 		return len(u0) == 1 && len(u1) == 1
 	})
 	waitFor(t, "orphan cleanup recorded", func() bool { return len(presenceLog(t, hubs[0], ch)) >= 5 })
-	_ = hubs[1].FlushPresenceHistory(context.Background())
+	_ = hubs[1].ph.Flush(context.Background())
 	got := presenceLog(t, hubs[0], ch)
 	want := []string{
 		"1 member_added join w",
@@ -322,8 +306,8 @@ func FuzzPresenceHistoryCursor(f *testing.F) {
 		c, s := connect(f, h)
 		mustSubscribe(f, c, s, "presence-f", member(fmt.Sprint("u", i), ""))
 	}
-	_ = h.FlushPresenceHistory(context.Background())
-	res, herr := h.ReadPresenceHistory(context.Background(), appID, "presence-f", channels.HistoryRequest{Limit: 1})
+	_ = h.ph.Flush(context.Background())
+	res, herr := h.ph.Read(context.Background(), appID, "presence-f", channels.HistoryRequest{Limit: 1})
 	if herr != nil || res.NextCursor == nil {
 		f.Fatalf("seed page: %v", herr)
 	}
@@ -333,7 +317,7 @@ func FuzzPresenceHistoryCursor(f *testing.F) {
 	f.Add(strings.Repeat("A", 20000), uint8(1), uint64(0))
 	f.Fuzz(func(t *testing.T, cursor string, limit uint8, start uint64) {
 		req := channels.HistoryRequest{Limit: int(limit), Cursor: cursor, StartSerial: start}
-		res, herr := h.ReadPresenceHistory(context.Background(), appID, "presence-f", req)
+		res, herr := h.ph.Read(context.Background(), appID, "presence-f", req)
 		if herr != nil {
 			if herr.Status != 400 || herr.Message == "" {
 				t.Fatalf("refusal %+v", herr)
@@ -354,7 +338,7 @@ type failingStore struct {
 	appends int
 }
 
-func (s *failingStore) AppendPresence(ctx context.Context, appID, channel string, evs []channels.PresenceEvent, r channels.PresenceRetention) ([]channels.PresenceEvent, error) {
+func (s *failingStore) AppendPresence(ctx context.Context, appID, channel string, evs []presencehistory.Event, r presencehistory.Retention) ([]presencehistory.Event, error) {
 	s.mu.Lock()
 	s.appends++
 	fail := s.fail
@@ -368,35 +352,35 @@ func (s *failingStore) AppendPresence(ctx context.Context, appID, channel string
 // TestPresenceHistoryDegraded: an append that keeps failing is retried, then given up: the
 // channel's presence stream says degraded (complete false) until it is reset.
 func TestPresenceHistoryDegraded(t *testing.T) {
-	defer channels.SetPresenceRetryWaits([]time.Duration{time.Millisecond, time.Millisecond})()
+	defer presencehistory.SetRetryWaits([]time.Duration{time.Millisecond, time.Millisecond})()
 	app := config.DefaultApp()
 	app.ApplyDefaults()
 	store := &failingStore{Memory: history.NewMemory(history.MemoryOptions{})}
-	h := channels.New([]config.App{app}, channels.Options{PresenceHistory: store})
+	h := newNode(app, store, channels.Options{})
 	c, s := connect(t, h)
 	mustSubscribe(t, c, s, "presence-down", member("u1", ""))
-	_ = h.FlushPresenceHistory(context.Background())
+	_ = h.ph.Flush(context.Background())
 	store.mu.Lock()
 	store.fail = true
 	store.mu.Unlock()
 	c2, s2 := connect(t, h)
 	mustSubscribe(t, c2, s2, "presence-down", member("u2", ""))
-	_ = h.FlushPresenceHistory(context.Background())
+	_ = h.ph.Flush(context.Background())
 	store.mu.Lock()
 	if store.appends != 1+3 {
 		t.Errorf("%d appends, want 1 and 3 tries of the failing one", store.appends)
 	}
 	store.fail = false
 	store.mu.Unlock()
-	res, herr := h.ReadPresenceHistory(context.Background(), appID, "presence-down", channels.HistoryRequest{})
+	res, herr := h.ph.Read(context.Background(), appID, "presence-down", channels.HistoryRequest{})
 	if herr != nil || len(res.Items) != 1 || !*res.Continuity.Degraded || res.Continuity.Complete || res.StreamState.DurableState != "degraded" ||
 		res.StreamState.ContinuityProven || res.StreamState.Reason == nil {
 		t.Fatalf("after a lost event: %+v %+v, %v", res.Continuity, res.StreamState, herr)
 	}
-	if _, herr := h.ResetPresenceHistory(context.Background(), appID, "presence-down", channels.Operator{Reason: "recovered"}); herr != nil {
+	if _, herr := h.ph.Reset(context.Background(), appID, "presence-down", channels.Operator{Reason: "recovered"}); herr != nil {
 		t.Fatal(herr)
 	}
-	res, _ = h.ReadPresenceHistory(context.Background(), appID, "presence-down", channels.HistoryRequest{})
+	res, _ = h.ph.Read(context.Background(), appID, "presence-down", channels.HistoryRequest{})
 	if *res.Continuity.Degraded || res.StreamState.DurableState != "healthy" {
 		t.Fatalf("after the reset: %+v %+v", res.Continuity, res.StreamState)
 	}
@@ -407,14 +391,14 @@ func TestPresenceHistoryDegraded(t *testing.T) {
 // presence history records that member_removed once.
 func TestClusterPresenceLeaveBothNodes(t *testing.T) {
 	store := history.NewMemory(history.MemoryOptions{})
-	bus, hubs, _ := newCluster(t, 2, replication.Options{}, func(int) channels.Options { return channels.Options{PresenceHistory: store} })
+	bus, hubs, _, _ := newCluster(t, 2, replication.Options{}, store, channels.Options{})
 	const ch = "presence-both"
 	w, ws := connect(t, hubs[0])
 	mustSubscribe(t, w, ws, ch, member("w", ""))
-	_ = hubs[0].FlushPresenceHistory(context.Background())
+	_ = hubs[0].ph.Flush(context.Background())
 	a, as := connect(t, hubs[0])
 	mustSubscribe(t, a, as, ch, member("u", ""))
-	_ = hubs[0].FlushPresenceHistory(context.Background())
+	_ = hubs[0].ph.Flush(context.Background())
 	waitFor(t, "node 1 sees u", func() bool { u, _ := hubs[1].Users(appID, ch); return len(u) == 2 })
 	b, bs := connect(t, hubs[1])
 	mustSubscribe(t, b, bs, ch, member("u", ""))
@@ -434,7 +418,7 @@ func TestClusterPresenceLeaveBothNodes(t *testing.T) {
 	for i, h := range hubs {
 		waitFor(t, fmt.Sprintf("node %d: u gone", i), func() bool { u, _ := h.Users(appID, ch); return len(u) == 1 })
 	}
-	_ = hubs[1].FlushPresenceHistory(context.Background())
+	_ = hubs[1].ph.Flush(context.Background())
 	got := presenceLog(t, hubs[0], ch)
 	want := []string{"1 member_added join w", "2 member_added join u", "3 member_removed disconnect u"}
 	if !reflect.DeepEqual(got, want) {
