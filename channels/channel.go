@@ -47,7 +47,7 @@ type subscription struct {
 	// rollFrom is the first batch of its append rollup group the subscription takes part in
 	// (rollup.go).
 	rollFrom atomic.Uint64
-	// annotations: the subscription's modes include ANNOTATION_SUBSCRIBE (annotations.go).
+	// annotations: the subscription's modes include ANNOTATION_SUBSCRIBE (annotation_hooks.go; package annotations).
 	annotations bool
 }
 

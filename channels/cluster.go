@@ -137,8 +137,8 @@ func (l *LocalNode) DeliverLocal(app string, m *protocol.Message, sender *Conn, 
 // DeliverSummary delivers an annotation summary another node computed, unless one of the
 // same message at least as new went out already.
 func (l *LocalNode) DeliverSummary(app, channel, messageSerial string, version uint64, m *protocol.Message) {
-	if a := l.h.byID[app]; a != nil {
-		a.deliverSummary(summaryKey{channel, messageSerial}, version, m)
+	if f := l.h.annotationFeature(); f != nil {
+		f.RemoteSummary(app, channel, messageSerial, version, m)
 	}
 }
 
@@ -370,13 +370,6 @@ func (a *appState) deliverOrdered(m *protocol.Message, sender *Conn, exceptSocke
 func (a *appState) forward(m *protocol.Message, exceptSocketID string) {
 	if c := a.hub.cluster(); c != nil {
 		c.Forward(a.cfg.ID, m, exceptSocketID)
-	}
-}
-
-// forwardSummary sends a summary to the other nodes.
-func (a *appState) forwardSummary(k summaryKey, version uint64, m *protocol.Message) {
-	if c := a.hub.cluster(); c != nil {
-		c.ForwardSummary(a.cfg.ID, k.channel, k.serial, version, m)
 	}
 }
 

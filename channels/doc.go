@@ -2,9 +2,8 @@
 // their authorization, presence membership, cache channels, client-event rules, user sign-in
 // with the per-user channel and watchlists, and the publish pipeline that encodes each wire
 // form once and fans it out to local subscribers (through the append rollup of connections
-// that asked for one, rollup.go), the operator side of history: state, reset and purge
-// (historyadmin.go), and annotations on mutable messages with their coalesced summaries
-// (annotations.go).
+// that asked for one, rollup.go), and the operator side of history: state, reset and purge
+// (historyadmin.go).
 //
 // Wire formats: every frame is built as JSON. Frames for one connection go to
 // Subscriber.Send (the connection transcodes them); a fan-out builds the V2 JSON frame once
@@ -39,6 +38,11 @@
 // change of a presence channel, with its cause, goes to the PresenceRecorder the hub was
 // given (presence_hooks.go), under the channel's lock and in its order; recording, storing
 // and reading them is the feature's.
+//
+// Annotations (package annotations, which imports this one): the hub calls the attached
+// feature through AnnotationFeature and hands it the AnnotationNode hooks
+// (annotation_hooks.go); whether a subscription may receive raw annotations, and the
+// fan-out that gives them only to those, stay here.
 //
 // Clustering (cluster.go): the hub tells the replication protocol (package replication,
 // which imports this one) what happens here through Cluster, an interface declared here, and

@@ -81,8 +81,7 @@ type Hub struct {
 	tap   Tap
 
 	history        History
-	versions       Versions    // the History when it also keeps mutable messages
-	annotations    Annotations // the History when it also keeps annotations (annotations.go)
+	versions       Versions // the History when it also keeps mutable messages
 	onHistoryError func(appID string, err error)
 	deltaEncoder   DeltaEncoder
 	tokenGrace     time.Duration
@@ -90,7 +89,8 @@ type Hub struct {
 	resumeWindow   time.Duration
 	historyMaxAge  time.Duration
 
-	cl atomic.Pointer[clusterRef] // set by AttachCluster (cluster.go)
+	cl  atomic.Pointer[clusterRef]    // set by AttachCluster (cluster.go)
+	ann atomic.Pointer[annotationRef] // set by AttachAnnotations (annotation_hooks.go)
 
 	presenceRec PresenceRecorder
 }
@@ -123,7 +123,6 @@ func New(apps []config.App, opts Options) *Hub {
 	}
 	if v, ok := opts.History.(Versions); ok {
 		h.versions = v
-		h.annotations, _ = opts.History.(Annotations)
 	}
 	if h.tokenGrace <= 0 {
 		h.tokenGrace = 30 * time.Second
@@ -171,7 +170,6 @@ type shard struct {
 type appState struct {
 	hub    *Hub
 	cfg    config.App
-	sums   summaries // annotation summaries due and sent (annotations.go)
 	shards [shardCount]shard
 	conns  atomic.Int64
 	// occupied counts the channels with at least one subscription on this node.

@@ -10,6 +10,6 @@
 // head. Both also keep presence history (presencehistory.Store: memory_presence.go,
 // postgres_presence.go): the membership events of presence channels, per channel a stream
 // with its own serials, retained by age, count and bytes; and mutable messages
-// (channels.Versions) with their annotations (channels.Annotations; memory_annotations.go,
+// (channels.Versions) with their annotations (annotations.Store; memory_annotations.go,
 // postgres_annotations.go). history/historytest is the behaviour every implementation passes.
 package history

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 
+	"github.com/pushwire/pushwire/annotations"
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
 )
@@ -12,9 +13,9 @@ import (
 // go when it goes (retention, reset); their serials come from the stream's annSeq, under
 // the stream lock, so serial order is the order they were stored in.
 
-var _ channels.Annotations = (*Memory)(nil)
+var _ annotations.Store = (*Memory)(nil)
 
-// PublishAnnotation implements channels.Annotations.
+// PublishAnnotation implements annotations.Store.
 func (m *Memory) PublishAnnotation(_ context.Context, appID, channel string, a *protocol.Annotation) error {
 	s := m.stream(appID, channel)
 	if s == nil {
@@ -34,7 +35,7 @@ func (m *Memory) PublishAnnotation(_ context.Context, appID, channel string, a *
 	return nil
 }
 
-// DeleteAnnotation implements channels.Annotations.
+// DeleteAnnotation implements annotations.Store.
 func (m *Memory) DeleteAnnotation(_ context.Context, appID, channel, messageSerial, target string, timestampMs int64,
 	authorize func(protocol.Annotation) error) (protocol.Annotation, bool, error) {
 	s := m.stream(appID, channel)
@@ -50,7 +51,7 @@ func (m *Memory) DeleteAnnotation(_ context.Context, appID, channel, messageSeri
 	anns := v.annotations
 	i := sort.Search(len(anns), func(i int) bool { return anns[i].Serial >= target })
 	if i == len(anns) || anns[i].Serial != target || anns[i].Action != protocol.AnnotationCreate {
-		return protocol.Annotation{}, false, channels.ErrAnnotationNotFound
+		return protocol.Annotation{}, false, annotations.ErrNotFound
 	}
 	create := anns[i]
 	if err := authorize(create); err != nil {
@@ -68,8 +69,8 @@ func (m *Memory) DeleteAnnotation(_ context.Context, appID, channel, messageSeri
 	return del, false, nil
 }
 
-// ReadAnnotations implements channels.Annotations.
-func (m *Memory) ReadAnnotations(_ context.Context, appID, channel, messageSerial string, q channels.AnnotationQuery) ([]protocol.Annotation, bool, error) {
+// ReadAnnotations implements annotations.Store.
+func (m *Memory) ReadAnnotations(_ context.Context, appID, channel, messageSerial string, q annotations.Query) ([]protocol.Annotation, bool, error) {
 	s := m.stream(appID, channel)
 	if s == nil {
 		return nil, false, channels.ErrMessageNotFound
@@ -104,7 +105,7 @@ func (m *Memory) ReadAnnotations(_ context.Context, appID, channel, messageSeria
 	return out, false, nil
 }
 
-// AnnotatedMessages implements channels.Annotations.
+// AnnotatedMessages implements annotations.Store.
 func (m *Memory) AnnotatedMessages(_ context.Context, appID, channel string, limit int) ([]string, error) {
 	s := m.stream(appID, channel)
 	if s == nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pushwire/pushwire/annotations"
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
 )
@@ -14,7 +15,7 @@ import (
 // Annotations in Postgres (schema version 5): one row per annotation event, serial numbers
 // from the channel's row of pushwire_annotation_heads, locked until commit.
 
-var _ channels.Annotations = (*Postgres)(nil)
+var _ annotations.Store = (*Postgres)(nil)
 
 const (
 	annotationCreate = 1
@@ -74,7 +75,7 @@ func scanAnnotation(row pgx.Row) (protocol.Annotation, error) {
 	return a, nil
 }
 
-// PublishAnnotation implements channels.Annotations.
+// PublishAnnotation implements annotations.Store.
 func (p *Postgres) PublishAnnotation(ctx context.Context, appID, channel string, a *protocol.Annotation) error {
 	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
 	defer cancel()
@@ -102,12 +103,12 @@ func (p *Postgres) PublishAnnotation(ctx context.Context, appID, channel string,
 // errDuplicateDelete ends a delete transaction whose annotation was already deleted.
 var errDuplicateDelete = errors.New("annotation already deleted")
 
-// DeleteAnnotation implements channels.Annotations.
+// DeleteAnnotation implements annotations.Store.
 func (p *Postgres) DeleteAnnotation(ctx context.Context, appID, channel, messageSerial, target string, timestampMs int64,
 	authorize func(protocol.Annotation) error) (protocol.Annotation, bool, error) {
 	tseq, ok := protocol.ParseAnnotationSerial(target)
 	if !ok {
-		return protocol.Annotation{}, false, channels.ErrAnnotationNotFound
+		return protocol.Annotation{}, false, annotations.ErrNotFound
 	}
 	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)
 	defer cancel()
@@ -131,11 +132,11 @@ WHERE app_id = $1 AND channel = $2 AND seq = $3`, appID, channel, int64(tseq))
 		err = row.Scan(&cseq, &create.MessageSerial, &action, &create.ID, &create.Type, &name, &client, &count, &data, &enc, &create.TimestampMs, &deletedBy)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			return channels.ErrAnnotationNotFound
+			return annotations.ErrNotFound
 		case err != nil:
 			return err
 		case action != annotationCreate || create.MessageSerial != messageSerial:
-			return channels.ErrAnnotationNotFound
+			return annotations.ErrNotFound
 		}
 		create.Serial, create.Action, create.Name, create.ClientID, create.Encoding, create.Count, create.Data =
 			target, protocol.AnnotationCreate, string(name), string(client), string(enc), uint64(count), data
@@ -165,7 +166,7 @@ WHERE app_id = $1 AND channel = $2 AND seq = $3`, appID, channel, *deletedBy))
 		return del, true, nil
 	case authErr != nil:
 		return protocol.Annotation{}, false, authErr
-	case errors.Is(err, channels.ErrMessageNotFound), errors.Is(err, channels.ErrAnnotationNotFound):
+	case errors.Is(err, channels.ErrMessageNotFound), errors.Is(err, annotations.ErrNotFound):
 		return protocol.Annotation{}, false, err
 	case err != nil:
 		return protocol.Annotation{}, false, fmt.Errorf("history: delete annotation %s %s: %w", channel, target, unavailable(ctx, err))
@@ -173,8 +174,8 @@ WHERE app_id = $1 AND channel = $2 AND seq = $3`, appID, channel, *deletedBy))
 	return del, false, nil
 }
 
-// ReadAnnotations implements channels.Annotations.
-func (p *Postgres) ReadAnnotations(ctx context.Context, appID, channel, messageSerial string, q channels.AnnotationQuery) ([]protocol.Annotation, bool, error) {
+// ReadAnnotations implements annotations.Store.
+func (p *Postgres) ReadAnnotations(ctx context.Context, appID, channel, messageSerial string, q annotations.Query) ([]protocol.Annotation, bool, error) {
 	limit := q.Limit
 	if limit <= 0 || limit > MaxReadLimit {
 		limit = MaxReadLimit
@@ -233,7 +234,7 @@ ORDER BY seq LIMIT $6`, appID, channel, messageSerial, after, q.Type, limit+1)
 // annotatedScan bounds the newest annotation events AnnotatedMessages reads.
 const annotatedScan = 5000
 
-// AnnotatedMessages implements channels.Annotations: it looks through the channel's newest
+// AnnotatedMessages implements annotations.Store: it looks through the channel's newest
 // annotation events (at most annotatedScan) for their live messages.
 func (p *Postgres) AnnotatedMessages(ctx context.Context, appID, channel string, limit int) ([]string, error) {
 	qctx, cancel := context.WithTimeout(ctx, p.opts.QueryTimeout)

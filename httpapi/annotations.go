@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/pushwire/pushwire/annotations"
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
 )
@@ -16,6 +17,9 @@ import (
 //	DELETE .../messages/{serial}/annotations/{annotationSerial}   → {"annotationSerial","deletedAnnotationSerial"}
 //	GET    .../messages/{serial}/annotations?type=&limit=&from_serial=&socket_id=
 //	       → {"channel","messageSerial","limit","hasMore","nextCursor","items"}
+//
+// The answers are annotations.Service's (Options.Annotations); without one every route is
+// 422 feature_disabled.
 
 // annotationBody is the body of a publish: Sockudo's camelCase members, with the snake_case
 // spelling the rest of the API uses accepted too.
@@ -108,7 +112,11 @@ func (a *api) postAnnotation(w http.ResponseWriter, r *http.Request) {
 		fail(w, aerr)
 		return
 	}
-	res, herr := a.hub.PublishAnnotation(r.Context(), s.app.ID, channels.AnnotationRequest{Channel: name, MessageSerial: serial, Annotation: ann, SocketID: socket})
+	if a.annotations == nil {
+		writeError(w, http.StatusUnprocessableEntity, "feature_disabled", "The history store keeps no annotations")
+		return
+	}
+	res, herr := a.annotations.Publish(r.Context(), s.app.ID, annotations.Request{Channel: name, MessageSerial: serial, Annotation: ann, SocketID: socket})
 	if herr != nil {
 		writeError(w, herr.Status, herr.Kind, herr.Message)
 		return
@@ -133,7 +141,11 @@ func (a *api) deleteAnnotation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	socket := s.param("socket_id")
-	del, dup, herr := a.hub.DeleteAnnotation(r.Context(), s.app.ID, name, serial, target, socket)
+	if a.annotations == nil {
+		writeError(w, http.StatusUnprocessableEntity, "feature_disabled", "The history store keeps no annotations")
+		return
+	}
+	del, dup, herr := a.annotations.Delete(r.Context(), s.app.ID, name, serial, target, socket)
 	if herr != nil {
 		writeError(w, herr.Status, herr.Kind, herr.Message)
 		return
@@ -171,7 +183,11 @@ func (a *api) getAnnotations(w http.ResponseWriter, r *http.Request) {
 		}
 		cursor = c
 	}
-	page, herr := a.hub.ListAnnotations(r.Context(), s.app.ID, name, serial, s.param("type"), cursor, limit, s.param("socket_id"))
+	if a.annotations == nil {
+		writeError(w, http.StatusUnprocessableEntity, "feature_disabled", "The history store keeps no annotations")
+		return
+	}
+	page, herr := a.annotations.List(r.Context(), s.app.ID, name, serial, s.param("type"), cursor, limit, s.param("socket_id"))
 	if herr != nil {
 		writeError(w, herr.Status, herr.Kind, herr.Message)
 		return

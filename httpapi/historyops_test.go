@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushwire/pushwire/annotations"
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/history"
@@ -20,8 +21,10 @@ func historyEnv(t *testing.T) *env {
 	t.Helper()
 	app := defaultApp()
 	app.HistoryChannels = []string{"orders", "chat", "feed", "presence-"}
-	hub := channels.New([]config.App{app}, channels.Options{History: history.NewMemory(history.MemoryOptions{})})
-	ts := httptest.NewServer(New(hub, Options{}))
+	store := history.NewMemory(history.MemoryOptions{})
+	hub := channels.New([]config.App{app}, channels.Options{History: store})
+	ann := annotations.Attach(hub, store, annotations.Options{})
+	ts := httptest.NewServer(New(hub, Options{Annotations: ann}))
 	t.Cleanup(ts.Close)
 	return &env{hub: hub, ts: ts, now: time.Now}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
+	"github.com/pushwire/pushwire/annotations"
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/internal/bytebudget"
 	"github.com/pushwire/pushwire/presencehistory"
@@ -55,6 +56,9 @@ type Options struct {
 	// PresenceHistory serves /apps/{id}/channels/{channel}/presence/history*
 	// (presence_history.go). Default none: those routes answer 422 feature_disabled.
 	PresenceHistory *presencehistory.Service
+	// Annotations serves .../messages/{serial}/annotations* (annotations.go). Default none:
+	// those routes answer 422 feature_disabled.
+	Annotations *annotations.Service
 }
 
 // Metrics receives the API's counters. It is defined here, where it is consumed;
@@ -74,22 +78,23 @@ func (nopMetrics) RateLimited(string)                             {}
 
 // api holds the handlers' shared state.
 type api struct {
-	hub      *channels.Hub
-	presence *presencehistory.Service
-	log      *zap.Logger
-	max      int64
-	now      func() time.Time
-	metrics  Metrics
-	ready    func() bool
-	start    time.Time
-	events   *eventLimiter
-	idem     Idempotency
-	tap      channels.Tap
-	console  func(*http.Request) (string, bool)
-	backend  string
-	push     *push.Service
-	hook     PublishHook
-	budget   *bytebudget.Budget
+	hub         *channels.Hub
+	presence    *presencehistory.Service
+	annotations *annotations.Service
+	log         *zap.Logger
+	max         int64
+	now         func() time.Time
+	metrics     Metrics
+	ready       func() bool
+	start       time.Time
+	events      *eventLimiter
+	idem        Idempotency
+	tap         channels.Tap
+	console     func(*http.Request) (string, bool)
+	backend     string
+	push        *push.Service
+	hook        PublishHook
+	budget      *bytebudget.Budget
 }
 
 // New returns the REST API handler for hub: the signed Pusher endpoints under /apps/ and the
@@ -100,7 +105,7 @@ func New(hub *channels.Hub, opts Options) http.Handler {
 
 // newAPI applies the option defaults.
 func newAPI(hub *channels.Hub, opts Options) *api {
-	a := &api{hub: hub, presence: opts.PresenceHistory, log: opts.Logger, max: opts.MaxBodyBytes, now: opts.Now, metrics: opts.Metrics,
+	a := &api{hub: hub, presence: opts.PresenceHistory, annotations: opts.Annotations, log: opts.Logger, max: opts.MaxBodyBytes, now: opts.Now, metrics: opts.Metrics,
 		ready: opts.Ready}
 	if a.log == nil {
 		a.log = zap.NewNop()

@@ -1,6 +1,6 @@
 package webhook
 
-import "github.com/pushwire/pushwire/channels"
+import "github.com/pushwire/pushwire/annotations"
 
 // Annotation webhooks, Sockudo's shapes: annotation_created {name, channel, message_serial,
 // annotation_serial, annotation_type} and annotation_deleted, which adds
@@ -11,9 +11,9 @@ const (
 	typeAnnotationDeleted = "annotation_deleted"
 )
 
-var _ channels.AnnotationObserver = (*Sender)(nil)
+var _ annotations.Observer = (*Sender)(nil)
 
-// AnnotationCreated implements channels.AnnotationObserver: annotation_created.
+// AnnotationCreated implements annotations.Observer: annotation_created.
 func (s *Sender) AnnotationCreated(appID, channel, messageSerial, annotationSerial, annotationType string) {
 	s.emit(appID, typeAnnotationCreated, channel, func() []byte {
 		return encode(struct {
@@ -26,7 +26,7 @@ func (s *Sender) AnnotationCreated(appID, channel, messageSerial, annotationSeri
 	})
 }
 
-// AnnotationDeleted implements channels.AnnotationObserver: annotation_deleted.
+// AnnotationDeleted implements annotations.Observer: annotation_deleted.
 func (s *Sender) AnnotationDeleted(appID, channel, messageSerial, annotationSerial, deletedSerial, annotationType string) {
 	s.emit(appID, typeAnnotationDeleted, channel, func() []byte {
 		return encode(struct {

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/pushwire/pushwire/annotations"
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/history"
@@ -53,4 +54,14 @@ func presenceStore(cfg *config.Config, hist channels.History, log *zap.Logger) p
 		}
 	}
 	return ph
+}
+
+// annotationStore is the history store when it keeps mutable messages and their
+// annotations (memory and postgres both do), nil otherwise.
+func annotationStore(hist channels.History) annotations.Store {
+	if _, ok := hist.(channels.Versions); !ok {
+		return nil
+	}
+	st, _ := hist.(annotations.Store)
+	return st
 }

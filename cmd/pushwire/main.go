@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/pushwire/pushwire/annotations"
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/console"
@@ -124,6 +125,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		DeltaEncoder:      delta.Encode,
 		Tap:               tap,
 	})
+	ann := annotations.Attach(hub, annotationStore(hist), annotations.Options{Logger: log.Named("annotations"), Observer: wh})
 	if con != nil {
 		con.SetHub(hub)
 	}
@@ -172,6 +174,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	}
 	apiOpts := httpapi.Options{
 		PresenceHistory: presence,
+		Annotations:     ann,
 		Logger:          log.Named("http"),
 		MaxBodyBytes:    int64(cfg.MaxRequestBodyKB) << 10,
 		Metrics:         m,

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pushwire/pushwire/annotations"
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
 )
@@ -15,7 +16,7 @@ import (
 // annotations.
 type AnnotationStore interface {
 	VersionStore
-	channels.Annotations
+	annotations.Store
 }
 
 // RunAnnotations runs the annotation suite. newStore must return an empty store each time.
@@ -56,7 +57,7 @@ func publishAnn(t *testing.T, s AnnotationStore, app, channel string, a protocol
 
 func readAnnotations(t *testing.T, s AnnotationStore, app, channel, msg string) []protocol.Annotation {
 	t.Helper()
-	out, more, err := s.ReadAnnotations(ctx, app, channel, msg, channels.AnnotationQuery{Limit: 1000})
+	out, more, err := s.ReadAnnotations(ctx, app, channel, msg, annotations.Query{Limit: 1000})
 	if err != nil || more {
 		t.Fatalf("ReadAnnotations: %d, more %v, %v", len(out), more, err)
 	}
@@ -112,7 +113,7 @@ func testAnnotationPaging(t *testing.T, s AnnotationStore) {
 	var got []string
 	after := ""
 	for pages := 0; ; pages++ {
-		page, more, err := s.ReadAnnotations(ctx, "a", "room", ms, channels.AnnotationQuery{Type: "reaction:distinct.v1", After: after, Limit: 2})
+		page, more, err := s.ReadAnnotations(ctx, "a", "room", ms, annotations.Query{Type: "reaction:distinct.v1", After: after, Limit: 2})
 		if err != nil || pages > 5 {
 			t.Fatalf("page %d: %v", pages, err)
 		}
@@ -130,7 +131,7 @@ func testAnnotationPaging(t *testing.T, s AnnotationStore) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("paged %v, want %v", got, want)
 	}
-	all, more, err := s.ReadAnnotations(ctx, "a", "room", ms, channels.AnnotationQuery{Limit: 7})
+	all, more, err := s.ReadAnnotations(ctx, "a", "room", ms, annotations.Query{Limit: 7})
 	if err != nil || more || len(all) != 7 {
 		t.Fatalf("exact page: %d, more %v, %v", len(all), more, err)
 	}
@@ -172,11 +173,11 @@ func testAnnotationDelete(t *testing.T, s AnnotationStore) {
 		t.Fatalf("serial after a duplicate delete: %s", next.Serial)
 	}
 	for name, target := range map[string]string{"a delete": del.Serial, "unknown": protocol.FormatAnnotationSerial(99), "bad": "nope"} {
-		if _, _, err := s.DeleteAnnotation(ctx, "a", "chat", ms, target, 1, allow); !errors.Is(err, channels.ErrAnnotationNotFound) {
+		if _, _, err := s.DeleteAnnotation(ctx, "a", "chat", ms, target, 1, allow); !errors.Is(err, annotations.ErrNotFound) {
 			t.Fatalf("delete %s: %v", name, err)
 		}
 	}
-	if _, _, err := s.DeleteAnnotation(ctx, "a", "chat", other.Mutable.MessageSerial, next.Serial, 1, allow); !errors.Is(err, channels.ErrAnnotationNotFound) {
+	if _, _, err := s.DeleteAnnotation(ctx, "a", "chat", other.Mutable.MessageSerial, next.Serial, 1, allow); !errors.Is(err, annotations.ErrNotFound) {
 		t.Fatalf("delete through another message: %v", err)
 	}
 }
@@ -190,7 +191,7 @@ func testAnnotationUnknown(t *testing.T, s AnnotationStore) {
 	if err := s.PublishAnnotation(ctx, "a", "chat", &a); !errors.Is(err, channels.ErrMessageNotFound) {
 		t.Fatalf("publish on an unknown message: %v", err)
 	}
-	if _, _, err := s.ReadAnnotations(ctx, "a", "chat", "nope", channels.AnnotationQuery{Limit: 5}); !errors.Is(err, channels.ErrMessageNotFound) {
+	if _, _, err := s.ReadAnnotations(ctx, "a", "chat", "nope", annotations.Query{Limit: 5}); !errors.Is(err, channels.ErrMessageNotFound) {
 		t.Fatalf("read an unknown message: %v", err)
 	}
 	if _, _, err := s.DeleteAnnotation(ctx, "a", "chat", "nope", protocol.FormatAnnotationSerial(1), 1,

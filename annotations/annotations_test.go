@@ -1,4 +1,4 @@
-package channels_test
+package annotations_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pushwire/pushwire/annotations"
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/channels/channelstest"
 	"github.com/pushwire/pushwire/config"
@@ -23,7 +24,7 @@ import (
 
 // annConn connects a V2 connection for client holding a token with grants (plus history)
 // and subscribes it to ch, with modes SUBSCRIBE and ANNOTATION_SUBSCRIBE when raw.
-func annConn(t *testing.T, h *channels.Hub, clk *testkit.Clock, ch, client string, grants []string, raw bool) (*channelstest.Sub, *protocol.Error) {
+func annConn(t *testing.T, h hub, clk *testkit.Clock, ch, client string, grants []string, raw bool) (*channelstest.Sub, *protocol.Error) {
 	t.Helper()
 	tok, err := protocol.SignCapabilityToken(appKey, secret, protocol.TokenRequest{ClientID: client, JTI: "jti-" + client + nextSocketID(),
 		Capability: map[string][]string{"*": append(grants, "history")}, IssuedAt: clk.Now(), TTL: time.Hour})
@@ -104,9 +105,9 @@ func summaryOf(t *testing.T, data json.RawMessage) (string, map[string]any) {
 	return d.Serial, d.Annotations.Summary
 }
 
-func publishAnn(t *testing.T, h *channels.Hub, ch, serial string, a protocol.Annotation) protocol.Annotation {
+func publishAnn(t *testing.T, h hub, ch, serial string, a protocol.Annotation) protocol.Annotation {
 	t.Helper()
-	res, herr := h.PublishAnnotation(context.Background(), appID, channels.AnnotationRequest{Channel: ch, MessageSerial: serial, Annotation: a})
+	res, herr := h.ann.Publish(context.Background(), appID, annotations.Request{Channel: ch, MessageSerial: serial, Annotation: a})
 	if herr != nil {
 		t.Fatalf("PublishAnnotation %+v: %d %s", a, herr.Status, herr.Message)
 	}
@@ -162,7 +163,7 @@ func TestAnnotationDelivery(t *testing.T) {
 	if n := plain.Len() + v1.Len(); n != 0 {
 		t.Fatalf("plain V2 and V1 got %d frames before the window: %v %v", n, plain.Frames(), v1.Frames())
 	}
-	clk.Add(channels.SummaryWindow)
+	clk.Add(annotations.SummaryWindow)
 	for name, s := range map[string]*channelstest.Sub{"raw": raw, "plain": plain} {
 		_, sums, other := frames(t, s)
 		if len(sums) != 2 || len(other) != 0 {
@@ -192,7 +193,7 @@ func TestAnnotationDelivery(t *testing.T) {
 
 	// A delete: the raw event at once (the create's id, type, name and client), the summary
 	// after the window.
-	del, dup, herr := h.DeleteAnnotation(context.Background(), appID, ch, msg, like.Serial, "")
+	del, dup, herr := h.ann.Delete(context.Background(), appID, ch, msg, like.Serial, "")
 	if herr != nil || dup {
 		t.Fatalf("delete: %v %v", herr, dup)
 	}
@@ -201,13 +202,13 @@ func TestAnnotationDelivery(t *testing.T) {
 		anns2[0].ID != "" || anns2[0].Name != "like" || anns2[0].ClientID != "alice" {
 		t.Fatalf("after the delete: %+v, %d summaries", anns2, len(sums2))
 	}
-	if _, dup, herr := h.DeleteAnnotation(context.Background(), appID, ch, msg, like.Serial, ""); herr != nil || !dup {
+	if _, dup, herr := h.ann.Delete(context.Background(), appID, ch, msg, like.Serial, ""); herr != nil || !dup {
 		t.Fatalf("second delete: %v dup %v", herr, dup)
 	}
 	if raw.Len() != 0 {
 		t.Fatalf("a repeated delete delivered %v", raw.Frames())
 	}
-	clk.Add(channels.SummaryWindow)
+	clk.Add(annotations.SummaryWindow)
 	_, sums3, _ := frames(t, plain)
 	if len(sums3) != 1 {
 		t.Fatalf("%d summaries after the delete", len(sums3))
@@ -251,7 +252,7 @@ func TestAnnotationSummaryRandom(t *testing.T) {
 	for i := 0; i < 400; i++ {
 		if len(live) > 0 && rng.Intn(3) == 0 {
 			k := rng.Intn(len(live))
-			if _, _, herr := h.DeleteAnnotation(context.Background(), appID, ch, msg, live[k].Serial, ""); herr != nil {
+			if _, _, herr := h.ann.Delete(context.Background(), appID, ch, msg, live[k].Serial, ""); herr != nil {
 				t.Fatal(herr.Message)
 			}
 			live = append(live[:k], live[k+1:]...)
@@ -264,7 +265,7 @@ func TestAnnotationSummaryRandom(t *testing.T) {
 			live = append(live, publishAnn(t, h, ch, msg, a))
 		}
 		if rng.Intn(10) == 0 {
-			clk.Add(channels.SummaryWindow)
+			clk.Add(annotations.SummaryWindow)
 		}
 		anns, sums, _ := frames(t, raw)
 		for _, a := range anns {
@@ -283,7 +284,7 @@ func TestAnnotationSummaryRandom(t *testing.T) {
 			}
 		}
 	}
-	clk.Add(channels.SummaryWindow)
+	clk.Add(annotations.SummaryWindow)
 	_, sums, _ := frames(t, raw)
 	if len(sums) == 1 {
 		_, last = summaryOf(t, sums[0])
@@ -315,21 +316,21 @@ func TestAnnotationErrors(t *testing.T) {
 		{"flag without client", msg, protocol.Annotation{Type: "reaction:flag.v1"}, 400},
 		{"oversized data", msg, protocol.Annotation{Type: "reaction:total.v1", Data: []byte(big)}, 413},
 	} {
-		_, herr := h.PublishAnnotation(ctx, appID, channels.AnnotationRequest{Channel: ch, MessageSerial: c.serial, Annotation: c.a})
+		_, herr := h.ann.Publish(ctx, appID, annotations.Request{Channel: ch, MessageSerial: c.serial, Annotation: c.a})
 		if herr == nil || herr.Status != c.status {
 			t.Errorf("%s: %+v, want %d", c.name, herr, c.status)
 		}
 	}
-	if _, herr := h.ListAnnotations(ctx, appID, ch, msg, "", "bogus", 10, ""); herr == nil || herr.Status != 400 {
+	if _, herr := h.ann.List(ctx, appID, ch, msg, "", "bogus", 10, ""); herr == nil || herr.Status != 400 {
 		t.Errorf("bad cursor: %+v", herr)
 	}
-	if _, herr := h.ListAnnotations(ctx, appID, ch, "nope", "", "", 10, ""); herr == nil || herr.Status != 404 {
+	if _, herr := h.ann.List(ctx, appID, ch, "nope", "", "", 10, ""); herr == nil || herr.Status != 404 {
 		t.Errorf("list of an unknown message: %+v", herr)
 	}
-	if _, _, herr := h.DeleteAnnotation(ctx, appID, ch, msg, protocol.FormatAnnotationSerial(7), ""); herr == nil || herr.Status != 404 {
+	if _, _, herr := h.ann.Delete(ctx, appID, ch, msg, protocol.FormatAnnotationSerial(7), ""); herr == nil || herr.Status != 404 {
 		t.Errorf("delete of an unknown annotation: %+v", herr)
 	}
-	if _, _, herr := h.DeleteAnnotation(ctx, appID, ch, msg, "x y", ""); herr == nil || herr.Status != 400 {
+	if _, _, herr := h.ann.Delete(ctx, appID, ch, msg, "x y", ""); herr == nil || herr.Status != 400 {
 		t.Errorf("delete of a bad serial: %+v", herr)
 	}
 }
@@ -368,7 +369,7 @@ func TestAnnotationCapabilities(t *testing.T) {
 	noAnn := socketOf("carol", "subscribe", "publish")
 	ctx := context.Background()
 	pubAs := func(socket, client string) (protocol.Annotation, *channels.HistoryError) {
-		return h.PublishAnnotation(ctx, appID, channels.AnnotationRequest{Channel: ch, MessageSerial: msg, SocketID: socket,
+		return h.ann.Publish(ctx, appID, annotations.Request{Channel: ch, MessageSerial: msg, SocketID: socket,
 			Annotation: protocol.Annotation{Type: "reaction:distinct.v1", Name: "like", ClientID: client}})
 	}
 	if _, herr := pubAs(noAnn, ""); herr == nil || herr.Status != 403 {
@@ -381,23 +382,23 @@ func TestAnnotationCapabilities(t *testing.T) {
 	if herr != nil || a.ClientID != "alice" {
 		t.Fatalf("publish as alice: %+v %+v", a, herr)
 	}
-	if _, _, herr := h.DeleteAnnotation(ctx, appID, ch, msg, a.Serial, bob); herr == nil || herr.Status != 403 {
+	if _, _, herr := h.ann.Delete(ctx, appID, ch, msg, a.Serial, bob); herr == nil || herr.Status != 403 {
 		t.Fatalf("bob deletes alice's annotation: %+v", herr)
 	}
-	if _, _, herr := h.DeleteAnnotation(ctx, appID, ch, msg, a.Serial, noAnn); herr == nil || herr.Status != 403 {
+	if _, _, herr := h.ann.Delete(ctx, appID, ch, msg, a.Serial, noAnn); herr == nil || herr.Status != 403 {
 		t.Fatalf("delete without a grant: %+v", herr)
 	}
-	if _, _, herr := h.DeleteAnnotation(ctx, appID, ch, msg, a.Serial, alice); herr != nil {
+	if _, _, herr := h.ann.Delete(ctx, appID, ch, msg, a.Serial, alice); herr != nil {
 		t.Fatalf("alice deletes her own: %+v", herr)
 	}
 	b, _ := pubAs(bob, "")
-	if _, _, herr := h.DeleteAnnotation(ctx, appID, ch, msg, b.Serial, mod); herr != nil {
+	if _, _, herr := h.ann.Delete(ctx, appID, ch, msg, b.Serial, mod); herr != nil {
 		t.Fatalf("a moderator deletes bob's: %+v", herr)
 	}
-	if _, herr := h.ListAnnotations(ctx, appID, ch, msg, "", "", 10, alice); herr == nil || herr.Status != 403 {
+	if _, herr := h.ann.List(ctx, appID, ch, msg, "", "", 10, alice); herr == nil || herr.Status != 403 {
 		t.Fatalf("list without annotation-subscribe: %+v", herr)
 	}
-	page, herr := h.ListAnnotations(ctx, appID, ch, msg, "", "", 10, "")
+	page, herr := h.ann.List(ctx, appID, ch, msg, "", "", 10, "")
 	if herr != nil || len(page.Items) != 4 {
 		t.Fatalf("privileged list: %+v %+v", page, herr)
 	}
@@ -425,12 +426,12 @@ func TestAnnotationSnapshotOnSubscribe(t *testing.T) {
 		ev1 = append(ev1, publishAnn(t, h, ch, m1, a))
 	}
 	ev2 = append(ev2, publishAnn(t, h, ch, m2, protocol.Annotation{Type: "v:total.v1"}))
-	del, _, herr := h.DeleteAnnotation(context.Background(), appID, ch, m1, ev1[0].Serial, "")
+	del, _, herr := h.ann.Delete(context.Background(), appID, ch, m1, ev1[0].Serial, "")
 	if herr != nil {
 		t.Fatal(herr.Message)
 	}
 	ev1 = append(ev1, del)
-	clk.Add(channels.SummaryWindow)
+	clk.Add(annotations.SummaryWindow)
 
 	c, s := connectV2(t, h, channels.ConnOptions{})
 	if err := c.Subscribe(subReq(s, ch, "")); err != nil {
@@ -460,11 +461,8 @@ func TestAnnotationSnapshotOnSubscribe(t *testing.T) {
 // frames without __delta_seq (sockudo-js keeps no delta base of internal events), and the
 // deltas of the messages around them still rebuild against the previous message.
 func TestAnnotationFramesBypassDelta(t *testing.T) {
-	app := config.DefaultApp()
-	app.ApplyDefaults()
 	clk := testkit.NewClock(time.Now())
-	h := channels.New([]config.App{app}, channels.Options{Now: clk.Now, History: history.NewMemory(history.MemoryOptions{}), DeltaEncoder: delta.Encode,
-		AfterFunc: func(d time.Duration, f func()) channels.Timer { return clk.AfterFunc(d, f) }})
+	h := newHub(defaultApp(), history.NewMemory(history.MemoryOptions{}), clk, channels.Options{DeltaEncoder: delta.Encode})
 	ch := "market-ann"
 	_, ps := v2Sub(t, h, ch, channels.ConnOptions{}, true) // a rewind skips the resume hold
 	dc, ds := connectV2(t, h, channels.ConnOptions{})
@@ -486,7 +484,7 @@ func TestAnnotationFramesBypassDelta(t *testing.T) {
 		msg = acks[0].MessageSerial
 		if i%2 == 1 {
 			publishAnn(t, h, ch, msg, protocol.Annotation{Type: "views:total.v1"})
-			clk.Add(channels.SummaryWindow)
+			clk.Add(annotations.SummaryWindow)
 		}
 	}
 	want, got := ps.Take(), ds.Take()
@@ -513,12 +511,10 @@ func TestAnnotationFramesBypassDelta(t *testing.T) {
 // TestAnnotationSummaryFitsPayloadLimit: a summary larger than the app's event payload
 // limit lists fewer client ids (clipped) but keeps exact totals, as Sockudo fits it.
 func TestAnnotationSummaryFitsPayloadLimit(t *testing.T) {
-	app := config.DefaultApp()
-	app.ApplyDefaults()
+	app := defaultApp()
 	app.MaxEventPayloadKB = 1
 	clk := testkit.NewClock(time.Now())
-	h := channels.New([]config.App{app}, channels.Options{Now: clk.Now, History: history.NewMemory(history.MemoryOptions{}),
-		AfterFunc: func(d time.Duration, f func()) channels.Timer { return clk.AfterFunc(d, f) }})
+	h := newHub(app, history.NewMemory(history.MemoryOptions{}), clk, channels.Options{})
 	ch := "chat:big"
 	_, s := v2Sub(t, h, ch, channels.ConnOptions{}, true)
 	msg := create(t, h, ch, "m")
@@ -526,7 +522,7 @@ func TestAnnotationSummaryFitsPayloadLimit(t *testing.T) {
 		publishAnn(t, h, ch, msg, protocol.Annotation{Type: "r:distinct.v1", Name: "like", ClientID: fmt.Sprintf("user-%03d", i)})
 	}
 	s.Take()
-	clk.Add(channels.SummaryWindow)
+	clk.Add(annotations.SummaryWindow)
 	_, sums, _ := frames(t, s)
 	if len(sums) != 1 || len(sums[0]) > 1024 {
 		t.Fatalf("%d summaries, data of %d bytes", len(sums), len(sums[0]))
@@ -545,7 +541,7 @@ func TestAnnotationFramesNotCached(t *testing.T) {
 	ch := "cache-scores"
 	msg := create(t, h, ch, "3-1")
 	publishAnn(t, h, ch, msg, protocol.Annotation{Type: "v:total.v1"})
-	clk.Add(channels.SummaryWindow)
+	clk.Add(annotations.SummaryWindow)
 	c, s := connect(t, h)
 	mustSubscribe(t, c, s, ch, "")
 	got := s.Take()
@@ -560,7 +556,7 @@ type flakyReads struct {
 	failReads atomic.Int32
 }
 
-func (f *flakyReads) ReadAnnotations(ctx context.Context, appID, channel, serial string, q channels.AnnotationQuery) ([]protocol.Annotation, bool, error) {
+func (f *flakyReads) ReadAnnotations(ctx context.Context, appID, channel, serial string, q annotations.Query) ([]protocol.Annotation, bool, error) {
 	if f.failReads.Add(-1) >= 0 {
 		return nil, false, errors.New("store down")
 	}
@@ -570,24 +566,21 @@ func (f *flakyReads) ReadAnnotations(ctx context.Context, appID, channel, serial
 // TestAnnotationSummaryRetried: when the store fails to read a summary it is tried again a
 // window later (twice, three times…), so subscribers are not left with a stale one.
 func TestAnnotationSummaryRetried(t *testing.T) {
-	app := config.DefaultApp()
-	app.ApplyDefaults()
 	clk := testkit.NewClock(time.Now())
 	store := &flakyReads{Memory: history.NewMemory(history.MemoryOptions{})}
-	h := channels.New([]config.App{app}, channels.Options{Now: clk.Now, History: store,
-		AfterFunc: func(d time.Duration, f func()) channels.Timer { return clk.AfterFunc(d, f) }})
+	h := newHub(defaultApp(), store, clk, channels.Options{})
 	ch := "chat:flaky"
 	_, s := v2Sub(t, h, ch, channels.ConnOptions{}, true)
 	msg := create(t, h, ch, "m")
 	publishAnn(t, h, ch, msg, protocol.Annotation{Type: "v:total.v1"})
 	s.Take()
 	store.failReads.Store(2)
-	clk.Add(channels.SummaryWindow) // fails
-	clk.Add(channels.SummaryWindow) // retry 1 fails
+	clk.Add(annotations.SummaryWindow) // fails
+	clk.Add(annotations.SummaryWindow) // retry 1 fails
 	if _, sums, _ := frames(t, s); len(sums) != 0 {
 		t.Fatalf("summaries while the store fails: %s", sums)
 	}
-	clk.Add(2 * channels.SummaryWindow) // retry 2 reads
+	clk.Add(2 * annotations.SummaryWindow) // retry 2 reads
 	if _, sums, _ := frames(t, s); len(sums) != 1 {
 		t.Fatalf("%d summaries after the store came back", len(sums))
 	}
