@@ -3,26 +3,24 @@ package annotations_test
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pushwire/pushwire/annotations"
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/channels/channelstest"
+	"github.com/pushwire/pushwire/channels/hubtest"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/delta"
 	"github.com/pushwire/pushwire/delta/deltatest"
 	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/internal/testkit"
-	"github.com/pushwire/pushwire/protocol"
 )
 
 const (
-	appID  = "app-id"
-	appKey = "app-key"
-	secret = "app-secret"
+	appID  = hubtest.AppID
+	appKey = hubtest.AppKey
+	secret = hubtest.AppSecret
 )
 
 // hub is a hub with the annotations feature attached.
@@ -57,52 +55,22 @@ func mutableHub(t testing.TB) (hub, *testkit.Clock) {
 	return newHub(defaultApp(), history.NewMemory(history.MemoryOptions{}), clk, channels.Options{}), clk
 }
 
-var socketSeq atomic.Int64
+var nextSocketID = hubtest.NextSocketID
 
-// nextSocketID returns a fresh valid socket id.
-func nextSocketID() string {
-	n := socketSeq.Add(1)
-	return strconv.FormatInt(1000+n, 10) + "." + strconv.FormatInt(5000+n, 10)
-}
-
-// connect opens a V1 connection of the default app backed by a fresh fake.
 func connect(t testing.TB, h hub) (*channels.Conn, *channelstest.Sub) {
 	t.Helper()
-	s := channelstest.New(nextSocketID())
-	c, err := h.Connect(appKey, s)
-	if err != nil {
-		t.Fatalf("Connect: %v", err)
-	}
-	return c, s
+	return hubtest.Connect(t, h.Hub)
 }
 
-// connectV2 opens a V2 connection of the default app with these options.
 func connectV2(t testing.TB, h hub, opts channels.ConnOptions) (*channels.Conn, *channelstest.Sub) {
 	t.Helper()
-	s := channelstest.NewV2(nextSocketID())
-	c, err := h.ConnectWith(appKey, s, opts)
-	if err != nil {
-		t.Fatalf("ConnectWith: %v", err)
-	}
-	return c, s
+	return hubtest.ConnectV2(t, h.Hub, opts)
 }
 
-// subReq is a correctly signed subscription request for the connection's socket.
-func subReq(s *channelstest.Sub, channel, channelData string) channels.SubscribeRequest {
-	req := channels.SubscribeRequest{Channel: channel, ChannelData: channelData}
-	if protocol.Classify(channel).NeedsAuth() {
-		presence := protocol.Classify(channel).Type == protocol.Presence
-		req.Auth = protocol.AuthToken(appKey, secret, protocol.ChannelStringToSign(s.SocketID(), channel, channelData, presence))
-	}
-	return req
-}
-
-func mustSubscribe(t testing.TB, c *channels.Conn, s *channelstest.Sub, channel, channelData string) {
-	t.Helper()
-	if err := c.Subscribe(subReq(s, channel, channelData)); err != nil {
-		t.Fatalf("Subscribe(%s): %v", channel, err)
-	}
-}
+var (
+	subReq        = hubtest.SubscribeRequest
+	mustSubscribe = hubtest.MustSubscribe
+)
 
 // v2Sub connects a V2 subscriber of ch with these options. rewind subscribes with a
 // rewind of one message, which skips the resume hold; its ack and rewind frames are dropped.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pushwire/pushwire/channels"
+	"github.com/pushwire/pushwire/channels/hubtest"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/presencehistory"
@@ -74,7 +75,7 @@ func snapshotUsers(t *testing.T, h node, channel string, at presencehistory.Snap
 
 // updObserver records member_updated webhooks.
 type updObserver struct {
-	recObserver
+	hubtest.Observer
 	mu  sync.Mutex
 	upd []string
 }

@@ -46,6 +46,8 @@ var rules = []rule{
 		why: "presencehistory is a feature beside the core: it is told membership changes through channels.PresenceRecorder (the seam channels declares), stores them through its own Store interface, and knows no store, transport or HTTP; channels never imports it, only cmd/pushwire wires it in, httpapi serves its reads and history implements its Store"},
 	{pkg: "annotations", onlyOf: []string{"channels", "config", "protocol", "protocol/wirepb"},
 		why: "annotations is a feature beside the core: the hub calls it through channels.AnnotationFeature and it acts on the hub only through the channels.AnnotationNode AttachAnnotations hands it; it stores through its own Store interface and knows no store, transport or HTTP; channels never imports it, only cmd/pushwire wires it in, httpapi serves it, history implements its Store and webhook its Observer"},
+	{pkg: "channels/hubtest", onlyOf: []string{"channels", "channels/channelstest", "config", "protocol", "protocol/wirepb"},
+		why: "hubtest drives a hub of the default app for the tests of the packages built on channels; it must not pull in a real implementation"},
 	{pkg: "server", deny: append([]string{"cmd/pushwire", "presencehistory", "annotations"}, without(impls, "server")...), why: "server is an adapter around channels; it never talks to httpapi, and only cmd/pushwire knows concrete implementations"},
 	{pkg: "httpapi", deny: []string{"server", "history", "cluster", "replication", "webhook", "console", "metrics", "cmd/pushwire"}, why: "httpapi is an adapter around channels (and push's service); it never talks to server, and only cmd/pushwire knows concrete implementations"},
 	{pkg: "replication", onlyOf: []string{"channels", "config", "protocol", "protocol/wirepb"},
