@@ -1,18 +1,15 @@
 package replication_test
 
 import (
-	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/channels/channelstest"
-	"github.com/pushwire/pushwire/protocol"
+	"github.com/pushwire/pushwire/channels/hubtest"
 )
 
-// The hub helpers below are the few of channels' test helpers the cluster tests use
-// (channels/helpers_test.go), for the default app.
+// The default app's credentials, as the cluster tests use them.
 
 const (
 	appID  = "app-id"
@@ -23,19 +20,16 @@ const (
 // waitTimeout bounds every wait for something asynchronous.
 const waitTimeout = 5 * time.Second
 
-var socketSeq atomic.Int64
-
-// nextSocketID returns a fresh valid socket id.
-func nextSocketID() string {
-	n := socketSeq.Add(1)
-	return strconv.FormatInt(1000+n, 10) + "." + strconv.FormatInt(5000+n, 10)
-}
-
-// connect opens a V1 connection of the default app backed by a fresh fake.
-func connect(t testing.TB, h *channels.Hub) (*channels.Conn, *channelstest.Sub) {
-	t.Helper()
-	return connectSub(t, h, channelstest.New(nextSocketID()))
-}
+// The hub helpers shared by the packages that drive a hub (channels/hubtest).
+var (
+	nextSocketID  = hubtest.NextSocketID
+	connect       = hubtest.Connect
+	connectV2     = hubtest.ConnectV2
+	subReq        = hubtest.SubscribeRequest
+	mustSubscribe = hubtest.MustSubscribe
+	member        = hubtest.Member
+	waitFor       = hubtest.WaitFor
+)
 
 func connectSub(t testing.TB, h *channels.Hub, s *channelstest.Sub) (*channels.Conn, *channelstest.Sub) {
 	t.Helper()
@@ -44,41 +38,6 @@ func connectSub(t testing.TB, h *channels.Hub, s *channelstest.Sub) (*channels.C
 		t.Fatalf("Connect: %v", err)
 	}
 	return c, s
-}
-
-func connectV2(t testing.TB, h *channels.Hub, opts channels.ConnOptions) (*channels.Conn, *channelstest.Sub) {
-	t.Helper()
-	s := channelstest.NewV2(nextSocketID())
-	c, err := h.ConnectWith(appKey, s, opts)
-	if err != nil {
-		t.Fatalf("ConnectWith: %v", err)
-	}
-	return c, s
-}
-
-// subReq is a correctly signed subscription request for the connection's socket.
-func subReq(s *channelstest.Sub, channel, channelData string) channels.SubscribeRequest {
-	req := channels.SubscribeRequest{Channel: channel, ChannelData: channelData}
-	if protocol.Classify(channel).NeedsAuth() {
-		presence := protocol.Classify(channel).Type == protocol.Presence
-		req.Auth = protocol.AuthToken(appKey, secret, protocol.ChannelStringToSign(s.SocketID(), channel, channelData, presence))
-	}
-	return req
-}
-
-func mustSubscribe(t testing.TB, c *channels.Conn, s *channelstest.Sub, channel, channelData string) {
-	t.Helper()
-	if err := c.Subscribe(subReq(s, channel, channelData)); err != nil {
-		t.Fatalf("Subscribe(%s): %v", channel, err)
-	}
-}
-
-// member is presence channel_data for a user with optional info.
-func member(id, info string) string {
-	if info == "" {
-		return `{"user_id":` + strconv.Quote(id) + `}`
-	}
-	return `{"user_id":` + strconv.Quote(id) + `,"user_info":` + info + `}`
 }
 
 // ack is the exact subscription_succeeded frame of a non-presence channel.
@@ -109,15 +68,4 @@ func users(t testing.TB, h *channels.Hub, channel string) []string {
 		ids = []string{}
 	}
 	return ids
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
