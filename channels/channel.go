@@ -42,6 +42,9 @@ type subscription struct {
 	// hold, when set, keeps live messages back for a moment after a V2 subscription to a
 	// history channel, so a resume that follows replays the gap before them (see hold.go).
 	hold *heldQueue
+	// replay, while set and active, queues live frames while a replay to the connection is
+	// read from the history store without the channel's turn (replay.go).
+	replay atomic.Pointer[replayQueue]
 	// delta, when set, is the subscription's delta-compression state (V2 opt-in).
 	delta *deltaSub
 	// rollFrom is the first batch of its append rollup group the subscription takes part in
@@ -166,6 +169,8 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 		var frame []byte
 		var dmu *sync.Mutex // the delta state's lock, when held
 		w := c.wire.Index()
+		rq := s.replay.Load()
+		held := s.hold.holding() || rq.active()
 		if fullForm && c.appendFull {
 			if v2Full == nil {
 				v2Full = m.AppendV2Full(make([]byte, 0, m.Size()+len(m.Mutable.Full)))
@@ -177,7 +182,7 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 				}
 				dmu = &s.delta.mu
 				dmu.Lock()
-				frame = dfFull[w].frameFor(s.delta, s.hold.holding())
+				frame = dfFull[w].frameFor(s.delta, held)
 			} else {
 				frame = fullForms.frameFor(c, v2Full)
 			}
@@ -192,12 +197,12 @@ func (ch *channel) fanoutTo(m *protocol.Message, sender *Conn, exceptSocketID st
 				}
 				dmu = &s.delta.mu
 				dmu.Lock()
-				frame = df[w].frameFor(s.delta, s.hold.holding())
+				frame = df[w].frameFor(s.delta, held)
 			} else {
 				frame = v2Forms.frameFor(c, v2)
 			}
 		}
-		if s.hold == nil || !s.hold.add(m.Serial, frame) {
+		if (rq == nil || !rq.add(m.Serial, frame)) && (s.hold == nil || !s.hold.add(m.Serial, frame)) {
 			c.sub.SendEncoded(frame)
 		}
 		if dmu != nil {
@@ -247,7 +252,7 @@ func countEncoding() { encodings.Add(1) }
 func (ch *channel) fanoutSystem(build func(protocol.Version) []byte, except *Conn) {
 	var forms [3][]byte
 	var bin formCache
-	for c := range ch.subs {
+	for c, s := range ch.subs {
 		if c == except {
 			continue
 		}
@@ -255,7 +260,10 @@ func (ch *channel) fanoutSystem(build func(protocol.Version) []byte, except *Con
 		if forms[v] == nil {
 			forms[v] = build(v)
 		}
-		c.sub.SendEncoded(bin.frameFor(c, forms[v]))
+		frame := bin.frameFor(c, forms[v])
+		if rq := s.replay.Load(); rq == nil || !rq.add(0, frame) {
+			c.sub.SendEncoded(frame)
+		}
 	}
 }
 

@@ -224,14 +224,21 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	}
 
 	// A V2 subscription to a channel with history attaches at the stream's head: the
-	// channel's sequencer turn is held until the ack (and any rewind) is queued, so the position
-	// it announces is exact and no live message overtakes the rewind.
+	// channel's sequencer turn is held until the subscription is in place and its ack queued,
+	// so the position it announces is exact. A rewind, or the replay of a pending resume, is
+	// read after the turn is released while the subscription's live frames wait in a replay
+	// queue (replay.go), so no live message overtakes it.
 	var pos *protocol.StreamState
 	subscribed := false
-	// resumed: a sockudo:resume that came first named this channel (pending.go); replay and
-	// outcome send its frames around the ack.
+	// resumed: a sockudo:resume that came first named this channel (pending.go); pr's
+	// replay, the ack and the outcome go out once the turn is released.
 	resumed := false
-	var replay, outcome func()
+	var pr *pendingReplay
+	// rq is the replay queue of a rewind or pending resume, put on the subscription (rsub)
+	// under the turn; rewindThen runs after a rewind's frames.
+	var rq *replayQueue
+	var rsub *subscription
+	rewindThen := func() {}
 	if kind == kindChannel && c.v2 {
 		defer func() {
 			if subscribed {
@@ -245,7 +252,8 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 				return err
 			}
 		}
-		st, unlock, err := app.lockedState(name)
+		st, unlockTurn, err := app.lockedState(name)
+		unlock := sync.OnceFunc(unlockTurn)
 		defer unlock()
 		switch {
 		case err == nil:
@@ -253,22 +261,32 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		case req.Rewind != nil:
 			return &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind is not available: the history store is unavailable"}
 		}
+		defer func() {
+			if !subscribed || rq == nil {
+				return
+			}
+			unlock() // the store is read without the channel's turn
+			if req.Rewind != nil {
+				c.rewind(name, req.Rewind, filterOf(req.Filter), *pos, rq, rsub, rewindThen)
+			} else {
+				c.completePending(name, pr, rq, rsub, filterOf(req.Filter))
+			}
+		}()
 		if req.Rewind != nil && !c.channels.has(name) {
 			// A rewind asks for the last messages instead; a pending position is answered
-			// after them (deferred before the rewind, so it runs after it).
+			// after them.
 			if e, ok := c.takePending(name); ok {
+				rewindThen = func() { c.failPending(name, e, "subscribed_with_rewind") }
 				defer func() {
 					if !subscribed {
 						c.restorePending(name, e)
-						return
 					}
-					c.failPending(name, e, "subscribed_with_rewind")
 				}()
 			}
 		}
 		if req.Rewind == nil && !c.channels.has(name) {
 			var undo func()
-			if replay, outcome, undo, resumed = c.resumeOnSubscribe(name, pos, filterOf(req.Filter)); resumed {
+			if pr, undo, resumed = c.resumeOnSubscribe(name, pos); resumed {
 				defer func() {
 					if !subscribed {
 						undo() // refused after all: the position waits for the next subscribe
@@ -295,14 +313,12 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		}
 		c.attach[name] = pos.HeadSerial
 		if req.Rewind != nil {
-			// After the ack, before the channel's sequencer turn ends; only if the subscription
-			// succeeded.
-			defer func() {
-				if subscribed {
-					c.rewind(name, req.Rewind, filterOf(req.Filter), *pos)
-				}
-			}()
+			// Its live frames wait from the ack until the rewind is sent.
+			rq = c.newReplayQueue(func() { c.sub.Send(rewindOverflow); rewindThen() })
 		}
+	}
+	if resumed {
+		rq = c.newReplayQueue(func() { c.pendingOverflow(name, pr) })
 	}
 
 	s := app.shardFor(name)
@@ -331,6 +347,10 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 		// Re-subscribing: acknowledge again with the current state; only a new filter changes.
 		old.filter, old.annotations = filterOf(req.Filter), req.Annotations
 		c.sub.Send(ack(ch))
+		if rq != nil {
+			rsub = old
+			old.replay.Store(rq)
+		}
 		subscribed = true
 		ch.mu.Unlock()
 		s.mu.Unlock()
@@ -373,19 +393,25 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	if len(ch.subs) == 0 {
 		app.occupied.Add(1)
 	}
+	if rq != nil {
+		rsub = sub
+		sub.replay.Store(rq)
+	}
 	ch.subs[c] = sub
 	ch.joinRollup(c, sub)
 	c.channels.set(name, userID)
+	// send queues the frames that follow the ack; a pending resume sends them after its
+	// replay, the ack and its outcome (completePending).
+	send := c.sub.Send
 	if resumed {
-		replay() // a pending resume: the gap first, then the ack at the head
+		pr.ack = ack(ch)
+		send = func(b []byte) { pr.rest = append(pr.rest, b) }
+	} else {
+		c.sub.Send(ack(ch))
 	}
-	c.sub.Send(ack(ch))
 	subscribed = true
-	if resumed {
-		outcome()
-	}
 	if deltaAlg != "" && c.deltaAll == "" {
-		c.sub.Send(protocol.DeltaEnabled(name, deltaAlg))
+		send(protocol.DeltaEnabled(name, deltaAlg))
 		c.deltaAnnounced = deltaAlg
 	}
 	if deltaAlg != "" && deltaAlg == c.deltaAnnounced {
@@ -394,10 +420,10 @@ func (c *Conn) Subscribe(req SubscribeRequest) *protocol.Error {
 	cacheMiss := false
 	if class.Cache {
 		if ev, ok := app.cachedFrame(name, v); ok {
-			c.sub.Send(ev)
+			send(ev)
 		} else {
 			cacheMiss = true
-			c.sub.Send(protocol.CacheMiss(v, name))
+			send(protocol.CacheMiss(v, name))
 		}
 	}
 	count := len(ch.subs)
@@ -551,6 +577,9 @@ func (ch *channel) removeLocked(c *Conn) (userID string, memberRemoved bool) {
 	userID = s.userID
 	if s.hold != nil {
 		s.hold.cancel()
+	}
+	if rq := s.replay.Load(); rq != nil {
+		rq.cancel()
 	}
 	delete(ch.subs, c)
 	if len(ch.subs) == 0 {

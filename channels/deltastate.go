@@ -71,9 +71,14 @@ func (d *deltaSub) setImplied(v bool) {
 // reset forgets every base: the next message of each group is full, from sequence 0.
 func (d *deltaSub) reset() {
 	d.mu.Lock()
+	d.resetLocked()
+	d.mu.Unlock()
+}
+
+// resetLocked is reset for a caller holding d.mu.
+func (d *deltaSub) resetLocked() {
 	clear(d.groups)
 	d.order = d.order[:0]
-	d.mu.Unlock()
 }
 
 // deltaFanout shares the work of one publish among the delta subscribers of one wire

@@ -65,6 +65,10 @@ type Options struct {
 	// message went out without being stored) is dropped this long after the last failure,
 	// when every position it covers is past retention. 0 keeps marks until a reset.
 	HistoryMaxAge time.Duration
+	// ReplayQueueLimit caps the live frames queued for one subscription while its rewind or
+	// resume replay is read from the history store (replay.go); past it that replay fails.
+	// Default DefaultReplayQueueLimit.
+	ReplayQueueLimit int
 	// PresenceRecorder, when set, is told every membership change of the presence channels
 	// (presence_hooks.go; presencehistory.Service records them). Default none.
 	PresenceRecorder PresenceRecorder
@@ -88,6 +92,7 @@ type Hub struct {
 	afterFunc      func(time.Duration, func()) Timer
 	resumeWindow   time.Duration
 	historyMaxAge  time.Duration
+	replayLimit    int
 
 	cl  atomic.Pointer[clusterRef]    // set by AttachCluster (cluster.go)
 	ann atomic.Pointer[annotationRef] // set by AttachAnnotations (annotation_hooks.go)
@@ -113,7 +118,11 @@ func New(apps []config.App, opts Options) *Hub {
 		afterFunc:      opts.AfterFunc,
 		resumeWindow:   opts.ResumeWindow,
 		historyMaxAge:  opts.HistoryMaxAge,
+		replayLimit:    opts.ReplayQueueLimit,
 		presenceRec:    opts.PresenceRecorder,
+	}
+	if h.replayLimit <= 0 {
+		h.replayLimit = DefaultReplayQueueLimit
 	}
 	if h.resumeWindow <= 0 {
 		h.resumeWindow = DefaultResumeWindow

@@ -266,36 +266,77 @@ func (c *Conn) failPending(ch string, e pendingPos, reason string) {
 	c.sub.Send(protocol.ResumeSuccess(protocol.V2, b))
 }
 
-// resumeOnSubscribe completes a pending resume of ch inside its subscribe: st is the stream
-// state read under the publish lock, which the caller still holds. It returns the frames
-// to send: before sends the replay (before the acknowledgement), after the outcome frames.
-// ok is false when ch had no pending position.
-func (c *Conn) resumeOnSubscribe(ch string, st *protocol.StreamState, filter MessageFilter) (before, after func(), undo func(), ok bool) {
+// pendingReplay is a pending resume completed by a subscribe: planned under the channel's
+// sequencer turn (resumeOnSubscribe), read and sent after it (completePending).
+type pendingReplay struct {
+	e    pendingPos
+	st   *protocol.StreamState // nil when the store could not tell
+	plan *replayPlan
+	fail *resumeFailure
+	// ack is the subscription's acknowledgement and rest the frames that follow it (the
+	// delta announcement, the cached event), set under the channel's lock.
+	ack  []byte
+	rest [][]byte
+}
+
+// resumeOnSubscribe takes ch's pending position for its subscribe and plans the replay: st
+// is the stream state read under the channel's sequencer turn, which the caller still holds.
+// ok is false when ch had no pending position; undo puts it back.
+func (c *Conn) resumeOnSubscribe(ch string, st *protocol.StreamState) (pr *pendingReplay, undo func(), ok bool) {
 	e, ok := c.takePending(ch)
 	if !ok {
-		return nil, nil, nil, false
+		return nil, nil, false
 	}
-	undo = func() { c.restorePending(ch, e) }
-	var fail *resumeFailure
-	var plan *replayPlan
+	pr = &pendingReplay{e: e, st: st}
 	if st == nil {
-		fail = resumeFail(e.pos, "persistence_unavailable", "history_store_error", nil)
+		pr.fail = resumeFail(e.pos, "persistence_unavailable", "history_store_error", nil)
 	} else {
-		plan, fail = c.planReplay(ch, e.pos, e.legacy, *st)
+		pr.plan, pr.fail = c.planReplay(ch, e.pos, e.legacy, *st)
 	}
-	out := resumeOutcome{Recovered: []resumeRecovered{}, Failed: []resumeFailure{}}
-	before = func() {
-		if plan != nil {
-			out.Recovered = append(out.Recovered, *c.sendReplay(plan, filter, nil))
+	return pr, func() { c.restorePending(ch, e) }, true
+}
+
+// completePending runs after a subscribe that completed a pending resume released the
+// channel's turn: it reads the replay, then sends — before any live frame of the channel,
+// which q held meanwhile — the replay, the ack, the outcome and the frames that follow the
+// ack.
+func (c *Conn) completePending(ch string, pr *pendingReplay, q *replayQueue, s *subscription, filter MessageFilter) {
+	defer s.endReplay(q)
+	if pr.fail == nil {
+		pr.fail = c.loadReplay(pr.plan)
+	}
+	head := uint64(0)
+	if pr.st != nil {
+		head = pr.st.HeadSerial
+	}
+	q.finish(head, s.delta, func() {
+		out := resumeOutcome{Recovered: []resumeRecovered{}, Failed: []resumeFailure{}}
+		if pr.fail == nil {
+			out.Recovered = append(out.Recovered, *c.sendReplay(pr.plan, filter, nil))
 		}
-	}
-	after = func() {
-		if fail != nil {
-			c.sendResumeFailed(ch, fail)
-			out.Failed = append(out.Failed, *fail)
+		c.sub.Send(pr.ack)
+		if pr.fail != nil {
+			c.sendResumeFailed(ch, pr.fail)
+			out.Failed = append(out.Failed, *pr.fail)
 		}
 		b, _ := json.Marshal(out)
 		c.sub.Send(protocol.ResumeSuccess(protocol.V2, b))
+		for _, f := range pr.rest {
+			c.sub.Send(f)
+		}
+	})
+}
+
+// pendingOverflow answers a pending resume whose subscription's live frames overflowed
+// their queue while the replay was read (replay.go): the ack, the failure, the frames that
+// follow the ack. Called under the queue's lock.
+func (c *Conn) pendingOverflow(ch string, pr *pendingReplay) {
+	c.sub.Send(pr.ack)
+	f := resumeFail(pr.e.pos, "persistence_unavailable", "failed_to_deliver_recovery_payload", pr.st)
+	c.sendResumeFailed(ch, f)
+	b, _ := json.Marshal(resumeOutcome{Recovered: []resumeRecovered{}, Failed: []resumeFailure{*f}})
+	c.sub.Send(protocol.ResumeSuccess(protocol.V2, b))
+	for _, fr := range pr.rest {
+		c.sub.Send(fr)
 	}
-	return before, after, undo, true
 }

@@ -3,6 +3,7 @@ package channels
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -160,22 +161,57 @@ func attachData(data []byte, serial uint64) []byte {
 	return append(out, '}')
 }
 
-// rewind sends the channel's recent history after the ack, oldest first and filtered like
-// live delivery, then rewind_complete. Callers hold the channel's sequencer turn, so no live
-// message can interleave: no gap, no duplicate, live_count 0.
-func (c *Conn) rewind(name string, spec *RewindSpec, filter MessageFilter, st protocol.StreamState) {
+// rewind sends the channel's recent history up to st's head after the ack, oldest first and
+// filtered like live delivery, then rewind_complete, then the frames q queued meanwhile
+// (replay.go); then runs after the rewind's frames, before the live ones. The caller put q
+// on the subscription under the channel's sequencer turn and released the turn: the store
+// is read with nothing held that a publish needs, and no live message can interleave: no
+// gap, no duplicate, live_count 0.
+func (c *Conn) rewind(name string, spec *RewindSpec, filter MessageFilter, st protocol.StreamState, q *replayQueue, s *subscription, then func()) {
+	defer s.endReplay(q)
+	items, byLimit, byRetention, err := c.readRewind(name, spec, st)
+	q.finish(st.HeadSerial, s.delta, func() {
+		if err != nil {
+			c.sub.Send(rewindFailed)
+			then()
+			return
+		}
+		sent := 0
+		for i := range items {
+			m := &items[i]
+			if !passes(filter, m) {
+				continue
+			}
+			c.sub.Send(m.AppendV2(make([]byte, 0, m.Size())))
+			sent++
+		}
+		c.sub.Send(protocol.RewindComplete(protocol.V2, name, sent, 0, !byLimit && !byRetention, byRetention, byLimit))
+		then()
+	})
+}
+
+// rewindFailed is the error frame of a rewind the store could not answer.
+var rewindFailed = protocol.ErrorFrame(protocol.V2, &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind failed: history unavailable"})
+
+// rewindOverflow is the error frame of a rewind whose live frames overflowed their queue
+// while the store was read (replay.go).
+var rewindOverflow = protocol.ErrorFrame(protocol.V2, &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind failed: too many live messages arrived while history was read"})
+
+// readRewind reads what a rewind replays: the messages of st's stream up to its head, in
+// serial order. It holds nothing.
+func (c *Conn) readRewind(name string, spec *RewindSpec, st protocol.StreamState) (items []protocol.Message, byLimit, byRetention bool, err error) {
 	app := c.app
+	if st.HeadSerial == 0 {
+		return nil, false, false, nil // nothing stored yet (EndSerial 0 would mean no bound)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	defer cancel()
-	var items []protocol.Message
-	byLimit, byRetention := false, false
 	if spec.Count > 0 {
 		n := min(spec.Count, MaxRewind)
 		byLimit = spec.Count > MaxRewind
-		page, err := app.hub.history.Read(ctx, app.cfg.ID, name, protocol.HistoryQuery{Direction: protocol.NewestFirst, Limit: n, MessagesOnly: true})
+		page, err := app.hub.history.Read(ctx, app.cfg.ID, name, protocol.HistoryQuery{Direction: protocol.NewestFirst, Limit: n, EndSerial: st.HeadSerial, MessagesOnly: true})
 		if err != nil {
-			c.sub.Send(protocol.ErrorFrame(protocol.V2, &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind failed: history unavailable"}))
-			return
+			return nil, false, false, err
 		}
 		items = page.Items
 		for i, j := 0, len(items)-1; i < j; i, j = i+1, j-1 {
@@ -185,28 +221,19 @@ func (c *Conn) rewind(name string, spec *RewindSpec, filter MessageFilter, st pr
 		byRetention = len(items) < spec.Count && st.HeadSerial > uint64(len(items)) && !byLimit
 	} else {
 		since := app.hub.now().Add(-time.Duration(spec.Seconds) * time.Second).UnixMilli()
-		page, err := app.hub.history.Read(ctx, app.cfg.ID, name, protocol.HistoryQuery{Direction: protocol.OldestFirst, Limit: MaxRewind, StartMs: since, MessagesOnly: true})
+		page, err := app.hub.history.Read(ctx, app.cfg.ID, name, protocol.HistoryQuery{Direction: protocol.OldestFirst, Limit: MaxRewind, StartMs: since, EndSerial: st.HeadSerial, MessagesOnly: true})
 		if err != nil {
-			c.sub.Send(protocol.ErrorFrame(protocol.V2, &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind failed: history unavailable"}))
-			return
+			return nil, false, false, err
 		}
 		items, byLimit = page.Items, page.HasMore
 		byRetention = st.OldestMs > since && st.OldestSerial > 1
 	}
+	// A reset of the stream while it was read: keep only messages of the stream acknowledged.
+	items = slices.DeleteFunc(items, func(m protocol.Message) bool { return m.StreamID != "" && m.StreamID != st.StreamID })
 	if err := app.latestOf(ctx, name, items); err != nil {
-		c.sub.Send(protocol.ErrorFrame(protocol.V2, &protocol.Error{Code: protocol.CodeChannelError, Message: "Rewind failed: history unavailable"}))
-		return
+		return nil, false, false, err
 	}
-	sent := 0
-	for i := range items {
-		m := &items[i]
-		if !passes(filter, m) {
-			continue
-		}
-		c.sub.Send(m.AppendV2(make([]byte, 0, m.Size())))
-		sent++
-	}
-	c.sub.Send(protocol.RewindComplete(protocol.V2, name, sent, 0, !byLimit && !byRetention, byRetention, byLimit))
+	return items, byLimit, byRetention, nil
 }
 
 // ChannelHistory answers sockudo:channel_history for a subscribed V2 connection.
@@ -320,7 +347,12 @@ func (c *Conn) Resume(data json.RawMessage) *protocol.Error {
 				continue
 			}
 		default:
-			rec, fail = c.resumeChannel(ch, w.Positions[ch], legacy[ch])
+			// resumeChannel sends the channel's resume_failed itself, before the live
+			// frames it queued.
+			if rec, fail = c.resumeChannel(ch, w.Positions[ch], legacy[ch]); fail != nil {
+				out.Failed = append(out.Failed, *fail)
+				continue
+			}
 		}
 		if fail != nil {
 			c.sendResumeFailed(ch, fail)
@@ -357,24 +389,32 @@ func resumeFail(pos protocol.Position, code, reason string, st *protocol.StreamS
 	return f
 }
 
-// resumeChannel resumes one channel the connection is subscribed to.
+// resumeChannel resumes one channel the connection is subscribed to, sending the replay or
+// the channel's resume_failed. The channel's sequencer turn is held only to read the stream
+// state and start queueing the subscription's live frames; the store is read without it
+// (replay.go).
 func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*resumeRecovered, *resumeFailure) {
 	app := c.app
+	failed := func(f *resumeFailure) (*resumeRecovered, *resumeFailure) {
+		c.sendResumeFailed(ch, f)
+		return nil, f
+	}
 	if !app.cfg.HistoryFor(ch) {
-		return nil, resumeFail(pos, "position_expired", "hot_replay_expired_and_durable_history_disabled", nil)
+		return failed(resumeFail(pos, "position_expired", "hot_replay_expired_and_durable_history_disabled", nil))
 	}
 	s, subscribed := c.subscription(ch)
 	if !subscribed {
-		return nil, resumeFail(pos, "continuity_unverifiable", "channel_not_subscribed", nil)
+		return failed(resumeFail(pos, "continuity_unverifiable", "channel_not_subscribed", nil))
 	}
 	st, unlock, err := app.lockedState(ch)
-	defer unlock()
 	if err != nil {
-		return nil, resumeFail(pos, "persistence_unavailable", "history_store_error", nil)
+		unlock()
+		return failed(resumeFail(pos, "persistence_unavailable", "history_store_error", nil))
 	}
 	plan, fail := c.planReplay(ch, pos, legacy, st)
 	if fail != nil {
-		return nil, fail
+		unlock()
+		return failed(fail)
 	}
 	// Messages after the attach serial were delivered live unless the subscription is still
 	// held; a held subscription gets the whole gap now and its held frames are dropped.
@@ -385,29 +425,52 @@ func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*re
 		// The channel's sequencer turn is held: no fan-out of it runs meanwhile.
 		s.delta.reset()
 	}
+	overflowed := resumeFail(pos, "persistence_unavailable", "failed_to_deliver_recovery_payload", &st)
+	q, sp := c.startReplay(ch, func() { c.sendResumeFailed(ch, overflowed) })
+	unlock()
+	if q == nil {
+		return failed(resumeFail(pos, "continuity_unverifiable", "channel_not_subscribed", nil))
+	}
+	defer sp.endReplay(q)
+	fail = c.loadReplay(plan)
 	attach, attached := c.attach[ch]
-	return c.sendReplay(plan, s.filter, func(m *protocol.Message) bool { return !held && attached && m.Serial > attach }), nil
+	var rec *resumeRecovered
+	if !q.finish(st.HeadSerial, sp.delta, func() {
+		if fail != nil {
+			c.sendResumeFailed(ch, fail)
+			return
+		}
+		rec = c.sendReplay(plan, s.filter, func(m *protocol.Message) bool { return !held && attached && m.Serial > attach })
+	}) {
+		return nil, overflowed // its resume_failed went out when the queue overflowed
+	}
+	return rec, fail
 }
 
 // replayPlan is what a resume of one channel replays: the messages after the requested
-// position up to the stream's head, read while the channel's publish lock is held.
+// position up to the stream's head as read under the channel's sequencer turn.
 type replayPlan struct {
 	channel string
 	source  string
 	start   protocol.Position // the requested position, on the current stream
 	msgs    []*protocol.Message
 	fulls   map[int][]byte // append_mode=full: the accumulated data of appends, by index
+	// cold: msgs are still to be read from the store (loadReplay), from start.Serial+1 to
+	// st.HeadSerial.
+	cold bool
+	req  protocol.Position // the position as requested, for failures
+	st   protocol.StreamState
 }
 
-// planReplay reads what resuming channel ch from pos replays, or why it cannot. Callers
-// hold the channel's publish lock; st is the stream's state read under it.
+// planReplay checks resuming channel ch from pos against the stream state st read under
+// the channel's sequencer turn, which the caller holds, and takes the messages from the hot
+// buffer when it holds them all (no I/O). A cold plan is read by loadReplay, without the turn.
 func (c *Conn) planReplay(ch string, pos protocol.Position, legacy bool, st protocol.StreamState) (*replayPlan, *resumeFailure) {
 	app := c.app
+	req := pos
 	fail := func(code, reason string, st *protocol.StreamState) *resumeFailure {
 		return resumeFail(pos, code, reason, st)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
-	defer cancel()
 	if mark, ok := app.degradedAt(ch); ok && pos.Serial <= mark {
 		return nil, fail("persistence_unavailable", "history_stream_degraded", &st)
 	}
@@ -422,52 +485,63 @@ func (c *Conn) planReplay(ch string, pos protocol.Position, legacy bool, st prot
 	case st.HeadSerial-pos.Serial > MaxResumeReplay:
 		return nil, fail("position_expired", "recovery_window_exceeded", &st)
 	}
-	now := app.hub.now()
-	var msgs []*protocol.Message
-	source := "hot"
+	plan := &replayPlan{channel: ch, source: "hot", req: req, st: st,
+		start: protocol.Position{StreamID: st.StreamID, Serial: pos.Serial, LastMessageID: pos.LastMessageID}}
 	if pos.Serial < st.HeadSerial {
 		var ok bool
-		msgs, ok = app.hotReplay(ch, st.StreamID, pos.Serial, st.HeadSerial, now)
+		plan.msgs, ok = app.hotReplay(ch, st.StreamID, pos.Serial, st.HeadSerial, app.hub.now())
 		if !ok {
 			if legacy {
 				return nil, fail("continuity_unverifiable", "legacy_serial_without_stream_id", &st)
 			}
-			source = "cold"
 			if st.Retained == 0 || st.OldestSerial > pos.Serial+1 {
 				return nil, fail("position_expired", "retention_boundary_crossed_during_reconnect", &st)
 			}
-			next := pos.Serial + 1
-			for next <= st.HeadSerial {
-				page, err := app.hub.history.Read(ctx, app.cfg.ID, ch, protocol.HistoryQuery{Direction: protocol.OldestFirst, Limit: 1000, StartSerial: next, EndSerial: st.HeadSerial})
-				if err != nil {
-					return nil, fail("persistence_unavailable", "history_store_error", &st)
-				}
-				if len(page.Items) == 0 {
-					break
-				}
-				for i := range page.Items {
-					m := &page.Items[i]
-					if m.Serial != next {
-						return nil, fail("continuity_unverifiable", "history_not_contiguous", &st)
-					}
-					msgs = append(msgs, m)
-					next++
-				}
-			}
-			if next != st.HeadSerial+1 {
-				return nil, fail("continuity_unverifiable", "history_head_unavailable", &st)
-			}
-		}
-	}
-	plan := &replayPlan{channel: ch, source: source, msgs: msgs,
-		start: protocol.Position{StreamID: st.StreamID, Serial: pos.Serial, LastMessageID: pos.LastMessageID}}
-	if c.appendFull {
-		var err error
-		if plan.fulls, err = app.appendFulls(ctx, ch, msgs); err != nil {
-			return nil, fail("persistence_unavailable", "history_store_error", &st)
+			plan.source, plan.cold = "cold", true
 		}
 	}
 	return plan, nil
+}
+
+// loadReplay reads from the store what plan p still needs: its cold messages, and the
+// accumulated data of appends for an append_mode=full connection. It holds nothing: the
+// serials it reads, up to the head of the plan's state, are stored already.
+func (c *Conn) loadReplay(p *replayPlan) *resumeFailure {
+	app := c.app
+	fail := func(code, reason string) *resumeFailure { return resumeFail(p.req, code, reason, &p.st) }
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	if p.cold {
+		head := p.st.HeadSerial
+		next := p.start.Serial + 1
+		for next <= head {
+			page, err := app.hub.history.Read(ctx, app.cfg.ID, p.channel, protocol.HistoryQuery{Direction: protocol.OldestFirst, Limit: 1000, StartSerial: next, EndSerial: head})
+			if err != nil {
+				return fail("persistence_unavailable", "history_store_error")
+			}
+			if len(page.Items) == 0 {
+				break
+			}
+			for i := range page.Items {
+				m := &page.Items[i]
+				if m.Serial != next || m.StreamID != "" && m.StreamID != p.st.StreamID {
+					return fail("continuity_unverifiable", "history_not_contiguous")
+				}
+				p.msgs = append(p.msgs, m)
+				next++
+			}
+		}
+		if next != head+1 {
+			return fail("continuity_unverifiable", "history_head_unavailable")
+		}
+	}
+	if c.appendFull {
+		var err error
+		if p.fulls, err = app.appendFulls(ctx, p.channel, p.msgs); err != nil {
+			return fail("persistence_unavailable", "history_store_error")
+		}
+	}
+	return nil
 }
 
 // sendReplay sends a plan's messages that pass filter, in serial order, skipping those

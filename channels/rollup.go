@@ -81,7 +81,7 @@ func (ch *channel) rollupMember(c *Conn, s *subscription) int {
 		return 0
 	}
 	g := &ch.roll.groups[w]
-	if s.hold != nil && s.hold.active() {
+	if s.hold != nil && s.hold.active() || s.replay.Load().active() {
 		// Frames reach a held subscription one by one, so a resume can skip exactly what it
 		// replays; it joins the batches that start after the hold.
 		s.rollFrom.Store(g.batch + 1)
