@@ -329,8 +329,18 @@ func (c *Conn) Resume(data json.RawMessage) *protocol.Error {
 		names = append(names, ch)
 	}
 	sort.Strings(names)
+	// Each subscribed channel is planned under its sequencer turn, which is released before
+	// its store read; its live frames wait in a replay queue (replay.go) until the
+	// resume_success is out, since both clients overwrite a channel's position with the one
+	// resume_success reports. Every other frame keeps the channels' name order.
 	out := resumeOutcome{Recovered: []resumeRecovered{}, Failed: []resumeFailure{}}
 	pending := 0
+	var jobs []*resumeJob
+	defer func() {
+		for _, j := range jobs {
+			j.release()
+		}
+	}()
 	for _, ch := range names {
 		var rec *resumeRecovered
 		var fail *resumeFailure
@@ -347,11 +357,13 @@ func (c *Conn) Resume(data json.RawMessage) *protocol.Error {
 				continue
 			}
 		default:
-			// resumeChannel sends the channel's resume_failed itself, before the live
-			// frames it queued.
-			if rec, fail = c.resumeChannel(ch, w.Positions[ch], legacy[ch]); fail != nil {
-				out.Failed = append(out.Failed, *fail)
-				continue
+			var j *resumeJob
+			if j, fail = c.startResume(ch, w.Positions[ch], legacy[ch]); j != nil {
+				jobs = append(jobs, j)
+				if rec, fail = j.run(); fail != nil {
+					out.Failed = append(out.Failed, *fail) // sent by run
+					continue
+				}
 			}
 		}
 		if fail != nil {
@@ -363,6 +375,14 @@ func (c *Conn) Resume(data json.RawMessage) *protocol.Error {
 	}
 	if pending > 0 && len(out.Recovered)+len(out.Failed) == 0 {
 		return nil // every channel is reported when its subscribe comes, or its window ends
+	}
+	for _, j := range jobs {
+		if j.rec != nil && j.q.overflowed() {
+			// Its live frames overflowed their queue after the replay: resume_failed went
+			// out then, and the channel is reported failed.
+			out.Recovered = slices.DeleteFunc(out.Recovered, func(r resumeRecovered) bool { return r.Channel == j.ch })
+			out.Failed = append(out.Failed, *j.overflow)
+		}
 	}
 	b, _ := json.Marshal(out)
 	c.sub.Send(protocol.ResumeSuccess(protocol.V2, b))
@@ -389,62 +409,76 @@ func resumeFail(pos protocol.Position, code, reason string, st *protocol.StreamS
 	return f
 }
 
-// resumeChannel resumes one channel the connection is subscribed to, sending the replay or
-// the channel's resume_failed. The channel's sequencer turn is held only to read the stream
-// state and start queueing the subscription's live frames; the store is read without it
-// (replay.go).
-func (c *Conn) resumeChannel(ch string, pos protocol.Position, legacy bool) (*resumeRecovered, *resumeFailure) {
+// resumeJob is the resume of one channel the connection is subscribed to.
+type resumeJob struct {
+	c        *Conn
+	ch       string
+	plan     *replayPlan
+	q        *replayQueue
+	sub      *subscription
+	filter   MessageFilter
+	held     bool // the subscription's resume hold was on: the whole gap is replayed
+	overflow *resumeFailure
+	rec      *resumeRecovered
+}
+
+// startResume plans the resume of a subscribed channel: under the channel's sequencer turn
+// it reads the stream state, ends the subscription's resume hold and starts queueing its
+// live frames (replay.go). It returns the job, or why the channel cannot be resumed.
+func (c *Conn) startResume(ch string, pos protocol.Position, legacy bool) (*resumeJob, *resumeFailure) {
 	app := c.app
-	failed := func(f *resumeFailure) (*resumeRecovered, *resumeFailure) {
-		c.sendResumeFailed(ch, f)
-		return nil, f
-	}
-	if !app.cfg.HistoryFor(ch) {
-		return failed(resumeFail(pos, "position_expired", "hot_replay_expired_and_durable_history_disabled", nil))
-	}
 	s, subscribed := c.subscription(ch)
 	if !subscribed {
-		return failed(resumeFail(pos, "continuity_unverifiable", "channel_not_subscribed", nil))
+		return nil, resumeFail(pos, "continuity_unverifiable", "channel_not_subscribed", nil)
 	}
 	st, unlock, err := app.lockedState(ch)
+	defer unlock()
 	if err != nil {
-		unlock()
-		return failed(resumeFail(pos, "persistence_unavailable", "history_store_error", nil))
+		return nil, resumeFail(pos, "persistence_unavailable", "history_store_error", nil)
 	}
 	plan, fail := c.planReplay(ch, pos, legacy, st)
 	if fail != nil {
-		unlock()
-		return failed(fail)
+		return nil, fail
 	}
+	j := &resumeJob{c: c, ch: ch, plan: plan, filter: s.filter,
+		overflow: resumeFail(pos, "persistence_unavailable", "failed_to_deliver_recovery_payload", &st)}
 	// Messages after the attach serial were delivered live unless the subscription is still
 	// held; a held subscription gets the whole gap now and its held frames are dropped.
-	held := s.hold != nil && s.hold.release(st.HeadSerial)
-	if held && s.delta != nil {
+	j.held = s.hold != nil && s.hold.release(st.HeadSerial)
+	if j.held && s.delta != nil {
 		// The held frames (full ones, see deltaFanout.frameFor) the replay supersedes were
 		// dropped: the client's base is not the server's, so start again from a full frame.
 		// The channel's sequencer turn is held: no fan-out of it runs meanwhile.
 		s.delta.reset()
 	}
-	overflowed := resumeFail(pos, "persistence_unavailable", "failed_to_deliver_recovery_payload", &st)
-	q, sp := c.startReplay(ch, func() { c.sendResumeFailed(ch, overflowed) })
-	unlock()
-	if q == nil {
-		return failed(resumeFail(pos, "continuity_unverifiable", "channel_not_subscribed", nil))
+	if j.q, j.sub = c.startReplay(ch, func() { c.sendResumeFailed(ch, j.overflow) }); j.q == nil {
+		return nil, resumeFail(pos, "continuity_unverifiable", "channel_not_subscribed", nil)
 	}
-	defer sp.endReplay(q)
-	fail = c.loadReplay(plan)
-	attach, attached := c.attach[ch]
-	var rec *resumeRecovered
-	if !q.finish(st.HeadSerial, sp.delta, func() {
+	return j, nil
+}
+
+// run reads the job's replay from the store, holding nothing, and sends it — or the
+// channel's resume_failed — before any queued live frame. A failure it returns was sent.
+func (j *resumeJob) run() (*resumeRecovered, *resumeFailure) {
+	c := j.c
+	fail := c.loadReplay(j.plan)
+	attach, attached := c.attach[j.ch]
+	if !j.q.deliver(j.plan.st.HeadSerial, func() {
 		if fail != nil {
-			c.sendResumeFailed(ch, fail)
+			c.sendResumeFailed(j.ch, fail)
 			return
 		}
-		rec = c.sendReplay(plan, s.filter, func(m *protocol.Message) bool { return !held && attached && m.Serial > attach })
+		j.rec = c.sendReplay(j.plan, j.filter, func(m *protocol.Message) bool { return !j.held && attached && m.Serial > attach })
 	}) {
-		return nil, overflowed // its resume_failed went out when the queue overflowed
+		return nil, j.overflow // its resume_failed went out when the queue overflowed
 	}
-	return rec, fail
+	return j.rec, fail
+}
+
+// release sends the frames the job's queue held and lets the channel's live frames through.
+func (j *resumeJob) release() {
+	j.q.release(j.sub.delta)
+	j.sub.endReplay(j.q)
 }
 
 // replayPlan is what a resume of one channel replays: the messages after the requested

@@ -50,6 +50,9 @@ type replayQueue struct {
 	// anything owed before the live frames) when the queue overflows. Called under mu.
 	overflow func()
 	failed   bool
+	// replayed: the replay up to head went out (deliver); the queued frames wait for release.
+	replayed bool
+	head     uint64
 	send     func([]byte)
 }
 
@@ -61,50 +64,33 @@ func newReplayQueue(limit int, send func([]byte)) *replayQueue {
 func (q *replayQueue) active() bool { return q != nil && !q.ended.Load() }
 
 // add queues frame and reports true while the queue is on. The frame that overflows it
-// fails the replay: the failure, every queued frame and this one are sent at once.
+// fails the replay: the failure, the queued frames the client has not had and this one are
+// sent at once.
 func (q *replayQueue) add(serial uint64, frame []byte) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if !q.on {
 		return false
 	}
-	if len(q.frames) < q.limit {
-		q.frames = append(q.frames, heldFrame{serial, frame})
+	q.frames = append(q.frames, heldFrame{serial, frame})
+	if len(q.frames) <= q.limit {
 		return true
 	}
 	q.failed = true
 	if q.overflow != nil {
 		q.overflow()
 	}
-	for _, f := range q.frames {
-		q.send(f.frame)
+	if !q.replayed {
+		q.head = 0 // nothing was replayed: every queued frame is new to the client
 	}
-	q.send(frame)
-	q.stopLocked()
+	q.flushLocked()
 	return true
 }
 
-func (q *replayQueue) stopLocked() {
-	q.on, q.frames = false, nil
-	q.ended.Store(true)
-}
-
-// finish ends the queue after a replay up to head: emit sends the replay and what it owes,
-// then the queued frames with a serial above head go out (each serial once; system frames,
-// serial 0, all), and the delta state d (may be nil) is reset, so the next live frame is
-// full. It reports false, sending nothing, when the queue overflowed before.
-func (q *replayQueue) finish(head uint64, d *deltaSub, emit func()) bool {
-	if d != nil {
-		d.mu.Lock() // fan-outs hold it from choosing a frame until it is queued
-		defer d.mu.Unlock()
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.failed {
-		return false
-	}
-	emit()
-	last := head
+// flushLocked sends the queued frames with a serial above head (each serial once; system
+// frames, serial 0, all) and ends the queue.
+func (q *replayQueue) flushLocked() {
+	last := q.head
 	for _, f := range q.frames {
 		if f.serial == 0 {
 			q.send(f.frame)
@@ -113,7 +99,63 @@ func (q *replayQueue) finish(head uint64, d *deltaSub, emit func()) bool {
 			last = f.serial
 		}
 	}
-	q.stopLocked()
+	q.on, q.frames = false, nil
+	q.ended.Store(true)
+}
+
+// deliver sends the replay up to head through emit, before any queued frame, unless the
+// queue overflowed before (then it sends nothing and reports false). The queued frames
+// wait for release.
+func (q *replayQueue) deliver(head uint64, emit func()) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failed {
+		return false
+	}
+	emit()
+	q.replayed, q.head = true, head
+	return true
+}
+
+// overflowed reports whether the queue overflowed (its replay failed).
+func (q *replayQueue) overflowed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.failed
+}
+
+// release ends a delivered queue: the queued frames with a serial above the replay's head
+// go out, and the delta state d (may be nil) is reset, so the next live frame is full.
+func (q *replayQueue) release(d *deltaSub) {
+	if d != nil {
+		d.mu.Lock() // fan-outs hold it from choosing a frame until it is queued
+		defer d.mu.Unlock()
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.on {
+		return
+	}
+	q.flushLocked()
+	if d != nil {
+		d.resetLocked()
+	}
+}
+
+// finish is deliver then release as one step: no frame can overflow the queue in between.
+func (q *replayQueue) finish(head uint64, d *deltaSub, emit func()) bool {
+	if d != nil {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failed {
+		return false
+	}
+	emit()
+	q.replayed, q.head = true, head
+	q.flushLocked()
 	if d != nil {
 		d.resetLocked()
 	}
@@ -123,8 +165,8 @@ func (q *replayQueue) finish(head uint64, d *deltaSub, emit func()) bool {
 // cancel drops the queue (the subscription ended).
 func (q *replayQueue) cancel() {
 	q.mu.Lock()
-	q.stopLocked()
-	q.failed = true
+	q.on, q.frames, q.failed = false, nil, true
+	q.ended.Store(true)
 	q.mu.Unlock()
 }
 
