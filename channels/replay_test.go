@@ -17,9 +17,8 @@ import (
 	"github.com/pushwire/pushwire/protocol"
 )
 
-// gatedStore is a memory history store whose next Read can be made to wait for the test.
-type gatedStore struct {
-	*history.Memory
+// readGate makes a store's next Read wait for the test.
+type readGate struct {
 	mu      sync.Mutex
 	gate    chan struct{}
 	entered chan struct{}
@@ -27,7 +26,7 @@ type gatedStore struct {
 
 // blockNextRead makes the next Read wait until release is called; entered is closed once
 // that Read waits.
-func (g *gatedStore) blockNextRead() (entered <-chan struct{}, release func()) {
+func (g *readGate) blockNextRead() (entered <-chan struct{}, release func()) {
 	gate, in := make(chan struct{}), make(chan struct{})
 	g.mu.Lock()
 	g.gate, g.entered = gate, in
@@ -35,7 +34,8 @@ func (g *gatedStore) blockNextRead() (entered <-chan struct{}, release func()) {
 	return in, sync.OnceFunc(func() { close(gate) })
 }
 
-func (g *gatedStore) Read(ctx context.Context, appID, channel string, q protocol.HistoryQuery) (protocol.HistoryPage, error) {
+// wait is called at the start of every Read.
+func (g *readGate) wait() {
 	g.mu.Lock()
 	gate, in := g.gate, g.entered
 	g.gate, g.entered = nil, nil
@@ -44,20 +44,68 @@ func (g *gatedStore) Read(ctx context.Context, appID, channel string, q protocol
 		close(in)
 		<-gate
 	}
+}
+
+// gatedMemory is the memory history store behind a readGate.
+type gatedMemory struct {
+	*history.Memory
+	*readGate
+}
+
+func (g gatedMemory) Read(ctx context.Context, appID, channel string, q protocol.HistoryQuery) (protocol.HistoryPage, error) {
+	g.wait()
 	return g.Memory.Read(ctx, appID, channel, q)
 }
 
-// gatedHub is resumeHub over a gatedStore, with the given replay queue limit (0: default)
-// and delta encoder.
-func gatedHub(t testing.TB, limit int) (*channels.Hub, *gatedStore, *testkit.Clock) {
-	t.Helper()
-	app := config.DefaultApp()
-	app.ApplyDefaults()
-	clk := testkit.NewClock(testEpoch)
-	g := &gatedStore{Memory: history.NewMemory(history.MemoryOptions{Now: clk.Now, SweepEvery: -1})}
-	h := channels.New([]config.App{app}, channels.Options{Now: clk.Now, History: g, ResumeWindow: 30 * time.Second,
-		AfterFunc: hubTimers(clk), ReplayQueueLimit: limit, DeltaEncoder: delta.Encode})
-	return h, g, clk
+// gatedPostgres is the Postgres history store (pipelined, group-committed appends) behind
+// a readGate.
+type gatedPostgres struct {
+	*history.Postgres
+	*readGate
+}
+
+func (g gatedPostgres) Read(ctx context.Context, appID, channel string, q protocol.HistoryQuery) (protocol.HistoryPage, error) {
+	g.wait()
+	return g.Postgres.Read(ctx, appID, channel, q)
+}
+
+// replayStores are the history stores the replay tests run on.
+var replayStores = []struct {
+	name string
+	open func(t testing.TB, clk *testkit.Clock) (channels.History, *readGate)
+}{
+	{"memory", func(t testing.TB, clk *testkit.Clock) (channels.History, *readGate) {
+		g := &readGate{}
+		return gatedMemory{history.NewMemory(history.MemoryOptions{Now: clk.Now, SweepEvery: -1}), g}, g
+	}},
+	{"postgres", func(t testing.TB, clk *testkit.Clock) (channels.History, *readGate) {
+		if testing.Short() {
+			t.Skip("Postgres: not in -short")
+		}
+		p, err := history.NewPostgres(context.Background(), testkit.PostgresURL(t), history.PostgresOptions{Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		g := &readGate{}
+		return gatedPostgres{p, g}, g
+	}},
+}
+
+// forReplayStores runs f once per store of replayStores, with a hub of the default app
+// over it (the given replay queue limit, 0: default; fossil deltas; a clock the test moves).
+func forReplayStores(t *testing.T, limit int, f func(t *testing.T, h *channels.Hub, g *readGate, clk *testkit.Clock)) {
+	for _, st := range replayStores {
+		t.Run(st.name, func(t *testing.T) {
+			app := config.DefaultApp()
+			app.ApplyDefaults()
+			clk := testkit.NewClock(testEpoch)
+			store, g := st.open(t, clk)
+			h := channels.New([]config.App{app}, channels.Options{Now: clk.Now, History: store, ResumeWindow: 30 * time.Second,
+				AfterFunc: hubTimers(clk), ReplayQueueLimit: limit, DeltaEncoder: delta.Encode})
+			f(t, h, g, clk)
+		})
+	}
 }
 
 // replayCase starts one kind of replay to c from serial 2 of ch, on the calling goroutine:
@@ -116,7 +164,7 @@ func replayCases() []replayCase {
 // startBlocked publishes 5 messages on rch, lets them leave the hot replay buffer (the
 // replay is read from the store), prepares c and starts the replay on its own goroutine,
 // and returns once its store read waits. done receives the replay's error.
-func startBlocked(t *testing.T, rc replayCase, h *channels.Hub, g *gatedStore, clk *testkit.Clock) (c *channels.Conn, s *channelstest.Sub, release func(), done <-chan *protocol.Error) {
+func startBlocked(t *testing.T, rc replayCase, h *channels.Hub, g *readGate, clk *testkit.Clock) (c *channels.Conn, s *channelstest.Sub, release func(), done <-chan *protocol.Error) {
 	t.Helper()
 	stream := streamOf(t, h, rch, 5)
 	clk.Add(channels.HotReplayTTL + time.Second)
@@ -156,35 +204,36 @@ func waitDone(t *testing.T, done <-chan *protocol.Error) {
 func TestReplayReadDoesNotBlockPublish(t *testing.T) {
 	for _, rc := range replayCases() {
 		t.Run(rc.name, func(t *testing.T) {
-			h, g, clk := gatedHub(t, 0)
-			// A protocol 1 subscriber: it has no resume hold, so it gets every message at once.
-			other, os := connect(t, h)
-			defer other.Disconnect()
-			mustSubscribe(t, other, os, rch, "")
-			_, s, release, done := startBlocked(t, rc, h, g, clk)
-			os.Take()
-			wantSeq(t, "the replaying connection while its read waits", takeFrames(t, s), rc.before...)
+			forReplayStores(t, 0, func(t *testing.T, h *channels.Hub, g *readGate, clk *testkit.Clock) {
+				// A protocol 1 subscriber: it has no resume hold, so it gets every message at once.
+				other, os := connect(t, h)
+				defer other.Disconnect()
+				mustSubscribe(t, other, os, rch, "")
+				_, s, release, done := startBlocked(t, rc, h, g, clk)
+				os.Take()
+				wantSeq(t, "the replaying connection while its read waits", takeFrames(t, s), rc.before...)
 
-			acks := publishN(t, h, rch, 3) // returns once stored and delivered
-			if len(acks) != 3 || acks[0].Serial != 6 || acks[2].Serial != 8 {
-				t.Fatalf("acks %+v", acks)
-			}
-			wantSeq(t, "the other subscriber", takeFrames(t, os), "e orders", "e orders", "e orders")
-			wantSeq(t, "the replaying connection before its read ends", takeFrames(t, s))
+				acks := publishN(t, h, rch, 3) // returns once stored and delivered
+				if len(acks) != 3 || acks[0].Serial != 6 || acks[2].Serial != 8 {
+					t.Fatalf("acks %+v", acks)
+				}
+				wantSeq(t, "the other subscriber", takeFrames(t, os), "e orders", "e orders", "e orders")
+				wantSeq(t, "the replaying connection before its read ends", takeFrames(t, s))
 
-			release()
-			waitDone(t, done)
-			got := takeFrames(t, s)
-			wantSeq(t, "the replaying connection", got, append(rc.replay, "e orders #6", "e orders #7", "e orders #8")...)
-			for _, f := range got {
-				if f.Event == "sockudo:resume_success" {
-					if o := decodeOutcome(t, f); len(o.Recovered) != 1 || o.Recovered[0].Source != "cold" || o.Recovered[0].Position.Serial != 5 {
-						t.Fatalf("resume_success %s", f.Data)
+				release()
+				waitDone(t, done)
+				got := takeFrames(t, s)
+				wantSeq(t, "the replaying connection", got, append(rc.replay, "e orders #6", "e orders #7", "e orders #8")...)
+				for _, f := range got {
+					if f.Event == "sockudo:resume_success" {
+						if o := decodeOutcome(t, f); len(o.Recovered) != 1 || o.Recovered[0].Source != "cold" || o.Recovered[0].Position.Serial != 5 {
+							t.Fatalf("resume_success %s", f.Data)
+						}
 					}
 				}
-			}
-			publishN(t, h, rch, 1)
-			wantSeq(t, "live after the replay", takeFrames(t, s), "e orders #9")
+				publishN(t, h, rch, 1)
+				wantSeq(t, "live after the replay", takeFrames(t, s), "e orders #9")
+			})
 		})
 	}
 }
@@ -195,47 +244,48 @@ func TestReplayReadDoesNotBlockPublish(t *testing.T) {
 func TestReplayQueueOverflow(t *testing.T) {
 	for _, rc := range replayCases() {
 		t.Run(rc.name, func(t *testing.T) {
-			h, g, clk := gatedHub(t, 2)
-			_, s, release, done := startBlocked(t, rc, h, g, clk)
-			s.Take()
-			publishN(t, h, rch, 2)
-			wantSeq(t, "queued", takeFrames(t, s))
-			publishN(t, h, rch, 1) // the third overflows the queue of 2
-			got := takeFrames(t, s)
-			live := []string{"e orders #6", "e orders #7", "e orders #8"}
-			var failure rframe
-			switch rc.name {
-			case "rewind":
-				wantSeq(t, "at the overflow", got, append([]string{"sockudo:error "}, live...)...)
-				failure = got[0]
-			case "resume":
-				wantSeq(t, "at the overflow", got, append([]string{"sockudo:resume_failed orders"}, live...)...)
-				failure = got[0]
-			case "pending":
-				wantSeq(t, "at the overflow", got, append([]string{"sockudo_internal:subscription_succeeded orders #5",
-					"sockudo:resume_failed orders", "sockudo:resume_success "}, live...)...)
-				failure = got[1]
-			}
-			if rc.name == "rewind" {
-				if !strings.Contains(failure.Data, "Rewind failed") {
-					t.Fatalf("error frame %s", failure.Data)
+			forReplayStores(t, 2, func(t *testing.T, h *channels.Hub, g *readGate, clk *testkit.Clock) {
+				_, s, release, done := startBlocked(t, rc, h, g, clk)
+				s.Take()
+				publishN(t, h, rch, 2)
+				wantSeq(t, "queued", takeFrames(t, s))
+				publishN(t, h, rch, 1) // the third overflows the queue of 2
+				got := takeFrames(t, s)
+				live := []string{"e orders #6", "e orders #7", "e orders #8"}
+				var failure rframe
+				switch rc.name {
+				case "rewind":
+					wantSeq(t, "at the overflow", got, append([]string{"sockudo:error "}, live...)...)
+					failure = got[0]
+				case "resume":
+					wantSeq(t, "at the overflow", got, append([]string{"sockudo:resume_failed orders"}, live...)...)
+					failure = got[0]
+				case "pending":
+					wantSeq(t, "at the overflow", got, append([]string{"sockudo_internal:subscription_succeeded orders #5",
+						"sockudo:resume_failed orders", "sockudo:resume_success "}, live...)...)
+					failure = got[1]
 				}
-			} else if !strings.Contains(failure.Data, `"code":"persistence_unavailable","reason":"failed_to_deliver_recovery_payload"`) {
-				t.Fatalf("resume_failed %s", failure.Data)
-			}
-			release()
-			waitDone(t, done)
-			got = takeFrames(t, s)
-			if rc.name == "resume" {
-				wantSeq(t, "after the read", got, "sockudo:resume_success ")
-				if o := decodeOutcome(t, got[0]); len(o.Recovered) != 0 || len(o.Failed) != 1 || o.Failed[0].Reason != "failed_to_deliver_recovery_payload" {
-					t.Fatalf("resume_success %s", got[0].Data)
+				if rc.name == "rewind" {
+					if !strings.Contains(failure.Data, "Rewind failed") {
+						t.Fatalf("error frame %s", failure.Data)
+					}
+				} else if !strings.Contains(failure.Data, `"code":"persistence_unavailable","reason":"failed_to_deliver_recovery_payload"`) {
+					t.Fatalf("resume_failed %s", failure.Data)
 				}
-			} else {
-				wantSeq(t, "after the read", got)
-			}
-			publishN(t, h, rch, 1)
-			wantSeq(t, "live", takeFrames(t, s), "e orders #9")
+				release()
+				waitDone(t, done)
+				got = takeFrames(t, s)
+				if rc.name == "resume" {
+					wantSeq(t, "after the read", got, "sockudo:resume_success ")
+					if o := decodeOutcome(t, got[0]); len(o.Recovered) != 0 || len(o.Failed) != 1 || o.Failed[0].Reason != "failed_to_deliver_recovery_payload" {
+						t.Fatalf("resume_success %s", got[0].Data)
+					}
+				} else {
+					wantSeq(t, "after the read", got)
+				}
+				publishN(t, h, rch, 1)
+				wantSeq(t, "live", takeFrames(t, s), "e orders #9")
+			})
 		})
 	}
 }
@@ -246,46 +296,47 @@ func TestReplayQueueOverflow(t *testing.T) {
 func TestReplayConcurrentPublishers(t *testing.T) {
 	for _, rc := range replayCases() {
 		t.Run(rc.name, func(t *testing.T) {
-			h, g, clk := gatedHub(t, 0)
-			_, s, release, done := startBlocked(t, rc, h, g, clk)
-			const publishers, each = 4, 40
-			var wg sync.WaitGroup
-			halfway := make(chan struct{}, publishers)
-			for p := range publishers {
-				wg.Go(func() {
-					for i := range each {
-						if i == each/2 {
-							halfway <- struct{}{}
+			forReplayStores(t, 0, func(t *testing.T, h *channels.Hub, g *readGate, clk *testkit.Clock) {
+				_, s, release, done := startBlocked(t, rc, h, g, clk)
+				const publishers, each = 4, 40
+				var wg sync.WaitGroup
+				halfway := make(chan struct{}, publishers)
+				for p := range publishers {
+					wg.Go(func() {
+						for i := range each {
+							if i == each/2 {
+								halfway <- struct{}{}
+							}
+							if _, err := h.PublishAcks(appID, channels.Event{Name: "e", Channels: []string{rch}, Data: fmt.Sprint(p, "/", i)}); err != nil {
+								t.Error(err)
+								return
+							}
 						}
-						if _, err := h.PublishAcks(appID, channels.Event{Name: "e", Channels: []string{rch}, Data: fmt.Sprint(p, "/", i)}); err != nil {
-							t.Error(err)
-							return
-						}
+					})
+				}
+				for range publishers {
+					<-halfway // the read ends while publishes still come
+				}
+				release()
+				waitDone(t, done)
+				wg.Wait()
+				first := uint64(3)
+				var serials []uint64
+				for _, f := range takeFrames(t, s) {
+					if f.Event == "e" {
+						serials = append(serials, f.Serial)
 					}
-				})
-			}
-			for range publishers {
-				<-halfway // the read ends while publishes still come
-			}
-			release()
-			waitDone(t, done)
-			wg.Wait()
-			first := uint64(3)
-			var serials []uint64
-			for _, f := range takeFrames(t, s) {
-				if f.Event == "e" {
-					serials = append(serials, f.Serial)
 				}
-			}
-			last := uint64(5 + publishers*each)
-			if uint64(len(serials)) != last-first+1 {
-				t.Fatalf("%d messages, want %d: %v", len(serials), last-first+1, serials)
-			}
-			for i, sr := range serials {
-				if sr != first+uint64(i) {
-					t.Fatalf("message %d has serial %d, want %d: %v", i, sr, first+uint64(i), serials)
+				last := uint64(5 + publishers*each)
+				if uint64(len(serials)) != last-first+1 {
+					t.Fatalf("%d messages, want %d: %v", len(serials), last-first+1, serials)
 				}
-			}
+				for i, sr := range serials {
+					if sr != first+uint64(i) {
+						t.Fatalf("message %d has serial %d, want %d: %v", i, sr, first+uint64(i), serials)
+					}
+				}
+			})
 		})
 	}
 }
@@ -293,7 +344,10 @@ func TestReplayConcurrentPublishers(t *testing.T) {
 // TestReplayDeltaAfterReplay: a delta subscriber's live frames queued during a replay go
 // out full, and so does the first live frame after it; every frame rebuilds to the message.
 func TestReplayDeltaAfterReplay(t *testing.T) {
-	h, g, clk := gatedHub(t, 0)
+	forReplayStores(t, 0, testReplayDeltaAfterReplay)
+}
+
+func testReplayDeltaAfterReplay(t *testing.T, h *channels.Hub, g *readGate, clk *testkit.Clock) {
 	stream := streamOf(t, h, rch, 5)
 	clk.Add(channels.HotReplayTTL + time.Second)
 	c, s := connectV2(t, h, channels.ConnOptions{})
