@@ -16,7 +16,8 @@ import (
 // arrives, so the resume usually reaches the server BEFORE the subscribes it is about. The
 // positions of channels the connection has not subscribed yet are kept pending, per
 // connection, for ResumeWindow; when the subscribe for such a channel succeeds, the gap is
-// replayed inside it (under the channel's publish lock, so no live message can come between):
+// replayed inside it (read without the channel's sequencer turn while the subscription's live
+// frames wait in a replay queue, replay.go, so no live message can come between):
 //
 //	replayed messages (serial order, filtered like live delivery)
 //	sockudo_internal:subscription_succeeded   (carries the head = the last replayed serial)

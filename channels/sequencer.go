@@ -7,8 +7,9 @@ import (
 
 // The per-channel sequencer orders what happens to one channel on this node — its history
 // appends, its deliveries, and the operations that need the channel quiet (a V2 subscribe
-// reading the stream head, resume, reset, purge, mutations) — without any lock or wait
-// shared with another channel.
+// reading the stream head, reset, purge, mutations; a rewind or resume only while it reads
+// the head and starts queueing its subscription's live frames — it reads history after,
+// replay.go) — without any lock or wait shared with another channel.
 //
 // Every operation on a channel takes a ticket. Tickets of a channel form a chain, in the
 // order they were taken, and each ticket passes three gates in chain order:
