@@ -118,6 +118,8 @@ type replayCase struct {
 	// before is what the connection has received when the read blocks; replay, what the
 	// replay sends (its frames and those it owes) before the queued live frames.
 	before, replay []string
+	// first is the first serial the replay sends.
+	first uint64
 }
 
 const rch = "orders"
@@ -147,6 +149,17 @@ func replayCases() []replayCase {
 			},
 			before: []string{"sockudo_internal:subscription_succeeded orders #5"},
 			replay: []string{"e orders #3", "e orders #4", "e orders #5", "sockudo:rewind_complete orders"},
+		},
+		{
+			name: "rewind-seconds",
+			start: func(c *channels.Conn, s *channelstest.Sub, _ string) *protocol.Error {
+				req := subReq(s, rch, "")
+				req.Rewind = &channels.RewindSpec{Seconds: 3600}
+				return c.Subscribe(req)
+			},
+			before: []string{"sockudo_internal:subscription_succeeded orders #5"},
+			replay: []string{"e orders #1", "e orders #2", "e orders #3", "e orders #4", "e orders #5", "sockudo:rewind_complete orders"},
+			first:  1,
 		},
 		{
 			name: "pending",
@@ -254,7 +267,7 @@ func TestReplayQueueOverflow(t *testing.T) {
 				live := []string{"e orders #6", "e orders #7", "e orders #8"}
 				var failure rframe
 				switch rc.name {
-				case "rewind":
+				case "rewind", "rewind-seconds":
 					wantSeq(t, "at the overflow", got, append([]string{"sockudo:error "}, live...)...)
 					failure = got[0]
 				case "resume":
@@ -265,7 +278,7 @@ func TestReplayQueueOverflow(t *testing.T) {
 						"sockudo:resume_failed orders", "sockudo:resume_success "}, live...)...)
 					failure = got[1]
 				}
-				if rc.name == "rewind" {
+				if strings.HasPrefix(rc.name, "rewind") {
 					if !strings.Contains(failure.Data, "Rewind failed") {
 						t.Fatalf("error frame %s", failure.Data)
 					}
@@ -321,6 +334,9 @@ func TestReplayConcurrentPublishers(t *testing.T) {
 				waitDone(t, done)
 				wg.Wait()
 				first := uint64(3)
+				if rc.first != 0 {
+					first = rc.first
+				}
 				var serials []uint64
 				for _, f := range takeFrames(t, s) {
 					if f.Event == "e" {
