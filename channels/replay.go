@@ -34,6 +34,12 @@ import (
 // and the live stream; the replay that finishes later sends nothing. So nothing is dropped
 // silently: the client learns that its position has a gap, and the live stream it gets
 // after that has none.
+//
+// A sockudo:resume of several channels keeps every channel's queue until its one
+// resume_success is out (both clients overwrite their positions with the ones it reports, so
+// no live frame of a recovered channel may precede it). A channel replayed early in a long
+// resume can therefore overflow after its replay went out: it gets resume_failed at that
+// moment and is reported failed, and its live frames flow from there.
 
 // DefaultReplayQueueLimit is the most live frames queued for one subscription while its
 // replay is read, when Options.ReplayQueueLimit is zero.
