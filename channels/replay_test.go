@@ -22,6 +22,7 @@ type readGate struct {
 	mu      sync.Mutex
 	gate    chan struct{}
 	entered chan struct{}
+	skip    int // reads to let through before the gated one
 }
 
 // blockNextRead makes the next Read wait until release is called; entered is closed once
@@ -34,9 +35,23 @@ func (g *readGate) blockNextRead() (entered <-chan struct{}, release func()) {
 	return in, sync.OnceFunc(func() { close(gate) })
 }
 
+// blockRead is blockNextRead for the nth Read from now (1: the next).
+func (g *readGate) blockRead(n int) (entered <-chan struct{}, release func()) {
+	in, release := g.blockNextRead()
+	g.mu.Lock()
+	g.skip = n - 1
+	g.mu.Unlock()
+	return in, release
+}
+
 // wait is called at the start of every Read.
 func (g *readGate) wait() {
 	g.mu.Lock()
+	if g.skip > 0 {
+		g.skip--
+		g.mu.Unlock()
+		return
+	}
 	gate, in := g.gate, g.entered
 	g.gate, g.entered = nil, nil
 	g.mu.Unlock()
@@ -430,4 +445,46 @@ func testReplayDeltaAfterReplay(t *testing.T, h *channels.Hub, g *readGate, clk 
 	if strings.Join(kinds, " ") != want {
 		t.Fatalf("frames %s\nwant %s\n%q", strings.Join(kinds, " "), want, got)
 	}
+}
+
+// TestReplayResumeOverflowAfterReplay: a resume of two channels keeps the first one's live
+// frames queued after its replay while the second is read; when they overflow the queue, the
+// first channel gets resume_failed then its live frames at once, and the one resume_success
+// reports it failed and the second recovered.
+func TestReplayResumeOverflowAfterReplay(t *testing.T) {
+	forReplayStores(t, 2, func(t *testing.T, h *channels.Hub, g *readGate, clk *testkit.Clock) {
+		sa, sb := streamOf(t, h, "a", 5), streamOf(t, h, "b", 5)
+		clk.Add(channels.HotReplayTTL + time.Second)
+		c, s := connectV2(t, h, channels.ConnOptions{})
+		defer c.Disconnect()
+		mustSubscribe(t, c, s, "a", "")
+		mustSubscribe(t, c, s, "b", "")
+		s.Take()
+		entered, release := g.blockRead(2) // a's read passes, b's waits
+		defer release()
+		done := make(chan *protocol.Error, 1)
+		go func() {
+			done <- c.Resume(resumeJSON(map[string]protocol.Position{"a": {StreamID: sa, Serial: 3}, "b": {StreamID: sb, Serial: 4}}))
+		}()
+		<-entered
+		wantSeq(t, "a replayed, b reading", takeFrames(t, s), "e a #4", "e a #5")
+		publishN(t, h, "a", 2)
+		wantSeq(t, "queued", takeFrames(t, s))
+		publishN(t, h, "a", 1)
+		got := takeFrames(t, s)
+		wantSeq(t, "at the overflow", got, "sockudo:resume_failed a", "e a #6", "e a #7", "e a #8")
+		if !strings.Contains(got[0].Data, `"reason":"failed_to_deliver_recovery_payload"`) {
+			t.Fatalf("resume_failed %s", got[0].Data)
+		}
+		release()
+		waitDone(t, done)
+		got = takeFrames(t, s)
+		wantSeq(t, "after b's read", got, "e b #5", "sockudo:resume_success ")
+		if o := decodeOutcome(t, got[1]); len(o.Recovered) != 1 || o.Recovered[0].Channel != "b" || len(o.Failed) != 1 || o.Failed[0].Channel != "a" {
+			t.Fatalf("resume_success %s", got[1].Data)
+		}
+		publishN(t, h, "a", 1)
+		publishN(t, h, "b", 1)
+		wantSeq(t, "live", takeFrames(t, s), "e a #9", "e b #6")
+	})
 }
