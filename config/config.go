@@ -160,6 +160,11 @@ type Config struct {
 	// has not subscribed yet wait for their subscribes (the clients resume before their
 	// authorized subscribes); after it those channels get resume_failed. Default 30s.
 	ResumeWindow Duration `yaml:"resume_window"`
+	// ReplayQueueLimit caps the live frames queued for one subscription while its rewind or
+	// resume replay is read from the history store (the channel's publishes go on
+	// meanwhile); past it that replay fails with resume_failed / the rewind's error and the
+	// frames go out. Default 10000.
+	ReplayQueueLimit int `yaml:"replay_queue_limit"`
 
 	// Cluster makes several nodes behave as one server through a broker: "local" (default:
 	// a single node), "redis" (needs redis_url) or "nats" (needs nats_url).
@@ -446,6 +451,7 @@ const (
 	DefaultCacheTTL                     = 30 * time.Minute
 	DefaultTokenRefreshGrace            = 30 * time.Second
 	DefaultResumeWindow                 = 30 * time.Second
+	DefaultReplayQueueLimit             = 10000
 	DefaultHistoryMaxAge                = 24 * time.Hour
 	DefaultDeltaFullInterval            = 100
 	DefaultGCPercent                    = 50
@@ -495,6 +501,7 @@ func (c *Config) ApplyDefaults() {
 	setDur(&c.WebhookVacateDelay, DefaultWebhookVacateDelay)
 	setDur(&c.TokenRefreshGrace, DefaultTokenRefreshGrace)
 	setDur(&c.ResumeWindow, DefaultResumeWindow)
+	setInt(&c.ReplayQueueLimit, DefaultReplayQueueLimit)
 	setStr(&c.History, "memory")
 	setStr(&c.Cluster, "local")
 	setDur(&c.ClusterNodeTimeout, DefaultClusterNodeTimeout)
@@ -590,6 +597,9 @@ func (c *Config) problems() []string {
 	}
 	if c.HistoryMaxMessages < 0 {
 		bad("history_max_messages", "must not be negative")
+	}
+	if c.ReplayQueueLimit < 1 {
+		bad("replay_queue_limit", "must be at least 1")
 	}
 	switch c.Cluster {
 	case "local":

@@ -60,6 +60,7 @@ var usages = map[string]string{
 	"push_store":                        "push devices, interests and queue: memory or postgres (default memory)",
 	"token_refresh_grace":               "time a V2 client has to refresh an expired capability token before close 4009 (default 30s)",
 	"resume_window":                     "time a V2 client's resume positions wait for the subscribes of their channels (default 30s)",
+	"replay_queue_limit":                "live frames queued per subscription while its rewind or resume reads history; past it that replay fails (default 10000)",
 	"cluster":                           "run as one node of a cluster through a broker: local, redis or nats (default local)",
 	"redis_url":                         "redis:// URL of the redis cluster broker and shared idempotency store (default empty)",
 	"nats_url":                          "nats:// URL of the nats cluster broker (default empty)",

@@ -118,6 +118,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		Observer:          wh,
 		TokenRefreshGrace: cfg.TokenRefreshGrace.D(),
 		ResumeWindow:      cfg.ResumeWindow.D(),
+		ReplayQueueLimit:  cfg.ReplayQueueLimit,
 		HistoryMaxAge:     cfg.HistoryMaxAge.D(),
 		History:           hist,
 		PresenceRecorder:  presence,
