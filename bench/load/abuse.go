@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +43,10 @@ type AbuseConfig struct {
 	HistoryRate    float64 // channel_history requests per second per connection
 	SubscribeSocks int     // connections subscribing as fast as they can
 	SubscribeEach  int     // subscriptions each of them asks for
+	ResumeSocks    int     // V2 connections resuming ResumeChannels channels in a loop
+	ResumeChannels int     // channels each resume names (all subscribed, all with history)
+	AttackCPUs     string  // taskset CPU list of the attack process ("" = the load tool's)
+	AttackNice     int     // nice increment of the attack process
 	JSONFile       string
 	AttackOnly     string // internal: run this phase's attack until stdin closes, print its counts
 	args           []string
@@ -66,6 +71,8 @@ func attackMain(ctx context.Context, c *AbuseConfig, stdout io.Writer) int {
 		at.historyFlood(actx, c)
 	case "subscribe-flood":
 		at.subscribeFlood(actx, c)
+	case "resume-storm":
+		at.resumeStorm(actx, c)
 	}
 	fmt.Fprintln(stdout, "started")
 	_, _ = io.Copy(io.Discard, os.Stdin)
@@ -80,7 +87,14 @@ func attackMain(ctx context.Context, c *AbuseConfig, stdout io.Writer) int {
 // startAttack runs phase's attack in a child pwload (so the attackers' goroutines do not
 // delay the canary's readers); stop ends it and returns its counts.
 func startAttack(c *AbuseConfig, phase string) (stop func() attackCounts, err error) {
-	cmd := exec.Command(os.Args[0], append(append([]string{"abuse"}, c.args...), "--attack-only", phase)...)
+	argv := append(append([]string{os.Args[0], "abuse"}, c.args...), "--attack-only", phase)
+	if c.AttackCPUs != "" {
+		argv = append([]string{"taskset", "-c", c.AttackCPUs}, argv...)
+	}
+	if c.AttackNice != 0 {
+		argv = append([]string{"nice", "-n", strconv.Itoa(c.AttackNice)}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -110,7 +124,7 @@ func startAttack(c *AbuseConfig, phase string) (stop func() attackCounts, err er
 }
 
 // AbusePhases are the phases `pwload abuse` knows.
-var AbusePhases = []string{"quiet", "pinned-frames", "history-flood", "subscribe-flood", "slow-bodies"}
+var AbusePhases = []string{"quiet", "pinned-frames", "history-flood", "subscribe-flood", "slow-bodies", "resume-storm"}
 
 // AbusePhase is one phase's result.
 type AbusePhase struct {
@@ -149,6 +163,10 @@ func abuseMain(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&c.HistoryRate, "history-rate", 30, "channel_history requests per second per connection")
 	fs.IntVar(&c.SubscribeSocks, "subscribe-socks", 10, "connections subscribing as fast as they can")
 	fs.IntVar(&c.SubscribeEach, "subscribe-each", 10000, "subscriptions each of them asks for")
+	fs.IntVar(&c.ResumeSocks, "resume-socks", 100, "V2 connections each resuming --resume-channels channels in a loop")
+	fs.IntVar(&c.ResumeChannels, "resume-channels", 1000, "channels each resume names (subscribed first; each has one message of history)")
+	fs.StringVar(&c.AttackCPUs, "attack-cpus", "", "taskset CPU list for the attack process (default: the load tool's own)")
+	fs.IntVar(&c.AttackNice, "attack-nice", 10, "nice increment of the attack process, so its goroutines yield the load tool's CPU to the canary's readers")
 	fs.StringVar(&c.JSONFile, "json-file", "", "also write the JSON report here")
 	fs.StringVar(&c.AttackOnly, "attack-only", "", "internal: run one phase's attack in this process (the canary's process starts it)")
 	if err := fs.Parse(args); err != nil {
@@ -232,8 +250,11 @@ func RunAbuse(ctx context.Context, c *AbuseConfig, progress func(string)) ([]Abu
 		progress("phase " + name + ": starting the attack")
 		stopAttack := func() attackCounts { return attackCounts{} }
 		if name != "quiet" {
-			if name == "history-flood" {
+			switch name {
+			case "history-flood":
 				fillHistory(ctx, c, can.pub)
+			case "resume-storm":
+				fillStorm(ctx, c, can.pub)
 			}
 			if stopAttack, err = startAttack(c, name); err != nil {
 				cancel()
@@ -608,4 +629,172 @@ func (a *attack) drain(ctx context.Context, ws *wsConn) {
 			}
 		}
 	}()
+}
+
+// resumeStorm: V2 connections each subscribed to the ResumeChannels storm channels (one
+// message of history each), each sending sockudo:resume for all of them from one message
+// back (so every channel the server accepts replays one message) in a closed loop: the next
+// resume goes as soon as the last one is answered (resume_success or an error frame).
+func (a *attack) resumeStorm(ctx context.Context, c *AbuseConfig) {
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for range c.ResumeSocks {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			a.resumeClient(ctx, c)
+		}()
+	}
+	wg.Wait()
+}
+
+// stormChannel is the i-th channel of the resume storm.
+func stormChannel(i int) string { return "abuse-storm-" + strconv.Itoa(i) }
+
+// fillStorm publishes one message to each storm channel (batches of 10, with the secret), so
+// each has a stream and a position to resume from.
+func fillStorm(ctx context.Context, c *AbuseConfig, pub *http.Client) {
+	for lo := 0; lo < c.ResumeChannels; lo += 10 {
+		var chs, data []string
+		for i := lo; i < min(lo+10, c.ResumeChannels); i++ {
+			chs = append(chs, stormChannel(i))
+			data = append(data, EncodePayload(0, 0, i, 100))
+		}
+		req, err := SignedBatchRequest(ctx, c.HTTPURL, c.AppID, c.Key, c.Secret, chs, "e", data, time.Now())
+		if err == nil {
+			if resp, err := pub.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+	}
+}
+
+// stormAck is what a storm client reads of a V2 subscription_succeeded frame.
+type stormAck struct {
+	Event    string `json:"event"`
+	Channel  string `json:"channel"`
+	StreamID string `json:"stream_id"`
+	Serial   uint64 `json:"serial"`
+}
+
+// resumeClient subscribes one storm connection, then resumes in a loop until ctx ends.
+func (a *attack) resumeClient(ctx context.Context, c *AbuseConfig) {
+	ws, err := subscribed(ctx, c, 2, "")
+	if err != nil {
+		a.refused.Add(1)
+		return
+	}
+	for i := range c.ResumeChannels {
+		if ws.WriteText([]byte(`{"event":"sockudo:subscribe","data":{"channel":"`+stormChannel(i)+`"}}`)) != nil {
+			ws.nc.Close()
+			a.refused.Add(1)
+			return
+		}
+	}
+	type pos struct {
+		StreamID string `json:"stream_id"`
+		Serial   uint64 `json:"serial"`
+	}
+	positions := make(map[string]pos, c.ResumeChannels)
+	_ = ws.nc.SetReadDeadline(time.Now().Add(60 * time.Second))
+	for len(positions) < c.ResumeChannels {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			ws.nc.Close()
+			a.refused.Add(1)
+			return
+		}
+		if !strings.Contains(string(msg), "subscription_succeeded") {
+			continue
+		}
+		var ack stormAck
+		if json.Unmarshal(msg, &ack) != nil || ack.Channel == "" {
+			continue
+		}
+		positions[ack.Channel] = pos{ack.StreamID, max(ack.Serial, 1) - 1}
+	}
+	_ = ws.nc.SetReadDeadline(time.Time{})
+	frames := resumeFrames(positions, resumeFrameBytes)
+	a.opened.Add(1)
+	answered := make(chan struct{}, 1)
+	a.wg.Add(2)
+	go func() { // reader: every resume_success or error frame answers the last resume
+		defer a.wg.Done()
+		go func() {
+			<-ctx.Done()
+			ws.nc.Close()
+		}()
+		for {
+			_, msg, err := ws.ReadMessage()
+			if err != nil {
+				close(answered)
+				return
+			}
+			s := string(frameEvent(msg))
+			switch {
+			case strings.HasSuffix(s, ":error"):
+				if a.refused.Add(1) == 1 {
+					a.sample.Store(string(msg[:min(len(msg), 200)]))
+				}
+			case strings.HasSuffix(s, "resume_success"):
+			default:
+				continue
+			}
+			select {
+			case answered <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	go func() { // writer: the next resume once the last is answered (or 5 s passed)
+		defer a.wg.Done()
+		for k := 0; ctx.Err() == nil; k++ {
+			if ws.WriteText(frames[k%len(frames)]) != nil {
+				return
+			}
+			a.ops.Add(1)
+			select {
+			case _, ok := <-answered:
+				if !ok {
+					return
+				}
+			case <-time.After(5 * time.Second):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
+// resumeFrameBytes keeps a storm client's resume frames under the server's default message
+// limit (64 KiB): 1,000 positions with stream ids take about 70 KB, so they go in two frames.
+const resumeFrameBytes = 60 << 10
+
+// resumeFrames splits positions (channel → {stream_id, serial}) into sockudo:resume frames
+// of at most limit bytes each, in channel order.
+func resumeFrames[P any](positions map[string]P, limit int) [][]byte {
+	names := make([]string, 0, len(positions))
+	for ch := range positions {
+		names = append(names, ch)
+	}
+	sort.Strings(names)
+	const head, tail = `{"event":"sockudo:resume","data":{"channel_positions":{`, `}}}`
+	var out [][]byte
+	cur := []byte(head)
+	for _, ch := range names {
+		k, _ := json.Marshal(ch)
+		v, _ := json.Marshal(positions[ch])
+		entry := append(append(k, ':'), v...)
+		if len(cur) > len(head) && len(cur)+1+len(entry)+len(tail) > limit {
+			out = append(out, append(cur, tail...))
+			cur = []byte(head)
+		}
+		if len(cur) > len(head) {
+			cur = append(cur, ',')
+		}
+		cur = append(cur, entry...)
+	}
+	return append(out, append(cur, tail...))
 }
