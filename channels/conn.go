@@ -49,6 +49,8 @@ type Conn struct {
 	wildcards int
 	// pending holds resume positions of channels not subscribed yet (pending.go).
 	pending pendingResume
+	// pace is ConnOptions.Pace (pace.go), fixed at connect.
+	pace func(n int) bool
 	// batch defers hold starts to the end of the transport's current read (hold.go).
 	batch frameBatch
 	// leaveCause says why the connection's presence memberships end (presence_hooks.go).
@@ -87,6 +89,10 @@ type ConnOptions struct {
 	// RollupWindow (V2) is append_rollup_window, one of protocol.RollupWindows: appends to one
 	// mutable message within it reach the connection as one frame. 0 = every append at once.
 	RollupWindow time.Duration
+	// Pace, when set, is asked before each channel a sockudo:resume works on and may block
+	// until the server lets it go on; false stops the resume unanswered (the connection is
+	// going away). Called holding nothing (pace.go). Nil: no pacing.
+	Pace func(n int) bool
 }
 
 // ConnectWith is Connect with the client's connection options. A token's grants limit what
@@ -107,7 +113,7 @@ func (h *Hub) ConnectWith(appKey string, sub Subscriber, opts ConnOptions) (*Con
 		app.conns.Add(-1)
 		return nil, errTokenRevoked
 	}
-	c := &Conn{app: app, sub: sub, socketID: sub.SocketID()}
+	c := &Conn{app: app, sub: sub, socketID: sub.SocketID(), pace: opts.Pace}
 	c.v2 = sub.Version() == protocol.V2
 	c.echo = c.v2 && opts.Echo
 	c.appendFull = c.v2 && opts.AppendFull

@@ -342,6 +342,9 @@ func (c *Conn) Resume(data json.RawMessage) *protocol.Error {
 		}
 	}()
 	for _, ch := range names {
+		if !c.paceResume() {
+			return nil // the connection is going away (pace.go)
+		}
 		var rec *resumeRecovered
 		var fail *resumeFailure
 		switch {

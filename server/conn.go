@@ -88,6 +88,9 @@ type conn struct {
 	// readPause, set when a request was refused for its rate, stops reading the socket for
 	// that long after the current message (read side only).
 	readPause time.Duration
+	// inHistorySlot is set while the read side holds one of the server's history slots
+	// (withHistorySlot); the resume pacer gives the slot back while it waits (pace.go).
+	inHistorySlot bool
 
 	mu       sync.Mutex
 	queue    [][]byte

@@ -122,6 +122,10 @@ func (c *conn) allowHistoryRead() *protocol.Error {
 // sockets' read sides wait (and TCP pushes back on them) while publishes go on.
 func (c *conn) withHistorySlot(read func()) {
 	c.srv.historySlots <- struct{}{}
-	defer func() { <-c.srv.historySlots }()
+	c.inHistorySlot = true
+	defer func() {
+		c.inHistorySlot = false
+		<-c.srv.historySlots
+	}()
 	read()
 }

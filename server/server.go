@@ -78,6 +78,15 @@ type Options struct {
 	// as many); one over it gets error 4301. Default DefaultResumeRequestsPerMinute;
 	// negative is unlimited.
 	ResumeRequestsPerMinute int
+	// ServerResumeChannelsPerSecond paces the channels every connection's resumes work on,
+	// together (pace.go): past a short burst, a resume waits before each further channel
+	// until the rate allows it, so a storm of resumes queues on its own connections instead
+	// of taking the CPU from other channels' fan-out. Default
+	// DefaultServerResumeChannelsPerCPU × GOMAXPROCS; negative is unpaced.
+	ServerResumeChannelsPerSecond int
+	// AfterFunc schedules f after d: the waits of the resume pacer. Default time.AfterFunc;
+	// tests pass a clock they move by hand (with Now from the same clock).
+	AfterFunc func(d time.Duration, f func()) channels.Timer
 	// MaxSubscriptionsPerConnection caps the channels one connection is subscribed to; a new
 	// subscription over it fails with 4100 (subscription_error LimitReached). Default
 	// DefaultMaxSubscriptionsPerConnection; negative is unlimited.
@@ -153,6 +162,12 @@ func (o *Options) applyDefaults() {
 	if o.ServerHistoryReadsPerSecond == 0 {
 		o.ServerHistoryReadsPerSecond = DefaultServerHistoryReadsPerCPU * runtime.GOMAXPROCS(0)
 	}
+	if o.ServerResumeChannelsPerSecond == 0 {
+		o.ServerResumeChannelsPerSecond = DefaultServerResumeChannelsPerCPU * runtime.GOMAXPROCS(0)
+	}
+	if o.AfterFunc == nil {
+		o.AfterFunc = func(d time.Duration, f func()) channels.Timer { return time.AfterFunc(d, f) }
+	}
 	if o.ResumeRequestsPerMinute == 0 {
 		o.ResumeRequestsPerMinute = DefaultResumeRequestsPerMinute
 	}
@@ -172,6 +187,7 @@ type Server struct {
 	// once, server-wide: a connection's read side waits for a slot (limits.go).
 	historySlots chan struct{}
 	historyRate  sharedBucket // Options.ServerHistoryReadsPerSecond
+	resumePace   pacer        // Options.ServerResumeChannelsPerSecond
 	poll         *netpoller   // nil when every connection uses coder/websocket
 	flush        *flusher     // writes pollWire connections' queues; nil with poll
 	// goroutines owns every goroutine the server starts (goGroup); Shutdown joins them.
@@ -307,7 +323,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Set before Connect publishes c to the hub, so Send may read it from any goroutine.
 	c.appID = app.ID
-	opts := channels.ConnOptions{Echo: params.echo, AppendFull: params.appendFull, Wire: params.wire, RollupWindow: params.rollup}
+	opts := channels.ConnOptions{Echo: params.echo, AppendFull: params.appendFull, Wire: params.wire, RollupWindow: params.rollup,
+		Pace: c.paceResume}
 	if params.token != "" {
 		// Checked before connection_established (ws-protocol §3.3); a V1 URL cannot use one.
 		if !ok {
