@@ -96,6 +96,10 @@ type Config struct {
 	// ServerHistoryReadsPerSecond bounds the history reads of all connections together;
 	// past it a request gets 4301 "Server busy". 0 = 100 per CPU, -1 = unlimited.
 	ServerHistoryReadsPerSecond int `yaml:"server_history_reads_per_second"`
+	// ServerResumeChannelsPerSecond paces the channels all connections' resumes work on,
+	// together: past a burst of 16 a resume waits before each further channel (the socket
+	// is not read meanwhile). 0 = 1,000 per CPU, -1 = unpaced.
+	ServerResumeChannelsPerSecond int `yaml:"server_resume_channels_per_second"`
 	// ResumeRequestsPerMinute bounds each connection's sockudo:resume requests (a burst of
 	// as many, refilled per minute); one over it gets error 4301. -1 = unlimited. Default 10.
 	ResumeRequestsPerMinute int `yaml:"resume_requests_per_minute"`
@@ -697,7 +701,7 @@ func (c *Config) problems() []string {
 		v     int
 	}{{"history_requests_per_second", c.HistoryRequestsPerSecond}, {"history_request_burst", c.HistoryRequestBurst},
 		{"resume_requests_per_minute", c.ResumeRequestsPerMinute}, {"max_subscriptions_per_connection", c.MaxSubscriptionsPerConnection},
-		{"server_history_reads_per_second", c.ServerHistoryReadsPerSecond}} {
+		{"server_history_reads_per_second", c.ServerHistoryReadsPerSecond}, {"server_resume_channels_per_second", c.ServerResumeChannelsPerSecond}} {
 		if p.v < -1 {
 			bad(p.field, "must be positive, or -1 for unlimited, got %d", p.v)
 		}

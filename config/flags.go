@@ -40,6 +40,7 @@ var usages = map[string]string{
 	"history_requests_per_second":       "per-connection history reads (channel_history, rewind) per second, 4301 over it, -1 = unlimited (default 10)",
 	"history_request_burst":             "per-connection burst of history reads (default 50)",
 	"server_history_reads_per_second":   "history reads per second of all connections together, 4301 over it, 0 = 100 per CPU, -1 = unlimited (default 0)",
+	"server_resume_channels_per_second": "channels of sockudo:resume work per second of all connections together (resumes wait, not refused), 0 = 1000 per CPU, -1 = unpaced (default 0)",
 	"resume_requests_per_minute":        "per-connection sockudo:resume requests per minute, 4301 over it, -1 = unlimited (default 10)",
 	"max_subscriptions_per_connection":  "channels one connection may be subscribed to, 4100 over it, -1 = unlimited (default 1000)",
 	"trust_forwarded_for":               "take the client IP from X-Forwarded-For, only behind your own proxy (default false)",
