@@ -20,6 +20,10 @@ const (
 	maxCursorBytes = 16 << 10
 )
 
+// versionedExtra is about what protocol.AppendVersioned adds to a message's V2 frame (the
+// reserved headers and the version members), so a history item is encoded into one buffer.
+const versionedExtra = 384
+
 // HistoryBounds echo a request's bounds; null when open.
 type HistoryBounds struct {
 	StartSerial  *uint64 `json:"start_serial"`
@@ -227,9 +231,9 @@ func (a *appState) readHistory(ctx context.Context, channel string, r HistoryReq
 		item := HistoryItem{StreamID: m.StreamID, Serial: m.Serial, PublishedAtMs: m.PublishedAtMs, MessageID: m.MessageID,
 			EventName: v.Event, OperationKind: "append", PayloadSizeBytes: len(v.Data)}
 		if v.Mutable != nil {
-			item.Message = protocol.AppendVersioned(nil, v)
+			item.Message = protocol.AppendVersioned(make([]byte, 0, v.Size()+versionedExtra), v)
 		} else {
-			item.Message = v.AppendV2(nil)
+			item.Message = v.AppendV2(make([]byte, 0, v.Size()))
 		}
 		res.Items = append(res.Items, item)
 	}

@@ -261,11 +261,11 @@ func (c *Conn) ChannelHistory(data json.RawMessage, frameChannel string) *protoc
 	if herr != nil {
 		return &protocol.Error{Code: herr.Code, Message: "channel_history: " + herr.Message}
 	}
-	b, err := json.Marshal(res)
+	frame, err := appendHistoryFrame(make([]byte, 0, historyItemsSize(res)+len(name)+64), name, res)
 	if err != nil {
 		return &protocol.Error{Code: protocol.CodeGeneric, Message: "channel_history: encoding failed"}
 	}
-	c.sub.Send(protocol.ChannelHistory(protocol.V2, name, b))
+	c.sub.Send(frame)
 	return nil
 }
 

@@ -301,6 +301,9 @@ func NextVersionSerial(prev string, nowMs int64, node string, counter uint64) (s
 // AppendExtras appends the extras member value of a mutable message's frame: extras with
 // the reserved headers of mu added to extras.headers (replacing any of the same names).
 func AppendExtras(dst, extras []byte, mu *Mutable) []byte {
+	if len(extras) == 0 || string(extras) == "{}" {
+		return appendReservedHeaders(dst, mu)
+	}
 	var obj map[string]json.RawMessage
 	if len(extras) > 0 {
 		_ = json.Unmarshal(extras, &obj)
@@ -322,6 +325,28 @@ func AppendExtras(dst, extras []byte, mu *Mutable) []byte {
 	headers[HeaderHistorySerial] = strconv.AppendUint(nil, mu.HistorySerial, 10)
 	obj["headers"] = appendObject(nil, headers)
 	return appendObject(dst, obj)
+}
+
+// appendReservedHeaders appends AppendExtras' value for a message without extras of its own
+// (the common case, and every message of a history page): {"headers":{…}} with the reserved
+// headers in sorted order, written directly instead of through maps and a sort.
+func appendReservedHeaders(dst []byte, mu *Mutable) []byte {
+	// Sorted: sockudo_action, sockudo_history_serial, sockudo_message_serial,
+	// sockudo_version_serial, sockudo_version_timestamp_ms.
+	dst = append(dst, `{"headers":{"`+HeaderAction+`":"message.`...)
+	at := len(dst)
+	dst = AppendJSONString(dst, string(mu.Action)) // "action": drop its opening quote
+	copy(dst[at:], dst[at+1:])
+	dst = dst[:len(dst)-1]
+	dst = append(dst, `,"`+HeaderHistorySerial+`":`...)
+	dst = strconv.AppendUint(dst, mu.HistorySerial, 10)
+	dst = append(dst, `,"`+HeaderMessageSerial+`":`...)
+	dst = AppendJSONString(dst, mu.MessageSerial)
+	dst = append(dst, `,"`+HeaderVersionSerial+`":`...)
+	dst = AppendJSONString(dst, mu.Version.Serial)
+	dst = append(dst, `,"`+HeaderVersionTimeMs+`":`...)
+	dst = strconv.AppendInt(dst, mu.Version.TimestampMs, 10)
+	return append(dst, "}}"...)
 }
 
 // appendObject appends a JSON object of raw JSON values with sorted keys.
