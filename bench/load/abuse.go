@@ -138,6 +138,7 @@ type AbusePhase struct {
 	Canary    Summary `json:"canary_latency"`     // publish → delivery
 	RSSMaxMB  float64 `json:"server_rss_max_mb"`  // VmRSS peak while the phase ran
 	RSSEndMB  float64 `json:"server_rss_end_mb"`  // VmRSS when it ended
+	CPUPct    float64 `json:"server_cpu_pct"`     // server CPU time while measuring, % of one core
 	Dropped   int     `json:"canary_disconnects"` // canary subscribers that lost their connection
 	Note      string  `json:"note,omitempty"`
 }
@@ -224,15 +225,15 @@ func WriteAbuseTable(w io.Writer, res []AbusePhase) {
 			quiet = p.Canary.P99
 		}
 	}
-	fmt.Fprintln(w, "| phase | attackers | attack ops | refusals | canary delivered | canary p50 ms | canary p99 ms | p99 ÷ quiet | canary max ms | server RSS max MB |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| phase | attackers | attack ops | refusals | canary delivered | canary p50 ms | canary p99 ms | p99 ÷ quiet | canary max ms | server RSS max MB | server CPU % |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, p := range res {
 		ratio := "—"
 		if quiet > 0 {
 			ratio = fmt.Sprintf("%.2f×", p.Canary.P99/quiet)
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %d | %d/%d | %.2f | %.2f | %s | %.1f | %.0f |\n", p.Name, p.Attackers, p.AttackOps, p.Refused,
-			p.Delivered, p.Expected, p.Canary.P50, p.Canary.P99, ratio, p.Canary.Max, p.RSSMaxMB)
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %d/%d | %.2f | %.2f | %s | %.1f | %.0f | %.1f |\n", p.Name, p.Attackers, p.AttackOps, p.Refused,
+			p.Delivered, p.Expected, p.Canary.P50, p.Canary.P99, ratio, p.Canary.Max, p.RSSMaxMB, p.CPUPct)
 	}
 }
 
@@ -285,7 +286,12 @@ func RunAbuse(ctx context.Context, c *AbuseConfig, progress func(string)) ([]Abu
 				}
 			}
 		}()
+		cpu0, _ := ReadCPU(c.PID)
+		t0 := time.Now()
 		r := can.measure(ctx, i, c.CanaryRate, c.Phase)
+		if cpu1, err := ReadCPU(c.PID); err == nil && c.PID > 0 {
+			r.CPUPct = 100 * float64(cpu1-cpu0) / float64(time.Since(t0))
+		}
 		var rssEnd int64
 		if c.PID > 0 {
 			rssEnd, _ = ReadRSS(c.PID)
