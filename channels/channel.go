@@ -222,6 +222,9 @@ func (ch *channel) newDeltaFanout(m *protocol.Message, full, encoded []byte, c *
 		key: conflationValue(m, path), conflate: path != "",
 		encode: app.hub.deltaEncoder, interval: app.cfg.DeltaFullInterval, force: m.NoDelta}
 	f.full, f.fullOK = protocol.ClientText(c.wire, full)
+	if f.fullOK {
+		f.target, _ = protocol.DeltaTarget(f.full)
+	}
 	return f
 }
 

@@ -34,6 +34,7 @@ func TestDeltaAlgorithmLeftOutOnlyWhenImplied(t *testing.T) {
 	// feed reads every frame of the delta connection in order; announcements go to every
 	// channel's reader (the client's default algorithm is per connection).
 	var rebuilt []string
+	var isDelta []bool
 	feed := func() {
 		for _, f := range s.Take() {
 			var head struct {
@@ -46,7 +47,9 @@ func TestDeltaAlgorithmLeftOutOnlyWhenImplied(t *testing.T) {
 					r.read(f)
 				}
 			case head.Event == "price.update" || head.Event == "sockudo:delta":
-				rebuilt = append(rebuilt, readers[head.Channel].read(f))
+				r := readers[head.Channel]
+				rebuilt = append(rebuilt, r.read(f))
+				isDelta = append(isDelta, r.last)
 			}
 		}
 	}
@@ -96,8 +99,13 @@ func TestDeltaAlgorithmLeftOutOnlyWhenImplied(t *testing.T) {
 			want = append(want, f)
 		}
 	}
-	if strings.Join(rebuilt, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("rebuilt\n%s\nwant\n%s", strings.Join(rebuilt, "\n"), strings.Join(want, "\n"))
+	if len(rebuilt) != len(want) {
+		t.Fatalf("rebuilt %d messages, want %d", len(rebuilt), len(want))
+	}
+	for i := range want {
+		if !rebuiltAs(t, rebuilt[i], isDelta[i], want[i]) {
+			t.Fatalf("message %d rebuilt\n%s\nwant\n%s", i, rebuilt[i], expectRebuilt(want[i], isDelta[i]))
+		}
 	}
 	if readers["market-a"].Deltas != 5 || readers["market-b"].Deltas != 2 {
 		t.Fatalf("deltas: market-a %d, market-b %d", readers["market-a"].Deltas, readers["market-b"].Deltas)

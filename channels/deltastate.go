@@ -85,20 +85,25 @@ func (d *deltaSub) resetLocked() {
 // dialect (protocol.Wire.Index): one delta per distinct (base, algorithm) and one frame per
 // distinct (base, sequence) or full sequence, each encoded once in the dialect's form.
 //
-// The delta turns the text the client keeps for its previous frame into the text it keeps
-// for this one. On JSON that is the frame itself. A binary client keeps its own JSON
-// rendering of the decoded envelope (protocol.ClientText): so full is that rendering, and the
-// base a full frame leaves is the client's rendering of it with the markers stripped the way
-// the client strips them. When the rendering cannot be predicted (fullOK false) the
-// subscriber gets full frames and keeps no base, so no delta is ever computed against a text
-// the client does not hold.
+// The delta turns the text the client keeps for its previous message into the text it keeps
+// for this one. A full frame leaves its own text (markers stripped): on JSON the frame
+// itself; a binary client keeps its own JSON rendering of the decoded envelope
+// (protocol.ClientText), so full is that rendering, and the base a full frame leaves is the
+// client's rendering of it with the markers stripped the way the client strips them. A delta
+// rebuilds the lean target (protocol.DeltaTarget: event, channel and data only), which the
+// client then keeps as its base: the message's serial, ids, timestamps and extras, read by
+// no client from a rebuilt text, are never in a delta; a message whose data no delta can
+// surface as the plain frame does (no target) goes out full. When the rendering cannot be
+// predicted (fullOK false) the subscriber gets full frames and keeps no base, so no delta is
+// ever computed against a text the client does not hold.
 type deltaFanout struct {
 	m        *protocol.Message
 	wire     protocol.Wire
 	json     []byte // the V2 JSON frame without markers
 	encoded  []byte // json in the wire's form
-	full     []byte // the client's text of json: what a delta rebuilds
+	full     []byte // the client's text of json: the base a full frame leaves
 	fullOK   bool
+	target   []byte // what a delta rebuilds: protocol.DeltaTarget of full (nil: no delta)
 	key      string // conflation value
 	conflate bool   // the channel has a conflation path: deltas name their base_index
 	encode   DeltaEncoder
@@ -155,12 +160,12 @@ func (f *deltaFanout) frameFor(d *deltaSub, held bool) []byte {
 	}
 	seq := g.next
 	var frame, base []byte
-	if g.base != nil && (f.interval <= 0 || g.consecutive < f.interval) && !f.force && !held && f.encode != nil && f.fullOK {
+	if g.base != nil && (f.interval <= 0 || g.consecutive < f.interval) && !f.force && !held && f.encode != nil && f.target != nil {
 		frame = f.deltaFrame(d.algorithm, d.implied, g.base, g.baseSeq, seq)
 	}
 	if frame != nil {
 		g.consecutive++
-		base = f.full
+		base = f.target
 	} else {
 		ff := f.fullFrame(seq)
 		frame, base = ff.frame, ff.base
@@ -223,7 +228,7 @@ func (f *deltaFanout) deltaFrame(alg string, implied bool, base []byte, baseSeq,
 	d, ok := f.deltas[k]
 	if !ok {
 		var err error
-		if d, err = f.encode(alg, base, f.full); err != nil {
+		if d, err = f.encode(alg, base, f.target); err != nil {
 			d = nil
 		}
 		if f.deltas == nil {

@@ -155,3 +155,4 @@ func (r *Rebuilder) keep(key string, seq uint64, text []byte) {
 	}
 	r.lists[key] = l
 }
+
