@@ -155,4 +155,3 @@ func (r *Rebuilder) keep(key string, seq uint64, text []byte) {
 	}
 	r.lists[key] = l
 }
-
