@@ -76,7 +76,7 @@ func surfaced(data json.RawMessage) ([]byte, bool) {
 		if json.Unmarshal(data, &s) != nil {
 			return nil, false
 		}
-		if inner := bytes.TrimSpace([]byte(s)); json.Valid(inner) {
+		if inner := bytes.Trim([]byte(s), " \t\r\n"); json.Valid(inner) { // JSON's whitespace only
 			if unsafeSerial(inner) {
 				return nil, false
 			}

@@ -24,6 +24,7 @@ func TestDeltaTarget(t *testing.T) {
 		{"plain string stays", `{"event":"e","channel":"c","data":"hello"}`, `{"event":"e","channel":"c","data":"hello"}`},
 		{"number string", `{"event":"e","channel":"c","data":"42"}`, `{"event":"e","channel":"c","data":42}`},
 		{"whitespace around json", `{"event":"e","channel":"c","data":" {\"a\":1} "}`, `{"event":"e","channel":"c","data":{"a":1}}`},
+		{"no-break space is not JSON whitespace", `{"event":"e","channel":"c","data":"\u00a0{\"a\":1}"}`, `{"event":"e","channel":"c","data":"\u00a0{\"a\":1}"}`},
 		{"object data", `{"event":"e","channel":"c","data":{"a":"b"}}`, `{"event":"e","channel":"c","data":{"a":"b"}}`},
 		{"safe serial in data", `{"event":"e","channel":"c","data":"{\"serial\":9007199254740991}"}`, `{"event":"e","channel":"c","data":{"serial":9007199254740991}}`},
 		{"no event", `{"channel":"c","data":"x"}`, `{"channel":"c","data":"x"}`},
