@@ -316,6 +316,45 @@ async function json(resPromise) {
   return JSON.parse(await res.text());
 }
 
+/**
+ * What the clients surface as a message's data (reproduced from reading sockudo-js
+ * protocol.ts envelopeToEvent / core/delta/manager.ts handleDeltaMessage and
+ * sockudo_flutter protocol_codec.dart decodeEvent / delta_compression.dart):
+ * - plainData(text): a full frame's text — its data, JSON-decoded once more when a string;
+ * - deltaData(text): a text a delta rebuilt — sockudo-js `parsed.data || parsed`;
+ * - flutterDeltaData(text): the same for sockudo_flutter — `parsed['data']` when parsed is
+ *   an object holding "data", else parsed.
+ */
+function plainData(text) {
+  const d = JSON.parse(text).data;
+  if (typeof d !== 'string') return d;
+  try {
+    return JSON.parse(d);
+  } catch {
+    return d;
+  }
+}
+
+function deltaData(text) {
+  const parsed = JSON.parse(text);
+  return parsed.data || parsed;
+}
+
+function flutterDeltaData(text) {
+  const parsed = JSON.parse(text);
+  return parsed && typeof parsed === 'object' && !Array.isArray(parsed) && 'data' in parsed ? parsed.data : parsed;
+}
+
+/**
+ * The text pushwire's deltas rebuild for a message whose full-frame client text is plain,
+ * for messages whose data is a string holding a JSON object (the streams of these tests):
+ * {"event","channel","data"} with that object's JSON as it was in the string.
+ */
+function leanTarget(plain) {
+  const f = JSON.parse(plain);
+  return `{"event":${JSON.stringify(f.event)},"channel":${JSON.stringify(f.channel)},"data":${f.data.trim()}}`;
+}
+
 module.exports = {
   HOST,
   PORT,
@@ -343,4 +382,8 @@ module.exports = {
   subscribe,
   json,
   rawV2,
+  plainData,
+  deltaData,
+  flutterDeltaData,
+  leanTarget,
 };

@@ -4,7 +4,10 @@
 // sockudo_flutter follow (reproduced here from reading core/delta/manager.ts, sockudo.ts and
 // delta_compression.dart; no client code is used) and decoded by the independent decoders:
 // npm fossil-delta (checksum verified), npm @ably/vcdiff-decoder and Debian's `xdelta3 -d`.
-// Each rebuilt text must be byte for byte the frame a subscriber without deltas received.
+// Each text a full frame leaves must be byte for byte the frame a subscriber without deltas
+// received; each text a delta rebuilds must be the lean target pushwire defines for it
+// ({"event","channel","data"}), from which both clients surface the data they surface from
+// the plain frame.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -120,6 +123,7 @@ class ClientModel {
 
   /** Feeds one frame; returns the rebuilt message text for message frames. */
   read({ text, f }) {
+    this.lastDelta = f.event === 'sockudo:delta';
     if (f.event === 'sockudo:delta_compression_enabled') {
       if (f.data.algorithm) this.algorithm = f.data.algorithm;
       return undefined;
@@ -157,6 +161,18 @@ class ClientModel {
   }
 }
 
+/**
+ * The text the frame model read last must rebuild to when a plain subscriber received plain:
+ * plain itself for a full frame, its lean target for a delta (whose data both clients must
+ * surface as they do the plain frame's).
+ */
+function expectRebuilt(model, rebuilt, plain) {
+  if (!model.lastDelta) return assert.equal(rebuilt, plain);
+  assert.equal(rebuilt, h.leanTarget(plain));
+  assert.deepEqual(h.deltaData(rebuilt), h.plainData(plain), 'sockudo-js surfaces the plain frame\'s data');
+  assert.deepEqual(h.flutterDeltaData(rebuilt), h.plainData(plain), 'sockudo_flutter surfaces the plain frame\'s data');
+}
+
 /** The issue-19 price tick stream: ~200-byte ticks whose price fields move a little. */
 function* ticks(seed) {
   let s = seed;
@@ -182,7 +198,7 @@ function* ticks(seed) {
 const msgIdPrefix = (text) => JSON.parse(text).message_id.slice(0, 28);
 
 for (const algorithm of ['fossil', 'xdelta3']) {
-  test(`json ${algorithm}: every frame of a price-tick stream rebuilds to the plain subscriber's frame`, T, async (t) => {
+  test(`json ${algorithm}: every frame of a price-tick stream rebuilds to the lean target of the plain subscriber's frame`, T, async (t) => {
     const channel = h.uniq('ticker');
     const plain = await JsonClient.open(t);
     await plain.subscribe(channel);
@@ -209,12 +225,20 @@ for (const algorithm of ['fossil', 'xdelta3']) {
     let deltaBytes = 0;
     for (let i = 0; i < n; i++) {
       const rebuilt = model.read(got[i]);
-      assert.equal(rebuilt, want[i].text, `message ${i}: rebuilt text`);
-      assert.equal(JSON.parse(rebuilt).data, sent[i], `message ${i}: data`);
+      assert.equal(JSON.parse(want[i].text).data, sent[i], `message ${i}: plain data`);
       if (got[i].f.event === 'sockudo:delta') {
+        // A delta rebuilds the lean target: event, channel and the tick as JSON, from which
+        // both clients surface what their plain path surfaces (the decoded tick).
+        assert.equal(rebuilt, h.leanTarget(want[i].text), `message ${i}: rebuilt text`);
+        assert.deepEqual(h.deltaData(rebuilt), h.plainData(want[i].text), `message ${i}: sockudo-js data`);
+        assert.deepEqual(h.flutterDeltaData(rebuilt), h.plainData(want[i].text), `message ${i}: sockudo_flutter data`);
+        assert.deepEqual(h.deltaData(rebuilt), JSON.parse(sent[i]), `message ${i}: data`);
+        assert.equal(got[i].f.data.event, 'tick');
         // The leanest envelope both clients accept: no algorithm (announced), no base_index.
         assert.deepEqual(Object.keys(got[i].f.data), ['event', 'delta', 'seq'], `message ${i}: delta members`);
         assert.equal(got[i].f.data.seq, i);
+      } else {
+        assert.equal(rebuilt, want[i].text, `message ${i}: full frame text`);
       }
       if (i > 0) assert.equal(msgIdPrefix(want[i].text), msgIdPrefix(want[i - 1].text), 'consecutive message_ids share their prefix');
       plainBytes += Buffer.byteLength(want[i].text);
@@ -227,7 +251,7 @@ for (const algorithm of ['fossil', 'xdelta3']) {
     assert.equal(model.deltas + model.fulls, n);
     const saved = 100 * (1 - deltaBytes / plainBytes);
     t.diagnostic(`${algorithm}: ${plainBytes} bytes without deltas, ${deltaBytes} with (${saved.toFixed(1)}% saved)`);
-    assert.ok(saved > 45, `saved ${saved.toFixed(1)}%`);
+    assert.ok(saved > 60, `saved ${saved.toFixed(1)}%`);
   });
 }
 
@@ -269,11 +293,13 @@ test('json: a delta names its algorithm again once another one was announced', T
         if (x.f.channel === a && announcedXdelta) assert.equal(x.f.data.algorithm, 'fossil', 'fossil named after the xdelta3 announcement');
         if (x.f.channel === b) assert.equal(x.f.data.algorithm, undefined, 'the announced algorithm is implied');
       }
-      rebuilt[x.f.channel].push(model.read(x));
+      rebuilt[x.f.channel].push({ text: model.read(x), delta: model.lastDelta });
     }
   }
-  assert.deepEqual(rebuilt[a], wantA.map((x) => x.text));
-  assert.deepEqual(rebuilt[b], wantB.map((x) => x.text));
+  for (const [got, want] of [[rebuilt[a], wantA], [rebuilt[b], wantB]]) {
+    assert.equal(got.length, want.length);
+    got.forEach((r, i) => expectRebuilt({ lastDelta: r.delta }, r.text, want[i].text));
+  }
   assert.equal(model.decoders.fossil, 5);
   assert.equal(model.decoders.xdelta3, 2);
 });
@@ -301,5 +327,7 @@ test('json: after delta_sync_error the next message is full from sequence 0', T,
   const model = new ClientModel();
   const want = await plain.messages(channel, 5);
   assert.equal(model.read(full), want[3].text);
-  assert.equal(model.read(next), want[4].text);
+  assert.equal(model.lastDelta, false);
+  expectRebuilt(model, model.read(next), want[4].text);
+  assert.equal(model.lastDelta, true);
 });
