@@ -3,6 +3,7 @@ package channels_test
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -202,4 +203,92 @@ func TestDeltaFanoutAllocationsDoNotGrowWithSubscribers(t *testing.T) {
 		}
 		t.Logf("%v: %v allocations per publish", w.Format, fmt.Sprint(allocs))
 	}
+}
+
+// quoted is a payload of many short string members: its JSON-string form (in the full
+// frame) shares no long run with its JSON form (in the lean target), so the first delta
+// after a full frame carries nearly all of it.
+func quoted(r *rand.Rand, changing int) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for k := range 24 {
+		if k > 0 {
+			b.WriteString(",")
+		}
+		v := fmt.Sprintf("%04d", k)
+		if k < changing {
+			v = fmt.Sprintf("%04x", r.Uint32()&0xffff)
+		}
+		fmt.Fprintf(&b, `"k%d":"%s"`, k, v)
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// TestDeltaAfterFullMayBeLarger: the first delta after a full frame turns the frame's text
+// into the lean target and may be larger than the full frame (up to twice) when later deltas
+// pay it back; once a delta between lean targets did not, the first delta after a full
+// frame must be smaller than the frame too — so a stream whose deltas never pay gets full
+// frames, with at most one oversized delta.
+func TestDeltaAfterFullMayBeLarger(t *testing.T) {
+	w := protocol.Wire{Format: protocol.FormatMsgpack, Client: protocol.ClientJS}
+	for _, tc := range []struct {
+		name     string
+		changing int // members that change in each message
+		pays     bool
+	}{{"one member changes", 1, true}, {"every member changes", 24, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := deltaHub(t, nil)
+			c, s := connectWire(t, h, w)
+			req := subReq(s, "market-spot", "")
+			req.Delta, req.DeltaSet = "fossil", true
+			if err := c.Subscribe(req); err != nil {
+				t.Fatal(err)
+			}
+			s.Take()
+			r := rand.New(rand.NewPCG(19, uint64(tc.changing)))
+			oversized, deltas := 0, 0
+			for i := range 12 {
+				if err := h.Publish(appID, channels.Event{Name: "e", Channels: []string{"market-spot"}, Data: quoted(r, tc.changing)}); err != nil {
+					t.Fatal(err)
+				}
+				raw := s.RawFrames()
+				got := raw[len(raw)-1]
+				f, err := protocol.DecodeBinary(w.Form(), got)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f.Event != "sockudo:delta" {
+					continue
+				}
+				deltas++
+				// Every payload has the same length, so the first (full) frame's size is the
+				// size of the full frame of any message.
+				if i == 1 && tc.pays && len(got) <= fullSize(t, w, raw[0]) {
+					t.Fatalf("the transition delta (%d bytes) is not larger than the full frame (%d): the test proves nothing", len(got), fullSize(t, w, raw[0]))
+				}
+				if len(got) > fullSize(t, w, raw[0]) {
+					oversized++
+				}
+			}
+			switch {
+			case tc.pays && deltas != 11:
+				t.Fatalf("%d deltas in 11 messages after the first", deltas)
+			case tc.pays && oversized != 1:
+				t.Fatalf("%d deltas larger than the full frame, want 1 (the transition)", oversized)
+			case !tc.pays && oversized > 1:
+				t.Fatalf("%d oversized deltas where deltas do not pay, want at most 1", oversized)
+			}
+		})
+	}
+}
+
+// fullSize is the size of a full frame (raw, markers included) in w.
+func fullSize(t *testing.T, w protocol.Wire, raw []byte) int {
+	t.Helper()
+	f, err := protocol.DecodeBinary(w.Form(), raw)
+	if err != nil || f.Event == "sockudo:delta" {
+		t.Fatalf("not a full frame: %v", err)
+	}
+	return len(raw)
 }

@@ -52,10 +52,13 @@ type deltaSub struct {
 }
 
 type deltaGroup struct {
-	base        []byte // the last frame sent, without markers
+	base        []byte // the text the client keeps for the last message sent
 	baseSeq     uint64
 	next        uint64
-	consecutive int
+	consecutive int // deltas since the last full frame (0: base is a full frame's text)
+	// unpaid is set once a delta between lean targets was not smaller than the full frame:
+	// from then on a delta from a full frame's text must be smaller than the full frame too.
+	unpaid bool
 }
 
 func newDeltaSub(algorithm string) *deltaSub {
@@ -162,6 +165,21 @@ func (f *deltaFanout) frameFor(d *deltaSub, held bool) []byte {
 	var frame, base []byte
 	if g.base != nil && (f.interval <= 0 || g.consecutive < f.interval) && !f.force && !held && f.encode != nil && f.target != nil {
 		frame = f.deltaFrame(d.algorithm, d.implied, g.base, g.baseSeq, seq)
+		// A delta goes out when smaller than the full frame. The first one after a full
+		// frame may be up to twice its size: it turns the whole frame's text (data as a
+		// JSON string) into the lean target (data as JSON), which can cost more than the
+		// frame when the frame is small (binary formats without extras), and every later
+		// delta, between lean targets, pays it back — unless those have not paid here.
+		limit := len(f.encoded)
+		if g.consecutive == 0 && !g.unpaid {
+			limit *= 2
+		}
+		if len(frame) >= limit {
+			if g.consecutive > 0 && frame != nil {
+				g.unpaid = true
+			}
+			frame = nil
+		}
 	}
 	if frame != nil {
 		g.consecutive++
@@ -212,7 +230,7 @@ func (f *deltaFanout) fullFrame(seq uint64) fullFrame {
 }
 
 // deltaFrame returns the sockudo:delta frame from base (sequence baseSeq) to this message,
-// or nil when the delta is not smaller than the full frame.
+// or nil when no delta could be computed.
 //
 // The frame carries only what the clients read (sockudo-js core/delta/manager.ts,
 // sockudo_flutter delta_compression.dart): event, delta and seq always (Flutter drops a
@@ -263,9 +281,6 @@ func (f *deltaFanout) deltaFrame(alg string, implied bool, base []byte, baseSeq,
 		if f.wire.Binary() {
 			frame = protocol.MustEncode(f.wire.Form(), frame)
 			countEncoding()
-		}
-		if len(frame) >= len(f.encoded) {
-			frame = nil
 		}
 	}
 	if f.frames == nil {

@@ -68,6 +68,13 @@ type DeltaReport struct {
 	SavedDeflatePct    float64 `json:"saved_deflate_pct"`     // delta+deflate vs deflate
 	SavedDeflateCtxPct float64 `json:"saved_deflate_ctx_pct"` // delta+deflate(ctx) vs deflate(ctx)
 
+	// FloorWireBytes is what the delta subscriber would have received (payload plus
+	// headers) had every delta been only the characters its rebuilt text does not share
+	// with its base (length minus their longest common subsequence), with no codec overhead,
+	// in the same envelope: a bound no delta format can beat.
+	FloorWireBytes int64   `json:"floor_wire_bytes"`
+	FloorSavedPct  float64 `json:"floor_saved_pct"`
+
 	AvgPlainFrame float64 `json:"avg_plain_frame"`
 	AvgDeltaFrame float64 `json:"avg_delta_frame"` // sockudo:delta frames only
 }
@@ -379,6 +386,7 @@ func RunDelta(ctx context.Context, cfg *Config, progress func(string)) (*DeltaRe
 				rep.Verified++
 				rep.SameData++
 			}
+			rep.FloorWireBytes += int64(len(d)) + wsHeader(len(d))
 			continue
 		}
 		rep.DeltaFrames++
@@ -426,9 +434,12 @@ func RunDelta(ctx context.Context, cfg *Config, progress func(string)) (*DeltaRe
 		if plainData, err := protocol.ClientData(want, false); err == nil && reflect.DeepEqual(got, plainData) {
 			rep.SameData++
 		}
+		floor := len(d) - len(dd.Delta) + base64.StdEncoding.EncodedLen(len(out)-lcsLen(base, out))
+		rep.FloorWireBytes += int64(floor) + wsHeader(floor)
 		base = out
 	}
 	rep.SavedPct = saved(rep.DeltaWireBytes, rep.PlainWireBytes)
+	rep.FloorSavedPct = saved(rep.FloorWireBytes, rep.PlainWireBytes)
 	rep.DeflatePlain, rep.DeflateCtxPlain = deflateSizes(plain.frames)
 	rep.DeflateDelta, rep.DeflateCtxDelta = deflateSizes(withDelta.frames)
 	rep.SavedDeflatePct = saved(rep.DeflateDelta, rep.DeflatePlain)
@@ -441,6 +452,25 @@ func RunDelta(ctx context.Context, cfg *Config, progress func(string)) (*DeltaRe
 		return rep, errors.New("pwload: some full frames did not leave the plain subscriber's text as base")
 	}
 	return rep, nil
+}
+
+// lcsLen is the length of the longest common subsequence of a and b.
+func lcsLen(a, b []byte) int {
+	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
+	for i := range a {
+		for j := range b {
+			switch {
+			case a[i] == b[j]:
+				cur[j+1] = prev[j] + 1
+			case prev[j+1] >= cur[j]:
+				cur[j+1] = prev[j+1]
+			default:
+				cur[j+1] = cur[j]
+			}
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func saved(got, of int64) float64 {
@@ -483,6 +513,7 @@ func WriteDeltaTable(w io.Writer, r *DeltaReport) {
 	fmt.Fprintf(w, "| with deltas | %d | %d | %.1f |\n", r.DeltaBytes, r.DeltaWireBytes, float64(r.DeltaWireBytes)/float64(r.Messages))
 	fmt.Fprintf(w, "saved %.1f%% (%d delta frames averaging %.1f bytes, %d full frames; %d/%d messages rebuilt byte-exact, %d to the lean target; clients surface the plain frame's data for %d/%d)\n",
 		r.SavedPct, r.DeltaFrames, r.AvgDeltaFrame, r.FullFrames, r.Verified, r.Messages, r.LeanTargets, r.SameData, r.Messages)
+	fmt.Fprintf(w, "floor (deltas of only the characters not shared with the base, same envelope): %d bytes, saved %.1f%%\n", r.FloorWireBytes, r.FloorSavedPct)
 	fmt.Fprintf(w, "permessage-deflate, no context takeover: without deltas %d, with deltas %d (saved %.1f%%)\n", r.DeflatePlain, r.DeflateDelta, r.SavedDeflatePct)
 	fmt.Fprintf(w, "permessage-deflate, context takeover:    without deltas %d, with deltas %d (saved %.1f%%)\n", r.DeflateCtxPlain, r.DeflateCtxDelta, r.SavedDeflateCtxPct)
 }

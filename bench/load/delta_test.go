@@ -59,3 +59,16 @@ func TestDeltaScenarios(t *testing.T) {
 		})
 	}
 }
+
+func TestLCSLen(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"abc", "", 0}, {"abc", "abc", 3}, {"67012.25", "67010.43", 5}, {"abcdef", "acf", 3}, {"xyz", "abc", 0},
+	} {
+		if got := lcsLen([]byte(tt.a), []byte(tt.b)); got != tt.want {
+			t.Errorf("lcsLen(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
