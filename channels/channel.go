@@ -220,7 +220,8 @@ func (ch *channel) newDeltaFanout(m *protocol.Message, full, encoded []byte, c *
 	path := app.cfg.DeltaConflationPath(ch.name)
 	f := &deltaFanout{m: m, wire: c.wire, json: full, encoded: encoded,
 		key: conflationValue(m, path), conflate: path != "",
-		encode: app.hub.deltaEncoder, interval: app.cfg.DeltaFullInterval, force: m.NoDelta}
+		encode: app.hub.deltaEncoder, interval: app.cfg.DeltaFullInterval, force: m.NoDelta,
+		positions: app.cfg.DeltaPositions}
 	f.full, f.fullOK = protocol.ClientText(c.wire, full)
 	if f.fullOK {
 		f.target, _ = protocol.DeltaTarget(f.full)

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
+	"github.com/pushwire/pushwire/delta"
+	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
 )
@@ -291,4 +294,64 @@ func fullSize(t *testing.T, w protocol.Wire, raw []byte) int {
 		t.Fatalf("not a full frame: %v", err)
 	}
 	return len(raw)
+}
+
+// TestDeltaPositions: with delta_positions a delta frame carries the message's message_id,
+// stream_id and serial beside data — where sockudo-js and sockudo_flutter read their
+// recovery position and dedup id — equal to the plain frame's; without it none of them, and
+// either way the deltas rebuild as before.
+func TestDeltaPositions(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(strconv.FormatBool(on), func(t *testing.T) {
+			app := config.DefaultApp()
+			app.DeltaPositions = on
+			app.ApplyDefaults()
+			h := channels.New([]config.App{app}, channels.Options{History: history.NewMemory(history.MemoryOptions{}), DeltaEncoder: delta.Encode})
+			ch := "market-pos"
+			_, ps := v2Sub(t, h, ch, channels.ConnOptions{}, true) // a rewind skips the resume hold
+			dc, ds := connectV2(t, h, channels.ConnOptions{})
+			req := subReq(ds, ch, "")
+			req.Delta, req.DeltaSet, req.Rewind = "fossil", true, &channels.RewindSpec{Count: 1}
+			if err := dc.Subscribe(req); err != nil {
+				t.Fatal(err)
+			}
+			ds.Take()
+			for i := range 5 {
+				if err := h.Publish(appID, tickOn(ch, i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, got := ps.Take(), ds.Take()
+			if len(want) != 5 || len(got) != 5 {
+				t.Fatalf("%d plain and %d delta frames, want 5 each", len(want), len(got))
+			}
+			r := newDeltaReader(t)
+			r.announce("fossil")
+			type position struct {
+				MessageID string `json:"message_id"`
+				StreamID  string `json:"stream_id"`
+				Serial    uint64 `json:"serial"`
+			}
+			for i := range got {
+				if rebuilt := r.read(got[i]); !r.same(rebuilt, want[i]) {
+					t.Fatalf("message %d rebuilt as\n%s\nwant\n%s", i, rebuilt, r.expect(want[i]))
+				}
+				if !r.last {
+					continue
+				}
+				var p, d position
+				_ = json.Unmarshal([]byte(want[i]), &p)
+				_ = json.Unmarshal([]byte(got[i]), &d)
+				if p.Serial == 0 || p.StreamID == "" || p.MessageID == "" {
+					t.Fatalf("plain frame without a position: %s", want[i])
+				}
+				if on && d != p || !on && d != (position{}) {
+					t.Fatalf("delta %d carries %+v, plain frame %+v (delta_positions %v): %s", i, d, p, on, got[i])
+				}
+			}
+			if r.Deltas != 4 {
+				t.Fatalf("%d deltas, want 4", r.Deltas)
+			}
+		})
+	}
 }

@@ -100,18 +100,19 @@ func (d *deltaSub) resetLocked() {
 // predicted (fullOK false) the subscriber gets full frames and keeps no base, so no delta is
 // ever computed against a text the client does not hold.
 type deltaFanout struct {
-	m        *protocol.Message
-	wire     protocol.Wire
-	json     []byte // the V2 JSON frame without markers
-	encoded  []byte // json in the wire's form
-	full     []byte // the client's text of json: the base a full frame leaves
-	fullOK   bool
-	target   []byte // what a delta rebuilds: protocol.DeltaTarget of full (nil: no delta)
-	key      string // conflation value
-	conflate bool   // the channel has a conflation path: deltas name their base_index
-	encode   DeltaEncoder
-	interval int
-	force    bool
+	m         *protocol.Message
+	wire      protocol.Wire
+	json      []byte // the V2 JSON frame without markers
+	encoded   []byte // json in the wire's form
+	full      []byte // the client's text of json: the base a full frame leaves
+	fullOK    bool
+	target    []byte // what a delta rebuilds: protocol.DeltaTarget of full (nil: no delta)
+	key       string // conflation value
+	conflate  bool   // the channel has a conflation path: deltas name their base_index
+	encode    DeltaEncoder
+	interval  int
+	force     bool
+	positions bool // delta frames carry message_id, stream_id and serial (config delta_positions)
 
 	deltas map[deltaKey][]byte // computed deltas (nil: not smaller / failed)
 	frames map[frameKey][]byte
@@ -236,7 +237,9 @@ func (f *deltaFanout) fullFrame(seq uint64) fullFrame {
 // sockudo_flutter delta_compression.dart): event, delta and seq always (Flutter drops a
 // delta without seq); algorithm unless implied (both fall back to the announced default);
 // conflation_key and base_index only on channels with a conflation path (without one both
-// keep a single base per channel and never read base_index).
+// keep a single base per channel and never read base_index); with delta_positions the
+// message's message_id, stream_id and serial beside data, where both clients read their
+// recovery position and dedup id.
 func (f *deltaFanout) deltaFrame(alg string, implied bool, base []byte, baseSeq, seq uint64) []byte {
 	k := deltaKey{unsafe.SliceData(base), len(base), alg}
 	fk := frameKey{k, seq, baseSeq, implied}
@@ -256,7 +259,7 @@ func (f *deltaFanout) deltaFrame(alg string, implied bool, base []byte, baseSeq,
 	}
 	var frame []byte
 	if d != nil {
-		frame = make([]byte, 0, 128+base64.StdEncoding.EncodedLen(len(d))+len(f.m.Event)+len(f.m.Channel))
+		frame = make([]byte, 0, 128+base64.StdEncoding.EncodedLen(len(d))+len(f.m.Event)+len(f.m.Channel)+len(f.m.MessageID)+len(f.m.StreamID))
 		frame = append(frame, `{"event":"sockudo:delta","channel":`...)
 		frame = protocol.AppendJSONString(frame, f.m.Channel)
 		frame = append(frame, `,"data":{"event":`...)
@@ -277,7 +280,23 @@ func (f *deltaFanout) deltaFrame(alg string, implied bool, base []byte, baseSeq,
 			frame = append(frame, `,"base_index":`...)
 			frame = strconv.AppendUint(frame, baseSeq, 10)
 		}
-		frame = append(frame, `}}`...)
+		frame = append(frame, '}')
+		if f.positions {
+			// Read by the clients from the outer frame: the recovery position and the dedup id.
+			if f.m.MessageID != "" {
+				frame = append(frame, `,"message_id":`...)
+				frame = protocol.AppendJSONString(frame, f.m.MessageID)
+			}
+			if f.m.StreamID != "" {
+				frame = append(frame, `,"stream_id":`...)
+				frame = protocol.AppendJSONString(frame, f.m.StreamID)
+			}
+			if f.m.Serial != 0 {
+				frame = append(frame, `,"serial":`...)
+				frame = strconv.AppendUint(frame, f.m.Serial, 10)
+			}
+		}
+		frame = append(frame, '}')
 		if f.wire.Binary() {
 			frame = protocol.MustEncode(f.wire.Form(), frame)
 			countEncoding()

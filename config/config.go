@@ -287,6 +287,14 @@ type App struct {
 	// decode a delta (sockudo-js and sockudo_flutter then drop messages until the next full
 	// frame, without asking for one) stays behind; see bench/RESULTS.md (issue 19).
 	DeltaFullInterval int `yaml:"delta_full_interval"`
+	// DeltaPositions puts the message's message_id, stream_id and serial on its
+	// sockudo:delta frames too. sockudo-js and sockudo_flutter read recovery positions and
+	// dedup ids from the outer frame only, so without them (as in Sockudo) they move their
+	// resume position and dedup window on full frames only: a reconnect after deltas
+	// replays, as duplicates, what came since the last full frame. Default false: they cost
+	// ~115 bytes per delta frame (64 without message_id), most of what the deltas save on a
+	// price feed; see bench/RESULTS.md (issue 19).
+	DeltaPositions bool `yaml:"delta_positions"`
 	// DeltaConflationKeys maps channel patterns (one "*" wildcard allowed) to the dotted path
 	// of a conflation key inside the message data (such as "asset"): deltas are then computed
 	// per key value, so interleaved streams of several assets each delta against their own

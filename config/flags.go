@@ -101,6 +101,7 @@ var appUsages = map[string]string{
 	"versioned_channels":               "comma-separated channel-name prefixes with mutable messages, empty = all history channels (default empty)",
 	"enable_delta_compression":         "let V2 clients opt in to delta frames (default true)",
 	"delta_full_interval":              "most consecutive delta frames before a full one (default 100)",
+	"delta_positions":                  "put message_id, stream_id and serial on delta frames, so clients track recovery positions on every message (default false)",
 	"idempotency_ttl":                  "how long an HTTP publish idempotency key is remembered (default 120s)",
 
 	// V2 wildcard subscription limits.
