@@ -119,7 +119,8 @@ func tick(i int, asset string) channels.Event {
 // test on a frame it cannot rebuild.
 type deltaReader struct {
 	*deltatest.Rebuilder
-	t testing.TB
+	t    testing.TB
+	last bool // the last frame read was a delta
 }
 
 func newDeltaReader(t testing.TB) *deltaReader {
@@ -128,9 +129,20 @@ func newDeltaReader(t testing.TB) *deltaReader {
 
 func (r *deltaReader) read(frame string) string {
 	r.t.Helper()
-	out, _, err := r.Rebuild([]byte(frame))
+	out, isDelta, err := r.Rebuild([]byte(frame))
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	r.last = isDelta
 	return string(out)
+}
+
+// expect is the text the frame read last must rebuild to (deltatest.ExpectRebuilt).
+func (r *deltaReader) expect(plain string) string { return deltatest.ExpectRebuilt(plain, r.last) }
+
+// same reports whether rebuilt, the text of the frame read last, is right for a message a
+// plain subscriber received as plain (deltatest.RebuiltAs).
+func (r *deltaReader) same(rebuilt, plain string) bool {
+	r.t.Helper()
+	return deltatest.RebuiltAs(r.t, rebuilt, r.last, plain)
 }

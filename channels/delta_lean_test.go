@@ -11,6 +11,7 @@ import (
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/delta"
+	"github.com/pushwire/pushwire/delta/deltatest"
 	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
@@ -107,8 +108,8 @@ func TestDeltaAlgorithmLeftOutOnlyWhenImplied(t *testing.T) {
 		t.Fatalf("rebuilt %d messages, want %d", len(rebuilt), len(want))
 	}
 	for i := range want {
-		if !rebuiltAs(t, rebuilt[i], isDelta[i], want[i]) {
-			t.Fatalf("message %d rebuilt\n%s\nwant\n%s", i, rebuilt[i], expectRebuilt(want[i], isDelta[i]))
+		if !deltatest.RebuiltAs(t, rebuilt[i], isDelta[i], want[i]) {
+			t.Fatalf("message %d rebuilt\n%s\nwant\n%s", i, rebuilt[i], deltatest.ExpectRebuilt(want[i], isDelta[i]))
 		}
 	}
 	if readers["market-a"].Deltas != 5 || readers["market-b"].Deltas != 2 {

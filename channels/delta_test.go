@@ -3,7 +3,6 @@ package channels_test
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -50,48 +49,13 @@ func (r *deltaReader) read(frame string) string {
 
 // expect is the text the frame read last must rebuild to, when a plain subscriber received
 // plain for the same message.
-func (r *deltaReader) expect(plain string) string { return expectRebuilt(plain, r.last) }
+func (r *deltaReader) expect(plain string) string { return deltatest.ExpectRebuilt(plain, r.last) }
 
 // same reports whether rebuilt, the text of the frame read last, is right for a message a
-// plain subscriber received as plain (rebuiltAs).
+// plain subscriber received as plain (deltatest.RebuiltAs).
 func (r *deltaReader) same(rebuilt, plain string) bool {
 	r.t.Helper()
-	return rebuiltAs(r.t, rebuilt, r.last, plain)
-}
-
-// expectRebuilt is the text a delta subscriber's frame must rebuild to when a plain
-// subscriber received plain for the same message: plain itself for a full frame, the
-// server's lean target of it (protocol.DeltaTarget) for a delta.
-func expectRebuilt(plain string, isDelta bool) string {
-	if isDelta {
-		if t, ok := protocol.DeltaTarget([]byte(plain)); ok {
-			return string(t)
-		}
-		return "(no delta target: the message should have gone out full)"
-	}
-	return plain
-}
-
-// rebuiltAs reports whether rebuilt (from a delta frame when isDelta) is the text the server
-// defines for the message a plain subscriber received as plain (expectRebuilt) and, for a
-// delta, whether the clients surface from it the data they surface from the plain frame.
-func rebuiltAs(t testing.TB, rebuilt string, isDelta bool, plain string) bool {
-	t.Helper()
-	if rebuilt != expectRebuilt(plain, isDelta) {
-		return false
-	}
-	if !isDelta {
-		return true
-	}
-	got, err := protocol.ClientData([]byte(rebuilt), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := protocol.ClientData([]byte(plain), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reflect.DeepEqual(got, want)
+	return deltatest.RebuiltAs(r.t, rebuilt, r.last, plain)
 }
 
 // announce tells r the algorithm the server announced (delta_compression_enabled).

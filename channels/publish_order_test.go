@@ -13,6 +13,7 @@ import (
 	"github.com/pushwire/pushwire/channels/channelstest"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/delta"
+	"github.com/pushwire/pushwire/delta/deltatest"
 	"github.com/pushwire/pushwire/history"
 	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
@@ -94,8 +95,8 @@ func TestDeltaUnderConcurrentPublishers(t *testing.T) {
 				if hist != nil {
 					// One order per channel: the delta subscriber's is the plain one's.
 					for j := range want {
-						if !rebuiltAs(t, got[j], deltas[j], want[j]) {
-							t.Fatalf("subscriber %d message %d rebuilt as\n%s\nwant\n%s", i, j, got[j], expectRebuilt(want[j], deltas[j]))
+						if !deltatest.RebuiltAs(t, got[j], deltas[j], want[j]) {
+							t.Fatalf("subscriber %d message %d rebuilt as\n%s\nwant\n%s", i, j, got[j], deltatest.ExpectRebuilt(want[j], deltas[j]))
 						}
 					}
 					continue
@@ -104,11 +105,11 @@ func TestDeltaUnderConcurrentPublishers(t *testing.T) {
 				plainOf := map[string]string{} // lean target -> plain frame
 				for _, f := range want {
 					count[f]++
-					plainOf[expectRebuilt(f, true)] = f
+					plainOf[deltatest.ExpectRebuilt(f, true)] = f
 				}
 				for j, f := range got {
 					if deltas[j] {
-						if p, ok := plainOf[f]; ok && rebuiltAs(t, f, true, p) {
+						if p, ok := plainOf[f]; ok && deltatest.RebuiltAs(t, f, true, p) {
 							f = p
 						}
 					}

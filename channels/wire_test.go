@@ -11,6 +11,7 @@ import (
 	"github.com/pushwire/pushwire/channels/channelstest"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/delta"
+	"github.com/pushwire/pushwire/delta/deltatest"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -128,8 +129,8 @@ func TestDeltaOnBinaryWires(t *testing.T) {
 					}
 					// A delta rebuilds the lean target of the client's text, surfacing the data
 					// the client's plain path surfaces from its text of the full frame.
-					if !rebuiltAs(t, string(out), true, string(target)) {
-						t.Fatalf("message %d rebuilt as\n%s\nwant\n%s", i, out, expectRebuilt(string(target), true))
+					if !deltatest.RebuiltAs(t, string(out), true, string(target)) {
+						t.Fatalf("message %d rebuilt as\n%s\nwant\n%s", i, out, deltatest.ExpectRebuilt(string(target), true))
 					}
 					base = out
 					deltas++
