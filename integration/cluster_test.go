@@ -626,7 +626,11 @@ apps:
 		}
 		return got
 	}
-	testkit.WaitFor(t, clusterWait, "every webhook", func() bool { return len(count()) == len(want) })
+	for deadline := time.Now().Add(clusterWait); len(count()) != len(want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not every webhook arrived within %s: got %v, want %v", clusterWait, count(), want)
+		}
+	}
 	// A duplicate would be queued by some node before what happens on that node next. So a
 	// sentinel channel occupied and vacated on every node afterwards, and its channel_vacated
 	// (delayed like the test's) received from each, means each node's queue has gone out.
