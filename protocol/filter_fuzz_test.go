@@ -74,7 +74,8 @@ func FuzzFilterLeaf(f *testing.F) {
 			return // JSON would carry U+FFFD instead: a different filter
 		}
 		var v any = val
-		if asNumber && json.Valid([]byte(val)) && val != "" && (val[0] == '-' || val[0] >= '0' && val[0] <= '9') {
+		// (Not with whitespace around it: JSON allows it, but the value is then compacted.)
+		if asNumber && json.Valid([]byte(val)) && val != "" && strings.TrimSpace(val) == val && (val[0] == '-' || val[0] >= '0' && val[0] <= '9') {
 			v = json.RawMessage(val) // a JSON number: coerced back to this very text
 		}
 		node, err := json.Marshal(map[string]any{"key": key, "cmp": cmp, "val": v, "vals": []any{v, "x"}})
