@@ -11,6 +11,7 @@ import (
 
 	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/channels/channelstest"
+	"github.com/pushwire/pushwire/channels/hubtest"
 	"github.com/pushwire/pushwire/config"
 	"github.com/pushwire/pushwire/internal/testkit"
 	"github.com/pushwire/pushwire/protocol"
@@ -160,34 +161,11 @@ func wantCode(t testing.TB, what string, err *protocol.Error, code int) {
 	}
 }
 
-// ack is the exact subscription_succeeded frame of a non-presence channel.
-func ack(channel string) string {
-	return `{"event":"pusher_internal:subscription_succeeded","channel":"` + channel + `","data":"{}"}`
-}
-
-func occupied(t testing.TB, h *channels.Hub) []string {
-	t.Helper()
-	list, err := h.Channels(appID, "")
-	if err != nil {
-		t.Fatalf("Channels: %v", err)
-	}
-	names := []string{}
-	for _, ci := range list {
-		names = append(names, ci.Name)
-	}
-	return names
-}
-
-func users(t testing.TB, h *channels.Hub, channel string) []string {
-	t.Helper()
-	ids, err := h.Users(appID, channel)
-	if err != nil {
-		t.Fatalf("Users: %v", err)
-	}
-	if ids == nil {
-		ids = []string{}
-	}
-	return ids
-}
+// The frame and hub-listing helpers shared by the packages that drive a hub.
+var (
+	ack      = hubtest.Ack
+	occupied = hubtest.Occupied
+	users    = hubtest.Users
+)
 
 func boolPtr(b bool) *bool { return &b }

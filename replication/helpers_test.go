@@ -40,32 +40,9 @@ func connectSub(t testing.TB, h *channels.Hub, s *channelstest.Sub) (*channels.C
 	return c, s
 }
 
-// ack is the exact subscription_succeeded frame of a non-presence channel.
-func ack(channel string) string {
-	return `{"event":"pusher_internal:subscription_succeeded","channel":"` + channel + `","data":"{}"}`
-}
-
-func occupied(t testing.TB, h *channels.Hub) []string {
-	t.Helper()
-	list, err := h.Channels(appID, "")
-	if err != nil {
-		t.Fatalf("Channels: %v", err)
-	}
-	names := []string{}
-	for _, ci := range list {
-		names = append(names, ci.Name)
-	}
-	return names
-}
-
-func users(t testing.TB, h *channels.Hub, channel string) []string {
-	t.Helper()
-	ids, err := h.Users(appID, channel)
-	if err != nil {
-		t.Fatalf("Users: %v", err)
-	}
-	if ids == nil {
-		ids = []string{}
-	}
-	return ids
-}
+// The frame and hub-listing helpers shared by the packages that drive a hub.
+var (
+	ack      = hubtest.Ack
+	occupied = hubtest.Occupied
+	users    = hubtest.Users
+)

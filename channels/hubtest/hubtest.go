@@ -138,3 +138,35 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Ack is the exact subscription_succeeded frame of a non-presence channel.
+func Ack(channel string) string {
+	return `{"event":"pusher_internal:subscription_succeeded","channel":"` + channel + `","data":"{}"}`
+}
+
+// Occupied lists the default app's occupied channels on h.
+func Occupied(t testing.TB, h *channels.Hub) []string {
+	t.Helper()
+	list, err := h.Channels(AppID, "")
+	if err != nil {
+		t.Fatalf("Channels: %v", err)
+	}
+	names := []string{}
+	for _, ci := range list {
+		names = append(names, ci.Name)
+	}
+	return names
+}
+
+// Users lists the users present on a presence channel of the default app on h (never nil).
+func Users(t testing.TB, h *channels.Hub, channel string) []string {
+	t.Helper()
+	ids, err := h.Users(AppID, channel)
+	if err != nil {
+		t.Fatalf("Users: %v", err)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids
+}
