@@ -499,8 +499,8 @@ func TestAnnotationFramesBypassDelta(t *testing.T) {
 			}
 			continue
 		}
-		if rebuilt := r.read(got[i]); !r.same(rebuilt, want[i]) {
-			t.Fatalf("frame %d rebuilt as\n%s\nwant\n%s\n(plain frame %s)", i, rebuilt, r.expect(want[i]), want[i])
+		if rebuilt := r.Read(got[i]); !r.Same(rebuilt, want[i]) {
+			t.Fatalf("frame %d rebuilt as\n%s\nwant\n%s\n(plain frame %s)", i, rebuilt, r.Expect(want[i]), want[i])
 		}
 	}
 	if r.Deltas == 0 {

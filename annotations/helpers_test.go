@@ -115,34 +115,8 @@ func tick(i int, asset string) channels.Event {
 			`"depth":{"bids":[[60000.1,1.5],[59999.9,2.25],[59999.5,0.75],[59998.0,4.1]],"asks":[[60001.1,1.1],[60001.9,3.3],[60002.5,0.2],[60003.0,7.7]]},"venue":"spot-eu-1","status":"open"}`, asset, 60000+i, 60000+i, i)}
 }
 
-// deltaReader rebuilds a delta subscription's frames (deltatest.Rebuilder), failing the
-// test on a frame it cannot rebuild.
-type deltaReader struct {
-	*deltatest.Rebuilder
-	t    testing.TB
-	last bool // the last frame read was a delta
-}
+// deltaReader rebuilds a delta subscription's frames, failing the test on a frame it cannot
+// rebuild.
+type deltaReader = deltatest.Reader
 
-func newDeltaReader(t testing.TB) *deltaReader {
-	return &deltaReader{Rebuilder: deltatest.NewRebuilder(delta.Apply), t: t}
-}
-
-func (r *deltaReader) read(frame string) string {
-	r.t.Helper()
-	out, isDelta, err := r.Rebuild([]byte(frame))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.last = isDelta
-	return string(out)
-}
-
-// expect is the text the frame read last must rebuild to (deltatest.ExpectRebuilt).
-func (r *deltaReader) expect(plain string) string { return deltatest.ExpectRebuilt(plain, r.last) }
-
-// same reports whether rebuilt, the text of the frame read last, is right for a message a
-// plain subscriber received as plain (deltatest.RebuiltAs).
-func (r *deltaReader) same(rebuilt, plain string) bool {
-	r.t.Helper()
-	return deltatest.RebuiltAs(r.t, rebuilt, r.last, plain)
-}
+func newDeltaReader(t testing.TB) *deltaReader { return deltatest.NewReader(t, delta.Apply) }

@@ -53,7 +53,7 @@ func FuzzDeltaStream(f *testing.F) {
 		r := newDeltaReader(t)
 		for _, f := range s.Take() {
 			if strings.Contains(f, "delta_compression_enabled") {
-				r.read(f)
+				r.Read(f)
 			}
 		}
 		ps.Take()
@@ -70,8 +70,8 @@ func FuzzDeltaStream(f *testing.F) {
 			if len(want) != 1 || len(got) != 1 {
 				t.Fatalf("message %d: %d plain and %d delta frames", i, len(want), len(got))
 			}
-			if rebuilt := r.read(got[0]); !r.same(rebuilt, want[0]) {
-				t.Fatalf("message %d rebuilt as\n%s\nwant\n%s\n(plain frame %s)", i, rebuilt, r.expect(want[0]), want[0])
+			if rebuilt := r.Read(got[0]); !r.Same(rebuilt, want[0]) {
+				t.Fatalf("message %d rebuilt as\n%s\nwant\n%s\n(plain frame %s)", i, rebuilt, r.Expect(want[0]), want[0])
 			}
 			if mode&8 != 0 && i%7 == 3 {
 				// The client lost its base: it drops its state and reports it.
@@ -79,7 +79,7 @@ func FuzzDeltaStream(f *testing.F) {
 					t.Fatal(err)
 				}
 				r = newDeltaReader(t)
-				r.announce(alg)
+				r.Announce(alg)
 			}
 		}
 	})

@@ -49,12 +49,12 @@ func TestDeltaAlgorithmLeftOutOnlyWhenImplied(t *testing.T) {
 			switch {
 			case head.Event == "sockudo:delta_compression_enabled":
 				for _, r := range readers {
-					r.read(f)
+					r.Read(f)
 				}
 			case head.Event == "price.update" || head.Event == "sockudo:delta":
 				r := readers[head.Channel]
-				rebuilt = append(rebuilt, r.read(f))
-				isDelta = append(isDelta, r.last)
+				rebuilt = append(rebuilt, r.Read(f))
+				isDelta = append(isDelta, r.Last)
 			}
 		}
 	}
@@ -327,17 +327,17 @@ func TestDeltaPositions(t *testing.T) {
 				t.Fatalf("%d plain and %d delta frames, want 5 each", len(want), len(got))
 			}
 			r := newDeltaReader(t)
-			r.announce("fossil")
+			r.Announce("fossil")
 			type position struct {
 				MessageID string `json:"message_id"`
 				StreamID  string `json:"stream_id"`
 				Serial    uint64 `json:"serial"`
 			}
 			for i := range got {
-				if rebuilt := r.read(got[i]); !r.same(rebuilt, want[i]) {
-					t.Fatalf("message %d rebuilt as\n%s\nwant\n%s", i, rebuilt, r.expect(want[i]))
+				if rebuilt := r.Read(got[i]); !r.Same(rebuilt, want[i]) {
+					t.Fatalf("message %d rebuilt as\n%s\nwant\n%s", i, rebuilt, r.Expect(want[i]))
 				}
-				if !r.last {
+				if !r.Last {
 					continue
 				}
 				var p, d position

@@ -25,43 +25,11 @@ func deltaHub(t testing.TB, edit func(*config.App)) *channels.Hub {
 	return channels.New([]config.App{app}, channels.Options{DeltaEncoder: delta.Encode})
 }
 
-// deltaReader rebuilds a delta subscription's frames (deltatest.Rebuilder), failing the
-// test on a frame it cannot rebuild.
-type deltaReader struct {
-	*deltatest.Rebuilder
-	t    testing.TB
-	last bool // the last frame read was a delta
-}
+// deltaReader rebuilds a delta subscription's frames, failing the test on a frame it cannot
+// rebuild.
+type deltaReader = deltatest.Reader
 
-func newDeltaReader(t testing.TB) *deltaReader {
-	return &deltaReader{Rebuilder: deltatest.NewRebuilder(delta.Apply), t: t}
-}
-
-func (r *deltaReader) read(frame string) string {
-	r.t.Helper()
-	out, isDelta, err := r.Rebuild([]byte(frame))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.last = isDelta
-	return string(out)
-}
-
-// expect is the text the frame read last must rebuild to, when a plain subscriber received
-// plain for the same message.
-func (r *deltaReader) expect(plain string) string { return deltatest.ExpectRebuilt(plain, r.last) }
-
-// same reports whether rebuilt, the text of the frame read last, is right for a message a
-// plain subscriber received as plain (deltatest.RebuiltAs).
-func (r *deltaReader) same(rebuilt, plain string) bool {
-	r.t.Helper()
-	return deltatest.RebuiltAs(r.t, rebuilt, r.last, plain)
-}
-
-// announce tells r the algorithm the server announced (delta_compression_enabled).
-func (r *deltaReader) announce(alg string) {
-	r.read(`{"event":"sockudo:delta_compression_enabled","data":{"enabled":true,"algorithm":"` + alg + `"}}`)
-}
+func newDeltaReader(t testing.TB) *deltaReader { return deltatest.NewReader(t, delta.Apply) }
 
 func tick(i int, asset string) channels.Event {
 	return channels.Event{Name: "price.update", Channels: []string{"market-spot"},
@@ -104,11 +72,11 @@ func TestDeltaFramesRebuildTheFullStream(t *testing.T) {
 			const n = 25
 			want, subs := deltaStream(t, protocol.Wire{}, alg, n)
 			r := newDeltaReader(t)
-			r.announce(alg) // sent on subscribe: its delta frames leave the algorithm out
+			r.Announce(alg) // sent on subscribe: its delta frames leave the algorithm out
 			got := subs[0].Frames()
 			for i := range n {
-				if rebuilt := r.read(got[i]); !r.same(rebuilt, want[i]) {
-					t.Fatalf("message %d rebuilt as\n%s\nwant\n%s\n(plain frame %s)", i, rebuilt, r.expect(want[i]), want[i])
+				if rebuilt := r.Read(got[i]); !r.Same(rebuilt, want[i]) {
+					t.Fatalf("message %d rebuilt as\n%s\nwant\n%s\n(plain frame %s)", i, rebuilt, r.Expect(want[i]), want[i])
 				}
 				if strings.Contains(got[i], `"algorithm"`) || strings.Contains(got[i], `"base_index"`) {
 					t.Fatalf("message %d: a delta naming what the client does not need: %s", i, got[i])
@@ -148,7 +116,7 @@ func TestDeltaConnectionWideSyncErrorAndLimits(t *testing.T) {
 		}
 	}
 	for _, f := range s.Take() {
-		r.read(f)
+		r.Read(f)
 	}
 	if r.Bases("BTC") != 6 || r.Bases("ETH") != 6 || r.Deltas != 10 {
 		t.Fatalf("conflation groups: BTC %d ETH %d bases, %d deltas", r.Bases("BTC"), r.Bases("ETH"), r.Deltas)
@@ -261,7 +229,7 @@ func TestEnableDeltaHonoursAlgorithms(t *testing.T) {
 			}
 			wantFrames(t, "enable", s, `{"event":"sockudo:delta_compression_enabled","data":{"enabled":true,"algorithm":"`+tt.want+`"}}`)
 			r := newDeltaReader(t)
-			r.announce(tt.want)
+			r.Announce(tt.want)
 			for i := range 3 {
 				if err := h.Publish(appID, tick(i, "BTC")); err != nil {
 					t.Fatal(err)
@@ -269,7 +237,7 @@ func TestEnableDeltaHonoursAlgorithms(t *testing.T) {
 			}
 			frames := s.Take()
 			for _, f := range frames {
-				r.read(f)
+				r.Read(f)
 			}
 			// The announced algorithm is implied: the deltas leave it out.
 			if r.Deltas != 2 || strings.Contains(strings.Join(frames, "\n"), `"algorithm"`) {

@@ -166,7 +166,7 @@ func checkDeltaChain(t *testing.T, init, frames []string) ([]string, []bool) {
 		if seq != uint64(i) {
 			t.Fatalf("frame %d carries delta sequence %d: out of order", i, seq)
 		}
-		out[i], deltas[i] = r.read(f), r.last
+		out[i], deltas[i] = r.Read(f), r.Last
 	}
 	if r.Deltas == 0 {
 		t.Fatalf("no delta frame among %d", len(frames))

@@ -408,9 +408,9 @@ func testReplayDeltaAfterReplay(t *testing.T, h *channels.Hub, g *readGate, clk 
 	s.Take()
 	pub(3) // full, then deltas
 	r := newDeltaReader(t)
-	r.announce("fossil")
+	r.Announce("fossil")
 	for _, f := range s.Take() {
-		r.read(f)
+		r.Read(f)
 	}
 	if r.Deltas != 2 {
 		t.Fatalf("%d deltas before the replay, want 2", r.Deltas)
@@ -437,7 +437,7 @@ func testReplayDeltaAfterReplay(t *testing.T, h *channels.Hub, g *readGate, clk 
 			kind = "replay"
 		}
 		kinds = append(kinds, kind)
-		r.read(f)
+		r.Read(f)
 	}
 	// The replay (serials 3..5, plain frames; 6..8 went out live), resume_success, the 2 queued (full), the
 	// first live (full), then a delta.
