@@ -384,7 +384,7 @@ func (c *Conn) Resume(data json.RawMessage) *protocol.Error {
 			// Its live frames overflowed their queue after the replay: resume_failed went
 			// out then, and the channel is reported failed.
 			out.Recovered = slices.DeleteFunc(out.Recovered, func(r resumeRecovered) bool { return r.Channel == j.ch })
-			out.Failed = append(out.Failed, *j.overflow)
+			out.Failed = append(out.Failed, *j.overflowed())
 		}
 	}
 	b, _ := json.Marshal(out)
@@ -414,15 +414,22 @@ func resumeFail(pos protocol.Position, code, reason string, st *protocol.StreamS
 
 // resumeJob is the resume of one channel the connection is subscribed to.
 type resumeJob struct {
-	c        *Conn
-	ch       string
-	plan     *replayPlan
-	q        *replayQueue
-	sub      *subscription
-	filter   MessageFilter
-	held     bool // the subscription's resume hold was on: the whole gap is replayed
-	overflow *resumeFailure
-	rec      *resumeRecovered
+	c      *Conn
+	ch     string
+	plan   *replayPlan
+	q      *replayQueue
+	sub    *subscription
+	filter MessageFilter
+	held   bool // the subscription's resume hold was on: the whole gap is replayed
+	rec    *resumeRecovered
+}
+
+// overflowed is the job's failure when its live frames overflowed their queue, built only
+// then (a resume of many channels would otherwise build one per channel for nothing).
+func (j *resumeJob) overflowed() *resumeFailure {
+	f := resumeFail(j.plan.req, "persistence_unavailable", "failed_to_deliver_recovery_payload", &j.plan.st)
+	f.Channel = j.ch
+	return f
 }
 
 // startResume plans the resume of a subscribed channel: under the channel's sequencer turn
@@ -443,8 +450,7 @@ func (c *Conn) startResume(ch string, pos protocol.Position, legacy bool) (*resu
 	if fail != nil {
 		return nil, fail
 	}
-	j := &resumeJob{c: c, ch: ch, plan: plan, filter: s.filter,
-		overflow: resumeFail(pos, "persistence_unavailable", "failed_to_deliver_recovery_payload", &st)}
+	j := &resumeJob{c: c, ch: ch, plan: plan, filter: s.filter}
 	// Messages after the attach serial were delivered live unless the subscription is still
 	// held; a held subscription gets the whole gap now and its held frames are dropped.
 	j.held = s.hold != nil && s.hold.release(st.HeadSerial)
@@ -454,7 +460,7 @@ func (c *Conn) startResume(ch string, pos protocol.Position, legacy bool) (*resu
 		// The channel's sequencer turn is held: no fan-out of it runs meanwhile.
 		s.delta.reset()
 	}
-	if j.q, j.sub = c.startReplay(ch, func() { c.sendResumeFailed(ch, j.overflow) }); j.q == nil {
+	if j.q, j.sub = c.startReplay(ch, func() { c.sendResumeFailed(ch, j.overflowed()) }); j.q == nil {
 		return nil, resumeFail(pos, "continuity_unverifiable", "channel_not_subscribed", nil)
 	}
 	return j, nil
@@ -473,7 +479,7 @@ func (j *resumeJob) run() (*resumeRecovered, *resumeFailure) {
 		}
 		j.rec = c.sendReplay(j.plan, j.filter, func(m *protocol.Message) bool { return !j.held && attached && m.Serial > attach })
 	}) {
-		return nil, j.overflow // its resume_failed went out when the queue overflowed
+		return nil, j.overflowed() // its resume_failed went out when the queue overflowed
 	}
 	return j.rec, fail
 }
@@ -505,22 +511,19 @@ type replayPlan struct {
 func (c *Conn) planReplay(ch string, pos protocol.Position, legacy bool, st protocol.StreamState) (*replayPlan, *resumeFailure) {
 	app := c.app
 	req := pos
-	fail := func(code, reason string, st *protocol.StreamState) *resumeFailure {
-		return resumeFail(pos, code, reason, st)
-	}
 	if mark, ok := app.degradedAt(ch); ok && pos.Serial <= mark {
-		return nil, fail("persistence_unavailable", "history_stream_degraded", &st)
+		return nil, resumeFail(pos, "persistence_unavailable", "history_stream_degraded", &st)
 	}
 	if legacy {
 		pos.StreamID = st.StreamID
 	}
 	switch {
 	case pos.StreamID != st.StreamID:
-		return nil, fail("stream_reset", "stream_id_mismatch", &st)
+		return nil, resumeFail(pos, "stream_reset", "stream_id_mismatch", &st)
 	case pos.Serial > st.HeadSerial:
-		return nil, fail("continuity_unverifiable", "position_ahead_of_stream", &st)
+		return nil, resumeFail(pos, "continuity_unverifiable", "position_ahead_of_stream", &st)
 	case st.HeadSerial-pos.Serial > MaxResumeReplay:
-		return nil, fail("position_expired", "recovery_window_exceeded", &st)
+		return nil, resumeFail(pos, "position_expired", "recovery_window_exceeded", &st)
 	}
 	plan := &replayPlan{channel: ch, source: "hot", req: req, st: st,
 		start: protocol.Position{StreamID: st.StreamID, Serial: pos.Serial, LastMessageID: pos.LastMessageID}}
@@ -529,10 +532,10 @@ func (c *Conn) planReplay(ch string, pos protocol.Position, legacy bool, st prot
 		plan.msgs, ok = app.hotReplay(ch, st.StreamID, pos.Serial, st.HeadSerial, app.hub.now())
 		if !ok {
 			if legacy {
-				return nil, fail("continuity_unverifiable", "legacy_serial_without_stream_id", &st)
+				return nil, resumeFail(pos, "continuity_unverifiable", "legacy_serial_without_stream_id", &st)
 			}
 			if st.Retained == 0 || st.OldestSerial > pos.Serial+1 {
-				return nil, fail("position_expired", "retention_boundary_crossed_during_reconnect", &st)
+				return nil, resumeFail(pos, "position_expired", "retention_boundary_crossed_during_reconnect", &st)
 			}
 			plan.source, plan.cold = "cold", true
 		}
@@ -545,6 +548,9 @@ func (c *Conn) planReplay(ch string, pos protocol.Position, legacy bool, st prot
 // serials it reads, up to the head of the plan's state, are stored already.
 func (c *Conn) loadReplay(p *replayPlan) *resumeFailure {
 	app := c.app
+	if !p.cold && !c.appendFull {
+		return nil // a hot plan: nothing to read
+	}
 	fail := func(code, reason string) *resumeFailure { return resumeFail(p.req, code, reason, &p.st) }
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	defer cancel()

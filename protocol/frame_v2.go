@@ -74,7 +74,15 @@ func ResumeFailed(v Version, channel string, data []byte) []byte {
 
 // ResumeSuccess ends a resume with the recovered and failed channels; data is double-encoded.
 func ResumeSuccess(v Version, data []byte) []byte {
-	return OutFrame{Event: v.EventName(EventResumeSuccess), Data: Str(string(data))}.Bytes()
+	// OutFrame{Event, Data: Str(data)}, written into one buffer: a resume of many channels
+	// answers with a large data object.
+	ev := v.EventName(EventResumeSuccess)
+	dst := make([]byte, 0, 24+len(ev)+len(data)+len(data)/4)
+	dst = append(dst, `{"event":`...)
+	dst = AppendJSONString(dst, ev)
+	dst = append(dst, `,"data":`...)
+	dst = AppendJSONString(dst, string(data))
+	return append(dst, '}')
 }
 
 // ChannelHistory answers sockudo:channel_history; data is the page object.
