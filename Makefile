@@ -54,8 +54,11 @@ deps:
 	@./scripts/deps-apt.sh chromium chromium "the debug console's browser test (console TestConsoleInBrowser)"
 	@./scripts/deps-apt.sh podman podman "the container image test (integration/image TestContainerImage)"
 
+# -timeout is per package binary: integration runs ~4 minutes on a quiet 2-core machine, but
+# on a loaded one (a shared CI host, Postgres busy with another job) its 8,000 concurrent
+# appends to one mutable message alone took 9 minutes; a hang still fails, with a stack dump.
 unit:
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
