@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"math"
 	"net"
@@ -96,10 +97,11 @@ type Postgres struct {
 	dirty   map[streamKey]streamMark
 
 	// qmu guards the appends waiting for a group commit (postgres_commit.go).
-	qmu     sync.Mutex
-	commit  committer
-	closed  bool
-	closing chan struct{}
+	qmu      sync.Mutex
+	pipes    []*pipe
+	pipeSeed maphash.Seed
+	closed   bool
+	closing  chan struct{}
 }
 
 // sendBufferBytes is the kernel send buffer asked for on every connection to Postgres (the
@@ -186,11 +188,12 @@ func NewPostgres(ctx context.Context, dsn string, opts PostgresOptions) (*Postgr
 	}
 	loopCtx, stop := context.WithCancel(context.Background())
 	p := &Postgres{pool: pool, opts: opts, stop: stop, dirty: map[streamKey]streamMark{}, closing: make(chan struct{}),
-		commit: committer{queues: map[streamKey]*chanQueue{}, wake: make(chan struct{}, 1)}}
-	p.done.Add(1 + commitWorkers)
+		pipeSeed: maphash.MakeSeed()}
+	p.pipes = newPipes(p)
+	p.done.Add(1 + len(p.pipes))
 	go p.retentionLoop(loopCtx)
-	for range commitWorkers {
-		go p.commitLoop()
+	for _, pp := range p.pipes {
+		go pp.run()
 	}
 	return p, nil
 }
