@@ -36,7 +36,8 @@ type PostgresOptions struct {
 	MaxAge time.Duration
 	// RetentionInterval is how often the background trim runs. Default 1 minute.
 	RetentionInterval time.Duration
-	// QueryTimeout bounds every statement (a group commit of appends: three times it),
+	// QueryTimeout bounds every statement (a group commit of appends: three times it, from
+	// the moment it is sent, pipelined behind at most a few others),
 	// and connecting unless the URL sets connect_timeout. Default 5s.
 	QueryTimeout time.Duration
 	// MaxConns sizes the connection pool. Default: pool_max_conns from the URL, else 16.
