@@ -31,9 +31,10 @@ import (
 // committing overlapping batches cannot deadlock.
 //
 // Each committer holds one connection in pipeline mode while it has work and keeps up to
-// pipelineDepth group commits in flight on it: it sends the next batch — which may carry
-// later messages of a channel already in flight — without waiting for the previous one's
-// answer, so Postgres never waits for the server between transactions. Postgres runs a
+// pipelineDepth group commits in flight on it: once a full batch is queued (pipelineBatch)
+// it sends it — even if it carries later messages of a channel already in flight — without
+// waiting for the previous one's answer, so a backlog keeps Postgres busy instead of waiting
+// for the server between transactions; a smaller batch waits for the answer and gathers. Postgres runs a
 // connection's transactions one after the other in the order they were sent, each ending at
 // its own Sync, so serial order per channel holds across in-flight batches. Answers are read
 // in order and each append is told its outcome only once its batch's Sync reported the
@@ -67,6 +68,13 @@ const commitPipes = 4
 // pipelineDepth is the most group commits a committer has in flight on its connection.
 const pipelineDepth = 4
 
+// pipelineBatch is the fewest queued appends a committer sends while a batch of it is in
+// flight. Below it, the appends wait for the answer and go in one batch with what arrives
+// meanwhile: every commit costs Postgres a WAL flush, on a connection one after the other,
+// so small batches in flight would lower what a connection takes; at or above it (a
+// channel's full share) the batch is as large as it gets and is sent at once.
+const pipelineBatch = maxChannelShare
+
 // Names of the group commit's statements, prepared on each connection a committer uses.
 const (
 	bumpStmt  = "pushwire_group_bump"
@@ -96,6 +104,7 @@ type pipe struct {
 	p      *Postgres
 	queues map[streamKey]*chanQueue
 	ready  []*chanQueue // channels with queued appends, in turn
+	n      int          // appends queued
 	wake   chan struct{}
 }
 
@@ -163,6 +172,7 @@ func (p *Postgres) enqueue(q *queued) <-chan error {
 		cq.tail.next = q
 	}
 	cq.tail = q
+	pp.n++
 	p.qmu.Unlock()
 	select {
 	case pp.wake <- struct{}{}:
@@ -206,6 +216,7 @@ func (pp *pipe) take() []group {
 			g.items = append(g.items, q)
 			n++
 		}
+		pp.n -= len(g.items)
 		if cq.head == nil {
 			cq.tail = nil
 			delete(pp.queues, cq.key)
@@ -240,7 +251,10 @@ func (pp *pipe) run() {
 	for {
 		if len(inflight) < pipelineDepth {
 			p.qmu.Lock()
-			gs := pp.take()
+			var gs []group
+			if len(inflight) == 0 || pp.n >= pipelineBatch {
+				gs = pp.take()
+			}
 			closed := p.closed
 			p.qmu.Unlock()
 			if len(gs) > 0 {

@@ -14,9 +14,9 @@ import (
 	"github.com/pushwire/pushwire/protocol"
 )
 
-// pipelineBatch builds a batch of queued appends, one group per channel in the order given:
+// testBatch builds a batch of queued appends, one group per channel in the order given:
 // spec is channel, data, channel, data, ….
-func pipelineBatch(t *testing.T, p *Postgres, spec ...string) (*batch, []*queued) {
+func testBatch(t *testing.T, p *Postgres, spec ...string) (*batch, []*queued) {
 	t.Helper()
 	var gs []group
 	var all []*queued
@@ -92,7 +92,7 @@ func TestPipelineFailedBatchInTheMiddle(t *testing.T) {
 		{true, []string{"c", "x3", "bad", "x4"}},
 		{false, []string{"c", "4", "c", "5", "d", "d3"}},
 	} {
-		b, qs := pipelineBatch(t, p, spec.msgs...)
+		b, qs := testBatch(t, p, spec.msgs...)
 		e, err := s.encode(b)
 		if err != nil {
 			t.Fatal(err)
