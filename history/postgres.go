@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"math"
 	"net"
@@ -35,7 +36,8 @@ type PostgresOptions struct {
 	MaxAge time.Duration
 	// RetentionInterval is how often the background trim runs. Default 1 minute.
 	RetentionInterval time.Duration
-	// QueryTimeout bounds every statement (a group commit of appends: three times it),
+	// QueryTimeout bounds every statement (a group commit of appends: three times it, from
+	// the moment it is sent, pipelined behind at most a few others),
 	// and connecting unless the URL sets connect_timeout. Default 5s.
 	QueryTimeout time.Duration
 	// MaxConns sizes the connection pool. Default: pool_max_conns from the URL, else 16.
@@ -96,10 +98,11 @@ type Postgres struct {
 	dirty   map[streamKey]streamMark
 
 	// qmu guards the appends waiting for a group commit (postgres_commit.go).
-	qmu     sync.Mutex
-	commit  committer
-	closed  bool
-	closing chan struct{}
+	qmu      sync.Mutex
+	pipes    []*pipe
+	pipeSeed maphash.Seed
+	closed   bool
+	closing  chan struct{}
 }
 
 // sendBufferBytes is the kernel send buffer asked for on every connection to Postgres (the
@@ -186,11 +189,12 @@ func NewPostgres(ctx context.Context, dsn string, opts PostgresOptions) (*Postgr
 	}
 	loopCtx, stop := context.WithCancel(context.Background())
 	p := &Postgres{pool: pool, opts: opts, stop: stop, dirty: map[streamKey]streamMark{}, closing: make(chan struct{}),
-		commit: committer{queues: map[streamKey]*chanQueue{}, wake: make(chan struct{}, 1)}}
-	p.done.Add(1 + commitWorkers)
+		pipeSeed: maphash.MakeSeed()}
+	p.pipes = newPipes(p)
+	p.done.Add(1 + len(p.pipes))
 	go p.retentionLoop(loopCtx)
-	for range commitWorkers {
-		go p.commitLoop()
+	for _, pp := range p.pipes {
+		go pp.run()
 	}
 	return p, nil
 }
