@@ -28,9 +28,20 @@ type Config struct {
 	// PongTimeout is how long the server waits for any frame after its ping before closing
 	// with 4201. Default 30s.
 	PongTimeout Duration `yaml:"pong_timeout"`
-	// MaxMessageKB caps one inbound WebSocket message; a larger one gets a 4000 error frame
-	// (and the connection is closed with 1009 past 16 times the cap). Default 64.
+	// MaxMessageKB caps one inbound WebSocket message: a frame taking a message past it
+	// closes the connection with 1009 at its header, before its payload is read. Default 64.
 	MaxMessageKB int `yaml:"max_message_kb"`
+	// MaxResumeMessageKB caps a protocol 2 connection's sockudo:resume message, which the
+	// Sockudo clients send as one frame naming every channel they resume (1,000 channels of
+	// long names are ~350 KB); other messages over max_message_kb still close with 1009.
+	// 0 = 0.5 KB per channel a connection may hold (max_subscriptions_per_connection, at
+	// most 1,000) plus 1 KB, at least max_message_kb. Default 0.
+	MaxResumeMessageKB int `yaml:"max_resume_message_kb"`
+	// MaxRefusedRequests is how many refused requests (4301: history, resume and client-event
+	// rates; 4100: the subscription cap) one connection may have, a burst refilled one a
+	// second; past it the connection is closed with 4301 "Too many refused requests" (clients
+	// do not reconnect from 4301). -1 = never closed. Default 50.
+	MaxRefusedRequests int `yaml:"max_refused_requests"`
 	// WriteQueueMessages caps the frames queued for one connection. Default 1024.
 	WriteQueueMessages int `yaml:"write_queue_messages"`
 	// WriteQueueKB caps the bytes queued for one connection; a client that falls further
@@ -443,6 +454,7 @@ const (
 	DefaultHistoryRequestBurst          = 50
 	DefaultResumeRequestsPerMinute      = 10
 	DefaultMaxSubscriptionsPerConn      = 1000
+	DefaultMaxRefusedRequests           = 50
 	DefaultMetricsHost                  = "127.0.0.1"
 	DefaultMetricsPort                  = 9601
 	DefaultConsolePath                  = "/console"
@@ -501,6 +513,7 @@ func (c *Config) ApplyDefaults() {
 	setInt(&c.HistoryRequestBurst, DefaultHistoryRequestBurst)
 	setInt(&c.ResumeRequestsPerMinute, DefaultResumeRequestsPerMinute)
 	setInt(&c.MaxSubscriptionsPerConnection, DefaultMaxSubscriptionsPerConn)
+	setInt(&c.MaxRefusedRequests, DefaultMaxRefusedRequests)
 	setStr(&c.MetricsHost, DefaultMetricsHost)
 	setInt(&c.MetricsPort, DefaultMetricsPort)
 	setStr(&c.ConsoleListener, "metrics")
@@ -637,7 +650,7 @@ func (c *Config) problems() []string {
 	default:
 		bad("log_format", "must be console or json, got %q", c.LogFormat)
 	}
-	nonNeg := map[string]int{"max_connections": c.MaxConnections}
+	nonNeg := map[string]int{"max_connections": c.MaxConnections, "max_resume_message_kb": c.MaxResumeMessageKB}
 	for f, v := range nonNeg {
 		if v < 0 {
 			bad(f, "must not be negative, got %d", v)
@@ -709,7 +722,8 @@ func (c *Config) problems() []string {
 		v     int
 	}{{"history_requests_per_second", c.HistoryRequestsPerSecond}, {"history_request_burst", c.HistoryRequestBurst},
 		{"resume_requests_per_minute", c.ResumeRequestsPerMinute}, {"max_subscriptions_per_connection", c.MaxSubscriptionsPerConnection},
-		{"server_history_reads_per_second", c.ServerHistoryReadsPerSecond}, {"server_resume_channels_per_second", c.ServerResumeChannelsPerSecond}} {
+		{"server_history_reads_per_second", c.ServerHistoryReadsPerSecond}, {"server_resume_channels_per_second", c.ServerResumeChannelsPerSecond},
+		{"max_refused_requests", c.MaxRefusedRequests}} {
 		if p.v < -1 {
 			bad(p.field, "must be positive, or -1 for unlimited, got %d", p.v)
 		}

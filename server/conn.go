@@ -20,10 +20,6 @@ import (
 	"github.com/pushwire/pushwire/protocol"
 )
 
-// oversizeFactor: a message up to this many times the limit is read, dropped and answered
-// with an error frame; a larger one closes the connection with 1009.
-const oversizeFactor = 16
-
 // CloseReason says why a connection ended. It is the log field "reason" and the reason
 // label of the disconnect and refusal metrics.
 type CloseReason string
@@ -39,10 +35,13 @@ const (
 	reasonOverCapacity    CloseReason = "over_capacity"
 	reasonServer          CloseReason = "server_closed"
 	reasonTooBig          CloseReason = "message_too_big"
-	reasonPanic           CloseReason = "internal_error"
-	reasonWriteFailed     CloseReason = "write_failed"
-	reasonIPRateLimited   CloseReason = "ip_rate_limited"
-	reasonProtocol        CloseReason = "protocol_error"
+	// reasonRefusals: the connection kept sending requests after being refused past
+	// Options.MaxRefusedRequests (close 4301).
+	reasonRefusals      CloseReason = "too_many_refusals"
+	reasonPanic         CloseReason = "internal_error"
+	reasonWriteFailed   CloseReason = "write_failed"
+	reasonIPRateLimited CloseReason = "ip_rate_limited"
+	reasonProtocol      CloseReason = "protocol_error"
 	// reasonInboundBudget: a message still arriving needed more memory than the server-wide
 	// inbound budget had left (close 1013 Try Again Later; clients reconnect).
 	reasonInboundBudget CloseReason = "inbound_budget"
@@ -85,6 +84,13 @@ type conn struct {
 
 	// Request limits (limits.go), read side only.
 	histBucket, resumeBucket bucket
+	// refusals counts the requests refused (Options.MaxRefusedRequests); wasRefused is set
+	// while a message is handled when it was answered with a refusal.
+	refusals   bucket
+	wasRefused bool
+	// readStop is set when the read side closed the connection itself (a message too big,
+	// too many refusals): the transport stops reading.
+	readStop error
 	// readPause, set when a request was refused for its rate, stops reading the socket for
 	// that long after the current message (read side only).
 	readPause time.Duration
@@ -633,7 +639,7 @@ func (c *conn) readLoop(ctx context.Context, w *stdWire) (err error) {
 			err = fmt.Errorf("server: panic: %v", p)
 		}
 	}()
-	limit := c.srv.opts.MaxMessageBytes
+	limit := c.maxMessage() // coder/websocket's read limit closes with 1009 past it
 	for {
 		typ, r, err := ws.Reader(ctx)
 		if err != nil {
@@ -650,15 +656,8 @@ func (c *conn) readLoop(ctx context.Context, w *stdWire) (err error) {
 		}
 		if n > int64(limit) {
 			putReadBuf(buf)
-			rest, err := io.Copy(io.Discard, r)
-			if err != nil {
-				if c.readFailed(w, err); w.guard.Err() == nil {
-					c.closeWith(nil, reasonTooBig)
-				}
-				return err
-			}
-			c.tooLarge(int(n + rest))
-			continue
+			c.tooBig(int(n))
+			return c.readStop
 		}
 		if typ == websocket.MessageText && !utf8.Valid(buf.Bytes()) {
 			// coder/websocket does not check (RFC 6455 §8.1: fail the connection, 1007).
@@ -668,6 +667,9 @@ func (c *conn) readLoop(ctx context.Context, w *stdWire) (err error) {
 		}
 		c.message(typ == websocket.MessageText, buf.Bytes())
 		putReadBuf(buf)
+		if c.readStop != nil {
+			return c.readStop
+		}
 		if d := c.readPause; d > 0 {
 			c.readPause = 0
 			pause := time.NewTimer(d)
@@ -680,21 +682,30 @@ func (c *conn) readLoop(ctx context.Context, w *stdWire) (err error) {
 	}
 }
 
-// readFailed closes the connection with 1002 or 1007 when the read failed on a frame the guard
-// refused (coder/websocket would close it with 1000), and returns err.
+// readFailed closes the connection with 1002, 1007 or 1009 when the read failed on a frame
+// the guard refused (coder/websocket would close it with 1000), and returns err.
 func (c *conn) readFailed(w *stdWire, err error) error {
 	if gerr := w.guard.Err(); gerr != nil {
-		c.closeProtocol(int(gerr.code), gerr.Error(), reasonProtocol)
+		reason := reasonProtocol
+		if gerr.code == 1009 {
+			reason = reasonTooBig
+		}
+		c.closeProtocol(int(gerr.code), gerr.Error(), reason)
 	}
 	return err
 }
 
-// message handles one whole inbound data message of at most MaxMessageBytes; msg is only
+// message handles one whole inbound data message of at most maxMessage bytes; msg is only
 // valid during the call. A text message is JSON on every connection; a binary one is
 // decoded in the connection's binary format (a format=json connection refuses it). Either
-// way the answers go out in the connection's format.
+// way the answers go out in the connection's format. A message over MaxMessageBytes (only
+// a protocol 2 connection's can be) must be a sockudo:resume: anything else closes the
+// connection with 1009 (tooBig), as a larger frame would have from its header.
 func (c *conn) message(text bool, msg []byte) {
-	c.srv.metrics.MessageIn(c.appID, len(msg))
+	over := len(msg) > c.srv.opts.MaxMessageBytes
+	if !over {
+		c.srv.metrics.MessageIn(c.appID, len(msg))
+	}
 	var (
 		f    protocol.Frame
 		perr *protocol.Error
@@ -707,18 +718,22 @@ func (c *conn) message(text bool, msg []byte) {
 	default:
 		perr = &protocol.Error{Code: protocol.CodeGeneric, Message: "Binary frames are not supported: send JSON text frames"}
 	}
+	if over {
+		if name, system := protocol.Canonical(f.Event); perr != nil || !system || name != "resume" {
+			c.tooBig(len(msg))
+			return
+		}
+		c.srv.metrics.MessageIn(c.appID, len(msg))
+	}
 	if perr != nil {
 		c.sendError(perr)
 		return
 	}
 	c.dispatch(f)
-}
-
-// tooLarge answers a message of size bytes over MaxMessageBytes (but within the hard limit
-// that closes the connection) with an error frame; the connection stays open.
-func (c *conn) tooLarge(size int) {
-	c.srv.metrics.MessageIn(c.appID, size)
-	c.sendError(protocol.Errorf(protocol.CodeGeneric, "Message too large: the limit is %d bytes", c.srv.opts.MaxMessageBytes))
+	if c.wasRefused {
+		c.wasRefused = false
+		c.refusal()
+	}
 }
 
 // readBufs holds the buffers inbound messages are read into, shared by all connections.
@@ -738,9 +753,13 @@ func (c *conn) sendError(err *protocol.Error) { c.sendErrorOn("", err) }
 
 // sendErrorOn sends an error frame about channel ("" none) and shows it to a console watching
 // the app.
+// A refusal (4301, 4100) counts against the connection's budget (refusal).
 func (c *conn) sendErrorOn(channel string, err *protocol.Error) {
 	c.Send(protocol.ErrorFrame(c.version, err))
 	c.record(channels.Activity{Kind: channels.ActError, Channel: channel, Code: err.Code, Detail: err.Message})
+	if err.Code == protocol.CodeClientEventRefused || err.Code == protocol.CodeOverCapacity {
+		c.wasRefused = true
+	}
 }
 
 // record hands an activity of this connection to the tap when someone watches its app.

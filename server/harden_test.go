@@ -108,8 +108,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestPinnedFrameHeadersHoldLittle(t *testing.T) {
 	const conns = 500
 	budget := bytebudget.New(64 << 20)
-	_, _, url := newPollServer(t, Options{InboundBudget: budget, MaxMessageBytes: 64 << 10})
-	pinned := append(clientFrame(true, wsframe.OpText, make([]byte, 1<<20))[:wsframe.MaxHeaderLen], make([]byte, 10)...)
+	_, _, url := newPollServer(t, Options{InboundBudget: budget, MaxMessageBytes: 2 << 20})
+	pinned := append(clientHeader(true, wsframe.OpText, 1<<20), make([]byte, 10)...)
 	socks := make([]net.Conn, 0, conns)
 	before := liveHeap()
 	for range conns {
@@ -257,7 +257,11 @@ func TestRFC6455Conformance(t *testing.T) {
 		{"new message inside a fragmented one", append(clientFrame(false, wsframe.OpText, []byte("{")), text(ping)...), 1002},
 		{"invalid UTF-8", text("\xff\xfe"), 1007},
 		{"invalid UTF-8 across fragments", append(clientFrame(false, wsframe.OpText, []byte("\xe2\x82")), clientFrame(true, wsframe.OpContinuation, []byte("\x28"))...), 1007},
-		{"over the hard limit", clientFrame(true, wsframe.OpText, make([]byte, 1024*oversizeFactor+1)), 1009},
+		{"over the limit", clientFrame(true, wsframe.OpText, make([]byte, 1025)), 1009},
+		// Refused from the header: the payload never comes, the close does.
+		{"header of a 1 GiB frame, no payload", clientHeader(true, wsframe.OpText, 1<<30), 1009},
+		{"header of a 1 MiB frame, no payload", clientHeader(true, wsframe.OpBinary, 1<<20), 1009},
+		{"a fragment taking the message over the limit", append(clientFrame(false, wsframe.OpText, make([]byte, 600)), clientHeader(true, wsframe.OpContinuation, 600)...), 1009},
 		{"close payload of 1 byte", clientFrame(true, wsframe.OpClose, []byte{3}), 1002},
 		{"close code 1005 on the wire", clientFrame(true, wsframe.OpClose, []byte{0x03, 0xed}), 1002},
 		{"close code 999", clientFrame(true, wsframe.OpClose, []byte{0x03, 0xe7}), 1002},

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/pushwire/pushwire/channels"
 	"github.com/pushwire/pushwire/protocol"
 )
 
@@ -129,3 +132,66 @@ func (c *conn) withHistorySlot(read func()) {
 	}()
 	read()
 }
+
+// ResumeBytesPerChannel is what one channel's position may take in a sockudo:resume
+// message, as the Sockudo clients send it: sockudo-js puts the positions in the data as a
+// JSON string (every quote escaped), so a channel of the longest name (200 bytes) with a
+// stream id, a message id (UUIDs) and a 20-digit serial takes about 380 bytes.
+const ResumeBytesPerChannel = 512
+
+// DefaultMaxResumeMessageBytes is Options.MaxResumeMessageBytes' default for a connection
+// allowed maxSubs subscriptions (negative: unlimited): room for one resume naming every
+// channel the connection may hold, up to channels.MaxResumeChannels, plus the envelope.
+func DefaultMaxResumeMessageBytes(maxSubs int) int {
+	n := channels.MaxResumeChannels
+	if maxSubs > 0 {
+		n = min(n, maxSubs)
+	}
+	return n*ResumeBytesPerChannel + 1024
+}
+
+// DefaultMaxRefusedRequests is Options.MaxRefusedRequests' default: a burst of 50
+// refusals, refilled at one a second. A client over the subscription cap by 50 channels, or
+// one retrying a refused request once a second, stays connected; a socket flooding history
+// requests at 30 a second is closed within seconds.
+const DefaultMaxRefusedRequests = 50
+
+// refusalRefillPerSecond is the rate at which a connection's refusal budget refills.
+const refusalRefillPerSecond = 1
+
+// maxMessage is the largest message c may send: MaxResumeMessageBytes on a protocol 2
+// connection (a sockudo:resume may be that large; anything else over MaxMessageBytes closes
+// the connection once read), MaxMessageBytes otherwise.
+func (c *conn) maxMessage() int {
+	if c.version == protocol.V2 {
+		return c.srv.opts.MaxResumeMessageBytes
+	}
+	return c.srv.opts.MaxMessageBytes
+}
+
+// refusal counts a refused request (a message answered with an error frame of code 4301 or
+// 4100) against c's budget; past it the connection is closed with 4301 (after the answers
+// already queued) and its read side stops (readStop).
+func (c *conn) refusal() {
+	o := &c.srv.opts
+	if o.MaxRefusedRequests < 0 || c.refusals.allow(o.Now(), refusalRefillPerSecond, o.MaxRefusedRequests) {
+		return
+	}
+	c.closeWith(protocol.Errorf(protocol.CodeClientEventRefused, "Too many refused requests: at most %d (one more a second); closing the connection", o.MaxRefusedRequests), reasonRefusals)
+	c.readStop = errTooManyRefusals
+}
+
+// errTooManyRefusals ends the read side of a connection closed by refusal.
+var errTooManyRefusals = errors.New("server: too many refused requests")
+
+// tooBig closes c with 1009 for a message of size bytes over its limit (after it was read:
+// a resume-sized message that is not a resume, or one that inflates past the limit); the
+// read side stops (readStop).
+func (c *conn) tooBig(size int) {
+	c.srv.metrics.MessageIn(c.appID, size)
+	c.closeProtocol(1009, fmt.Sprintf("message too big: the limit is %d bytes", c.srv.opts.MaxMessageBytes), reasonTooBig)
+	c.readStop = errMessageTooBig
+}
+
+// errMessageTooBig ends the read side of a connection closed for a message too big.
+var errMessageTooBig = errors.New("server: message too big")

@@ -127,7 +127,7 @@ func (s *Server) acceptPoll(w http.ResponseWriter, r *http.Request, c *conn, def
 		return nil, fmt.Errorf("server: hijack: %w", err)
 	}
 	pw := &pollWire{c: c, nc: nc, rc: rc, poll: s.poll}
-	pw.asm.MaxMessage = int64(s.opts.MaxMessageBytes) * oversizeFactor
+	pw.asm.MaxMessage = int64(c.maxMessage())
 	if s.opts.InboundBudget != nil {
 		pw.held.b = s.opts.InboundBudget
 		pw.asm.Budget = &pw.held
@@ -408,13 +408,13 @@ func (w *pollWire) process(b []byte) (off int, stop bool) {
 				if !w.inflated(m) {
 					return off, true
 				}
-				continue
+			} else {
+				c.message(m.Op == wsframe.OpText, m.Payload)
 			}
-			if len(m.Payload) > c.srv.opts.MaxMessageBytes {
-				c.tooLarge(len(m.Payload))
-				continue
+			if c.readStop != nil {
+				w.stopReading(c.readStop, false)
+				return off, true
 			}
-			c.message(m.Op == wsframe.OpText, m.Payload)
 			if c.readPause > 0 {
 				return off, false // the rest waits (event)
 			}
@@ -434,7 +434,7 @@ func (w *pollWire) process(b []byte) (off int, stop bool) {
 // does not inflate, or not to UTF-8 text).
 func (w *pollWire) inflated(m wsframe.Message) bool {
 	c := w.c
-	limit := c.srv.opts.MaxMessageBytes
+	limit := c.maxMessage()
 	buf := readBufs.Get().(*bytes.Buffer)
 	defer putReadBuf(buf)
 	if err := inflateMessage(buf, m.Payload, limit); err != nil {
@@ -443,7 +443,7 @@ func (w *pollWire) inflated(m wsframe.Message) bool {
 		return false
 	}
 	if buf.Len() > limit {
-		c.tooLarge(buf.Len()) // at least; the rest was not inflated
+		c.tooBig(buf.Len()) // at least; the rest was not inflated
 		return true
 	}
 	if m.Op == wsframe.OpText && !utf8.Valid(buf.Bytes()) {

@@ -28,8 +28,26 @@ type Options struct {
 	ActivityTimeout time.Duration
 	// PongTimeout is how long the server waits for any frame after its ping. Default 30s.
 	PongTimeout time.Duration
-	// MaxMessageBytes caps one inbound message (error frame over it). Default 64 KiB.
+	// MaxMessageBytes caps one inbound message: a frame whose header declares more (or a
+	// fragment taking its message past it) closes the connection with 1009 before its
+	// payload is read. A protocol 2 connection's sockudo:resume may be up to
+	// MaxResumeMessageBytes. Default 64 KiB.
 	MaxMessageBytes int
+	// MaxResumeMessageBytes caps a protocol 2 connection's sockudo:resume message, which
+	// names every channel the client resumes in one frame (sockudo-js, sockudo_flutter and the
+	// other Sockudo clients send one frame for all of them): a message of up to this size is
+	// read whole and, unless it is a resume, closes the connection with 1009. Default
+	// ResumeBytesPerChannel × the channels one resume may name (MaxSubscriptionsPerConnection,
+	// at most channels.MaxResumeChannels), and never less than MaxMessageBytes.
+	MaxResumeMessageBytes int
+	// MaxRefusedRequests is how many requests one connection may have refused (error 4301:
+	// history, resume and client-event rates; 4100: the subscription cap, a full channel) as a
+	// token bucket refilled at one a second: the refusal past it closes the connection with
+	// 4301 "Too many refused requests", which Pusher and Sockudo clients do not reconnect
+	// from (as Sockudo's terminate_on_limit). A socket that keeps asking after being refused
+	// costs the server a parse and an answer each time; this bounds it. Default
+	// DefaultMaxRefusedRequests; negative never closes.
+	MaxRefusedRequests int
 	// WriteQueueMessages caps the frames queued for one connection. Default 1024.
 	WriteQueueMessages int
 	// WriteQueueBytes caps the bytes queued for one connection. Default 8 MiB.
@@ -173,6 +191,13 @@ func (o *Options) applyDefaults() {
 	}
 	if o.MaxSubscriptionsPerConnection == 0 {
 		o.MaxSubscriptionsPerConnection = DefaultMaxSubscriptionsPerConnection
+	}
+	if o.MaxResumeMessageBytes <= 0 {
+		o.MaxResumeMessageBytes = DefaultMaxResumeMessageBytes(o.MaxSubscriptionsPerConnection)
+	}
+	o.MaxResumeMessageBytes = max(o.MaxResumeMessageBytes, o.MaxMessageBytes)
+	if o.MaxRefusedRequests == 0 {
+		o.MaxRefusedRequests = DefaultMaxRefusedRequests
 	}
 }
 
@@ -383,7 +408,8 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *conn) error 
 	if err != nil {
 		return err
 	}
-	ws.SetReadLimit(int64(s.opts.MaxMessageBytes) * oversizeFactor)
+	guard.limit = int64(c.maxMessage())
+	ws.SetReadLimit(int64(c.maxMessage()))
 	c.wire = &stdWire{ws: ws, c: c, writeStart: &c.writeStart, guard: guard}
 	return nil
 }

@@ -16,8 +16,9 @@ import (
 // frameGuard checks the frame headers of a stdWire's inbound byte stream before
 // coder/websocket reads them, for the RFC 6455 rules that library does not enforce: a
 // client's frames must be masked (it answers an unmasked one with 1000) and a payload length
-// must use the minimal encoding with the top bit clear (it accepts any), and a close frame's
-// reason must be UTF-8 (it echoes any reason). It sits between the
+// must use the minimal encoding with the top bit clear (it accepts any), a close frame's
+// reason must be UTF-8 (it echoes any reason), and a frame taking its message over the limit
+// is refused at its header with 1009 (the library would read up to its read limit first). It sits between the
 // hijacked socket and the library's bufio.Reader and only tracks frame boundaries: a header
 // is parsed by wsframe.ParseHeader, its payload passed through uncounted. The bytes before a
 // bad frame are still delivered; the next read fails and the connection is closed with 1002
@@ -33,6 +34,12 @@ type frameGuard struct {
 	key     [4]byte
 	cp      []byte
 	bad     atomic.Pointer[guardError]
+	// limit is the largest message (Assembler.MaxMessage's rule): a data frame taking its
+	// message past it fails with 1009 at its header, so the library never reads (nor
+	// buffers) its payload. 0: no limit.
+	limit      int64
+	msgLen     int64 // wire bytes of the data message so far, this frame's included
+	compressed bool  // that message has RSV1 (permessage-deflate)
 }
 
 // Err is the violation the guard found, nil if none.
@@ -86,6 +93,19 @@ func (g *frameGuard) Read(p []byte) (int, error) {
 				return start, nil
 			}
 			return 0, ge
+		}
+		if hn > 0 && !h.Op.IsControl() && g.limit > 0 {
+			if h.Op != wsframe.OpContinuation {
+				g.msgLen, g.compressed = 0, h.RSV&4 != 0
+			}
+			g.msgLen += h.Length
+			if g.msgLen > wsframe.MessageLimit(g.limit, g.compressed) {
+				ge := g.fail(1009, errors.New("message too big"))
+				if start > 0 {
+					return start, nil
+				}
+				return 0, ge
+			}
 		}
 		if hn > 0 {
 			g.hn, g.skip = 0, h.Length

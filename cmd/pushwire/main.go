@@ -159,6 +159,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 
 		HistoryRequestsPerSecond: cfg.HistoryRequestsPerSecond, HistoryRequestBurst: cfg.HistoryRequestBurst,
 		ResumeRequestsPerMinute: cfg.ResumeRequestsPerMinute, MaxSubscriptionsPerConnection: cfg.MaxSubscriptionsPerConnection,
+		MaxResumeMessageBytes: cfg.MaxResumeMessageKB << 10, MaxRefusedRequests: cfg.MaxRefusedRequests,
 		ServerHistoryReadsPerSecond: cfg.ServerHistoryReadsPerSecond, ServerResumeChannelsPerSecond: cfg.ServerResumeChannelsPerSecond,
 	})
 	appIDs := make([]string, len(cfg.Apps))

@@ -41,7 +41,9 @@ const minGrow = 512
 // Assembler turns a stream of client frames into messages. The caller keeps
 // unread bytes in a buffer and calls Next until it reports that more input is
 // needed. It enforces masking, fragmentation order, the maximum message size
-// (1009) and UTF-8 validity of text messages (1007).
+// (1009, from the frame header: a frame that would take its message past
+// MaxMessage is refused before any of its payload is read) and UTF-8 validity of
+// text messages (1007).
 //
 // Memory follows the bytes received, never what a header declares: a data frame
 // whose payload is not all in the caller's buffer yet is absorbed piece by piece
@@ -53,7 +55,8 @@ const minGrow = 512
 // the caller must keep between reads is at most one incomplete frame header or
 // control frame (MaxHeaderLen + MaxControlPayload bytes).
 type Assembler struct {
-	// MaxMessage is the largest data message accepted; 0 means no limit.
+	// MaxMessage is the largest data message accepted (a compressed one may take
+	// MessageLimit bytes on the wire); 0 means no limit.
 	MaxMessage int64
 	// Deflate allows RSV1 on the first frame of a data message (permessage-deflate was
 	// negotiated); anywhere else, or without Deflate, RSV1 is a protocol error.
@@ -122,12 +125,15 @@ func (a *Assembler) Next(b []byte) (n int, m Message, ok bool, err error) {
 	case h.Op != OpContinuation && a.op != 0:
 		return 0, m, false, &CloseError{Code: 1002, Reason: "new message before the last one ended"}
 	}
-	total := h.Length + int64(len(a.frag))
-	if a.MaxMessage > 0 && total > a.MaxMessage {
-		return 0, m, false, &CloseError{Code: 1009, Reason: "message too big"}
-	}
 	if h.Op != OpContinuation {
 		a.op, a.compressed = h.Op, h.RSV != 0
+	}
+	total := h.Length + int64(len(a.frag))
+	if limit := MessageLimit(a.MaxMessage, a.compressed); a.MaxMessage > 0 && total > limit {
+		// Refused from the header: not a byte of the payload is read or held.
+		a.op, a.compressed = 0, false
+		a.drop()
+		return 0, m, false, &CloseError{Code: 1009, Reason: "message too big"}
 	}
 	if int64(len(b)-hn) < h.Length {
 		// Part of the payload is here: keep it and wait for the rest.
@@ -150,6 +156,18 @@ func (a *Assembler) Next(b []byte) (n int, m Message, ok bool, err error) {
 		p = a.frag
 	}
 	return a.complete(n, p)
+}
+
+// MessageLimit is the most bytes a message of at most max bytes may take on the wire:
+// max itself, or for a permessage-deflate message (compressed), max plus DEFLATE's worst
+// case growth (stored blocks: 5 bytes a 64 KiB block) and a little room, since data that
+// does not compress comes out slightly larger. What it inflates to is the caller's to check
+// against max.
+func MessageLimit(max int64, compressed bool) int64 {
+	if !compressed {
+		return max
+	}
+	return max + max/1024 + 64
 }
 
 // absorb takes the part of the current frame's payload that is in b; hn header bytes
