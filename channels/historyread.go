@@ -160,30 +160,74 @@ func (h *Hub) ReadHistory(ctx context.Context, appID, channel string, r HistoryR
 // readHistory validates r, resolves its cursor and reads one page. attach is the
 // subscription's attach serial for until_attach (nil when none was recorded).
 func (a *appState) readHistory(ctx context.Context, channel string, r HistoryRequest, attach *uint64) (*HistoryResult, *HistoryError) {
+	r, bounds, herr := a.checkHistory(channel, r, attach)
+	if herr != nil {
+		return nil, herr
+	}
+	st, err := a.hub.history.State(ctx, a.cfg.ID, channel)
+	if err != nil {
+		return nil, histErr(503, "persistence_unavailable", "History store unavailable: "+err.Error())
+	}
+	return a.readHistoryAt(ctx, channel, r, bounds, attach, st)
+}
+
+// historyFrame is the sockudo:channel_history frame of one page, from the hub's page cache
+// when the same request on the same stream state was answered before (pageKey).
+func (a *appState) historyFrame(ctx context.Context, channel string, r HistoryRequest, attach *uint64) ([]byte, *HistoryError) {
+	r, bounds, herr := a.checkHistory(channel, r, attach)
+	if herr != nil {
+		return nil, herr
+	}
+	st, err := a.hub.history.State(ctx, a.cfg.ID, channel)
+	if err != nil {
+		return nil, histErr(503, "persistence_unavailable", "History store unavailable: "+err.Error())
+	}
+	key := pageKey{app: a.cfg.ID, secret: a.cfg.Secret, channel: channel, req: r, st: st}
+	if r.UntilAttach {
+		key.attach = *attach
+	}
+	key.degradedSerial, key.degraded = a.degradedAt(channel)
+	if frame, ok := a.hub.pages.get(key); ok {
+		return frame, nil
+	}
+	res, herr := a.readHistoryAt(ctx, channel, r, bounds, attach, st)
+	if herr != nil {
+		return nil, herr
+	}
+	frame, err := appendHistoryFrame(make([]byte, 0, historyItemsSize(res)+len(channel)+64), channel, res)
+	if err != nil {
+		return nil, histErr(500, "internal_error", "encoding failed")
+	}
+	a.hub.pages.put(key, frame)
+	return frame, nil
+}
+
+// checkHistory validates r and returns it normalized (the page limit) with its bounds.
+func (a *appState) checkHistory(channel string, r HistoryRequest, attach *uint64) (HistoryRequest, HistoryBounds, *HistoryError) {
 	if err := protocol.ValidateChannelName(channel, a.cfg.MaxChannelNameLength); err != nil {
-		return nil, histErr(400, "invalid_input", err.Message)
+		return r, HistoryBounds{}, histErr(400, "invalid_input", err.Message)
 	}
 	if a.hub.history == nil || !a.cfg.HistoryFor(channel) {
-		return nil, histErr(422, "feature_disabled", "History is not enabled for channel "+protocol.Truncate(channel, 200))
+		return r, HistoryBounds{}, histErr(422, "feature_disabled", "History is not enabled for channel "+protocol.Truncate(channel, 200))
 	}
 	switch {
 	case r.Limit < 0:
-		return nil, histErr(400, "invalid_input", "limit must be positive")
+		return r, HistoryBounds{}, histErr(400, "invalid_input", "limit must be positive")
 	case r.Limit == 0:
 		r.Limit = MaxHistoryPage
 	case r.Limit > MaxHistoryPage:
 		r.Limit = MaxHistoryPage
 	}
 	if r.StartSerial != 0 && r.EndSerial != 0 && r.StartSerial > r.EndSerial {
-		return nil, histErr(400, "invalid_input", "start_serial is greater than end_serial")
+		return r, HistoryBounds{}, histErr(400, "invalid_input", "start_serial is greater than end_serial")
 	}
 	if r.StartMs != 0 && r.EndMs != 0 && r.StartMs > r.EndMs {
-		return nil, histErr(400, "invalid_input", "start_time_ms is greater than end_time_ms")
+		return r, HistoryBounds{}, histErr(400, "invalid_input", "start_time_ms is greater than end_time_ms")
 	}
 	bounds := boundsOf(r)
 	if r.UntilAttach {
 		if attach == nil {
-			return nil, histErr(400, "invalid_input", "until_attach needs a subscription with an attach serial")
+			return r, HistoryBounds{}, histErr(400, "invalid_input", "until_attach needs a subscription with an attach serial")
 		}
 		t := true
 		bounds.UntilAttach, bounds.AttachSerial = &t, attach
@@ -191,10 +235,11 @@ func (a *appState) readHistory(ctx context.Context, channel string, r HistoryReq
 			r.EndSerial = *attach
 		}
 	}
-	st, err := a.hub.history.State(ctx, a.cfg.ID, channel)
-	if err != nil {
-		return nil, histErr(503, "persistence_unavailable", "History store unavailable: "+err.Error())
-	}
+	return r, bounds, nil
+}
+
+// readHistoryAt reads one page of r (checked by checkHistory) against the stream state st.
+func (a *appState) readHistoryAt(ctx context.Context, channel string, r HistoryRequest, bounds HistoryBounds, attach *uint64, st protocol.StreamState) (*HistoryResult, *HistoryError) {
 	q := protocol.HistoryQuery{Direction: r.Direction, Limit: r.Limit, StartSerial: r.StartSerial, EndSerial: r.EndSerial, StartMs: r.StartMs, EndMs: r.EndMs,
 		MessagesOnly: true}
 	if r.UntilAttach && *attach == 0 {

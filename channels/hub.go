@@ -72,6 +72,11 @@ type Options struct {
 	// PresenceRecorder, when set, is told every membership change of the presence channels
 	// (presence_hooks.go; presencehistory.Service records them). Default none.
 	PresenceRecorder PresenceRecorder
+	// HistoryPageCacheBytes bounds the cache of sockudo:channel_history frames
+	// (historycache.go): a request asked again before its channel's stream moved is answered
+	// with the frame already encoded, without reading the store. Default
+	// DefaultHistoryPageCacheBytes; negative: no cache.
+	HistoryPageCacheBytes int
 }
 
 // Hub holds the state of every app served by this node.
@@ -98,6 +103,7 @@ type Hub struct {
 	ann atomic.Pointer[annotationRef] // set by AttachAnnotations (annotation_hooks.go)
 
 	presenceRec PresenceRecorder
+	pages       *pageCache // nil: no cache
 }
 
 // New builds a hub serving apps (defaults already applied).
@@ -123,6 +129,12 @@ func New(apps []config.App, opts Options) *Hub {
 	}
 	if h.replayLimit <= 0 {
 		h.replayLimit = DefaultReplayQueueLimit
+	}
+	switch {
+	case opts.HistoryPageCacheBytes == 0:
+		h.pages = newPageCache(DefaultHistoryPageCacheBytes)
+	case opts.HistoryPageCacheBytes > 0:
+		h.pages = newPageCache(int64(opts.HistoryPageCacheBytes))
 	}
 	if h.resumeWindow <= 0 {
 		h.resumeWindow = DefaultResumeWindow

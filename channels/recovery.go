@@ -257,13 +257,9 @@ func (c *Conn) ChannelHistory(data json.RawMessage, frameChannel string) *protoc
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	defer cancel()
-	res, herr := c.app.readHistory(ctx, name, req, attach)
+	frame, herr := c.app.historyFrame(ctx, name, req, attach)
 	if herr != nil {
 		return &protocol.Error{Code: herr.Code, Message: "channel_history: " + herr.Message}
-	}
-	frame, err := appendHistoryFrame(make([]byte, 0, historyItemsSize(res)+len(name)+64), name, res)
-	if err != nil {
-		return &protocol.Error{Code: protocol.CodeGeneric, Message: "channel_history: encoding failed"}
 	}
 	c.sub.Send(frame)
 	return nil
