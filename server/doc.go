@@ -28,6 +28,14 @@
 // tool still can); answers always go out in the connection's format. A V1 URL ignores
 // format=, as Sockudo does.
 //
+// Input is refused as early as it can be. A frame taking its message over
+// Options.MaxMessageBytes closes the connection with 1009 at its header, before a byte of its
+// payload is read or held (the epoll transport's assembler, the std transport's frameGuard);
+// only a protocol 2 connection's sockudo:resume, which the Sockudo clients send as one frame
+// naming every channel, may be larger (Options.MaxResumeMessageBytes). A connection that keeps
+// sending requests after they were refused (4301 rates, 4100 caps) is closed with 4301 past
+// Options.MaxRefusedRequests: each refusal still costs a parse and an answer.
+//
 // A connection that cannot keep up with its queue is closed with 4100; one whose socket is
 // full gets a writer goroutine of its own until it drains, so nothing a client does can
 // block a publisher, a flusher or another client.

@@ -148,7 +148,7 @@ func FuzzAssembler(f *testing.F) {
 			if n > len(b) {
 				t.Fatalf("consumed %d of %d", n, len(b))
 			}
-			if ok && !m.Op.IsControl() && int64(len(m.Payload)) > a.MaxMessage {
+			if ok && !m.Op.IsControl() && int64(len(m.Payload)) > MessageLimit(a.MaxMessage, m.Compressed) {
 				t.Fatalf("message of %d bytes over limit", len(m.Payload))
 			}
 			if ok && m.Compressed && (!a.Deflate || m.Op.IsControl()) {
