@@ -11,7 +11,8 @@ import (
 
 // TestBadInput sends malformed and refused frames on one connection (with a 1 KB inbound
 // message limit). Each gets an error frame, the same connection keeps working, and a
-// neighbour connection keeps receiving publishes.
+// neighbour connection keeps receiving publishes; a message over the limit closes its
+// connection with 1009.
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	s := testkit.Start(t, testkit.Options{Port: -1, Args: []string{"--max-message-kb=1"}})
@@ -43,7 +44,6 @@ func TestBadInput(t *testing.T) {
 		{"UnsubscribeNoData", websocket.MessageText, `{"event":"pusher:unsubscribe"}`, 4000, ""},
 		{"ClientEventNoChannel", websocket.MessageText, `{"event":"client-x","data":{}}`, 4301, ""},
 		{"Binary", websocket.MessageBinary, `{"event":"pusher:ping","data":{}}`, 4000, ""},
-		{"TooLarge", websocket.MessageText, `{"event":"pusher:ping","data":{"pad":"` + strings.Repeat("x", 2048) + `"}}`, 4000, ""},
 	}
 
 	neighbour := connect(t, s)
@@ -72,5 +72,15 @@ func TestBadInput(t *testing.T) {
 		pad := strings.Repeat("x", 1024-len(`{"event":"pusher:ping","data":{"pad":""}}`))
 		c.send(t, `{"event":"pusher:ping","data":{"pad":"`+pad+`"}}`)
 		c.expect(t, `{"event":"pusher:pong"}`)
+	})
+
+	// A message over the limit closes its own connection with 1009 (RFC 6455 §7.4.1) at
+	// the frame header; the neighbour is unaffected.
+	t.Run("TooLargeCloses1009", func(t *testing.T) {
+		big := connect(t, s)
+		big.write(t, websocket.MessageText, []byte(`{"event":"pusher:ping","data":{"pad":"`+strings.Repeat("x", 2048)+`"}}`))
+		big.expectClose(t, websocket.StatusMessageTooBig)
+		publish(t, s, map[string]any{"name": "still-here", "channel": "neighbour", "data": "after-1009"})
+		neighbour.expect(t, eventFrame("still-here", "neighbour", "after-1009"))
 	})
 }
