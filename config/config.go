@@ -154,6 +154,14 @@ type Config struct {
 	// state, so a lower target costs little CPU and keeps the memory per connection down.
 	// -1 keeps Go's own default (100).
 	GCPercent int `yaml:"gc_percent"`
+	// MinProcs is the fewest Ps (GOMAXPROCS) the Go scheduler runs with, unless the GOMAXPROCS
+	// environment variable is set. Default 2: with one P (a server pinned to one core) the
+	// garbage collector's mark worker takes that P in stretches of 10–60 ms while a big heap
+	// is marked, and every channel's delivery waits behind it; with two it runs on its own
+	// thread and the kernel interleaves it with the serving one at its own fine grain. The
+	// server's paces and pools are still sized by the CPUs Go found (runtime.GOMAXPROCS
+	// before the floor). 1 keeps Go's choice.
+	MinProcs int `yaml:"min_procs"`
 
 	// History is the message store of channels that keep history: "memory" (default:
 	// bounded per channel, gone on restart) or "postgres" (durable, shared by several nodes;
@@ -479,6 +487,7 @@ const (
 	DefaultHistoryMaxAge                = 24 * time.Hour
 	DefaultDeltaFullInterval            = 100
 	DefaultGCPercent                    = 50
+	DefaultMinProcs                     = 2
 	DefaultIdempotencyTTL               = 120 * time.Second
 	DefaultClusterNodeTimeout           = 15 * time.Second
 	DefaultClusterHeartbeat             = 3 * time.Second
@@ -536,6 +545,7 @@ func (c *Config) ApplyDefaults() {
 	setInt(&c.WSCompressionThreshold, 512)
 	setStr(&c.WSTransport, "auto")
 	setInt(&c.GCPercent, DefaultGCPercent)
+	setInt(&c.MinProcs, DefaultMinProcs)
 	setDur(&c.HistoryMaxAge, DefaultHistoryMaxAge)
 	setStr(&c.PushStore, "memory")
 	if len(c.Apps) == 0 {
@@ -610,6 +620,9 @@ func (c *Config) problems() []string {
 	}
 	if c.GCPercent != -1 && (c.GCPercent < 10 || c.GCPercent > 1000) {
 		bad("gc_percent", "must be between 10 and 1000, or -1 for Go's default, got %d", c.GCPercent)
+	}
+	if c.MinProcs < 1 || c.MinProcs > 1024 {
+		bad("min_procs", "must be between 1 and 1024, got %d", c.MinProcs)
 	}
 	switch c.History {
 	case "memory":

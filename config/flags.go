@@ -56,6 +56,7 @@ var usages = map[string]string{
 	"ws_compression_threshold":          "smallest WebSocket message compressed, in bytes (default 512)",
 	"ws_transport":                      "WebSocket implementation: auto (epoll where it can), std (coder/websocket) or epoll (default auto)",
 	"gc_percent":                        "Go GC target (GOGC) unless GOGC is set; -1 = Go's default 100 (default 50)",
+	"min_procs":                         "fewest Go Ps (GOMAXPROCS) unless GOMAXPROCS is set: 2 gives the GC's mark worker its own thread on a one-core server; 1 = Go's choice (default 2)",
 	"history":                           "message store of channels with history: memory or postgres (default memory)",
 	"database_url":                      "Postgres URL of the postgres history store (default empty)",
 	"history_max_messages":              "messages kept per channel, 0 = the store's default: 1000 memory, 10000 postgres (default 0)",

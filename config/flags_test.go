@@ -30,7 +30,7 @@ func TestFlagNames(t *testing.T) {
 		"activity-timeout", "cluster", "cluster-heartbeat", "cluster-node-timeout", "cluster-prefix", "config", "console", "console-listener", "console-path", "database-url", "drain-delay", "gc-percent", "history", "history-max-age",
 		"history-max-messages", "history-request-burst", "history-requests-per-second", "host", "http-idle-timeout", "http-read-header-timeout", "http-read-timeout", "log-format", "log-level",
 		"max-connections", "max-connections-per-ip-per-minute", "max-inbound-buffer-mb", "max-message-kb",
-		"max-refused-requests", "max-request-body-kb", "max-resume-message-kb", "max-subscriptions-per-connection", "metrics-enabled", "metrics-host", "metrics-port", "nats-url", "pong-timeout",
+		"max-refused-requests", "max-request-body-kb", "max-resume-message-kb", "max-subscriptions-per-connection", "metrics-enabled", "metrics-host", "metrics-port", "min-procs", "nats-url", "pong-timeout",
 		"port", "push-store", "redis-url", "replay-queue-limit", "resume-requests-per-minute", "resume-window", "server-history-reads-per-second", "server-resume-channels-per-second", "shutdown-timeout", "tls-cert-file", "tls-key-file", "token-refresh-grace", "trust-forwarded-for",
 		"webhook-batch-interval", "webhook-batch-size", "webhook-queue-size", "webhook-retry-for",
 		"webhook-timeout", "webhook-vacate-delay", "write-queue-kb", "write-queue-messages",

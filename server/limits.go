@@ -69,7 +69,7 @@ func (c *conn) allowResume() bool {
 }
 
 // DefaultServerHistoryReadsPerCPU is the server-wide history-read rate per CPU
-// (Options.ServerHistoryReadsPerSecond's default is this times GOMAXPROCS). A full page (100
+// (Options.ServerHistoryReadsPerSecond's default is this times Options.CPUs). A full page (100
 // messages) costs about a millisecond of CPU to read and encode, so history requests take at
 // most about a tenth of the CPUs.
 const DefaultServerHistoryReadsPerCPU = 100

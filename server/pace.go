@@ -6,7 +6,7 @@ import (
 )
 
 // DefaultServerResumeChannelsPerCPU is the server-wide pace of resume work per CPU
-// (Options.ServerResumeChannelsPerSecond's default is this times GOMAXPROCS). Resuming one
+// (Options.ServerResumeChannelsPerSecond's default is this times Options.CPUs). Resuming one
 // channel (its turn, state read, a short replay and the answer frames) costs some tens of
 // microseconds of CPU, so resumes take at most about a twentieth of the CPUs however many
 // connections ask: 100 connections resuming 1,000 channels each wait in line (a 1,000-channel

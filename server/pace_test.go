@@ -58,3 +58,18 @@ func TestResumePacerUnpaced(t *testing.T) {
 		}
 	}
 }
+
+// TestOptionsSizedByCPUs: the paces and history slots follow Options.CPUs, not GOMAXPROCS,
+// which cmd/pushwire raises above the CPUs for the garbage collector (min_procs).
+func TestOptionsSizedByCPUs(t *testing.T) {
+	for _, cpus := range []int{1, 2, 4} {
+		o := Options{CPUs: cpus}
+		o.applyDefaults()
+		if got, want := o.ServerResumeChannelsPerSecond, DefaultServerResumeChannelsPerCPU*cpus; got != want {
+			t.Errorf("CPUs %d: resume pace %d, want %d", cpus, got, want)
+		}
+		if got, want := o.ServerHistoryReadsPerSecond, DefaultServerHistoryReadsPerCPU*cpus; got != want {
+			t.Errorf("CPUs %d: history reads %d, want %d", cpus, got, want)
+		}
+	}
+}

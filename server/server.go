@@ -90,7 +90,7 @@ type Options struct {
 	// ServerHistoryReadsPerSecond bounds the history reads of all connections together (a
 	// token bucket with a burst of one second's worth): past it a request gets 4301 "Server
 	// busy", so many sockets each within their own rate cannot take the CPUs from the
-	// fan-out. Default DefaultServerHistoryReadsPerCPU × GOMAXPROCS; negative is unlimited.
+	// fan-out. Default DefaultServerHistoryReadsPerCPU × CPUs; negative is unlimited.
 	ServerHistoryReadsPerSecond int
 	// ResumeRequestsPerMinute bounds each connection's sockudo:resume requests (a burst of
 	// as many); one over it gets error 4301. Default DefaultResumeRequestsPerMinute;
@@ -100,8 +100,13 @@ type Options struct {
 	// together (pace.go): past a short burst, a resume waits before each further channel
 	// until the rate allows it, so a storm of resumes queues on its own connections instead
 	// of taking the CPU from other channels' fan-out. Default
-	// DefaultServerResumeChannelsPerCPU × GOMAXPROCS; negative is unpaced.
+	// DefaultServerResumeChannelsPerCPU × CPUs; negative is unpaced.
 	ServerResumeChannelsPerSecond int
+	// CPUs is what the defaults above and the server's pools are sized by (…PerCPU × CPUs).
+	// Default runtime.GOMAXPROCS; cmd/pushwire passes the value Go chose before it raises
+	// GOMAXPROCS to its floor (config min_procs), so a second P for the garbage collector
+	// does not double the paces.
+	CPUs int
 	// AfterFunc schedules f after d: the waits of the resume pacer. Default time.AfterFunc;
 	// tests pass a clock they move by hand (with Now from the same clock).
 	AfterFunc func(d time.Duration, f func()) channels.Timer
@@ -177,11 +182,14 @@ func (o *Options) applyDefaults() {
 	if o.HistoryRequestBurst <= 0 {
 		o.HistoryRequestBurst = DefaultHistoryRequestBurst
 	}
+	if o.CPUs <= 0 {
+		o.CPUs = runtime.GOMAXPROCS(0)
+	}
 	if o.ServerHistoryReadsPerSecond == 0 {
-		o.ServerHistoryReadsPerSecond = DefaultServerHistoryReadsPerCPU * runtime.GOMAXPROCS(0)
+		o.ServerHistoryReadsPerSecond = DefaultServerHistoryReadsPerCPU * o.CPUs
 	}
 	if o.ServerResumeChannelsPerSecond == 0 {
-		o.ServerResumeChannelsPerSecond = DefaultServerResumeChannelsPerCPU * runtime.GOMAXPROCS(0)
+		o.ServerResumeChannelsPerSecond = DefaultServerResumeChannelsPerCPU * o.CPUs
 	}
 	if o.AfterFunc == nil {
 		o.AfterFunc = func(d time.Duration, f func()) channels.Timer { return time.AfterFunc(d, f) }
@@ -237,7 +245,7 @@ func New(hub *channels.Hub, opts Options) *Server {
 		secs = 1
 	}
 	s := &Server{hub: hub, opts: opts, log: opts.Logger, metrics: opts.Metrics, conns: map[*conn]struct{}{}, activity: secs,
-		historySlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)), failed: make(chan error, 1)}
+		historySlots: make(chan struct{}, max(1, opts.CPUs/2)), failed: make(chan error, 1)}
 	if opts.MaxConnectionsPerIPPerMinute > 0 {
 		s.limiter = newIPLimiter(opts.MaxConnectionsPerIPPerMinute, opts.Now)
 	}
@@ -245,7 +253,7 @@ func New(hub *channels.Hub, opts Options) *Server {
 		p, err := newNetpollerWith(opts.pollSys, pollHooks{spawn: s.goroutines.Go, waitErr: s.pollWaitFailed, fatal: s.pollGaveUp})
 		switch {
 		case err == nil:
-			s.poll, s.flush = p, newFlusher(runtime.GOMAXPROCS(0), s.goroutines.Go)
+			s.poll, s.flush = p, newFlusher(opts.CPUs, s.goroutines.Go)
 		case opts.Transport == TransportEpoll:
 			s.log.Warn("ws_transport epoll is not available here: using std", zap.Error(err))
 		}

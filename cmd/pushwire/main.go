@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -70,7 +71,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	defer func() { _ = log.Sync() }()
 	setGCPercent(cfg.GCPercent, log)
-	if err := serve(ctx, cfg, log); err != nil {
+	cpus := setMinProcs(cfg.MinProcs, os.LookupEnv, runtime.GOMAXPROCS, log)
+	if err := serve(ctx, cfg, cpus, log); err != nil {
 		log.Error("pushwire stopped", zap.Error(err))
 		return 1
 	}
@@ -87,8 +89,26 @@ func setGCPercent(pct int, log *zap.Logger) {
 	log.Debug("gc target", zap.Int("gc_percent", pct))
 }
 
+// setMinProcs raises GOMAXPROCS (through procs, runtime.GOMAXPROCS) to min unless the
+// GOMAXPROCS environment variable is set (which wins), and returns the CPUs Go chose: what the
+// server sizes its paces and pools by. With one P the garbage collector's mark worker shares
+// it with everything else and, to reach its quarter of the CPU, holds it for 10–60 ms at a
+// time while a large heap (100,000 subscriptions) is marked: every delivery waits that long.
+// With a second P it has a dedicated worker on its own thread, and the kernel interleaves
+// that thread with the serving one in slices of a millisecond or so (bench/RESULTS.md,
+// branch storm17).
+func setMinProcs(min int, lookup func(string) (string, bool), procs func(int) int, log *zap.Logger) int {
+	cpus := procs(0)
+	if _, set := lookup("GOMAXPROCS"); set || cpus >= min {
+		return cpus
+	}
+	procs(min)
+	log.Debug("gomaxprocs raised", zap.Int("cpus", cpus), zap.Int("gomaxprocs", min))
+	return cpus
+}
+
 // serve wires the hub, the WebSocket gateway and the REST API on one listener.
-func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+func serve(ctx context.Context, cfg *config.Config, cpus int, log *zap.Logger) error {
 	m := metrics.New()
 	var tap channels.Tap // stays a nil interface without the console
 	var con *console.Console
@@ -161,6 +181,7 @@ func serve(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		ResumeRequestsPerMinute: cfg.ResumeRequestsPerMinute, MaxSubscriptionsPerConnection: cfg.MaxSubscriptionsPerConnection,
 		MaxResumeMessageBytes: cfg.MaxResumeMessageKB << 10, MaxRefusedRequests: cfg.MaxRefusedRequests,
 		ServerHistoryReadsPerSecond: cfg.ServerHistoryReadsPerSecond, ServerResumeChannelsPerSecond: cfg.ServerResumeChannelsPerSecond,
+		CPUs: cpus,
 	})
 	appIDs := make([]string, len(cfg.Apps))
 	for i, a := range cfg.Apps {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
 )
 
 func TestRunExitCodes(t *testing.T) {
@@ -38,6 +40,40 @@ func TestRunExitCodes(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), tc.want) {
 				t.Fatalf("output lacks %q:\n%s", tc.want, out.String())
+			}
+		})
+	}
+}
+
+func TestSetMinProcs(t *testing.T) {
+	cases := []struct {
+		name       string
+		min, found int
+		env        bool
+		wantProcs  int // GOMAXPROCS afterwards
+	}{
+		{"one CPU gets a second P for the collector", 2, 1, false, 2},
+		{"enough CPUs: untouched", 2, 4, false, 4},
+		{"min_procs 1 keeps Go's choice", 1, 1, false, 1},
+		{"GOMAXPROCS in the environment wins", 2, 1, true, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			procs := tc.found
+			setProcs := func(n int) int {
+				prev := procs
+				if n > 0 {
+					procs = n
+				}
+				return prev
+			}
+			lookup := func(k string) (string, bool) { return "1", tc.env && k == "GOMAXPROCS" }
+			cpus := setMinProcs(tc.min, lookup, setProcs, zap.NewNop())
+			if cpus != tc.found {
+				t.Errorf("CPUs for sizing = %d, want %d (what Go chose)", cpus, tc.found)
+			}
+			if procs != tc.wantProcs {
+				t.Errorf("GOMAXPROCS = %d, want %d", procs, tc.wantProcs)
 			}
 		})
 	}
