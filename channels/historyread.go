@@ -160,27 +160,32 @@ func (h *Hub) ReadHistory(ctx context.Context, appID, channel string, r HistoryR
 // readHistory validates r, resolves its cursor and reads one page. attach is the
 // subscription's attach serial for until_attach (nil when none was recorded).
 func (a *appState) readHistory(ctx context.Context, channel string, r HistoryRequest, attach *uint64) (*HistoryResult, *HistoryError) {
-	r, bounds, herr := a.checkHistory(channel, r, attach)
+	r, bounds, st, herr := a.historyState(ctx, channel, r, attach)
 	if herr != nil {
 		return nil, herr
 	}
+	return a.readHistoryAt(ctx, channel, r, bounds, attach, st)
+}
+
+// historyState checks r (checkHistory) and reads the stream state its page is read against.
+func (a *appState) historyState(ctx context.Context, channel string, r HistoryRequest, attach *uint64) (HistoryRequest, HistoryBounds, protocol.StreamState, *HistoryError) {
+	r, bounds, herr := a.checkHistory(channel, r, attach)
+	if herr != nil {
+		return r, bounds, protocol.StreamState{}, herr
+	}
 	st, err := a.hub.history.State(ctx, a.cfg.ID, channel)
 	if err != nil {
-		return nil, histErr(503, "persistence_unavailable", "History store unavailable: "+err.Error())
+		return r, bounds, st, histErr(503, "persistence_unavailable", "History store unavailable: "+err.Error())
 	}
-	return a.readHistoryAt(ctx, channel, r, bounds, attach, st)
+	return r, bounds, st, nil
 }
 
 // historyFrame is the sockudo:channel_history frame of one page, from the hub's page cache
 // when the same request on the same stream state was answered before (pageKey).
 func (a *appState) historyFrame(ctx context.Context, channel string, r HistoryRequest, attach *uint64) ([]byte, *HistoryError) {
-	r, bounds, herr := a.checkHistory(channel, r, attach)
+	r, bounds, st, herr := a.historyState(ctx, channel, r, attach)
 	if herr != nil {
 		return nil, herr
-	}
-	st, err := a.hub.history.State(ctx, a.cfg.ID, channel)
-	if err != nil {
-		return nil, histErr(503, "persistence_unavailable", "History store unavailable: "+err.Error())
 	}
 	key := pageKey{app: a.cfg.ID, secret: a.cfg.Secret, channel: channel, req: r, st: st}
 	if r.UntilAttach {
